@@ -1,0 +1,1 @@
+//! Benches for the mcp-auth crates; see benches/.

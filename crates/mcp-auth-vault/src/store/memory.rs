@@ -1,0 +1,77 @@
+use std::collections::HashMap;
+use std::sync::{PoisonError, RwLock};
+
+use mcp_auth_core::UserId;
+
+use super::{Update, UpdateFn, VaultStore};
+use crate::error::VaultError;
+
+/// Keeps encrypted user files in process memory only; everything is gone when
+/// the process exits. Records stay encrypted in memory, so a heap dump without
+/// the master key reveals no credential.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    files: RwLock<HashMap<UserId, Vec<u8>>>,
+    manifest: RwLock<Option<Vec<u8>>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl VaultStore for MemoryStore {
+    fn load(&self, user: &UserId) -> Result<Option<Vec<u8>>, VaultError> {
+        // Values are replaced whole, so a poisoned lock still guards a consistent map.
+        let files = self.files.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(files.get(user).cloned())
+    }
+
+    fn update(&self, user: &UserId, f: &mut UpdateFn<'_>) -> Result<(), VaultError> {
+        let mut files = self.files.write().unwrap_or_else(PoisonError::into_inner);
+        match f(files.get(user).map(Vec::as_slice))? {
+            Update::Keep => {}
+            Update::Write(bytes) => {
+                files.insert(user.clone(), bytes);
+            }
+            Update::Delete => {
+                files.remove(user);
+            }
+        }
+        Ok(())
+    }
+
+    fn users(&self) -> Result<Vec<UserId>, VaultError> {
+        let files = self.files.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(files.keys().cloned().collect())
+    }
+
+    fn load_manifest(&self) -> Result<Option<Vec<u8>>, VaultError> {
+        Ok(self
+            .manifest
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone())
+    }
+
+    fn store_manifest(&self, bytes: &[u8]) -> Result<(), VaultError> {
+        *self
+            .manifest
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(bytes.to_vec());
+        Ok(())
+    }
+
+    fn wipe(&self) -> Result<usize, VaultError> {
+        let mut files = self.files.write().unwrap_or_else(PoisonError::into_inner);
+        let n = files.len();
+        files.clear();
+        Ok(n)
+    }
+
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+}
