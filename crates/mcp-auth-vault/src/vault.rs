@@ -184,25 +184,32 @@ fn unlock(
     passphrase_kdf: PassphraseKdf,
 ) -> Result<Keyring, VaultError> {
     let first = keys.first().ok_or(VaultError::NoKey)?;
-    let Some(manifest) = store.load_manifest()? else {
-        if !store.users()?.is_empty() {
-            return Err(VaultError::corrupt(
-                "the key manifest",
-                "missing, but the directory holds user files (a plaintext development vault, or the manifest was deleted)",
-            ));
+    let manifest = match store.load_manifest()? {
+        Some(bytes) => bytes,
+        None => {
+            if !store.users()?.is_empty() {
+                return Err(VaultError::corrupt(
+                    "the key manifest",
+                    "missing, but the directory holds user files (a plaintext development vault, or the manifest was deleted)",
+                ));
+            }
+            let params = if first.is_passphrase() {
+                passphrase_kdf.with_fresh_salt()?
+            } else {
+                KdfParams::Raw
+            };
+            let ring = Keyring {
+                current: Arc::new(first.derive(&params)?),
+                previous: Vec::new(),
+            };
+            let ours = ring.manifest().encode();
+            let in_effect = store.init_manifest(&ours)?;
+            if in_effect == ours {
+                return Ok(ring);
+            }
+            // Another process created the vault first: unlock against its manifest.
+            in_effect
         }
-        let params = if first.is_passphrase() {
-            passphrase_kdf.with_fresh_salt()?
-        } else {
-            KdfParams::Raw
-        };
-        let key = Arc::new(first.derive(&params)?);
-        let ring = Keyring {
-            current: key,
-            previous: Vec::new(),
-        };
-        store.store_manifest(&ring.manifest().encode())?;
-        return Ok(ring);
     };
     let manifest = Manifest::decode(&manifest)?;
     let mut found: Vec<Arc<MasterKey>> = Vec::new();

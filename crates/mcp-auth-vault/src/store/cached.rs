@@ -80,6 +80,10 @@ impl VaultStore for CachedFileStore {
         self.file.store_manifest(bytes)
     }
 
+    fn init_manifest(&self, bytes: &[u8]) -> Result<Vec<u8>, VaultError> {
+        self.file.init_manifest(bytes)
+    }
+
     fn wipe(&self) -> Result<usize, VaultError> {
         let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
         let n = self.file.wipe()?;

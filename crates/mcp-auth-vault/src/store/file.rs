@@ -219,6 +219,16 @@ impl VaultStore for FileStore {
         self.write_atomic(&self.dir.join(MANIFEST_FILE), bytes)
     }
 
+    fn init_manifest(&self, bytes: &[u8]) -> Result<Vec<u8>, VaultError> {
+        let path = self.dir.join(MANIFEST_FILE);
+        let _lock = self.lock()?;
+        if let Some(existing) = Self::read_file(&path)? {
+            return Ok(existing);
+        }
+        self.write_atomic(&path, bytes)?;
+        Ok(bytes.to_vec())
+    }
+
     fn wipe(&self) -> Result<usize, VaultError> {
         let _lock = self.lock()?;
         let mut n = 0;

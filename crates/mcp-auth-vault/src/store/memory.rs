@@ -64,6 +64,14 @@ impl VaultStore for MemoryStore {
         Ok(())
     }
 
+    fn init_manifest(&self, bytes: &[u8]) -> Result<Vec<u8>, VaultError> {
+        let mut manifest = self
+            .manifest
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        Ok(manifest.get_or_insert_with(|| bytes.to_vec()).clone())
+    }
+
     fn wipe(&self) -> Result<usize, VaultError> {
         let mut files = self.files.write().unwrap_or_else(PoisonError::into_inner);
         let n = files.len();

@@ -53,6 +53,11 @@ pub trait VaultStore: Send + Sync + Debug {
     /// Replaces the key manifest atomically.
     fn store_manifest(&self, bytes: &[u8]) -> Result<(), VaultError>;
 
+    /// Stores `bytes` as the manifest unless one exists, atomically with
+    /// respect to other processes creating the same vault. Returns the
+    /// manifest in effect afterwards (the existing one, or `bytes`).
+    fn init_manifest(&self, bytes: &[u8]) -> Result<Vec<u8>, VaultError>;
+
     /// Deletes every user file (the manifest stays). Returns how many.
     fn wipe(&self) -> Result<usize, VaultError>;
 
