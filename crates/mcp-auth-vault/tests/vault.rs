@@ -79,7 +79,7 @@ macro_rules! conformance {
                 assert_eq!(v.providers(&alice).expect("list"), ["google"]);
                 assert!(v.delete(&alice, "google").expect("delete last"));
                 assert!(v.providers(&alice).expect("list").is_empty());
-                assert_eq!(v.users().expect("users"), [bob.clone()]);
+                assert_eq!(v.users().expect("users"), std::slice::from_ref(&bob));
                 assert_eq!(
                     secret_bytes(&v, &bob, "google").as_deref(),
                     Some(&b"bg"[..])
