@@ -1,0 +1,312 @@
+//! Fetching discovery documents and key sets: a trait, so tests and custom
+//! transports can stand in, and a reqwest implementation.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::error::FetchError;
+
+/// Default request timeout.
+pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default response size cap.
+pub const DEFAULT_MAX_RESPONSE: usize = 256 * 1024;
+
+/// A fetched document.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The response body.
+    pub body: Vec<u8>,
+    /// `Cache-Control: max-age`, if the response had one (`no-cache` and
+    /// `no-store` count as zero).
+    pub max_age: Option<Duration>,
+}
+
+/// The future a [`Fetcher`] returns.
+pub type FetchFuture<'a> = Pin<Box<dyn Future<Output = Result<Fetched, FetchError>> + Send + 'a>>;
+
+/// Something that can GET a URL.
+pub trait Fetcher: Send + Sync + fmt::Debug {
+    /// Fetches `url`. Implementations must not follow redirects, must bound
+    /// the time and the response size, and must fail on any status but 200.
+    fn get<'a>(&'a self, url: &'a str) -> FetchFuture<'a>;
+}
+
+/// The default [`Fetcher`]: reqwest with rustls, no redirects, a timeout and
+/// a response size cap. Only `https` URLs are fetched, except on loopback.
+#[derive(Debug, Clone)]
+pub struct HttpFetcher {
+    client: reqwest::Client,
+    timeout: Duration,
+    max_response: usize,
+}
+
+impl HttpFetcher {
+    /// A fetcher with the default timeout (5 s) and size cap (256 KiB).
+    pub fn new() -> Result<Self, FetchError> {
+        Self::with_limits(DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_RESPONSE)
+    }
+
+    /// A fetcher with explicit limits.
+    pub fn with_limits(timeout: Duration, max_response: usize) -> Result<Self, FetchError> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .build()
+            .map_err(|e| FetchError::Transport {
+                url: String::new(),
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            client,
+            timeout,
+            max_response,
+        })
+    }
+
+    async fn fetch(&self, url: &str) -> Result<Fetched, FetchError> {
+        check_url(url)?;
+        let map_err = |e: reqwest::Error| {
+            if e.is_timeout() {
+                FetchError::Timeout {
+                    url: url.to_owned(),
+                    timeout: self.timeout,
+                }
+            } else {
+                FetchError::Transport {
+                    url: url.to_owned(),
+                    reason: e.to_string(),
+                }
+            }
+        };
+        let mut response = self
+            .client
+            .get(url)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(map_err)?;
+        if response.status() != reqwest::StatusCode::OK {
+            return Err(FetchError::Status {
+                url: url.to_owned(),
+                status: response.status().as_u16(),
+            });
+        }
+        let too_large = || FetchError::TooLarge {
+            url: url.to_owned(),
+            max: self.max_response,
+        };
+        if response
+            .content_length()
+            .is_some_and(|len| len > self.max_response as u64)
+        {
+            return Err(too_large());
+        }
+        let max_age = response
+            .headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_max_age);
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(map_err)? {
+            if body.len() + chunk.len() > self.max_response {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Fetched { body, max_age })
+    }
+}
+
+impl Fetcher for HttpFetcher {
+    fn get<'a>(&'a self, url: &'a str) -> FetchFuture<'a> {
+        Box::pin(self.fetch(url))
+    }
+}
+
+/// `max-age` from a `Cache-Control` value; `no-cache`/`no-store` mean zero.
+pub fn parse_max_age(value: &str) -> Option<Duration> {
+    let mut max_age = None;
+    for directive in value.split(',').map(str::trim) {
+        let lower = directive.to_ascii_lowercase();
+        if lower == "no-cache" || lower == "no-store" {
+            return Some(Duration::ZERO);
+        }
+        if let Some(secs) = lower.strip_prefix("max-age=") {
+            max_age = secs
+                .trim_matches('"')
+                .parse::<u64>()
+                .ok()
+                .map(Duration::from_secs);
+        }
+    }
+    max_age
+}
+
+/// Only `https`, or `http` to a loopback host (local development and tests).
+pub(crate) fn check_url(url: &str) -> Result<url::Url, FetchError> {
+    let parsed = url::Url::parse(url).map_err(|_| FetchError::InsecureUrl {
+        url: url.to_owned(),
+        reason: "not a valid URL",
+    })?;
+    match parsed.scheme() {
+        "https" => Ok(parsed),
+        "http" if is_loopback(&parsed) => Ok(parsed),
+        "http" => Err(FetchError::InsecureUrl {
+            url: url.to_owned(),
+            reason: "plain http is only allowed to loopback hosts",
+        }),
+        _ => Err(FetchError::InsecureUrl {
+            url: url.to_owned(),
+            reason: "only https URLs are fetched",
+        }),
+    }
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// The discovery URLs for `issuer`, in the order tried: OpenID Connect
+/// Discovery (`{issuer}/.well-known/openid-configuration`), then RFC 8414
+/// (`/.well-known/oauth-authorization-server` inserted before the path).
+pub fn discovery_urls(issuer: &str) -> Result<[String; 2], FetchError> {
+    let parsed = check_url(issuer)?;
+    let oidc = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    );
+    let path = parsed.path().trim_end_matches('/');
+    let mut origin = parsed.clone();
+    origin.set_path("");
+    origin.set_query(None);
+    origin.set_fragment(None);
+    let rfc8414 = format!(
+        "{}/.well-known/oauth-authorization-server{path}",
+        origin.as_str().trim_end_matches('/')
+    );
+    Ok([oidc, rfc8414])
+}
+
+/// Authorization-server metadata we use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerMetadata {
+    /// `issuer`, equal to the configured one.
+    pub issuer: String,
+    /// `jwks_uri`.
+    pub jwks_uri: String,
+    /// The full document.
+    pub document: serde_json::Map<String, Value>,
+}
+
+/// Discovers `issuer`'s metadata. The document's `issuer` must equal the
+/// configured one exactly (no trailing-slash or case normalisation), and
+/// `jwks_uri` must be https (or loopback http).
+pub async fn discover(fetcher: &dyn Fetcher, issuer: &str) -> Result<ServerMetadata, FetchError> {
+    let mut last_error = None;
+    for url in discovery_urls(issuer)? {
+        let fetched = match fetcher.get(&url).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::debug!(%url, error = %e, "discovery attempt failed");
+                last_error = Some(e);
+                continue;
+            }
+        };
+        let invalid = |reason: &str| FetchError::InvalidDocument {
+            url: url.clone(),
+            reason: reason.to_owned(),
+        };
+        let document: serde_json::Map<String, Value> =
+            serde_json::from_slice(&fetched.body).map_err(|_| invalid("not a JSON object"))?;
+        let found = document
+            .get("issuer")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("no issuer"))?;
+        if found != issuer {
+            return Err(FetchError::IssuerMismatch {
+                url,
+                expected: issuer.to_owned(),
+                found: found.to_owned(),
+            });
+        }
+        let jwks_uri = document
+            .get("jwks_uri")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("no jwks_uri"))?
+            .to_owned();
+        check_url(&jwks_uri)?;
+        return Ok(ServerMetadata {
+            issuer: issuer.to_owned(),
+            jwks_uri,
+            document,
+        });
+    }
+    Err(last_error.unwrap_or(FetchError::InvalidDocument {
+        url: issuer.to_owned(),
+        reason: "no discovery document".into(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_control_parsing() {
+        assert_eq!(
+            parse_max_age("public, max-age=3600"),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            parse_max_age("max-age=60, must-revalidate"),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(parse_max_age("no-store"), Some(Duration::ZERO));
+        assert_eq!(parse_max_age("public"), None);
+        assert_eq!(parse_max_age("max-age=abc"), None);
+    }
+
+    #[test]
+    fn discovery_urls_follow_oidc_and_rfc8414() {
+        let [oidc, rfc] = discovery_urls("https://login.example.com/tenant/v2").expect("urls");
+        assert_eq!(
+            oidc,
+            "https://login.example.com/tenant/v2/.well-known/openid-configuration"
+        );
+        assert_eq!(
+            rfc,
+            "https://login.example.com/.well-known/oauth-authorization-server/tenant/v2"
+        );
+        let [oidc, rfc] = discovery_urls("https://accounts.google.com").expect("urls");
+        assert_eq!(
+            oidc,
+            "https://accounts.google.com/.well-known/openid-configuration"
+        );
+        assert_eq!(
+            rfc,
+            "https://accounts.google.com/.well-known/oauth-authorization-server"
+        );
+    }
+
+    #[test]
+    fn only_https_or_loopback_http() {
+        assert!(check_url("https://example.com/jwks").is_ok());
+        assert!(check_url("http://127.0.0.1:8080/jwks").is_ok());
+        assert!(check_url("http://[::1]:8080/jwks").is_ok());
+        assert!(check_url("http://localhost/jwks").is_ok());
+        assert!(check_url("http://example.com/jwks").is_err());
+        assert!(check_url("file:///etc/passwd").is_err());
+        assert!(check_url("not a url").is_err());
+    }
+}

@@ -1,0 +1,109 @@
+use std::sync::Arc;
+
+use mcp_auth_core::{Clock, SystemClock};
+
+use crate::cache::JwksCache;
+use crate::error::{FetchError, ValidationError};
+use crate::fetch::{Fetcher, HttpFetcher, discover};
+use crate::jws;
+use crate::keys::KeySet;
+use crate::policy::{Policy, VerifiedToken, finish};
+
+#[derive(Debug, Clone)]
+enum Keys {
+    Static(Arc<KeySet>),
+    Remote(JwksCache),
+}
+
+/// Validates bearer tokens: header rules, key selection, signature, then the
+/// [`Policy`]. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Validator {
+    policy: Arc<Policy>,
+    keys: Keys,
+    clock: Arc<dyn Clock>,
+}
+
+impl Validator {
+    /// Validates against a remote, cached JWKS.
+    pub fn new(policy: Policy, cache: JwksCache) -> Self {
+        Self {
+            policy: Arc::new(policy),
+            keys: Keys::Remote(cache),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Validates against fixed keys (configuration, or an HMAC secret).
+    pub fn with_static_keys(policy: Policy, keys: KeySet) -> Self {
+        Self {
+            policy: Arc::new(policy),
+            keys: Keys::Static(Arc::new(keys)),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Discovers the policy's issuer (OIDC discovery, then RFC 8414), checks
+    /// that the discovered `issuer` is exactly the configured one, and
+    /// validates against its `jwks_uri` with the default HTTP fetcher.
+    pub async fn from_issuer(policy: Policy) -> Result<Self, FetchError> {
+        let fetcher: Arc<dyn Fetcher> = Arc::new(HttpFetcher::new()?);
+        Self::from_issuer_with(policy, fetcher).await
+    }
+
+    /// [`Validator::from_issuer`] with a custom fetcher.
+    pub async fn from_issuer_with(
+        policy: Policy,
+        fetcher: Arc<dyn Fetcher>,
+    ) -> Result<Self, FetchError> {
+        let metadata = discover(fetcher.as_ref(), policy.issuer()).await?;
+        let cache = JwksCache::builder(metadata.jwks_uri)
+            .fetcher(fetcher)
+            .build()?;
+        Ok(Self::new(policy, cache))
+    }
+
+    /// Uses `clock` for `exp`/`nbf`/`iat` (tests use a manual clock).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The JWKS cache, when validating against a remote key set.
+    pub fn cache(&self) -> Option<&JwksCache> {
+        match &self.keys {
+            Keys::Remote(cache) => Some(cache),
+            Keys::Static(_) => None,
+        }
+    }
+
+    /// Validates `token` (without the `Bearer ` prefix).
+    pub async fn validate(&self, token: &str) -> Result<VerifiedToken, ValidationError> {
+        let result = self.validate_inner(token).await;
+        if let Err(e) = &result {
+            tracing::debug!(rule = e.rule(), reason = %e, "bearer token rejected");
+        }
+        result
+    }
+
+    async fn validate_inner(&self, token: &str) -> Result<VerifiedToken, ValidationError> {
+        let parsed = jws::parse(token, self.policy.max_len(), self.policy.requires_at_jwt())?;
+        let keys = match &self.keys {
+            Keys::Static(keys) => keys.clone(),
+            Keys::Remote(cache) => {
+                if parsed.alg.is_symmetric() {
+                    // A remote JWKS never holds HMAC keys: don't fetch for one.
+                    return Err(ValidationError::AlgorithmMismatch);
+                }
+                cache.keys_for(parsed.kid.as_deref()).await?
+            }
+        };
+        let key = keys.select(parsed.kid.as_deref(), parsed.alg)?;
+        finish(&parsed, key, &self.policy, self.clock.as_ref())
+    }
+}
