@@ -39,7 +39,8 @@ pub struct CacheConfig {
     /// How long past freshness the last good set keeps serving while the
     /// endpoint fails (6 h).
     pub max_staleness: Duration,
-    /// Minimum interval between refetches caused by unknown `kid`s (60 s).
+    /// An unknown `kid` causes a refetch only if the last fetch is older than
+    /// this (60 s).
     pub unknown_kid_cooldown: Duration,
     /// Minimum interval between attempts after a failed fetch (10 s).
     pub failure_backoff: Duration,
@@ -84,7 +85,6 @@ struct State {
     successes: u64,
     last_attempt: Option<SystemTime>,
     last_failure: Option<(SystemTime, String)>,
-    last_kid_refetch: Option<SystemTime>,
 }
 
 #[derive(Debug)]
@@ -154,7 +154,6 @@ impl JwksCacheBuilder {
                     successes: 0,
                     last_attempt: None,
                     last_failure: None,
-                    last_kid_refetch: None,
                 }),
                 flight: tokio::sync::Mutex::new(()),
             }),
@@ -231,7 +230,7 @@ impl JwksCache {
         };
         let keys = match (keys, state) {
             (Some(keys), CacheState::Fresh | CacheState::Stale) => keys,
-            _ => self.refresh_shared(attempts, false).await?,
+            _ => self.refresh_shared(attempts).await?,
         };
         match kid {
             Some(kid) if !keys.contains_kid(kid) => {
@@ -262,15 +261,17 @@ impl JwksCache {
     ) -> Result<Arc<KeySet>, ValidationError> {
         let now = self.inner.clock.now();
         {
+            // The cooldown runs from the last fetch of any kind: a set fetched
+            // moments ago is as current as a refetch would be.
             let s = self.read();
-            let cooling = s.last_kid_refetch.is_some_and(|at| {
+            let cooling = s.last_attempt.is_some_and(|at| {
                 now.duration_since(at).unwrap_or_default() < self.inner.config.unknown_kid_cooldown
             });
             if cooling || self.backing_off(&s, now) {
                 return Ok(current);
             }
         }
-        match self.refresh_shared(attempts_seen, true).await {
+        match self.refresh_shared(attempts_seen).await {
             Ok(keys) => Ok(keys),
             // The refetch failed, but the current (good) set still answers.
             Err(_) => Ok(current),
@@ -279,11 +280,7 @@ impl JwksCache {
 
     /// Fetches unless another caller fetched since `attempts_seen` (single
     /// flight: callers queue on one lock and reuse the result).
-    async fn refresh_shared(
-        &self,
-        attempts_seen: u64,
-        for_unknown_kid: bool,
-    ) -> Result<Arc<KeySet>, ValidationError> {
+    async fn refresh_shared(&self, attempts_seen: u64) -> Result<Arc<KeySet>, ValidationError> {
         let _flight = self.inner.flight.lock().await;
         let now = self.inner.clock.now();
         {
@@ -291,9 +288,6 @@ impl JwksCache {
             if s.attempts != attempts_seen || self.backing_off(&s, now) {
                 return self.usable_keys(&s, now);
             }
-        }
-        if for_unknown_kid {
-            self.write().last_kid_refetch = Some(now);
         }
         self.fetch_now().await
     }
@@ -349,7 +343,7 @@ impl JwksCache {
     /// problems early. A failure leaves any previous good set in place.
     pub async fn refresh(&self) -> Result<(), ValidationError> {
         let attempts = self.read().attempts;
-        self.refresh_shared(attempts, false).await.map(|_| ())
+        self.refresh_shared(attempts).await.map(|_| ())
     }
 
     /// Refreshes if the set is due (within `refresh_ahead` of going stale, or
