@@ -46,9 +46,8 @@ pub(crate) fn parse(
     else {
         return Err(ValidationError::Malformed("a JWS has exactly three parts"));
     };
-    // An empty payload is a valid JWS (and fails later as JWT claims).
-    if header_b64.is_empty() || signature_b64.is_empty() {
-        return Err(ValidationError::Malformed("empty header or signature"));
+    if header_b64.is_empty() {
+        return Err(ValidationError::Malformed("empty header"));
     }
     let header_bytes =
         b64(header_b64).ok_or(ValidationError::Malformed("header is not base64url"))?;
@@ -88,6 +87,11 @@ pub(crate) fn parse(
         Some(Value::String(kid)) if kid.len() <= MAX_KID_LEN => Some(kid.clone()),
         Some(_) => return Err(ValidationError::Malformed("kid is not a short string")),
     };
+    // Checked after the header so that `alg: none` is reported as such. An
+    // empty payload is a valid JWS (and fails later as JWT claims).
+    if signature_b64.is_empty() {
+        return Err(ValidationError::Malformed("empty signature"));
+    }
     let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
     Ok(ParsedJws {
         alg,

@@ -376,3 +376,70 @@ pub(crate) fn finish(
         .map_err(|_| ValidationError::Malformed("payload is not a JSON object"))?;
     policy.check_claims(claims, parsed.alg, parsed.kid.clone(), clock.now())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn check(policy: &Policy, claims: Value, now: u64) -> Result<VerifiedToken, ValidationError> {
+        let Value::Object(map) = claims else {
+            unreachable!("claims are an object")
+        };
+        policy.check_claims(
+            map,
+            Algorithm::ES256,
+            None,
+            UNIX_EPOCH + Duration::from_secs(now),
+        )
+    }
+
+    proptest! {
+        /// Valid exactly while `now < exp + leeway`.
+        #[test]
+        fn exp_boundary(exp in 1_000u64..4_000_000_000, leeway in 0u64..600, offset in -1_000i64..1_000) {
+            let now = (exp + leeway).saturating_add_signed(offset);
+            let policy = Policy::new("i", "a").leeway(Duration::from_secs(leeway));
+            let result = check(&policy, json!({"iss": "i", "aud": "a", "sub": "s", "exp": exp}), now);
+            prop_assert_eq!(result.is_ok(), now < exp + leeway);
+            if now >= exp + leeway {
+                prop_assert_eq!(result.err(), Some(ValidationError::Expired));
+            }
+        }
+
+        /// Valid exactly while `now + leeway >= nbf`.
+        #[test]
+        fn nbf_boundary(nbf in 1_000u64..4_000_000_000, leeway in 0u64..600, offset in -1_000i64..1_000) {
+            let now = nbf.saturating_sub(leeway).saturating_add_signed(offset);
+            let policy = Policy::new("i", "a").leeway(Duration::from_secs(leeway));
+            let claims = json!({"iss": "i", "aud": "a", "sub": "s", "exp": u64::MAX / 2, "nbf": nbf});
+            let result = check(&policy, claims, now);
+            prop_assert_eq!(result.is_ok(), now + leeway >= nbf);
+            if now + leeway < nbf {
+                prop_assert_eq!(result.err(), Some(ValidationError::NotYetValid));
+            }
+        }
+
+        /// Rejected exactly when `iat > now + leeway`.
+        #[test]
+        fn iat_boundary(iat in 1_000u64..4_000_000_000, leeway in 0u64..600, offset in -1_000i64..1_000) {
+            let now = iat.saturating_sub(leeway).saturating_add_signed(offset);
+            let policy = Policy::new("i", "a").leeway(Duration::from_secs(leeway));
+            let claims = json!({"iss": "i", "aud": "a", "sub": "s", "exp": u64::MAX / 2, "iat": iat});
+            let result = check(&policy, claims, now);
+            prop_assert_eq!(result.is_ok(), iat <= now + leeway);
+        }
+    }
+
+    #[test]
+    fn zero_leeway_is_exact() {
+        let policy = Policy::new("i", "a").leeway(Duration::ZERO);
+        let claims = json!({"iss": "i", "aud": "a", "sub": "s", "exp": 1000});
+        assert!(check(&policy, claims.clone(), 999).is_ok());
+        assert_eq!(
+            check(&policy, claims, 1000).err(),
+            Some(ValidationError::Expired)
+        );
+    }
+}

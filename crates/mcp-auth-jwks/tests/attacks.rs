@@ -83,15 +83,8 @@ fn alg_none_in_any_casing() {
         let header = B64.encode(json!({"alg": none, "kid": "rsa-1"}).to_string().as_bytes());
         let payload = B64.encode(claims(ISS).to_string().as_bytes());
         for sig in ["", "AAAA"] {
-            assert_eq!(
-                check(&s, &format!("{header}.{payload}.{sig}")).err(),
-                Some(if sig.is_empty() {
-                    E::Malformed("empty header or signature")
-                } else {
-                    E::AlgNone
-                }),
-                "{none} {sig:?}"
-            );
+            let token = format!("{header}.{payload}.{sig}");
+            assert_eq!(check(&s, &token).err(), Some(E::AlgNone), "{none} {sig:?}");
         }
     }
 }
