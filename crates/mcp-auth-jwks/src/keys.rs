@@ -394,11 +394,10 @@ fn check_common(jwk: &Map<String, Value>, kids: &mut HashSet<String>) -> Result<
     }
     match jwk.get("kid") {
         None => {}
-        Some(Value::String(kid)) if kid.len() <= MAX_KID_LEN => {
-            if !kids.insert(kid.clone()) {
-                return Err(KeySetError::DuplicateKid);
-            }
+        Some(Value::String(kid)) if kid.len() <= MAX_KID_LEN && !kids.insert(kid.clone()) => {
+            return Err(KeySetError::DuplicateKid);
         }
+        Some(Value::String(kid)) if kid.len() <= MAX_KID_LEN => {}
         Some(_) => return Err(KeySetError::Malformed("kid is not a short string")),
     }
     Ok(())
@@ -414,10 +413,11 @@ pub(crate) fn b64(s: &str) -> Option<Vec<u8>> {
 }
 
 fn usage_refusal(jwk: &Map<String, Value>) -> Option<&'static str> {
-    if let Some(usage) = jwk.get("use") {
-        if usage.as_str() != Some("sig") {
-            return Some("key is not for signatures (use)");
-        }
+    if jwk
+        .get("use")
+        .is_some_and(|usage| usage.as_str() != Some("sig"))
+    {
+        return Some("key is not for signatures (use)");
     }
     if let Some(ops) = jwk.get("key_ops") {
         let verify = ops

@@ -172,15 +172,11 @@ impl Policy {
         if now >= exp + leeway {
             return Err(ValidationError::Expired);
         }
-        if let Some(nbf) = numeric_date(&claims, "nbf")? {
-            if now + leeway < nbf {
-                return Err(ValidationError::NotYetValid);
-            }
+        if numeric_date(&claims, "nbf")?.is_some_and(|nbf| now + leeway < nbf) {
+            return Err(ValidationError::NotYetValid);
         }
-        if let Some(iat) = numeric_date(&claims, "iat")? {
-            if iat > now + leeway {
-                return Err(ValidationError::IssuedInFuture);
-            }
+        if numeric_date(&claims, "iat")?.is_some_and(|iat| iat > now + leeway) {
+            return Err(ValidationError::IssuedInFuture);
         }
         match claims.get("iss") {
             None => return Err(ValidationError::MissingClaim("iss")),
@@ -190,7 +186,7 @@ impl Policy {
         }
         let audiences =
             string_or_array(&claims, "aud")?.ok_or(ValidationError::MissingClaim("aud"))?;
-        if !audiences.iter().any(|a| *a == self.audience) {
+        if !audiences.contains(&self.audience) {
             return Err(ValidationError::AudienceMismatch);
         }
         let subject = match claims.get("sub") {
