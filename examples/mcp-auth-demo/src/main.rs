@@ -1,9 +1,10 @@
 //! The mcp-auth demo. Runs on embedded defaults: no accounts, no services.
 //!
-//! Today it walks through the encrypted credential vault (`mcp-auth-vault`)
-//! as a multi-user MCP server uses it, and checks that every step behaves:
-//! the process exits non-zero if one does not. Later crates (JWKS validation,
-//! sessions, rate limits, the HTTP layer) extend this demo.
+//! It validates bearer tokens minted by an embedded, ephemeral issuer
+//! (`mcp-auth-jwks`), then walks through the encrypted credential vault
+//! (`mcp-auth-vault`) for the signed-in user as a multi-user MCP server uses
+//! it, and checks that every step behaves: the process exits non-zero if one
+//! does not. Later crates (sessions, rate limits, the HTTP layer) extend it.
 
 use std::error::Error;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -35,12 +36,117 @@ fn user_file(dir: &Path, user: &UserId) -> std::path::PathBuf {
     dir.join(format!("{}.vault", user.storage_key()))
 }
 
+const ISSUER: &str = "https://issuer.demo.invalid";
+const RESOURCE: &str = "https://mcp.demo.invalid/mcp";
+
+/// An embedded issuer: an ephemeral ES256 key and a way to mint tokens.
+struct DemoIssuer {
+    key: aws_lc_rs::signature::EcdsaKeyPair,
+}
+
+impl DemoIssuer {
+    fn new() -> Result<Self> {
+        let key = aws_lc_rs::signature::EcdsaKeyPair::generate(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        )
+        .map_err(|_| "key generation failed")?;
+        Ok(Self { key })
+    }
+
+    fn jwks(&self) -> String {
+        use aws_lc_rs::signature::KeyPair;
+        let point = self.key.public_key().as_ref();
+        let b64 = data_encoding::BASE64URL_NOPAD;
+        serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "demo-1", "alg": "ES256",
+            "use": "sig", "x": b64.encode(&point[1..33]), "y": b64.encode(&point[33..65])}]})
+        .to_string()
+    }
+
+    fn mint(&self, claims: serde_json::Value) -> Result<String> {
+        let b64 = data_encoding::BASE64URL_NOPAD;
+        let header = serde_json::json!({"alg": "ES256", "kid": "demo-1", "typ": "at+jwt"});
+        let input = format!(
+            "{}.{}",
+            b64.encode(header.to_string().as_bytes()),
+            b64.encode(claims.to_string().as_bytes())
+        );
+        let sig = self
+            .key
+            .sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes())
+            .map_err(|_| "signing failed")?;
+        Ok(format!("{input}.{}", b64.encode(sig.as_ref())))
+    }
+}
+
+/// Bearer-token validation; returns the verified subject to use as the vault user.
+fn validate_tokens() -> Result<UserId> {
+    use mcp_auth_jwks::{KeySet, Policy, ValidationError, Validator};
+    use serde_json::json;
+
+    println!(
+        "0. Bearer tokens from an embedded issuer (ephemeral ES256 key), validated by mcp-auth-jwks"
+    );
+    let issuer = DemoIssuer::new()?;
+    let policy = Policy::new(ISSUER, RESOURCE)
+        .require_access_token_type()
+        .require_scopes(["mcp:tools"]);
+    let validator =
+        Validator::with_static_keys(policy, KeySet::from_jwks(issuer.jwks().as_bytes())?);
+    let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let claims = |aud: &str, exp: u64| {
+        json!({"iss": ISSUER, "aud": aud, "sub": "alice@example.com", "exp": exp,
+               "iat": now, "scope": "mcp:tools", "client_id": "demo-client"})
+    };
+    let good = issuer.mint(claims(RESOURCE, now + 300))?;
+    let verified = rt.block_on(validator.validate(&good))?;
+    println!(
+        "   subject {} with scopes {:?} from client {:?}",
+        verified.subject(),
+        verified.scopes(),
+        verified.client_id()
+    );
+    let cases = [
+        (
+            "a token for another resource",
+            issuer.mint(claims("https://other.invalid/mcp", now + 300))?,
+            "audience",
+        ),
+        (
+            "an expired token",
+            issuer.mint(claims(RESOURCE, now - 3600))?,
+            "expired",
+        ),
+        (
+            "an unsigned token (alg none)",
+            "eyJhbGciOiJub25lIn0.e30.".to_owned(),
+            "alg-none",
+        ),
+    ];
+    for (what, token, rule) in cases {
+        let err: Option<ValidationError> = rt.block_on(validator.validate(&token)).err();
+        println!(
+            "   {what}: {}",
+            err.as_ref().map(ToString::to_string).unwrap_or_default()
+        );
+        check(
+            err.is_some_and(|e| e.rule() == rule),
+            &format!("{what} is rejected ({rule})"),
+        )?;
+    }
+    Ok(UserId::new(verified.subject())?)
+}
+
 fn run() -> Result<()> {
-    println!("mcp-auth demo: the encrypted per-user credential vault\n");
+    println!("mcp-auth demo: bearer tokens and the encrypted per-user credential vault\n");
+    let signed_in = validate_tokens()?;
+
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path().join("vault");
     std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
-    println!("vault directory: {}", dir.display());
+    println!("\nvault directory: {}", dir.display());
 
     println!(
         "\n1. A fresh 256-bit vault key (production: MCP_VAULT_KEY=$(openssl rand -base64 32))"
@@ -52,7 +158,7 @@ fn run() -> Result<()> {
     println!("   key id {}", vault.current_key_id().ok_or("encrypted")?);
 
     println!("\n2. Store upstream tokens for two users");
-    let alice = UserId::new("alice@example.com")?;
+    let alice = signed_in;
     let bob = UserId::new("bob@example.com")?;
     let spotify = Credential::new(SecretString::from("BQD-alice-spotify-access-token"))
         .with_refresh_token(SecretString::from("AQC-alice-spotify-refresh-token"))
