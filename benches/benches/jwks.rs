@@ -7,7 +7,7 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
@@ -18,6 +18,7 @@ use aws_lc_rs::signature::{
 use criterion::Criterion;
 use data_encoding::BASE64URL_NOPAD as B64;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use mcp_auth_benches::{bench_mode, time_per_op};
 use mcp_auth_jwks::{FetchError, Fetched, Fetcher, JwksCache, Policy, Validator};
 use serde_json::{Value, json};
 
@@ -112,19 +113,7 @@ fn baseline_validation(alg: Algorithm) -> Validation {
     v
 }
 
-fn time_per_op(iterations: u32, mut op: impl FnMut()) -> Duration {
-    for _ in 0..iterations / 10 + 1 {
-        op();
-    }
-    let start = Instant::now();
-    for _ in 0..iterations {
-        op();
-    }
-    start.elapsed() / iterations
-}
-
 fn main() {
-    let bench_mode = std::env::args().any(|a| a == "--bench");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -170,7 +159,7 @@ fn main() {
     group.finish();
     c.final_summary();
 
-    let iterations = if bench_mode { 20_000 } else { 10 };
+    let iterations = if bench_mode() { 20_000 } else { 10 };
     for case in &cases {
         let validation = baseline_validation(case.alg);
         // Interleave the two sides so drift affects both equally.

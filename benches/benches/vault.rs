@@ -6,11 +6,11 @@
 
 use std::hint::black_box;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use criterion::{Criterion, Throughput};
+use mcp_auth_benches::{bench_mode, time_per_op};
 use mcp_auth_core::UserId;
 use mcp_auth_vault::{Credential, KeyMaterial, PassphraseKdf, StorageMode, Vault};
 use secrecy::SecretString;
@@ -174,23 +174,14 @@ fn bench_reference(c: &mut Criterion) {
     group.finish();
 }
 
-fn time_per_op(iterations: u32, mut op: impl FnMut()) -> Duration {
-    op();
-    let start = Instant::now();
-    for _ in 0..iterations {
-        op();
-    }
-    start.elapsed() / iterations
-}
-
 /// Both sides measured back to back in this run; the ratio is what matters.
-fn print_ratio(bench_mode: bool) {
+fn print_ratio() {
     let alice = UserId::new("alice@example.com").expect("id");
     let vault = open(StorageMode::MemoryOnly);
     vault.put(&alice, "spotify", &credential()).expect("put");
     let reference =
         ReferenceDesign::new(b"an access token of a typical size............................");
-    let (ours_n, reference_n) = if bench_mode { (50_000, 30) } else { (10, 1) };
+    let (ours_n, reference_n) = if bench_mode() { (50_000, 30) } else { (10, 1) };
     let ours = time_per_op(ours_n, || {
         black_box(vault.get(&alice, "spotify").expect("get"));
     });
@@ -206,12 +197,11 @@ fn print_ratio(bench_mode: bool) {
 }
 
 fn main() {
-    let bench_mode = std::env::args().any(|a| a == "--bench");
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut c = Criterion::default().configure_from_args();
     bench_ops(&mut c, tmp.path());
     bench_unlock(&mut c, tmp.path());
     bench_reference(&mut c);
     c.final_summary();
-    print_ratio(bench_mode);
+    print_ratio();
 }

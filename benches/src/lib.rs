@@ -1,1 +1,30 @@
-//! Benches for the mcp-auth crates; see benches/.
+//! Helpers shared by the benches in `benches/benches/`.
+
+use std::time::{Duration, Instant};
+
+/// Whether the bench runs for measurement (`cargo bench`) rather than as a
+/// smoke test (`cargo test --benches`, which runs each bench once).
+pub fn bench_mode() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// Mean time of one call of `op` over `iterations` calls, after a warm-up of
+/// a tenth as many.
+pub fn time_per_op(iterations: u32, mut op: impl FnMut()) -> Duration {
+    for _ in 0..iterations / 10 + 1 {
+        op();
+    }
+    let start = Instant::now();
+    for _ in 0..iterations.max(1) {
+        op();
+    }
+    start.elapsed() / iterations.max(1)
+}
+
+/// The process's resident set size in bytes (Linux `/proc/self/statm`), or
+/// `None` where that is not available.
+pub fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}

@@ -1,0 +1,301 @@
+//! The in-process limiter: one governor `RateLimiter` per tier, over a
+//! bounded state store that can undo a charge.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, UNIX_EPOCH};
+
+use governor::clock::Reference;
+use governor::nanos::Nanos;
+use governor::state::StateStore;
+use mcp_auth_core::{Clock, SystemClock, UserId};
+
+use crate::limits::{Limit, ToolNames};
+use crate::{Decision, DeniedBy, Limits, RateLimitError};
+
+/// governor's view of an `mcp_auth_core::Clock`: nanoseconds since the Unix epoch.
+#[derive(Clone)]
+struct GovernorClock(Arc<dyn Clock>);
+
+impl governor::clock::Clock for GovernorClock {
+    type Instant = Nanos;
+    fn now(&self) -> Nanos {
+        let since = self.0.now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        Nanos::from(since)
+    }
+}
+
+/// One tier's state: key → GCRA theoretical arrival time (relative to the
+/// limiter's start), at most `cap` keys, and the value each key had before
+/// the last charge so a charge can be undone.
+struct BoundedState {
+    inner: Mutex<StateInner>,
+    cap: usize,
+}
+
+struct StateInner {
+    map: HashMap<String, Nanos>,
+    /// The value the last charged key had before it (None = absent).
+    before_last: Option<Nanos>,
+    /// No sweep can free anything before this time (relative nanos).
+    no_sweep_before: Nanos,
+}
+
+impl BoundedState {
+    fn new(cap: usize) -> Self {
+        Self {
+            inner: Mutex::new(StateInner {
+                map: HashMap::new(),
+                before_last: None,
+                no_sweep_before: Nanos::new(0),
+            }),
+            cap,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, StateInner> {
+        // The map is consistent between statements; a poisoned lock is usable.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes room for `key` if it is new. A key whose arrival time has passed
+    /// is idle: GCRA treats it exactly like an absent key, so dropping it
+    /// changes no decision. Returns how long until room frees up otherwise.
+    fn ensure_room(&self, key: &str, now: Nanos) -> Result<(), Duration> {
+        let mut inner = self.lock();
+        if inner.map.len() < self.cap || inner.map.contains_key(key) {
+            return Ok(());
+        }
+        if now >= inner.no_sweep_before {
+            inner.map.retain(|_, tat| *tat > now);
+            let earliest = inner.map.values().min().copied().unwrap_or(now);
+            inner.no_sweep_before = earliest;
+            if inner.map.len() < self.cap {
+                return Ok(());
+            }
+        }
+        Err(inner.no_sweep_before.duration_since(now).into())
+    }
+
+    /// Restores `key` to its value before the last charge.
+    fn undo(&self, key: &str) {
+        let mut inner = self.lock();
+        match inner.before_last.take() {
+            Some(previous) => {
+                if let Some(tat) = inner.map.get_mut(key) {
+                    *tat = previous;
+                }
+            }
+            None => {
+                inner.map.remove(key);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.lock().map.len()
+    }
+}
+
+/// The handle governor owns; the tier keeps another to sweep and undo.
+struct SharedState(Arc<BoundedState>);
+
+impl StateStore for SharedState {
+    type Key = String;
+
+    fn measure_and_replace<T, F, E>(&self, key: &String, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        let mut inner = self.0.lock();
+        let old = inner.map.get(key).copied();
+        let (outcome, new) = f(old)?;
+        inner.before_last = old;
+        match inner.map.get_mut(key) {
+            Some(tat) => *tat = new,
+            None => {
+                inner.map.insert(key.clone(), new);
+            }
+        }
+        Ok(outcome)
+    }
+}
+
+type GovernorLimiter = governor::RateLimiter<
+    String,
+    SharedState,
+    GovernorClock,
+    governor::middleware::NoOpMiddleware<Nanos>,
+>;
+
+struct Tier {
+    limiter: GovernorLimiter,
+    state: Arc<BoundedState>,
+    /// Read after the limiter was built, so never earlier than governor's own
+    /// start: "idle" is never judged early.
+    start: Nanos,
+}
+
+impl Tier {
+    fn new(limit: Limit, cap: usize, clock: &GovernorClock) -> Self {
+        let state = Arc::new(BoundedState::new(cap));
+        let limiter = governor::RateLimiter::new(
+            limit.quota(),
+            SharedState(Arc::clone(&state)),
+            clock.clone(),
+        );
+        let start = governor::clock::Clock::now(clock);
+        Self {
+            limiter,
+            state,
+            start,
+        }
+    }
+}
+
+/// Global, per-user and per-(user, tool) limits for one process.
+///
+/// Each tier is a governor keyed `RateLimiter` (GCRA). A request is checked
+/// against its tiers in the order global, user, tool, under one lock; if a
+/// tier denies, the charges already made by earlier tiers are undone
+/// (the state store keeps each key's previous arrival time), so a denied
+/// request spends no budget anywhere. See docs/ratelimit.md.
+pub struct MemoryRateLimiter {
+    limits: Limits,
+    clock: GovernorClock,
+    global: Option<Tier>,
+    user: Option<Tier>,
+    tool: Option<Tier>,
+    tool_overrides: HashMap<String, Tier>,
+    tools: ToolNames,
+    decision: Mutex<()>,
+}
+
+impl fmt::Debug for MemoryRateLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryRateLimiter")
+            .field("limits", &self.limits)
+            .field("tracked_keys", &self.tracked_keys())
+            .finish()
+    }
+}
+
+impl MemoryRateLimiter {
+    /// A limiter on the system clock.
+    pub fn new(limits: Limits) -> Result<Self, RateLimitError> {
+        Self::with_clock(limits, SystemClock)
+    }
+
+    /// A limiter reading time from `clock` (a `ManualClock` in tests).
+    pub fn with_clock(limits: Limits, clock: impl Clock + 'static) -> Result<Self, RateLimitError> {
+        limits.validate()?;
+        let clock = GovernorClock(Arc::new(clock));
+        let cap = limits.max_tracked_keys;
+        let tier = |limit: Option<Limit>| limit.map(|l| Tier::new(l, cap, &clock));
+        Ok(Self {
+            global: tier(limits.global),
+            user: tier(limits.per_user),
+            tool: tier(limits.per_tool),
+            tool_overrides: limits
+                .tool_overrides
+                .iter()
+                .map(|(name, limit)| (name.clone(), Tier::new(*limit, cap, &clock)))
+                .collect(),
+            tools: ToolNames::new(&limits),
+            limits,
+            clock,
+            decision: Mutex::new(()),
+        })
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Keys tracked per tier: (global, user, tool incl. overrides). Bounded
+    /// by `Limits::max_tracked_keys` per tier.
+    pub fn tracked_keys(&self) -> (usize, usize, usize) {
+        let len = |t: &Option<Tier>| t.as_ref().map_or(0, |t| t.limiter_state_len());
+        (
+            len(&self.global),
+            len(&self.user),
+            len(&self.tool)
+                + self
+                    .tool_overrides
+                    .values()
+                    .map(Tier::limiter_state_len)
+                    .sum::<usize>(),
+        )
+    }
+
+    /// Decides one request by `user`, for `tool` when it is a tool call.
+    pub fn check(&self, user: &UserId, tool: Option<&str>) -> Decision {
+        let user_key = user.storage_key();
+        let tool_entry = tool.map(|name| {
+            let bucket = self.tools.resolve(name);
+            match self.tool_overrides.get(&*bucket) {
+                Some(tier) => (Some(tier), user_key.as_str().to_owned()),
+                None => (
+                    self.tool.as_ref(),
+                    format!("{}:{bucket}", user_key.as_str()),
+                ),
+            }
+        });
+        let mut plan: [Option<(&Tier, String, DeniedBy)>; 3] = [None, None, None];
+        plan[0] = self
+            .global
+            .as_ref()
+            .map(|t| (t, String::new(), DeniedBy::Global));
+        plan[1] = self
+            .user
+            .as_ref()
+            .map(|t| (t, user_key.as_str().to_owned(), DeniedBy::User));
+        if let Some((Some(tier), key)) = tool_entry {
+            plan[2] = Some((tier, key, DeniedBy::Tool));
+        }
+
+        let decision_guard = self.decision.lock().unwrap_or_else(|p| p.into_inner());
+        let mut charged: Vec<(&Tier, &str)> = Vec::with_capacity(3);
+        let mut denial = None;
+        for (tier, key, by) in plan.iter().flatten() {
+            let now = governor::clock::Clock::now(&self.clock).duration_since(tier.start);
+            if let Err(retry_after) = tier.limiter_state().ensure_room(key, now) {
+                denial = Some((DeniedBy::TooManyKeys, retry_after));
+                break;
+            }
+            match tier.limiter.check_key(key) {
+                Ok(_) => charged.push((tier, key)),
+                Err(not_until) => {
+                    let retry = not_until.wait_time_from(governor::clock::Clock::now(&self.clock));
+                    denial = Some((*by, retry));
+                    break;
+                }
+            }
+        }
+        match denial {
+            None => Decision::Allowed,
+            Some((by, retry_after)) => {
+                // Undo in reverse order: each tier's state remembers only its last charge.
+                for (tier, key) in charged.iter().rev() {
+                    tier.limiter_state().undo(key);
+                }
+                drop(decision_guard);
+                let bucket = tool.map(|t| self.tools.resolve(t));
+                tracing::info!(target: "mcp_auth::audit", user = %user, tool = bucket.as_deref().unwrap_or("-"), denied_by = by.as_str(), retry_after_ms = retry_after.as_millis() as u64, "rate limit hit");
+                Decision::Denied { by, retry_after }
+            }
+        }
+    }
+}
+
+impl Tier {
+    fn limiter_state(&self) -> &BoundedState {
+        &self.state
+    }
+
+    fn limiter_state_len(&self) -> usize {
+        self.limiter_state().len()
+    }
+}

@@ -1,0 +1,280 @@
+//! The fleet limiter: every tier of a request decided by one Lua script.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use mcp_auth_core::{Clock, UserId};
+use redis::Script;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::limits::{Limit, ToolNames};
+use crate::{Decision, DeniedBy, Limits, RateLimitError};
+
+/// What a decision is when Redis cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum FailureMode {
+    /// Deny with [`DeniedBy::StoreUnavailable`] (retry after 1 s). The
+    /// default: limits protect upstream quotas and cost, and a fleet whose
+    /// Redis is down cannot confirm sessions either.
+    #[default]
+    FailClosed,
+    /// Allow, logging a warning per decision: availability over limits.
+    FailOpen,
+}
+
+/// Where "now" comes from.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub enum TimeSource {
+    /// Redis' own `TIME`: one clock for the whole fleet (the default).
+    #[default]
+    RedisServer,
+    /// The given clock, sent with each request (tests, or a fleet with
+    /// well-synchronised clocks).
+    Client(Arc<dyn Clock>),
+}
+
+impl fmt::Debug for TimeSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::RedisServer => f.write_str("RedisServer"),
+            Self::Client(clock) => f.debug_tuple("Client").field(clock).finish(),
+        }
+    }
+}
+
+/// Settings of [`RedisRateLimiter`].
+#[derive(Debug, Clone)]
+pub struct RedisLimiterConfig {
+    /// Key prefix (default `mcp-auth:rl:`).
+    pub prefix: String,
+    /// Behaviour when Redis is unreachable (default fail closed).
+    pub failure_mode: FailureMode,
+    /// The clock (default Redis' `TIME`).
+    pub time: TimeSource,
+    /// How long one decision may wait for Redis (default 500 ms).
+    pub response_timeout: Duration,
+    /// How long connecting may take (default 1 s).
+    pub connection_timeout: Duration,
+}
+
+impl Default for RedisLimiterConfig {
+    fn default() -> Self {
+        Self {
+            prefix: "mcp-auth:rl:".to_owned(),
+            failure_mode: FailureMode::FailClosed,
+            time: TimeSource::RedisServer,
+            response_timeout: Duration::from_millis(500),
+            connection_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+/// GCRA for up to three tiers, all or nothing, one round trip.
+///
+/// KEYS: one per tier. ARGV[1]: now in µs, or "" for Redis `TIME`; then per
+/// tier i: ARGV[2i] = emission interval T (µs), ARGV[2i+1] = tolerance τ (µs).
+/// Same rule as governor: with `tat` the stored arrival time (or now), the
+/// request conforms iff `now >= tat - τ`; then `tat = max(tat, now) + T`.
+/// Every tier is tested before any is written, so a denial writes nothing.
+/// Returns {0, 0} when allowed, {i, µs to wait} when tier i denies.
+const GCRA: &str = r"
+local now
+if ARGV[1] == '' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+else
+  now = tonumber(ARGV[1])
+end
+local new = {}
+for i = 1, #KEYS do
+  local t = tonumber(ARGV[2 * i])
+  local tau = tonumber(ARGV[2 * i + 1])
+  local tat = tonumber(redis.call('GET', KEYS[i]) or now)
+  if now < tat - tau then
+    return {i, tat - tau - now}
+  end
+  new[i] = math.max(tat, now) + t
+end
+for i = 1, #KEYS do
+  -- The key expires when its arrival time passes: then it is idle, and an
+  -- absent key means exactly the same to GCRA.
+  redis.call('SET', KEYS[i], string.format('%d', new[i]), 'PX', math.floor((new[i] - now) / 1000) + 1)
+end
+return {0, 0}
+";
+
+static SCRIPT: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| Script::new(GCRA));
+
+/// Global, per-user and per-(user, tool) limits shared by a fleet through Redis.
+///
+/// Same limits and semantics as [`MemoryRateLimiter`](crate::MemoryRateLimiter)
+/// (both pass `tests/shared_suite.rs`). Keys (prefix `P`): `P g`,
+/// `P u:<user storage key>`, `P t:<user storage key>:<tool bucket>`, each a
+/// string holding the arrival time in µs with a TTL until it is idle, so
+/// Redis memory is bounded by the number of recently active keys.
+#[derive(Clone)]
+pub struct RedisRateLimiter {
+    conn: ConnectionManager,
+    limits: Arc<Limits>,
+    tools: Arc<ToolNames>,
+    prefix: String,
+    failure_mode: FailureMode,
+    time: TimeSource,
+}
+
+impl fmt::Debug for RedisRateLimiter {
+    // Not derived: the connection's Debug would print the URL, password included.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisRateLimiter")
+            .field("limits", &self.limits)
+            .field("prefix", &self.prefix)
+            .field("failure_mode", &self.failure_mode)
+            .field("time", &self.time)
+            .finish_non_exhaustive()
+    }
+}
+
+fn describe(e: &redis::RedisError) -> &'static str {
+    if e.is_timeout() {
+        "timed out"
+    } else if e.is_connection_refusal() {
+        "connection refused"
+    } else if e.is_connection_dropped() || e.is_io_error() {
+        "connection lost"
+    } else {
+        "command failed"
+    }
+}
+
+impl RedisRateLimiter {
+    /// Connects to `url` and checks the connection with `PING`.
+    pub async fn connect(
+        url: &str,
+        limits: Limits,
+        config: RedisLimiterConfig,
+    ) -> Result<Self, RateLimitError> {
+        let limiter = Self::connect_lazy(url, limits, config)?;
+        let _: String = redis::cmd("PING")
+            .query_async(&mut limiter.conn.clone())
+            .await
+            .map_err(|e| RateLimitError::StoreUnavailable(format!("redis: {}", describe(&e))))?;
+        Ok(limiter)
+    }
+
+    /// Builds the limiter without connecting; the first decision connects.
+    /// Must be called within a Tokio runtime.
+    pub fn connect_lazy(
+        url: &str,
+        limits: Limits,
+        config: RedisLimiterConfig,
+    ) -> Result<Self, RateLimitError> {
+        limits.validate()?;
+        if config.prefix.is_empty() || config.prefix.chars().any(char::is_control) {
+            return Err(RateLimitError::Config(
+                "the Redis key prefix must be non-empty, without control characters".into(),
+            ));
+        }
+        let client = redis::Client::open(url).map_err(|_| {
+            RateLimitError::Config("the Redis URL does not parse (redis://host:port/db)".into())
+        })?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.connection_timeout))
+            .set_response_timeout(Some(config.response_timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client, manager_config)
+            .map_err(|e| RateLimitError::StoreUnavailable(format!("redis: {}", describe(&e))))?;
+        Ok(Self {
+            conn,
+            tools: Arc::new(ToolNames::new(&limits)),
+            limits: Arc::new(limits),
+            prefix: config.prefix,
+            failure_mode: config.failure_mode,
+            time: config.time,
+        })
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Decides one request by `user`, for `tool` when it is a tool call.
+    pub async fn check(&self, user: &UserId, tool: Option<&str>) -> Decision {
+        let user_key = user.storage_key();
+        let mut tiers: Vec<(DeniedBy, String, Limit)> = Vec::with_capacity(3);
+        if let Some(limit) = self.limits.global {
+            tiers.push((DeniedBy::Global, format!("{}g", self.prefix), limit));
+        }
+        if let Some(limit) = self.limits.per_user {
+            tiers.push((
+                DeniedBy::User,
+                format!("{}u:{}", self.prefix, user_key),
+                limit,
+            ));
+        }
+        let bucket = tool.map(|t| self.tools.resolve(t));
+        if let Some(bucket) = &bucket
+            && let Some(limit) = self.limits.tool_limit_for(bucket)
+        {
+            tiers.push((
+                DeniedBy::Tool,
+                format!("{}t:{}:{}", self.prefix, user_key, bucket),
+                limit,
+            ));
+        }
+        if tiers.is_empty() {
+            return Decision::Allowed;
+        }
+        let now = match &self.time {
+            TimeSource::RedisServer => String::new(),
+            TimeSource::Client(clock) => {
+                let since = clock.now().duration_since(UNIX_EPOCH).unwrap_or_default();
+                since.as_micros().to_string()
+            }
+        };
+        let mut invocation = SCRIPT.prepare_invoke();
+        invocation.arg(now);
+        for (_, key, limit) in &tiers {
+            invocation
+                .key(key)
+                .arg(limit.emission_us())
+                .arg(limit.tolerance_us());
+        }
+        let reply: Result<(u64, u64), _> = invocation.invoke_async(&mut self.conn.clone()).await;
+        let decision = match reply {
+            Ok((0, _)) => return Decision::Allowed,
+            Ok((index, wait_us)) => match tiers.get(index as usize - 1) {
+                Some((by, _, _)) => Decision::Denied {
+                    by: *by,
+                    retry_after: Duration::from_micros(wait_us),
+                },
+                None => self.unavailable("unexpected script reply"),
+            },
+            Err(e) => self.unavailable(describe(&e)),
+        };
+        if let Decision::Denied { by, retry_after } = decision {
+            tracing::info!(target: "mcp_auth::audit", user = %user, tool = bucket.as_deref().unwrap_or("-"), denied_by = by.as_str(), retry_after_ms = retry_after.as_millis() as u64, "rate limit hit");
+        }
+        decision
+    }
+
+    fn unavailable(&self, what: &str) -> Decision {
+        match self.failure_mode {
+            FailureMode::FailOpen => {
+                tracing::warn!(target: "mcp_auth::audit", error = what, "rate-limit store unavailable: failing open");
+                Decision::Allowed
+            }
+            FailureMode::FailClosed => {
+                tracing::warn!(target: "mcp_auth::audit", error = what, "rate-limit store unavailable: failing closed");
+                Decision::Denied {
+                    by: DeniedBy::StoreUnavailable,
+                    retry_after: Duration::from_secs(1),
+                }
+            }
+        }
+    }
+}

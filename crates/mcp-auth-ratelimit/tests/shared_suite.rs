@@ -1,0 +1,213 @@
+//! One suite, two limiters: every case runs against the in-memory limiter
+//! and, when a `redis-server` binary exists, against the Redis limiter (with
+//! the same manual clock sent as client time).
+
+use std::time::Duration;
+
+use mcp_auth_core::{ManualClock, UserId};
+use mcp_auth_ratelimit::{Decision, DeniedBy, Limit, Limits, MemoryRateLimiter, OVERFLOW_TOOL};
+
+#[allow(dead_code)]
+enum Subject {
+    Memory(MemoryRateLimiter),
+    #[cfg(feature = "redis")]
+    Redis(
+        mcp_auth_ratelimit::RedisRateLimiter,
+        mcp_auth_testkit::RedisServer,
+    ),
+}
+
+impl Subject {
+    async fn check(&self, user: &UserId, tool: Option<&str>) -> Decision {
+        match self {
+            Self::Memory(l) => l.check(user, tool),
+            #[cfg(feature = "redis")]
+            Self::Redis(l, _) => l.check(user, tool).await,
+        }
+    }
+
+    async fn admitted(&self, user: &UserId, tool: Option<&str>, attempts: usize) -> usize {
+        let mut n = 0;
+        for _ in 0..attempts {
+            if self.check(user, tool).await.is_allowed() {
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+fn user(name: &str) -> UserId {
+    UserId::new(name).unwrap()
+}
+
+fn denied_by(d: Decision) -> Option<DeniedBy> {
+    match d {
+        Decision::Denied { by, .. } => Some(by),
+        Decision::Allowed => None,
+    }
+}
+
+mod cases {
+    use super::*;
+
+    pub(crate) fn limits_burst() -> Limits {
+        Limits::none().per_user(Some(Limit::per_minute(60).unwrap().with_burst(3).unwrap()))
+    }
+    pub(crate) async fn burst_then_exact_retry_after(s: Subject, clock: ManualClock) {
+        let alice = user("alice");
+        assert_eq!(s.admitted(&alice, None, 3).await, 3);
+        // Burst used: the next conforming time is one emission interval (1 s) away.
+        match s.check(&alice, None).await {
+            Decision::Denied {
+                by: DeniedBy::User,
+                retry_after,
+            } => {
+                assert_eq!(retry_after, Duration::from_secs(1))
+            }
+            other => panic!("{other:?}"),
+        }
+        clock.advance(Duration::from_millis(999));
+        assert!(!s.check(&alice, None).await.is_allowed());
+        clock.advance(Duration::from_millis(1));
+        assert!(s.check(&alice, None).await.is_allowed());
+        assert!(!s.check(&alice, None).await.is_allowed());
+        // Long idle refills the whole burst, never more.
+        clock.advance(Duration::from_secs(3600));
+        assert_eq!(s.admitted(&alice, None, 10).await, 3);
+        // Another user has their own budget.
+        assert_eq!(s.admitted(&user("bob"), None, 10).await, 3);
+    }
+
+    pub(crate) fn limits_tiers() -> Limits {
+        Limits::none()
+            .global(Some(Limit::per_hour(8).unwrap()))
+            .per_user(Some(Limit::per_hour(5).unwrap()))
+            .per_tool(Some(Limit::per_hour(2).unwrap()))
+    }
+    pub(crate) async fn each_tier_denies_and_names_itself(s: Subject, _clock: ManualClock) {
+        let (alice, bob) = (user("alice"), user("bob"));
+        assert_eq!(s.admitted(&alice, Some("search"), 2).await, 2);
+        assert_eq!(
+            denied_by(s.check(&alice, Some("search")).await),
+            Some(DeniedBy::Tool)
+        );
+        assert_eq!(s.admitted(&alice, Some("play"), 2).await, 2);
+        assert_eq!(s.admitted(&alice, None, 1).await, 1);
+        assert_eq!(
+            denied_by(s.check(&alice, Some("queue")).await),
+            Some(DeniedBy::User)
+        );
+        assert_eq!(s.admitted(&bob, Some("search"), 2).await, 2);
+        assert_eq!(s.admitted(&bob, None, 1).await, 1);
+        // 8 admitted in all: the global tier is spent.
+        assert_eq!(denied_by(s.check(&bob, None).await), Some(DeniedBy::Global));
+        assert_eq!(
+            denied_by(s.check(&user("carol"), Some("x")).await),
+            Some(DeniedBy::Global)
+        );
+    }
+
+    pub(crate) fn limits_no_spend() -> Limits {
+        Limits::none()
+            .global(Some(Limit::per_hour(100).unwrap()))
+            .per_user(Some(Limit::per_hour(5).unwrap()))
+            .per_tool(Some(Limit::per_hour(2).unwrap()))
+    }
+    pub(crate) async fn a_denied_request_spends_no_budget(s: Subject, _clock: ManualClock) {
+        let alice = user("alice");
+        assert_eq!(s.admitted(&alice, Some("search"), 2).await, 2);
+        // 50 denials by the tool tier must charge neither the user nor the global tier.
+        for _ in 0..50 {
+            assert_eq!(
+                denied_by(s.check(&alice, Some("search")).await),
+                Some(DeniedBy::Tool)
+            );
+        }
+        assert_eq!(s.admitted(&alice, Some("play"), 2).await, 2);
+        assert_eq!(s.admitted(&alice, Some("queue"), 2).await, 1);
+        // User tier now spent; its denials must not charge the global tier either.
+        for _ in 0..50 {
+            assert_eq!(
+                denied_by(s.check(&alice, Some("other")).await),
+                Some(DeniedBy::User)
+            );
+        }
+        // Global: 5 spent of 100, so 19 more users × 5 = 95 fit exactly.
+        let mut admitted = 0;
+        for i in 0..20 {
+            admitted += s.admitted(&user(&format!("u{i}")), None, 5).await;
+        }
+        assert_eq!(admitted, 95);
+    }
+
+    pub(crate) fn limits_overrides() -> Limits {
+        Limits::none()
+            .per_tool(Some(Limit::per_minute(100).unwrap()))
+            .tool_limit("send_email", Limit::per_hour(1).unwrap())
+            .known_tools(["search", "send_email"])
+    }
+    pub(crate) async fn overrides_and_the_overflow_bucket(s: Subject, _clock: ManualClock) {
+        let alice = user("alice");
+        assert_eq!(s.admitted(&alice, Some("send_email"), 5).await, 1);
+        assert_eq!(s.admitted(&alice, Some("search"), 150).await, 100);
+        // Unknown, malformed and overlong names share one bucket of the default size.
+        let long = "x".repeat(300);
+        let mut names: Vec<String> = (0..60).map(|i| format!("made_up_{i}")).collect();
+        names.extend([long, "a b".into(), OVERFLOW_TOOL.into(), String::new()]);
+        let mut admitted = 0;
+        for name in names.iter().cycle().take(200) {
+            admitted += s.admitted(&alice, Some(name), 1).await;
+        }
+        assert_eq!(admitted, 100);
+    }
+}
+
+macro_rules! shared_suite {
+    ($($case:ident => $limits:ident),* $(,)?) => {
+        mod memory {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let clock = ManualClock::at_unix(1_800_000_000);
+                    let limiter = MemoryRateLimiter::with_clock(cases::$limits(), clock.clone()).unwrap();
+                    cases::$case(Subject::Memory(limiter), clock).await;
+                }
+            )*
+        }
+
+        #[cfg(feature = "redis")]
+        mod redis {
+            use super::*;
+            use mcp_auth_ratelimit::{RedisLimiterConfig, RedisRateLimiter, TimeSource};
+            use std::sync::Arc;
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let Some(server) = mcp_auth_testkit::RedisServer::start(
+                        concat!("ratelimit shared_suite redis::", stringify!($case)),
+                    ) else {
+                        return;
+                    };
+                    let clock = ManualClock::at_unix(1_800_000_000);
+                    let config = RedisLimiterConfig {
+                        time: TimeSource::Client(Arc::new(clock.clone())),
+                        ..RedisLimiterConfig::default()
+                    };
+                    let limiter = RedisRateLimiter::connect(&server.url(), cases::$limits(), config)
+                        .await
+                        .unwrap();
+                    cases::$case(Subject::Redis(limiter, server), clock).await;
+                }
+            )*
+        }
+    };
+}
+
+shared_suite! {
+    burst_then_exact_retry_after => limits_burst,
+    each_tier_denies_and_names_itself => limits_tiers,
+    a_denied_request_spends_no_budget => limits_no_spend,
+    overrides_and_the_overflow_bucket => limits_overrides,
+}
