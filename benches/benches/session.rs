@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{Criterion, Throughput};
-use mcp_auth_benches::{bench_mode, resident_bytes, time_per_op};
+use mcp_auth_benches::{bench_mode, join_all, resident_bytes, time_per_op};
 use mcp_auth_core::UserId;
 use mcp_auth_session::{
     MemorySessionStore, NewSession, RedisSessionStore, RedisStoreConfig, SessionConfig, SessionId,
@@ -157,31 +157,4 @@ fn main() {
             per_redis.as_secs_f64() / per_memory.as_secs_f64()
         );
     }
-}
-
-/// Runs futures concurrently on the current task (no extra dependency).
-async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let mut set = Vec::new();
-    for f in futures {
-        set.push(Box::pin(f));
-    }
-    let mut outputs: Vec<Option<F::Output>> = set.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (slot, fut) in outputs.iter_mut().zip(set.iter_mut()) {
-            if slot.is_none() {
-                match fut.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => *slot = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    outputs.into_iter().flatten().collect()
 }

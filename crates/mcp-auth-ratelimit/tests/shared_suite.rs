@@ -1,13 +1,14 @@
 //! One suite, two limiters: every case runs against the in-memory limiter
 //! and, when a `redis-server` binary exists, against the Redis limiter (with
 //! the same manual clock sent as client time).
+#![allow(clippy::unwrap_used)] // a panic is how a test fails
 
 use std::time::Duration;
 
 use mcp_auth_core::{ManualClock, UserId};
 use mcp_auth_ratelimit::{Decision, DeniedBy, Limit, Limits, MemoryRateLimiter, OVERFLOW_TOOL};
 
-#[allow(dead_code)]
+#[allow(dead_code, clippy::large_enum_variant)] // test-only, one per test
 enum Subject {
     Memory(MemoryRateLimiter),
     #[cfg(feature = "redis")]

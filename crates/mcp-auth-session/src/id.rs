@@ -78,7 +78,7 @@ impl Eq for SessionId {}
 /// A handle identifies a session (to list or revoke it, or in logs) but cannot
 /// be used as a session id, so a dump of the store, a log line or an admin
 /// page listing handles yields no usable session. Equality is constant time.
-#[derive(Clone, Copy, Hash)]
+#[derive(Clone, Copy)]
 pub struct SessionHandle([u8; 32]);
 
 impl SessionHandle {
@@ -114,6 +114,13 @@ impl PartialEq for SessionHandle {
     }
 }
 impl Eq for SessionHandle {}
+
+// Agrees with the constant-time `PartialEq`: both look at all 32 bytes.
+impl std::hash::Hash for SessionHandle {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
 
 impl fmt::Debug for SessionHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

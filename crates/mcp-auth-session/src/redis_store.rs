@@ -436,7 +436,7 @@ impl RedisSessionStore {
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(|e| unavailable(&e))?;
-        if reply.len() % 7 != 0 {
+        if !reply.len().is_multiple_of(7) {
             return Err(SessionError::StoreCorrupt("unexpected list reply"));
         }
         reply

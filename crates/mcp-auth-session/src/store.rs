@@ -215,11 +215,15 @@ impl MemorySessionStore {
     ) -> Result<Vec<SessionHandle>, SessionError> {
         let mut inner = self.lock();
         let inner = &mut *inner;
-        inner.prune_user(&session.user, rules.now, rules.timeouts);
 
         let mut evicted = Vec::new();
         if let Some(max) = rules.max_per_user {
             let max = max.get() as usize;
+            // Dead sessions do not count; pruning only when the cap is in
+            // reach keeps inserts O(1) for users below it.
+            if inner.by_user.get(&session.user).map_or(0, Vec::len) >= max {
+                inner.prune_user(&session.user, rules.now, rules.timeouts);
+            }
             let count = inner.by_user.get(&session.user).map_or(0, Vec::len);
             if count >= max {
                 if rules.policy == UserLimitPolicy::Refuse {

@@ -1,6 +1,7 @@
 //! One conformance suite, run against every `SessionStore`: the memory store
 //! always, the Redis store when a `redis-server` binary is available (the
 //! tests start their own; see `mcp-auth-testkit`).
+#![allow(clippy::unwrap_used)] // a panic is how a test fails
 
 use std::num::NonZeroU32;
 use std::sync::Arc;

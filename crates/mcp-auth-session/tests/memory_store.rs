@@ -1,4 +1,5 @@
 //! Memory-store specifics: capacity bound, sweeping, no ids in the store.
+#![allow(clippy::unwrap_used)] // a panic is how a test fails
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! Redis-store specifics: the fleet case, fail-closed outages with automatic
 //! recovery, and what a dump of Redis reveals. Each test starts its own
 //! `redis-server` (skipped loudly when the binary is missing).
+#![allow(clippy::unwrap_used)] // a panic is how a test fails
 #![cfg(feature = "redis")]
 
 use std::time::{Duration, Instant};

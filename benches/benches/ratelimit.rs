@@ -1,0 +1,135 @@
+//! Per-decision cost of the three-tier in-memory limiter against a bare
+//! governor keyed limiter doing one check, in one run, ratio printed; and
+//! decisions per second against a local Redis, one at a time and with 32
+//! concurrent requests pipelined on the multiplexed connection.
+//! Figures are recorded in docs/ratelimit.md.
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput};
+use mcp_auth_benches::{bench_mode, join_all, time_per_op};
+use mcp_auth_core::UserId;
+use mcp_auth_ratelimit::{Limit, Limits, MemoryRateLimiter, RedisLimiterConfig, RedisRateLimiter};
+use mcp_auth_testkit::RedisServer;
+
+const USERS: usize = 1_000;
+
+/// Generous enough that every decision is "allowed": the common path.
+fn limits() -> Limits {
+    let wide = || {
+        Limit::per_second(100_000)
+            .and_then(|l| l.with_burst(1_000_000))
+            .expect("limit")
+    };
+    Limits::none()
+        .global(Some(wide()))
+        .per_user(Some(wide()))
+        .per_tool(Some(wide()))
+        .known_tools(["search", "play", "queue"])
+}
+
+fn main() {
+    let measuring = bench_mode();
+    let users: Vec<UserId> = (0..USERS)
+        .map(|i| UserId::new(format!("user-{i:04}@example.com")).expect("user"))
+        .collect();
+    let user_keys: Vec<String> = users.iter().map(|u| u.as_str().to_owned()).collect();
+    let tools = ["search", "play", "queue"];
+
+    let ours = MemoryRateLimiter::new(limits()).expect("limiter");
+    let quota = governor::Quota::per_second(NonZeroU32::new(100_000).expect("nonzero"))
+        .allow_burst(NonZeroU32::new(1_000_000).expect("nonzero"));
+    let bare = governor::RateLimiter::<String, _, _>::keyed(quota);
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let server = RedisServer::start("bench ratelimit (Redis limiter)");
+    let redis = server.as_ref().map(|s| {
+        rt.block_on(RedisRateLimiter::connect(
+            &s.url(),
+            limits(),
+            RedisLimiterConfig::default(),
+        ))
+        .expect("redis")
+    });
+
+    let mut c = Criterion::default().configure_from_args();
+    let mut group = c.benchmark_group("ratelimit/decision");
+    group.throughput(Throughput::Elements(1));
+    let mut i = 0usize;
+    group.bench_function("mcp-auth three tiers (memory)", |b| {
+        b.iter(|| {
+            i = (i + 1) % USERS;
+            black_box(ours.check(&users[i], Some(tools[i % 3])))
+        })
+    });
+    group.bench_function("governor keyed, one check", |b| {
+        b.iter(|| {
+            i = (i + 1) % USERS;
+            black_box(bare.check_key(&user_keys[i]).is_ok())
+        })
+    });
+    if let Some(redis) = &redis {
+        group.bench_function("redis three tiers, one at a time", |b| {
+            b.iter(|| {
+                i = (i + 1) % USERS;
+                black_box(rt.block_on(redis.check(&users[i], Some(tools[i % 3]))))
+            })
+        });
+        group.throughput(Throughput::Elements(32));
+        group.bench_function("redis three tiers, 32 concurrent", |b| {
+            b.iter(|| {
+                i = (i + 32) % USERS;
+                let checks =
+                    (0..32).map(|k| redis.check(&users[(i + k) % USERS], Some(tools[k % 3])));
+                black_box(rt.block_on(join_all(checks)))
+            })
+        });
+    }
+    group.finish();
+    c.final_summary();
+
+    let iterations = if measuring { 1_000_000 } else { 10 };
+    let (mut t_ours, mut t_bare) = (Duration::ZERO, Duration::ZERO);
+    let mut k = 0usize;
+    for _ in 0..5 {
+        t_ours += time_per_op(iterations / 5, || {
+            k = (k + 1) % USERS;
+            black_box(ours.check(&users[k], Some(tools[k % 3])));
+        });
+        t_bare += time_per_op(iterations / 5, || {
+            k = (k + 1) % USERS;
+            black_box(bare.check_key(&user_keys[k]).is_ok());
+        });
+    }
+    println!(
+        "ratio: three-tier decision {:?} vs governor keyed check {:?} = {:.2}x ({:.0} vs {:.0} decisions/s, one thread)",
+        t_ours / 5,
+        t_bare / 5,
+        t_ours.as_secs_f64() / t_bare.as_secs_f64(),
+        5.0 / t_ours.as_secs_f64(),
+        5.0 / t_bare.as_secs_f64()
+    );
+    if let Some(redis) = &redis {
+        let n = if measuring { 20_000 } else { 10 };
+        let sequential = time_per_op(n, || {
+            k = (k + 1) % USERS;
+            black_box(rt.block_on(redis.check(&users[k], Some(tools[k % 3]))));
+        });
+        let batch = time_per_op((n / 32).max(1), || {
+            k = (k + 32) % USERS;
+            let checks = (0..32).map(|j| redis.check(&users[(k + j) % USERS], Some(tools[j % 3])));
+            black_box(rt.block_on(join_all(checks)));
+        });
+        println!(
+            "figure: redis three-tier decisions: {:.0}/s one at a time ({sequential:?} each), {:.0}/s with 32 in flight (pipelined on one connection)",
+            1.0 / sequential.as_secs_f64(),
+            32.0 / batch.as_secs_f64()
+        );
+    }
+}
