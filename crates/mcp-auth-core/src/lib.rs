@@ -36,6 +36,8 @@
 //! * User ids reject control characters, so they are safe to write in logs.
 
 mod clock;
+#[cfg(feature = "redis")]
+pub mod redis_conn;
 mod user_id;
 
 pub use clock::{Clock, ManualClock, SystemClock};

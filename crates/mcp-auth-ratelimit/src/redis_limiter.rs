@@ -4,9 +4,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
+use mcp_auth_core::redis_conn::{RedisSetupError, describe, lazy_connection};
 use mcp_auth_core::{Clock, UserId};
 use redis::Script;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 
 use crate::limits::{Limit, ToolNames};
 use crate::{Decision, DeniedBy, Limits, RateLimitError};
@@ -137,18 +138,6 @@ impl fmt::Debug for RedisRateLimiter {
     }
 }
 
-fn describe(e: &redis::RedisError) -> &'static str {
-    if e.is_timeout() {
-        "timed out"
-    } else if e.is_connection_refusal() {
-        "connection refused"
-    } else if e.is_connection_dropped() || e.is_io_error() {
-        "connection lost"
-    } else {
-        "command failed"
-    }
-}
-
 impl RedisRateLimiter {
     /// Connects to `url` and checks the connection with `PING`.
     pub async fn connect(
@@ -172,21 +161,16 @@ impl RedisRateLimiter {
         config: RedisLimiterConfig,
     ) -> Result<Self, RateLimitError> {
         limits.validate()?;
-        if config.prefix.is_empty() || config.prefix.chars().any(char::is_control) {
-            return Err(RateLimitError::Config(
-                "the Redis key prefix must be non-empty, without control characters".into(),
-            ));
-        }
-        let client = redis::Client::open(url).map_err(|_| {
-            RateLimitError::Config("the Redis URL does not parse (redis://host:port/db)".into())
+        let conn = lazy_connection(
+            url,
+            &config.prefix,
+            config.connection_timeout,
+            config.response_timeout,
+        )
+        .map_err(|e| match e {
+            RedisSetupError::Unavailable(_) => RateLimitError::StoreUnavailable(e.to_string()),
+            _ => RateLimitError::Config(e.to_string()),
         })?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.connection_timeout))
-            .set_response_timeout(Some(config.response_timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, manager_config)
-            .map_err(|e| RateLimitError::StoreUnavailable(format!("redis: {}", describe(&e))))?;
         Ok(Self {
             conn,
             tools: Arc::new(ToolNames::new(&limits)),

@@ -4,7 +4,8 @@ use std::fmt;
 use std::time::Duration;
 
 use mcp_auth_core::UserId;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use mcp_auth_core::redis_conn::{RedisSetupError, describe, lazy_connection};
+use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
 use crate::store::{InsertRules, SessionChange, SessionStore, StoreFuture, StoredSession};
@@ -226,16 +227,7 @@ static SCRIPTS: std::sync::LazyLock<Scripts> = std::sync::LazyLock::new(|| Scrip
 
 /// Redis errors say what failed without echoing the URL or credentials.
 fn unavailable(e: &redis::RedisError) -> SessionError {
-    let what = if e.is_timeout() {
-        "timed out".to_owned()
-    } else if e.is_connection_refusal() {
-        "connection refused".to_owned()
-    } else if e.is_connection_dropped() || e.is_io_error() {
-        "connection lost".to_owned()
-    } else {
-        format!("{:?}", e.kind())
-    };
-    SessionError::StoreUnavailable(format!("redis: {what}"))
+    SessionError::StoreUnavailable(format!("redis: {}", describe(e)))
 }
 
 fn scopes_json(scopes: &[String]) -> Result<String, SessionError> {
@@ -282,21 +274,16 @@ impl RedisSessionStore {
     /// operation connects, so a server can start while Redis is down (every
     /// session operation fails closed until it is up).
     pub async fn connect_lazy(url: &str, config: RedisStoreConfig) -> Result<Self, SessionError> {
-        if config.prefix.is_empty() || config.prefix.chars().any(char::is_control) {
-            return Err(SessionError::Config(
-                "the Redis key prefix must be non-empty, without control characters".to_owned(),
-            ));
-        }
-        let client = redis::Client::open(url).map_err(|_| {
-            SessionError::Config("the Redis URL does not parse (redis://host:port/db)".to_owned())
+        let conn = lazy_connection(
+            url,
+            &config.prefix,
+            config.connection_timeout,
+            config.response_timeout,
+        )
+        .map_err(|e| match e {
+            RedisSetupError::Unavailable(_) => SessionError::StoreUnavailable(e.to_string()),
+            _ => SessionError::Config(e.to_string()),
         })?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.connection_timeout))
-            .set_response_timeout(Some(config.response_timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, manager_config)
-            .map_err(|e| unavailable(&e))?;
         Ok(Self {
             conn,
             prefix: config.prefix,
