@@ -42,6 +42,15 @@ pub fn lazy_connection(
         .map_err(|e| RedisSetupError::Unavailable(describe(&e)))
 }
 
+/// Sends `PING` and waits for the answer: proof that the server is reachable now.
+pub async fn ping(conn: &ConnectionManager) -> Result<(), RedisSetupError> {
+    let _: String = redis::cmd("PING")
+        .query_async(&mut conn.clone())
+        .await
+        .map_err(|e| RedisSetupError::Unavailable(describe(&e)))?;
+    Ok(())
+}
+
 /// What failed, in words that never echo the URL or credentials.
 pub fn describe(e: &redis::RedisError) -> &'static str {
     if e.is_timeout() {

@@ -233,16 +233,17 @@ impl MemoryRateLimiter {
     /// Decides one request by `user`, for `tool` when it is a tool call.
     pub fn check(&self, user: &UserId, tool: Option<&str>) -> Decision {
         let user_key = user.storage_key();
-        let tool_entry = tool.map(|name| {
-            let bucket = self.tools.resolve(name);
-            match self.tool_overrides.get(&*bucket) {
+        // Resolved once: the denial log below reuses it.
+        let bucket = tool.map(|name| self.tools.resolve(name));
+        let tool_entry = bucket
+            .as_ref()
+            .map(|bucket| match self.tool_overrides.get(&**bucket) {
                 Some(tier) => (Some(tier), user_key.as_str().to_owned()),
                 None => (
                     self.tool.as_ref(),
                     format!("{}:{bucket}", user_key.as_str()),
                 ),
-            }
-        });
+            });
         let mut plan: [Option<(&Tier, String, DeniedBy)>; 3] = [None, None, None];
         plan[0] = self
             .global
@@ -282,7 +283,6 @@ impl MemoryRateLimiter {
                     tier.limiter_state().undo(key);
                 }
                 drop(decision_guard);
-                let bucket = tool.map(|t| self.tools.resolve(t));
                 tracing::info!(target: "mcp_auth::audit", user = %user, tool = bucket.as_deref().unwrap_or("-"), denied_by = by.as_str(), retry_after_ms = retry_after.as_millis() as u64, "rate limit hit");
                 Decision::Denied { by, retry_after }
             }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use mcp_auth_core::redis_conn::{RedisSetupError, describe, lazy_connection};
+use mcp_auth_core::redis_conn::{RedisSetupError, describe, lazy_connection, ping};
 use mcp_auth_core::{Clock, UserId};
 use redis::Script;
 use redis::aio::ConnectionManager;
@@ -145,17 +145,17 @@ impl RedisRateLimiter {
         limits: Limits,
         config: RedisLimiterConfig,
     ) -> Result<Self, RateLimitError> {
-        let limiter = Self::connect_lazy(url, limits, config)?;
-        let _: String = redis::cmd("PING")
-            .query_async(&mut limiter.conn.clone())
+        let limiter = Self::connect_lazy(url, limits, config).await?;
+        ping(&limiter.conn)
             .await
-            .map_err(|e| RateLimitError::StoreUnavailable(format!("redis: {}", describe(&e))))?;
+            .map_err(|e| RateLimitError::StoreUnavailable(e.to_string()))?;
         Ok(limiter)
     }
 
-    /// Builds the limiter without connecting; the first decision connects.
-    /// Must be called within a Tokio runtime.
-    pub fn connect_lazy(
+    /// Builds the limiter without connecting; the first decision connects,
+    /// so a server can start while Redis is down (decisions then follow the
+    /// failure mode until it is up).
+    pub async fn connect_lazy(
         url: &str,
         limits: Limits,
         config: RedisLimiterConfig,

@@ -139,3 +139,34 @@ async fn redis_stopped_and_restarted_mid_run() {
         Some(DeniedBy::Tool)
     );
 }
+
+#[tokio::test]
+async fn a_limiter_built_while_redis_is_down_fails_closed_then_works() {
+    let Some(mut server) = RedisServer::start("ratelimit::lazy") else {
+        return;
+    };
+    server.stop();
+    assert!(
+        RedisRateLimiter::connect(&server.url(), limits(), RedisLimiterConfig::default())
+            .await
+            .is_err()
+    );
+    let limiter =
+        RedisRateLimiter::connect_lazy(&server.url(), limits(), RedisLimiterConfig::default())
+            .await
+            .unwrap();
+    let alice = UserId::new("alice").unwrap();
+    assert!(matches!(
+        limiter.check(&alice, None).await,
+        Decision::Denied {
+            by: DeniedBy::StoreUnavailable,
+            ..
+        }
+    ));
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !limiter.check(&alice, None).await.is_allowed() {
+        assert!(Instant::now() < deadline, "no recovery after Redis came up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use mcp_auth_core::UserId;
-use mcp_auth_core::redis_conn::{RedisSetupError, describe, lazy_connection};
+use mcp_auth_core::redis_conn::{RedisSetupError, describe, lazy_connection, ping};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
@@ -262,11 +262,9 @@ impl RedisSessionStore {
     /// with `PING`.
     pub async fn connect(url: &str, config: RedisStoreConfig) -> Result<Self, SessionError> {
         let store = Self::connect_lazy(url, config).await?;
-        let mut conn = store.conn.clone();
-        let _: String = redis::cmd("PING")
-            .query_async(&mut conn)
+        ping(&store.conn)
             .await
-            .map_err(|e| unavailable(&e))?;
+            .map_err(|e| SessionError::StoreUnavailable(e.to_string()))?;
         Ok(store)
     }
 
