@@ -42,12 +42,14 @@
 //!   (`FailureMode`); the default is fail closed.
 
 mod error;
+mod limiter;
 mod limits;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis_limiter;
 
 pub use error::RateLimitError;
+pub use limiter::{DecisionFuture, RateLimiter};
 pub use limits::{Decision, DeniedBy, Limit, Limits, OVERFLOW_TOOL};
 pub use memory::MemoryRateLimiter;
 #[cfg(feature = "redis")]

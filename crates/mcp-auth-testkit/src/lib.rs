@@ -9,10 +9,17 @@
 //! test instead of silently passing it. Set `MCP_AUTH_REQUIRE_REDIS=1` (CI does)
 //! to turn a missing binary into a test failure instead.
 //!
+//! [`DevIssuer`] is a development OAuth issuer (ephemeral ES256 key,
+//! discovery, JWKS and an open token mint) for demos and tests on loopback.
+//!
 //! ```no_run
 //! let Some(redis) = mcp_auth_testkit::RedisServer::start("my_test") else { return };
 //! println!("connect to {}", redis.url());
 //! ```
+
+mod issuer;
+
+pub use issuer::DevIssuer;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};

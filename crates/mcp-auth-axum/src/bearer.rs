@@ -1,0 +1,369 @@
+//! The bearer authentication layer (RFC 6750) with per-tool scopes.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::http::{Method, Request, Response, StatusCode, header};
+use axum::response::IntoResponse;
+use tower::{Layer, Service};
+
+use crate::challenge::{Challenge, challenge, insufficient_scope, refusal, retry_later};
+use crate::rpc::{RpcError, read_summary};
+use crate::{ResourceConfig, TokenVerifier, VerifyError, audit};
+
+/// Longest `Authorization` header read (a JWT with many claims fits easily).
+const MAX_AUTHORIZATION_LEN: usize = 16 * 1024;
+
+/// Authenticates every request with an `Authorization: Bearer` token.
+///
+/// On success the request carries an `Arc<`[`AuthContext`](crate::AuthContext)`>` and, for a
+/// POST, an [`crate::RpcSummary`] in its extensions. Otherwise:
+///
+/// | case | answer |
+/// |---|---|
+/// | no `Authorization` header, or another scheme | 401, `WWW-Authenticate: Bearer resource_metadata="…"` |
+/// | token invalid, expired, or for another audience | 401, `error="invalid_token"` |
+/// | token lacks a scope the request or the tool needs | 403, `error="insufficient_scope"`, `scope="…"` |
+/// | `access_token` in the query, two `Authorization` headers, malformed JSON-RPC | 400 |
+/// | body over the cap | 413 |
+/// | verifier cannot decide (keys unreachable) | 503 with `Retry-After` |
+#[derive(Clone)]
+pub struct BearerAuthLayer {
+    config: Arc<ResourceConfig>,
+    verifier: Arc<dyn TokenVerifier>,
+}
+
+impl std::fmt::Debug for BearerAuthLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BearerAuthLayer")
+            .field("resource", &self.config.resource())
+            .field("verifier", &self.verifier)
+            .finish()
+    }
+}
+
+impl BearerAuthLayer {
+    /// A layer for `config`, verifying tokens with `verifier`.
+    pub fn new(config: Arc<ResourceConfig>, verifier: Arc<dyn TokenVerifier>) -> Self {
+        Self { config, verifier }
+    }
+}
+
+impl<S> Layer<S> for BearerAuthLayer {
+    type Service = BearerAuth<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        BearerAuth {
+            inner,
+            config: self.config.clone(),
+            verifier: self.verifier.clone(),
+        }
+    }
+}
+
+/// The service made by [`BearerAuthLayer`].
+#[derive(Clone)]
+pub struct BearerAuth<S> {
+    inner: S,
+    config: Arc<ResourceConfig>,
+    verifier: Arc<dyn TokenVerifier>,
+}
+
+impl<S> std::fmt::Debug for BearerAuth<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BearerAuth")
+            .field("resource", &self.config.resource())
+            .finish_non_exhaustive()
+    }
+}
+
+use crate::BoxFuture;
+
+impl<S> Service<Request<Body>> for BearerAuth<S>
+where
+    S: Service<Request<Body>, Error = Infallible> + Clone + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        // The clone that was driven to readiness serves this request.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let config = self.config.clone();
+        let verifier = self.verifier.clone();
+        Box::pin(async move {
+            match authenticate(&config, &*verifier, request).await {
+                Ok(request) => {
+                    let mut inner = inner;
+                    let response = inner.call(request).await?;
+                    Ok(response.into_response())
+                }
+                Err(refused) => Ok(refused),
+            }
+        })
+    }
+}
+
+/// Runs every check; returns the request to forward or the response to send.
+pub(crate) async fn authenticate(
+    config: &ResourceConfig,
+    verifier: &dyn TokenVerifier,
+    request: Request<Body>,
+) -> Result<Request<Body>, Response<Body>> {
+    if token_in_query(request.uri().query()) {
+        audit::auth_failed("token-in-query", 400);
+        return Err(challenge(
+            config,
+            Challenge::InvalidRequest(
+                "access tokens are accepted only in the Authorization header",
+            ),
+        ));
+    }
+    let token = match bearer_token(request.headers()) {
+        Ok(Some(token)) => token,
+        Ok(None) => {
+            audit::auth_failed("missing-token", 401);
+            return Err(challenge(config, Challenge::Missing));
+        }
+        Err(BearerError::Repeated) => {
+            audit::auth_failed("repeated-authorization", 400);
+            return Err(challenge(
+                config,
+                Challenge::InvalidRequest("more than one Authorization header"),
+            ));
+        }
+        Err(BearerError::Malformed) => {
+            audit::auth_failed("malformed-authorization", 401);
+            return Err(challenge(
+                config,
+                Challenge::InvalidToken("the access token is malformed"),
+            ));
+        }
+    };
+
+    let context = match verifier.verify(token).await {
+        Ok(context) => context,
+        Err(error) => return Err(verification_failed(config, &error)),
+    };
+    if !context.audiences.iter().any(|a| a == config.resource()) {
+        audit::auth_failed("audience", 401);
+        return Err(challenge(
+            config,
+            Challenge::InvalidToken("the access token was not issued for this resource"),
+        ));
+    }
+
+    let mut request = request;
+    let mut needed: Vec<String> = config.required_scopes().to_vec();
+    let mut denied_tool = None;
+    if request.method() == Method::POST {
+        let (rebuilt, summary) =
+            match read_summary(request, config.max_body_bytes, config.max_batch).await {
+                Ok(ok) => ok,
+                Err(error) => return Err(body_refused(&error)),
+            };
+        request = rebuilt;
+        for tool in summary.tools() {
+            let tool_needs = config.scopes_for_tool(tool);
+            if !context.missing_scopes(&tool_needs).is_empty() {
+                denied_tool = Some(tool.to_owned());
+            }
+            for scope in tool_needs {
+                if !needed.contains(&scope) {
+                    needed.push(scope);
+                }
+            }
+        }
+        request.extensions_mut().insert(summary);
+    }
+    let missing = context.missing_scopes(&needed);
+    if !missing.is_empty() {
+        audit::scope_denied(
+            context.subject(),
+            denied_tool.as_deref(),
+            &missing.join(" "),
+        );
+        return Err(insufficient_scope(config, &needed));
+    }
+    tracing::debug!(
+        target: audit::TARGET,
+        event = "authenticated",
+        subject = context.subject(),
+        client = context.client_id.as_deref().unwrap_or("-"),
+    );
+    request.extensions_mut().insert(Arc::new(context));
+    Ok(request)
+}
+
+fn verification_failed(config: &ResourceConfig, error: &VerifyError) -> Response<Body> {
+    match error {
+        VerifyError::InsufficientScope { missing } => {
+            audit::auth_failed("scope", 403);
+            let mut needed = config.required_scopes().to_vec();
+            for scope in missing {
+                if !needed.contains(scope) {
+                    needed.push(scope.clone());
+                }
+            }
+            insufficient_scope(config, &needed)
+        }
+        VerifyError::Unavailable => {
+            audit::auth_failed("unavailable", 503);
+            retry_later(
+                StatusCode::SERVICE_UNAVAILABLE,
+                5,
+                "token verification is temporarily unavailable",
+            )
+        }
+        VerifyError::Expired => {
+            audit::auth_failed("expired", 401);
+            challenge(config, Challenge::InvalidToken("the access token expired"))
+        }
+        VerifyError::Invalid { rule } => {
+            audit::auth_failed(rule, 401);
+            challenge(
+                config,
+                Challenge::InvalidToken("the access token is invalid"),
+            )
+        }
+    }
+}
+
+fn body_refused(error: &RpcError) -> Response<Body> {
+    match error {
+        RpcError::TooLarge => {
+            audit::auth_failed("body-too-large", 413);
+            refusal(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request",
+                "the request body is too large",
+            )
+        }
+        RpcError::Read => refusal(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the request body could not be read",
+        ),
+        RpcError::Invalid(description) => {
+            audit::auth_failed("malformed-jsonrpc", 400);
+            refusal(StatusCode::BAD_REQUEST, "invalid_request", description)
+        }
+    }
+}
+
+enum BearerError {
+    Repeated,
+    Malformed,
+}
+
+/// The token of the one `Authorization: Bearer` header; `None` when there is
+/// no header or it uses another scheme (RFC 6750 section 3: answered with a
+/// bare challenge).
+fn bearer_token(headers: &header::HeaderMap) -> Result<Option<&str>, BearerError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(BearerError::Repeated);
+    }
+    if value.len() > MAX_AUTHORIZATION_LEN {
+        return Err(BearerError::Malformed);
+    }
+    let value = value.to_str().map_err(|_| BearerError::Malformed)?;
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(None);
+    }
+    let token = rest.trim_start_matches(' ');
+    if is_token68(token) {
+        Ok(Some(token))
+    } else {
+        Err(BearerError::Malformed)
+    }
+}
+
+/// RFC 6750 `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_token68(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
+}
+
+/// Whether the query carries an `access_token` parameter (RFC 6750 section
+/// 2.3, which MCP forbids).
+fn token_in_query(query: Option<&str>) -> bool {
+    query.is_some_and(|q| {
+        q.split('&').any(|pair| {
+            let name = pair.split_once('=').map_or(pair, |(n, _)| n);
+            name.eq_ignore_ascii_case("access_token") || name.eq_ignore_ascii_case("access%5Ftoken")
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&str]) -> header::HeaderMap {
+        let mut map = header::HeaderMap::new();
+        for v in values {
+            map.append(header::AUTHORIZATION, v.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn bearer_header_forms() {
+        assert!(matches!(
+            bearer_token(&headers(&["Bearer abc.def-_~+/=="])),
+            Ok(Some("abc.def-_~+/=="))
+        ));
+        assert!(matches!(
+            bearer_token(&headers(&["bearer abc"])),
+            Ok(Some("abc"))
+        ));
+        assert!(matches!(
+            bearer_token(&headers(&["Basic dXNlcjpwYXNz"])),
+            Ok(None)
+        ));
+        assert!(matches!(bearer_token(&headers(&[])), Ok(None)));
+        assert!(matches!(
+            bearer_token(&headers(&["Bearer"])),
+            Err(BearerError::Malformed)
+        ));
+        assert!(matches!(
+            bearer_token(&headers(&["Bearer a b"])),
+            Err(BearerError::Malformed)
+        ));
+        assert!(matches!(
+            bearer_token(&headers(&["Bearer ===="])),
+            Err(BearerError::Malformed)
+        ));
+        assert!(matches!(
+            bearer_token(&headers(&["Bearer a", "Bearer b"])),
+            Err(BearerError::Repeated)
+        ));
+    }
+
+    #[test]
+    fn query_tokens_are_spotted() {
+        assert!(token_in_query(Some("access_token=x")));
+        assert!(token_in_query(Some("a=1&ACCESS_TOKEN=x")));
+        assert!(token_in_query(Some("access%5Ftoken=x")));
+        assert!(!token_in_query(Some("token=x&access_tokens=1")));
+        assert!(!token_in_query(None));
+    }
+}

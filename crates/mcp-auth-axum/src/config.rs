@@ -1,0 +1,336 @@
+//! The protected resource's configuration.
+
+use std::collections::HashMap;
+
+use crate::ConfigError;
+
+/// Scope that a challenge never advertises: asking for refresh tokens is the
+/// client's business with its authorization server, not something a resource
+/// server should prompt for (MCP authorization, scope selection).
+pub const OFFLINE_ACCESS: &str = "offline_access";
+
+/// Default cap on a request body the layer reads to find the JSON-RPC method
+/// and tool name: 1 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Default cap on the number of messages in one JSON-RPC batch: 32.
+pub const DEFAULT_MAX_BATCH: usize = 32;
+
+/// What the layers need to know about the protected MCP server.
+///
+/// Build it with [`ResourceConfig::builder`]; [`ResourceConfigBuilder::build`]
+/// validates everything at once.
+#[derive(Debug, Clone)]
+pub struct ResourceConfig {
+    pub(crate) resource: String,
+    pub(crate) resource_path: String,
+    pub(crate) metadata_url: String,
+    pub(crate) hsts: bool,
+    pub(crate) authorization_servers: Vec<String>,
+    pub(crate) scopes_supported: Vec<String>,
+    pub(crate) required_scopes: Vec<String>,
+    pub(crate) tool_scopes: HashMap<String, Vec<String>>,
+    pub(crate) resource_name: Option<String>,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) max_batch: usize,
+}
+
+impl ResourceConfig {
+    /// Starts a configuration for the MCP endpoint at `resource` (its public
+    /// URL, e.g. `https://mcp.example.com/mcp`), whose tokens come from
+    /// `authorization_server` (an issuer URL).
+    pub fn builder(
+        resource: impl Into<String>,
+        authorization_server: impl Into<String>,
+    ) -> ResourceConfigBuilder {
+        ResourceConfigBuilder {
+            resource: resource.into(),
+            authorization_servers: vec![authorization_server.into()],
+            scopes_supported: None,
+            required_scopes: Vec::new(),
+            tool_scopes: HashMap::new(),
+            resource_name: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_batch: DEFAULT_MAX_BATCH,
+        }
+    }
+
+    /// The resource URL: the audience every accepted token must carry.
+    pub fn resource(&self) -> &str {
+        &self.resource
+    }
+
+    /// The path the MCP endpoint is served on (the resource URL's path).
+    pub fn resource_path(&self) -> &str {
+        &self.resource_path
+    }
+
+    /// The URL of this resource's RFC 9728 metadata document, as advertised
+    /// in `resource_metadata` of every challenge.
+    pub fn metadata_url(&self) -> &str {
+        &self.metadata_url
+    }
+
+    /// The paths the metadata document is served on: the RFC 9728
+    /// path-suffixed form first, then the root form when they differ.
+    pub fn metadata_paths(&self) -> Vec<String> {
+        let root = "/.well-known/oauth-protected-resource".to_owned();
+        if self.resource_path == "/" {
+            vec![root]
+        } else {
+            vec![format!("{root}{}", self.resource_path), root]
+        }
+    }
+
+    /// Scopes every request needs.
+    pub fn required_scopes(&self) -> &[String] {
+        &self.required_scopes
+    }
+
+    /// Every scope a call of `tool` needs: the scopes every request needs,
+    /// then the tool's own.
+    pub fn scopes_for_tool(&self, tool: &str) -> Vec<String> {
+        let mut scopes = self.required_scopes.clone();
+        if let Some(extra) = self.tool_scopes.get(tool) {
+            for scope in extra {
+                if !scopes.contains(scope) {
+                    scopes.push(scope.clone());
+                }
+            }
+        }
+        scopes
+    }
+
+    /// The maximum request body the layer reads.
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
+    }
+}
+
+/// Builder for [`ResourceConfig`].
+#[derive(Debug, Clone)]
+pub struct ResourceConfigBuilder {
+    resource: String,
+    authorization_servers: Vec<String>,
+    scopes_supported: Option<Vec<String>>,
+    required_scopes: Vec<String>,
+    tool_scopes: HashMap<String, Vec<String>>,
+    resource_name: Option<String>,
+    max_body_bytes: usize,
+    max_batch: usize,
+}
+
+impl ResourceConfigBuilder {
+    /// Adds another authorization server whose tokens the resource accepts.
+    pub fn authorization_server(mut self, issuer: impl Into<String>) -> Self {
+        self.authorization_servers.push(issuer.into());
+        self
+    }
+
+    /// Scopes every request needs (also the `scope` of the 401 challenge).
+    pub fn require_scopes<S: Into<String>>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
+        self.required_scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Scopes a call of `tool` needs on top of the required ones. A call
+    /// without them is refused with 403 `insufficient_scope` (MCP step-up).
+    pub fn tool_scopes<S: Into<String>>(
+        mut self,
+        tool: impl Into<String>,
+        scopes: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.tool_scopes
+            .insert(tool.into(), scopes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// `scopes_supported` in the metadata. Default: the required scopes and
+    /// every tool's scopes.
+    pub fn scopes_supported<S: Into<String>>(
+        mut self,
+        scopes: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.scopes_supported = Some(scopes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// `resource_name` in the metadata.
+    pub fn resource_name(mut self, name: impl Into<String>) -> Self {
+        self.resource_name = Some(name.into());
+        self
+    }
+
+    /// The largest request body read to find the method and tool (default
+    /// [`DEFAULT_MAX_BODY_BYTES`]); larger bodies get 413.
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = bytes;
+        self
+    }
+
+    /// The most messages in one JSON-RPC batch (default
+    /// [`DEFAULT_MAX_BATCH`]); larger batches get 400.
+    pub fn max_batch(mut self, n: usize) -> Self {
+        self.max_batch = n;
+        self
+    }
+
+    /// Validates and builds the configuration.
+    pub fn build(self) -> Result<ResourceConfig, ConfigError> {
+        let resource = checked_url("resource", &self.resource)?;
+        if resource.query().is_some() {
+            return Err(ConfigError::Url {
+                setting: "resource",
+                reason: "the resource URL must not have a query",
+            });
+        }
+        let hsts = resource.scheme() == "https";
+        let resource_path = resource.path().to_owned();
+        let origin = resource.origin().ascii_serialization();
+        let suffix = if resource_path == "/" {
+            ""
+        } else {
+            resource_path.as_str()
+        };
+        let metadata_url = format!("{origin}/.well-known/oauth-protected-resource{suffix}");
+        // The resource identifier as the client will have it: no trailing
+        // slash added for a root URL that was written without one.
+        let resource_id = if resource_path == "/" && !self.resource.ends_with('/') {
+            origin.clone()
+        } else {
+            resource.to_string()
+        };
+
+        if self.authorization_servers.is_empty() {
+            return Err(ConfigError::Url {
+                setting: "authorization_servers",
+                reason: "at least one authorization server is required",
+            });
+        }
+        let mut authorization_servers = Vec::new();
+        for server in &self.authorization_servers {
+            let url = checked_url("authorization_servers", server)?;
+            if url.query().is_some() {
+                return Err(ConfigError::Url {
+                    setting: "authorization_servers",
+                    reason: "an issuer URL must not have a query",
+                });
+            }
+            authorization_servers.push(server.clone());
+        }
+
+        check_scopes("required_scopes", &self.required_scopes)?;
+        for scopes in self.tool_scopes.values() {
+            check_scopes("tool_scopes", scopes)?;
+        }
+        let scopes_supported = match self.scopes_supported {
+            Some(list) => {
+                check_scopes("scopes_supported", &list)?;
+                list
+            }
+            None => {
+                let mut all = self.required_scopes.clone();
+                let mut tools: Vec<_> = self.tool_scopes.iter().collect();
+                tools.sort_by(|a, b| a.0.cmp(b.0));
+                for (_, scopes) in tools {
+                    for scope in scopes {
+                        if !all.contains(scope) {
+                            all.push(scope.clone());
+                        }
+                    }
+                }
+                all
+            }
+        };
+        if self.max_body_bytes == 0 || self.max_body_bytes > 64 * 1024 * 1024 {
+            return Err(ConfigError::Limit {
+                setting: "max_body_bytes",
+                reason: "must be between 1 byte and 64 MiB",
+            });
+        }
+        if self.max_batch == 0 || self.max_batch > 1024 {
+            return Err(ConfigError::Limit {
+                setting: "max_batch",
+                reason: "must be between 1 and 1024",
+            });
+        }
+        Ok(ResourceConfig {
+            resource: resource_id,
+            resource_path,
+            metadata_url,
+            hsts,
+            authorization_servers,
+            scopes_supported,
+            required_scopes: self.required_scopes,
+            tool_scopes: self.tool_scopes,
+            resource_name: self.resource_name,
+            max_body_bytes: self.max_body_bytes,
+            max_batch: self.max_batch,
+        })
+    }
+}
+
+/// `https`, or `http` on a loopback host (development and tests); absolute,
+/// no fragment, no credentials.
+fn checked_url(setting: &'static str, value: &str) -> Result<url::Url, ConfigError> {
+    let url = url::Url::parse(value).map_err(|_| ConfigError::Url {
+        setting,
+        reason: "not an absolute URL",
+    })?;
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        "http" => {
+            return Err(ConfigError::Url {
+                setting,
+                reason: "plain http is only allowed on loopback hosts",
+            });
+        }
+        _ => {
+            return Err(ConfigError::Url {
+                setting,
+                reason: "the scheme must be https",
+            });
+        }
+    }
+    if url.fragment().is_some() {
+        return Err(ConfigError::Url {
+            setting,
+            reason: "a URL here must not have a fragment",
+        });
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ConfigError::Url {
+            setting,
+            reason: "a URL here must not carry credentials",
+        });
+    }
+    Ok(url)
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// RFC 6749 section 3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
+pub(crate) fn is_scope_token(scope: &str) -> bool {
+    !scope.is_empty()
+        && scope
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+}
+
+fn check_scopes(setting: &'static str, scopes: &[String]) -> Result<(), ConfigError> {
+    match scopes.iter().find(|s| !is_scope_token(s)) {
+        Some(bad) => Err(ConfigError::Scope {
+            setting,
+            scope: bad.clone(),
+        }),
+        None => Ok(()),
+    }
+}

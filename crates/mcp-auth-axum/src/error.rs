@@ -1,0 +1,47 @@
+/// A configuration the layers refuse to run with.
+///
+/// Raised when the server is built, never per request: each variant names
+/// the setting and why it is unsafe or invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A URL setting is not an absolute URL, or uses a scheme or form that
+    /// is not allowed there.
+    #[error("{setting}: {reason}")]
+    Url {
+        /// The setting (`resource`, `authorization_servers`, ...).
+        setting: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A scope is not an RFC 6749 scope-token.
+    #[error("{setting}: {scope:?} is not a valid scope token")]
+    Scope {
+        /// The setting it came from.
+        setting: &'static str,
+        /// The offending value.
+        scope: String,
+    },
+    /// A numeric setting is out of range.
+    #[error("{setting}: {reason}")]
+    Limit {
+        /// The setting.
+        setting: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The CORS allow-list contains `*` or an invalid origin.
+    #[error("cors: {0}")]
+    Cors(String),
+    /// The token verifier checks a different audience than the configured
+    /// resource (the token passthrough / confused deputy guard).
+    #[error(
+        "the verifier's audience {verifier:?} differs from the configured resource {resource:?}"
+    )]
+    AudienceMismatch {
+        /// What the verifier requires.
+        verifier: String,
+        /// The configured resource.
+        resource: String,
+    },
+}

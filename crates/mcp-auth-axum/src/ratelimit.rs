@@ -1,0 +1,149 @@
+//! The rate-limit layer: per subject, and per (subject, tool) for
+//! `tools/call`, through [`mcp_auth_ratelimit::RateLimiter`].
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::http::{Request, Response, StatusCode};
+use axum::response::IntoResponse;
+use mcp_auth_ratelimit::{Decision, DeniedBy, RateLimiter};
+use tower::{Layer, Service};
+
+use crate::challenge::{refusal, retry_later};
+use crate::{AuthContext, RpcSummary, audit};
+
+/// Applies a [`RateLimiter`] to authenticated requests.
+///
+/// Must sit inside [`crate::BearerAuthLayer`], which provides the subject
+/// and the JSON-RPC summary. Every request counts against the global and
+/// per-user tiers; each `tools/call` also against its (user, tool) tier. A
+/// denial answers 429 with `Retry-After`; a limiter that cannot decide
+/// (Redis down, fail-closed) answers 503 with `Retry-After`.
+#[derive(Clone)]
+pub struct RateLimitLayer {
+    limiter: Arc<dyn RateLimiter>,
+}
+
+impl std::fmt::Debug for RateLimitLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimitLayer")
+            .field("limiter", &self.limiter)
+            .finish()
+    }
+}
+
+impl RateLimitLayer {
+    /// A layer deciding with `limiter`.
+    pub fn new(limiter: Arc<dyn RateLimiter>) -> Self {
+        Self { limiter }
+    }
+}
+
+impl<S> Layer<S> for RateLimitLayer {
+    type Service = RateLimit<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RateLimit {
+            inner,
+            limiter: self.limiter.clone(),
+        }
+    }
+}
+
+/// The service made by [`RateLimitLayer`].
+#[derive(Clone)]
+pub struct RateLimit<S> {
+    inner: S,
+    limiter: Arc<dyn RateLimiter>,
+}
+
+impl<S> std::fmt::Debug for RateLimit<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimit").finish_non_exhaustive()
+    }
+}
+
+impl<S> Service<Request<Body>> for RateLimit<S>
+where
+    S: Service<Request<Body>, Error = Infallible> + Clone + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = crate::BoxFuture<Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let limiter = self.limiter.clone();
+        Box::pin(async move {
+            let Some(context) = request.extensions().get::<Arc<AuthContext>>().cloned() else {
+                tracing::error!(
+                    target: audit::TARGET,
+                    "RateLimitLayer saw a request without an AuthContext: put it inside BearerAuthLayer"
+                );
+                return Ok(refusal(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "the server is misconfigured",
+                ));
+            };
+            let tools: Vec<&str> = request
+                .extensions()
+                .get::<RpcSummary>()
+                .map(|s| s.tools().collect())
+                .unwrap_or_default();
+            let decision = if tools.is_empty() {
+                (limiter.decide(&context.user, None).await, None)
+            } else {
+                let mut last = (Decision::Allowed, None);
+                for tool in tools {
+                    let decision = limiter.decide(&context.user, Some(tool)).await;
+                    if !decision.is_allowed() {
+                        last = (decision, Some(tool));
+                        break;
+                    }
+                }
+                last
+            };
+            match decision {
+                (Decision::Allowed, _) => Ok(inner.call(request).await?.into_response()),
+                (denied, tool) => Ok(denied_response(&context, tool, &denied)),
+            }
+        })
+    }
+}
+
+fn denied_response(
+    context: &AuthContext,
+    tool: Option<&str>,
+    decision: &Decision,
+) -> Response<Body> {
+    let retry_after = decision.retry_after_secs().unwrap_or(1);
+    let by = match decision {
+        Decision::Denied { by, .. } => *by,
+        // Not reached: only denials get here.
+        Decision::Allowed => DeniedBy::Global,
+    };
+    audit::rate_limited(context.subject(), tool, by.as_str(), retry_after);
+    if by == DeniedBy::StoreUnavailable {
+        retry_later(
+            StatusCode::SERVICE_UNAVAILABLE,
+            retry_after,
+            "the rate limiter is temporarily unavailable",
+        )
+    } else {
+        retry_later(
+            StatusCode::TOO_MANY_REQUESTS,
+            retry_after,
+            "rate limit exceeded",
+        )
+    }
+}

@@ -1,0 +1,239 @@
+//! Reading the JSON-RPC method and tool name from a request body: once, with
+//! a size cap, borrowing from the buffered body rather than copying it.
+
+use std::borrow::Cow;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Request};
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// The header of the 2026 MCP revision (SEP-2243) that repeats the tool name.
+pub const MCP_NAME_HEADER: &str = "mcp-name";
+
+/// What the layers need to know about a JSON-RPC request body.
+///
+/// Inserted into the request's extensions by [`crate::BearerAuthLayer`] so
+/// the rate-limit layer does not parse the body again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RpcSummary {
+    /// One entry per message (one, or several for a batch).
+    pub calls: Vec<RpcCall>,
+}
+
+/// One JSON-RPC message of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpcCall {
+    /// `method`, or `None` for a response message.
+    pub method: Option<String>,
+    /// `params.name` of a `tools/call`.
+    pub tool: Option<String>,
+}
+
+impl RpcSummary {
+    /// The tools called by this request, in order.
+    pub fn tools(&self) -> impl Iterator<Item = &str> {
+        self.calls.iter().filter_map(|c| c.tool.as_deref())
+    }
+}
+
+/// Why a body could not be summarised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RpcError {
+    /// Larger than the cap: 413.
+    TooLarge,
+    /// The body stream failed.
+    Read,
+    /// Not JSON-RPC as MCP uses it: 400 with this description.
+    Invalid(&'static str),
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    method: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    params: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct CallParams<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+}
+
+/// Buffers the body (at most `max` bytes) and returns the request rebuilt
+/// around the same buffer, with its summary.
+pub(crate) async fn read_summary(
+    request: Request<Body>,
+    max: usize,
+    max_batch: usize,
+) -> Result<(Request<Body>, RpcSummary), RpcError> {
+    let (parts, body) = request.into_parts();
+    let bytes: Bytes = match Limited::new(body, max).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
+            return Err(RpcError::TooLarge);
+        }
+        Err(_) => return Err(RpcError::Read),
+    };
+    let summary = summarise(&bytes, max_batch, &parts.headers)?;
+    // `Bytes` is reference counted: the inner service reads the same buffer.
+    Ok((Request::from_parts(parts, Body::from(bytes)), summary))
+}
+
+/// Parses a JSON-RPC message or batch.
+pub(crate) fn summarise(
+    body: &[u8],
+    max_batch: usize,
+    headers: &HeaderMap,
+) -> Result<RpcSummary, RpcError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    let calls = match first {
+        None => return Ok(RpcSummary::default()),
+        Some(b'[') => {
+            let batch: Vec<Envelope<'_>> = serde_json::from_slice(body)
+                .map_err(|_| RpcError::Invalid("the request body is not valid JSON-RPC"))?;
+            if batch.is_empty() || batch.len() > max_batch {
+                return Err(RpcError::Invalid(
+                    "the JSON-RPC batch is empty or too large",
+                ));
+            }
+            batch.iter().map(call_of).collect::<Result<Vec<_>, _>>()?
+        }
+        Some(_) => {
+            let one: Envelope<'_> = serde_json::from_slice(body)
+                .map_err(|_| RpcError::Invalid("the request body is not valid JSON-RPC"))?;
+            vec![call_of(&one)?]
+        }
+    };
+    if let Some(named) = header_name(headers)? {
+        // The header repeats the body for intermediaries; a request whose
+        // header and body disagree is refused rather than trusted either way.
+        let body_names: Vec<&str> = calls.iter().filter_map(|c| c.tool.as_deref()).collect();
+        if body_names.len() == 1 && body_names[0] != named {
+            return Err(RpcError::Invalid(
+                "the Mcp-Name header does not match the body",
+            ));
+        }
+    }
+    Ok(RpcSummary { calls })
+}
+
+fn call_of(envelope: &Envelope<'_>) -> Result<RpcCall, RpcError> {
+    let method = envelope.method.as_deref();
+    let tool = if method == Some("tools/call") {
+        let params = envelope
+            .params
+            .ok_or(RpcError::Invalid("tools/call without params"))?;
+        let params: CallParams<'_> = serde_json::from_str(params.get())
+            .map_err(|_| RpcError::Invalid("tools/call params are not an object"))?;
+        match params.name {
+            Some(name) if !name.is_empty() => Some(name.into_owned()),
+            _ => return Err(RpcError::Invalid("tools/call without a tool name")),
+        }
+    } else {
+        None
+    };
+    Ok(RpcCall {
+        method: method.map(str::to_owned),
+        tool,
+    })
+}
+
+/// The `Mcp-Name` header, decoded from its `=?base64?...?=` form if need be.
+fn header_name(headers: &HeaderMap) -> Result<Option<String>, RpcError> {
+    let mut values = headers.get_all(MCP_NAME_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(RpcError::Invalid("more than one Mcp-Name header"));
+    }
+    let text = value
+        .to_str()
+        .map_err(|_| RpcError::Invalid("the Mcp-Name header is not ASCII"))?;
+    if let Some(inner) = text
+        .strip_prefix("=?base64?")
+        .and_then(|rest| rest.strip_suffix("?="))
+    {
+        let bytes = data_encoding::BASE64
+            .decode(inner.as_bytes())
+            .map_err(|_| RpcError::Invalid("the Mcp-Name header is not valid base64"))?;
+        let decoded = String::from_utf8(bytes)
+            .map_err(|_| RpcError::Invalid("the Mcp-Name header is not UTF-8"))?;
+        return Ok(Some(decoded));
+    }
+    Ok(Some(text.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Result<RpcSummary, RpcError> {
+        summarise(body.as_bytes(), 4, &HeaderMap::new())
+    }
+
+    #[test]
+    fn tool_call_name_is_read() {
+        let s = parse(r#"{"jsonrpc":"2.0","id":1,"params":{"arguments":{"x":[1,2]},"name":"echo"},"method":"tools/call"}"#)
+            .unwrap();
+        assert_eq!(s.tools().collect::<Vec<_>>(), ["echo"]);
+    }
+
+    #[test]
+    fn other_methods_have_no_tool() {
+        let s = parse(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":[1]}"#).unwrap();
+        assert_eq!(s.calls[0].method.as_deref(), Some("tools/list"));
+        assert_eq!(s.tools().count(), 0);
+    }
+
+    #[test]
+    fn escaped_names_are_unescaped() {
+        let s = parse(r#"{"method":"tools/call","params":{"name":"e\u0063ho"}}"#).unwrap();
+        assert_eq!(s.tools().collect::<Vec<_>>(), ["echo"]);
+    }
+
+    #[test]
+    fn batches_are_bounded() {
+        let one = r#"{"method":"tools/call","params":{"name":"a"}}"#;
+        let ok = format!("[{one},{one}]");
+        assert_eq!(parse(&ok).unwrap().tools().count(), 2);
+        let big = format!("[{}]", [one; 5].join(","));
+        assert!(matches!(parse(&big), Err(RpcError::Invalid(_))));
+        assert!(matches!(parse("[]"), Err(RpcError::Invalid(_))));
+    }
+
+    #[test]
+    fn malformed_bodies_are_refused() {
+        for body in [
+            "{",
+            "nul",
+            r#"{"method":"tools/call"}"#,
+            r#"{"method":"tools/call","params":{"name":""}}"#,
+            r#"{"method":"tools/call","params":{"name":7}}"#,
+            r#"{"method":"tools/call","params":"x"}"#,
+            r#"{"method":7}"#,
+        ] {
+            assert!(matches!(parse(body), Err(RpcError::Invalid(_))), "{body}");
+        }
+    }
+
+    #[test]
+    fn mcp_name_header_must_match_the_body() {
+        let body = br#"{"method":"tools/call","params":{"name":"echo"}}"#;
+        let mut headers = HeaderMap::new();
+        headers.insert(MCP_NAME_HEADER, "echo".parse().unwrap());
+        assert!(summarise(body, 4, &headers).is_ok());
+        headers.insert(MCP_NAME_HEADER, "=?base64?ZWNobw==?=".parse().unwrap());
+        assert!(summarise(body, 4, &headers).is_ok());
+        headers.insert(MCP_NAME_HEADER, "admin".parse().unwrap());
+        assert!(matches!(
+            summarise(body, 4, &headers),
+            Err(RpcError::Invalid(_))
+        ));
+    }
+}

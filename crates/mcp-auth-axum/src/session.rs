@@ -1,0 +1,257 @@
+//! Binds MCP sessions (`Mcp-Session-Id`) to the authenticated subject.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::http::{HeaderValue, Method, Request, Response, StatusCode};
+use axum::response::IntoResponse;
+use mcp_auth_session::{NewSession, SessionError, SessionManager};
+use serde::{Deserialize, Serialize};
+use tower::{Layer, Service};
+
+use crate::challenge::{refusal, retry_later};
+use crate::{AuthContext, audit};
+
+/// The MCP session header of the streamable HTTP transport.
+pub const MCP_SESSION_ID: &str = "mcp-session-id";
+
+/// What the binding layer keeps in each `mcp-auth-session` session: the
+/// session id the MCP server issued, which the client never sees.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct McpSessionData {
+    /// The MCP server's own session id.
+    pub inner: String,
+}
+
+/// The session manager type the binding layer uses.
+pub type McpSessions = SessionManager<McpSessionData>;
+
+/// Ties every MCP session to the subject (and client) that created it.
+///
+/// When the MCP server opens a session (its response carries
+/// `Mcp-Session-Id`), the layer creates an `mcp-auth-session` session for
+/// the authenticated user holding the server's id, and gives the client the
+/// new session's 256-bit id instead. On later requests it loads that session
+/// (touching its idle timeout), refuses it with 404 unless it belongs to the
+/// same subject and client, and forwards the server's own id. So a session
+/// id replayed with another user's token is refused (MCP security best
+/// practices: session hijacking), sessions get idle and absolute timeouts,
+/// per-user caps and revocation, and with the Redis store they work across a
+/// fleet. A `DELETE` that the server accepts revokes the binding.
+///
+/// Must sit inside [`crate::BearerAuthLayer`].
+#[derive(Clone, Debug)]
+pub struct SessionBindingLayer {
+    sessions: McpSessions,
+}
+
+impl SessionBindingLayer {
+    /// A layer storing bindings through `sessions`.
+    pub fn new(sessions: McpSessions) -> Self {
+        Self { sessions }
+    }
+}
+
+impl<S> Layer<S> for SessionBindingLayer {
+    type Service = SessionBinding<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SessionBinding {
+            inner,
+            sessions: self.sessions.clone(),
+        }
+    }
+}
+
+/// The service made by [`SessionBindingLayer`].
+#[derive(Clone, Debug)]
+pub struct SessionBinding<S> {
+    inner: S,
+    sessions: McpSessions,
+}
+
+fn client_key(context: &AuthContext) -> &str {
+    context.client_id.as_deref().unwrap_or("-")
+}
+
+impl<S> Service<Request<Body>> for SessionBinding<S>
+where
+    S: Service<Request<Body>, Error = Infallible> + Clone + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = crate::BoxFuture<Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let sessions = self.sessions.clone();
+        Box::pin(async move {
+            let Some(context) = request.extensions().get::<Arc<AuthContext>>().cloned() else {
+                tracing::error!(
+                    target: audit::TARGET,
+                    "SessionBindingLayer saw a request without an AuthContext: put it inside BearerAuthLayer"
+                );
+                return Ok(refusal(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "the server is misconfigured",
+                ));
+            };
+            let mut request = request;
+            let presented = match presented_session(&request) {
+                Ok(presented) => presented,
+                Err(response) => return Ok(response),
+            };
+            match presented {
+                Some(outer) => {
+                    let session = match sessions.load_str(&outer).await {
+                        Ok(session) => session,
+                        Err(error) => return Ok(load_failed(&context, &error)),
+                    };
+                    let short = session.handle.short();
+                    if session.user != context.user || session.client_id != client_key(&context) {
+                        let rule = if session.user != context.user {
+                            "subject-mismatch"
+                        } else {
+                            "client-mismatch"
+                        };
+                        audit::session_refused(context.subject(), rule, &short);
+                        return Ok(session_not_found());
+                    }
+                    let Ok(inner_id) = HeaderValue::from_str(&session.data.inner) else {
+                        return Ok(session_not_found());
+                    };
+                    request.headers_mut().insert(MCP_SESSION_ID, inner_id);
+                    let is_delete = request.method() == Method::DELETE;
+                    let mut response = inner.call(request).await?.into_response();
+                    if response.headers().contains_key(MCP_SESSION_ID)
+                        && let Ok(value) = HeaderValue::from_str(&outer)
+                    {
+                        response.headers_mut().insert(MCP_SESSION_ID, value);
+                    }
+                    if is_delete && response.status().is_success() {
+                        if let Err(error) = sessions.revoke_handle(&session.handle).await {
+                            tracing::warn!(target: audit::TARGET, error = %error, "could not revoke an MCP session binding");
+                        } else {
+                            audit::session_event("session_closed", context.subject(), &short);
+                        }
+                    }
+                    Ok(response)
+                }
+                None => {
+                    let mut response = inner.call(request).await?.into_response();
+                    let Some(issued) = response.headers_mut().remove(MCP_SESSION_ID) else {
+                        return Ok(response);
+                    };
+                    let Ok(issued) = issued.to_str().map(str::to_owned) else {
+                        return Ok(refusal(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "server_error",
+                            "the MCP server issued an unusable session id",
+                        ));
+                    };
+                    let new = NewSession::new(context.user.clone(), client_key(&context))
+                        .with_scopes(context.scopes.iter().cloned())
+                        .with_data(McpSessionData { inner: issued });
+                    match sessions.create(new).await {
+                        Ok(created) => {
+                            audit::session_event(
+                                "session_opened",
+                                context.subject(),
+                                &created.session.handle.short(),
+                            );
+                            if let Ok(value) = HeaderValue::from_str(created.id.expose()) {
+                                response.headers_mut().insert(MCP_SESSION_ID, value);
+                            }
+                            Ok(response)
+                        }
+                        Err(error) => Ok(create_failed(&context, &error)),
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// The `Mcp-Session-Id` the client sent, if any.
+#[allow(clippy::result_large_err)]
+fn presented_session(request: &Request<Body>) -> Result<Option<String>, Response<Body>> {
+    let mut values = request.headers().get_all(MCP_SESSION_ID).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(refusal(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "more than one Mcp-Session-Id header",
+        ));
+    }
+    match value.to_str() {
+        Ok(text) => Ok(Some(text.to_owned())),
+        Err(_) => Err(session_not_found()),
+    }
+}
+
+fn session_not_found() -> Response<Body> {
+    refusal(
+        StatusCode::NOT_FOUND,
+        "session_not_found",
+        "the MCP session does not exist or has expired; start a new one",
+    )
+}
+
+fn load_failed(context: &AuthContext, error: &SessionError) -> Response<Body> {
+    match error {
+        SessionError::NotFound | SessionError::MalformedId => {
+            audit::session_refused(context.subject(), "unknown-session", "-");
+            session_not_found()
+        }
+        SessionError::StoreUnavailable(_) => {
+            tracing::warn!(target: audit::TARGET, error = %error, "session store unavailable");
+            retry_later(
+                StatusCode::SERVICE_UNAVAILABLE,
+                5,
+                "the session store is temporarily unavailable",
+            )
+        }
+        other => {
+            tracing::error!(target: audit::TARGET, error = %other, "session load failed");
+            refusal(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "the session could not be loaded",
+            )
+        }
+    }
+}
+
+fn create_failed(context: &AuthContext, error: &SessionError) -> Response<Body> {
+    tracing::warn!(target: audit::TARGET, subject = context.subject(), error = %error, "MCP session not opened");
+    match error {
+        SessionError::UserLimitReached { .. } => retry_later(
+            StatusCode::TOO_MANY_REQUESTS,
+            60,
+            "too many open sessions for this user",
+        ),
+        SessionError::StoreUnavailable(_) | SessionError::StoreFull { .. } => retry_later(
+            StatusCode::SERVICE_UNAVAILABLE,
+            5,
+            "the session store is temporarily unavailable",
+        ),
+        _ => refusal(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the session could not be opened for this client",
+        ),
+    }
+}

@@ -1,0 +1,104 @@
+//! Everything assembled: [`McpAuth`] wraps an MCP service into a router.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::Request;
+use axum::response::IntoResponse;
+use mcp_auth_jwks::Validator;
+use mcp_auth_ratelimit::RateLimiter;
+use tower::Service;
+
+use crate::{
+    BearerAuthLayer, ConfigError, CorsConfig, McpSessions, RateLimitLayer, ResourceConfig,
+    SecurityHeaders, SessionBindingLayer, TokenVerifier, metadata_router,
+};
+
+/// The whole resource-server stack around one MCP endpoint.
+///
+/// ```text
+/// request ─▶ security headers ─▶ CORS ─▶ /.well-known/oauth-protected-resource[/path]  (open)
+///                                     └▶ <resource path>: bearer auth ─▶ rate limit ─▶ session binding ─▶ MCP service
+/// ```
+#[derive(Debug, Clone)]
+pub struct McpAuth {
+    config: Arc<ResourceConfig>,
+    verifier: Arc<dyn TokenVerifier>,
+    limiter: Option<Arc<dyn RateLimiter>>,
+    sessions: Option<McpSessions>,
+    cors: CorsConfig,
+}
+
+impl McpAuth {
+    /// A stack for `config` that verifies tokens with `verifier`.
+    pub fn new(config: ResourceConfig, verifier: Arc<dyn TokenVerifier>) -> Self {
+        Self {
+            config: Arc::new(config),
+            verifier,
+            limiter: None,
+            sessions: None,
+            cors: CorsConfig::default(),
+        }
+    }
+
+    /// A stack verifying JWT access tokens with `validator`, whose policy
+    /// must require the configured resource as audience.
+    pub fn with_jwks(config: ResourceConfig, validator: Validator) -> Result<Self, ConfigError> {
+        if validator.policy().audience() != config.resource() {
+            return Err(ConfigError::AudienceMismatch {
+                verifier: validator.policy().audience().to_owned(),
+                resource: config.resource().to_owned(),
+            });
+        }
+        Ok(Self::new(config, Arc::new(validator)))
+    }
+
+    /// Rate-limits authenticated requests with `limiter`.
+    pub fn rate_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
+
+    /// Binds MCP sessions to their subject through `sessions`.
+    pub fn sessions(mut self, sessions: McpSessions) -> Self {
+        self.sessions = Some(sessions);
+        self
+    }
+
+    /// Which browser origins may call the server (default: none).
+    pub fn cors(mut self, cors: CorsConfig) -> Self {
+        self.cors = cors;
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ResourceConfig {
+        &self.config
+    }
+
+    /// The router serving `mcp` at the resource path behind every layer, and
+    /// the metadata documents in the open.
+    pub fn into_router<S>(self, mcp: S) -> Result<Router, ConfigError>
+    where
+        S: Service<Request<Body>, Error = Infallible> + Clone + Send + Sync + 'static,
+        S::Response: IntoResponse,
+        S::Future: Send + 'static,
+    {
+        let cors = self.cors.layer()?;
+        let mut protected = Router::new().route_service(self.config.resource_path(), mcp);
+        if let Some(sessions) = self.sessions {
+            protected = protected.layer(SessionBindingLayer::new(sessions));
+        }
+        if let Some(limiter) = self.limiter {
+            protected = protected.layer(RateLimitLayer::new(limiter));
+        }
+        protected = protected.layer(BearerAuthLayer::new(self.config.clone(), self.verifier));
+        let mut router = metadata_router(&self.config).merge(protected);
+        if let Some(cors) = cors {
+            router = router.layer(cors);
+        }
+        Ok(SecurityHeaders::new(self.config.hsts).apply(router))
+    }
+}

@@ -1,0 +1,87 @@
+//! Audit events, in a test binary of their own: `tracing` caches per-callsite
+//! interest across threads, so a thread-local subscriber can miss events when
+//! other tests run the same callsites in parallel without one.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use axum::http::HeaderValue;
+use common::*;
+use mcp_auth_testkit::DevIssuer;
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn audit_events_name_the_rule_and_never_hold_a_secret() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let f = Fixture::new();
+    let app = f.app();
+    let good = f.token("alice", &["mcp:tools"]);
+    let forged = DevIssuer::new(ISSUER, RESOURCE).access_token("alice", &["mcp:tools"]);
+    send(&app, post(Some(&forged), &list())).await;
+    let mut query = post(None, &list());
+    *query.uri_mut() = format!("/mcp?access_token={good}").parse().unwrap();
+    send(&app, query).await;
+    let weak = f.token("alice", &["profile"]);
+    send(&app, post(Some(&weak), &list())).await;
+    let mut open = post(Some(&good), &list());
+    open.headers_mut()
+        .insert("x-open-session", HeaderValue::from_static("inner-secret-9"));
+    let (_, headers, _) = send(&app, open).await;
+    let outer = headers["mcp-session-id"].to_str().unwrap().to_owned();
+    let mallory = f.token("mallory", &["mcp:tools"]);
+    send(&app, with_session(post(Some(&mallory), &list()), &outer)).await;
+    for _ in 0..6 {
+        send(&app, post(Some(&good), &list())).await;
+    }
+
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    for needle in [
+        "mcp_auth::audit",
+        "rule=\"unknown-kid\"",
+        "rule=\"token-in-query\"",
+        "event=\"insufficient_scope\"",
+        "event=\"session_opened\"",
+        "rule=\"subject-mismatch\"",
+        "event=\"rate_limited\"",
+    ] {
+        assert!(log.contains(needle), "missing {needle} in:\n{log}");
+    }
+    for secret in [
+        &*good,
+        &*forged,
+        &*weak,
+        &*mallory,
+        &*outer,
+        "inner-secret-9",
+    ] {
+        assert!(!log.contains(secret), "a secret reached the log:\n{log}");
+    }
+    // Not even a fragment of a token (the signature part is the secret bit).
+    for token in [&good, &forged] {
+        let signature = token.rsplit('.').next().unwrap();
+        assert!(!log.contains(signature));
+    }
+}
