@@ -1,292 +1,122 @@
-//! The mcp-auth demo. Runs on embedded defaults: no accounts, no services.
+//! The mcp-auth demo: a protected MCP server on embedded defaults.
 //!
-//! It validates bearer tokens minted by an embedded, ephemeral issuer
-//! (`mcp-auth-jwks`), then walks through the encrypted credential vault
-//! (`mcp-auth-vault`) for the signed-in user as a multi-user MCP server uses
-//! it, and checks that every step behaves: the process exits non-zero if one
-//! does not. Later crates (sessions, rate limits, the HTTP layer) extend it.
+//! ```text
+//! cargo run -p mcp-auth-demo              # serve until Ctrl-C, print a token and commands
+//! cargo run -p mcp-auth-demo -- --smoke   # scripted client session; exit 0 only if every step behaved
+//! cargo run -p mcp-auth-demo -- --tour    # token validation and vault walk-through, no HTTP
+//! ```
 
-use std::error::Error;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::Path;
+mod tour;
+
 use std::process::ExitCode;
 
-use mcp_auth_core::UserId;
-use mcp_auth_vault::{Credential, KeyMaterial, StorageMode, Vault, VaultError};
-use secrecy::{ExposeSecret, SecretString};
+use mcp_auth_demo::{BASE_SCOPE, DEMO_USER, DemoOptions, READ_SCOPE, smoke, start};
 
-type Result<T> = std::result::Result<T, Box<dyn Error>>;
-
-fn check(ok: bool, what: &str) -> Result<()> {
-    if ok {
-        println!("   ok: {what}");
-        Ok(())
-    } else {
-        Err(format!("unexpected behaviour: {what}").into())
-    }
-}
-
-fn open(dir: &Path, key: &str) -> std::result::Result<Vault, VaultError> {
-    Vault::builder(StorageMode::EncryptedFile(dir.to_owned()))
-        .key(KeyMaterial::from_base64(key)?)
-        .open()
-}
-
-fn user_file(dir: &Path, user: &UserId) -> std::path::PathBuf {
-    dir.join(format!("{}.vault", user.storage_key()))
-}
-
-const ISSUER: &str = "https://issuer.demo.invalid";
-const RESOURCE: &str = "https://mcp.demo.invalid/mcp";
-
-/// An embedded issuer: an ephemeral ES256 key and a way to mint tokens.
-struct DemoIssuer {
-    key: aws_lc_rs::signature::EcdsaKeyPair,
-}
-
-impl DemoIssuer {
-    fn new() -> Result<Self> {
-        let key = aws_lc_rs::signature::EcdsaKeyPair::generate(
-            &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-        )
-        .map_err(|_| "key generation failed")?;
-        Ok(Self { key })
-    }
-
-    fn jwks(&self) -> String {
-        use aws_lc_rs::signature::KeyPair;
-        let point = self.key.public_key().as_ref();
-        let b64 = data_encoding::BASE64URL_NOPAD;
-        serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "demo-1", "alg": "ES256",
-            "use": "sig", "x": b64.encode(&point[1..33]), "y": b64.encode(&point[33..65])}]})
-        .to_string()
-    }
-
-    fn mint(&self, claims: serde_json::Value) -> Result<String> {
-        let b64 = data_encoding::BASE64URL_NOPAD;
-        let header = serde_json::json!({"alg": "ES256", "kid": "demo-1", "typ": "at+jwt"});
-        let input = format!(
-            "{}.{}",
-            b64.encode(header.to_string().as_bytes()),
-            b64.encode(claims.to_string().as_bytes())
-        );
-        let sig = self
-            .key
-            .sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes())
-            .map_err(|_| "signing failed")?;
-        Ok(format!("{input}.{}", b64.encode(sig.as_ref())))
-    }
-}
-
-/// Bearer-token validation; returns the verified subject to use as the vault user.
-fn validate_tokens() -> Result<UserId> {
-    use mcp_auth_jwks::{KeySet, Policy, ValidationError, Validator};
-    use serde_json::json;
-
-    println!(
-        "0. Bearer tokens from an embedded issuer (ephemeral ES256 key), validated by mcp-auth-jwks"
-    );
-    let issuer = DemoIssuer::new()?;
-    let policy = Policy::new(ISSUER, RESOURCE)
-        .require_access_token_type()
-        .require_scopes(["mcp:tools"]);
-    let validator =
-        Validator::with_static_keys(policy, KeySet::from_jwks(issuer.jwks().as_bytes())?);
-    let rt = tokio::runtime::Builder::new_current_thread().build()?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs();
-    let claims = |aud: &str, exp: u64| {
-        json!({"iss": ISSUER, "aud": aud, "sub": "alice@example.com", "exp": exp,
-               "iat": now, "scope": "mcp:tools", "client_id": "demo-client"})
-    };
-    let good = issuer.mint(claims(RESOURCE, now + 300))?;
-    let verified = rt.block_on(validator.validate(&good))?;
-    println!(
-        "   subject {} with scopes {:?} from client {:?}",
-        verified.subject(),
-        verified.scopes(),
-        verified.client_id()
-    );
-    let cases = [
-        (
-            "a token for another resource",
-            issuer.mint(claims("https://other.invalid/mcp", now + 300))?,
-            "audience",
-        ),
-        (
-            "an expired token",
-            issuer.mint(claims(RESOURCE, now - 3600))?,
-            "expired",
-        ),
-        (
-            "an unsigned token (alg none)",
-            "eyJhbGciOiJub25lIn0.e30.".to_owned(),
-            "alg-none",
-        ),
-    ];
-    for (what, token, rule) in cases {
-        let err: Option<ValidationError> = rt.block_on(validator.validate(&token)).err();
-        println!(
-            "   {what}: {}",
-            err.as_ref().map(ToString::to_string).unwrap_or_default()
-        );
-        check(
-            err.is_some_and(|e| e.rule() == rule),
-            &format!("{what} is rejected ({rule})"),
-        )?;
-    }
-    Ok(UserId::new(verified.subject())?)
-}
-
-fn run() -> Result<()> {
-    println!("mcp-auth demo: bearer tokens and the encrypted per-user credential vault\n");
-    let signed_in = validate_tokens()?;
-
-    let tmp = tempfile::tempdir()?;
-    let dir = tmp.path().join("vault");
-    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
-    println!("\nvault directory: {}", dir.display());
-
-    println!(
-        "\n1. A fresh 256-bit vault key (production: MCP_VAULT_KEY=$(openssl rand -base64 32))"
-    );
-    let key_a = KeyMaterial::generate()?
-        .export_base64()
-        .ok_or("a generated key is raw")?;
-    let vault = open(&dir, key_a.expose_secret())?;
-    println!("   key id {}", vault.current_key_id().ok_or("encrypted")?);
-
-    println!("\n2. Store upstream tokens for two users");
-    let alice = signed_in;
-    let bob = UserId::new("bob@example.com")?;
-    let spotify = Credential::new(SecretString::from("BQD-alice-spotify-access-token"))
-        .with_refresh_token(SecretString::from("AQC-alice-spotify-refresh-token"))
-        .with_expires_at(1_900_000_000)
-        .with_scopes(["playlist-read-private"]);
-    vault.put(&alice, "spotify", &spotify)?;
-    vault.put(
-        &alice,
-        "google",
-        &Credential::new(SecretString::from("ya29.alice-google-token")),
-    )?;
-    vault.put(
-        &bob,
-        "spotify",
-        &Credential::new(SecretString::from("BQD-bob-spotify-access-token")),
-    )?;
-    let alice_file = user_file(&dir, &alice);
-    let on_disk = std::fs::read(&alice_file)?;
-    let mode = std::fs::metadata(&alice_file)?.permissions().mode() & 0o777;
-    println!(
-        "   {} ({} bytes, mode {mode:o})",
-        alice_file
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default(),
-        on_disk.len()
-    );
-    check(mode == 0o600, "user files are 0600")?;
-    check(
-        !on_disk
-            .windows(b"alice-spotify".len())
-            .any(|w| w == b"alice-spotify"),
-        "no token text on disk",
-    )?;
-    check(
-        vault.providers(&alice)? == ["spotify", "google"],
-        "alice has spotify and google",
-    )?;
-
-    println!("\n3. Read back");
-    let back = vault.get(&alice, "spotify")?.ok_or("stored")?;
-    check(
-        back.access_token().expose_secret() == "BQD-alice-spotify-access-token",
-        "alice's spotify token decrypts",
-    )?;
-    println!("   Debug output: {back:?}");
-    check(
-        !format!("{back:?}").contains("BQD"),
-        "Debug output is redacted",
-    )?;
-
-    println!("\n4. Tamper with one byte of alice's file");
-    let mut tampered = on_disk.clone();
-    let last = tampered.len() - 1;
-    tampered[last] ^= 0x01;
-    std::fs::write(&alice_file, &tampered)?;
-    let err = vault.get(&alice, "google").err();
-    println!(
-        "   error: {}",
-        err.as_ref().map(ToString::to_string).unwrap_or_default()
-    );
-    check(
-        matches!(err, Some(VaultError::Decrypt { .. })),
-        "tampering is detected",
-    )?;
-    check(vault.get(&bob, "spotify")?.is_some(), "bob is unaffected")?;
-    std::fs::write(&alice_file, &on_disk)?;
-
-    println!("\n5. Copy alice's file over bob's (a record moved between users)");
-    let bob_file = user_file(&dir, &bob);
-    let bob_original = std::fs::read(&bob_file)?;
-    std::fs::copy(&alice_file, &bob_file)?;
-    let err = vault.get(&bob, "spotify").err();
-    println!(
-        "   error: {}",
-        err.as_ref().map(ToString::to_string).unwrap_or_default()
-    );
-    check(
-        matches!(err, Some(VaultError::Decrypt { .. })),
-        "a moved record does not decrypt",
-    )?;
-    std::fs::write(&bob_file, &bob_original)?;
-
-    println!("\n6. Rotate to a new key");
-    let key_b = KeyMaterial::generate()?
-        .export_base64()
-        .ok_or("a generated key is raw")?;
-    let report = vault.rotate(KeyMaterial::from_base64(key_b.expose_secret())?)?;
-    println!(
-        "   {} records of {} users re-encrypted; new key id {}",
-        report.records_reencrypted,
-        report.users,
-        vault.current_key_id().ok_or("encrypted")?
-    );
-    check(
-        report.records_reencrypted == 3 && report.failed.is_empty(),
-        "every record rotated",
-    )?;
-    check(
-        matches!(
-            open(&dir, key_a.expose_secret()),
-            Err(VaultError::WrongKey { .. })
-        ),
-        "the old key is retired",
-    )?;
-    let reopened = open(&dir, key_b.expose_secret())?;
-    check(
-        reopened.get(&alice, "spotify")?.is_some(),
-        "records read under the new key",
-    )?;
-
-    println!("\n7. Emergency: wipe every stored credential");
-    let wiped = reopened.wipe_all()?;
-    check(
-        wiped == 2 && reopened.users()?.is_empty(),
-        "both users' credentials are gone",
-    )?;
-
-    println!("\nall steps behaved as expected");
-    Ok(())
+fn usage() -> ExitCode {
+    eprintln!("usage: mcp-auth-demo [--smoke | --tour] [--port N]");
+    ExitCode::from(2)
 }
 
 fn main() -> ExitCode {
-    match run() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut mode = "serve";
+    let mut port = 8787u16;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--smoke" => mode = "smoke",
+            "--tour" => mode = "tour",
+            "--port" => {
+                i += 1;
+                match args.get(i).and_then(|p| p.parse().ok()) {
+                    Some(p) => port = p,
+                    None => return usage(),
+                }
+            }
+            _ => return usage(),
+        }
+        i += 1;
+    }
+    if mode == "tour" {
+        return tour::main();
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,mcp_auth::audit=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("demo failed: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        if mode == "smoke" {
+            let demo = start(DemoOptions::default()).await?;
+            println!("mcp-auth demo smoke run against {}", demo.url);
+            smoke::run(&demo).await?;
+            println!("smoke run: every step behaved");
+            Ok(())
+        } else {
+            serve(port).await
+        }
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("demo failed: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+async fn serve(port: u16) -> Result<(), mcp_auth_demo::BoxError> {
+    let demo = start(DemoOptions {
+        port,
+        ..DemoOptions::default()
+    })
+    .await?;
+    let token = demo.token(DEMO_USER, &[BASE_SCOPE, READ_SCOPE]);
+    let issuer = demo.issuer.issuer();
+    let url = &demo.url;
+    println!(
+        r#"mcp-auth demo: a protected MCP server (rmcp, streamable HTTP) with an embedded dev issuer.
+
+  MCP endpoint     {url}
+  issuer           {issuer}   (ephemeral key; discovery, JWKS, POST /token)
+  metadata         {metadata}
+
+A token for {DEMO_USER} with scopes "{BASE_SCOPE} {READ_SCOPE}" (valid 10 minutes):
+
+  export TOKEN={token}
+
+Try:
+
+  curl -i {url}                                   # 401 + WWW-Authenticate: Bearer resource_metadata=...
+  curl -s {metadata}
+  curl -s -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+       -H 'Accept: application/json, text/event-stream' {url} \
+       -d '{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{{"protocolVersion":"2025-06-18","capabilities":{{}},"clientInfo":{{"name":"curl","version":"1"}}}}}}' -i
+  # a token with notes:write too (save_note needs it; without it you get 403):
+  curl -s {issuer}/token -d sub={DEMO_USER} -d 'scope={BASE_SCOPE} {READ_SCOPE} notes:write'
+  npx @modelcontextprotocol/inspector               # connect to {url} with the bearer token
+
+  cargo run -p mcp-auth-demo -- --smoke             # the scripted check of all of this
+
+Ctrl-C stops the server."#,
+        metadata = format!(
+            "http://{}/.well-known/oauth-protected-resource/mcp",
+            demo.addr
+        ),
+    );
+    tokio::signal::ctrl_c().await?;
+    Ok(())
 }

@@ -1,0 +1,333 @@
+//! `--smoke`: a scripted client session against a running demo, over plain
+//! HTTP, checking each step's status code and body.
+
+use std::time::Duration;
+
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::{BASE_SCOPE, BoxError, DEMO_USER, Demo, READ_SCOPE, WRITE_SCOPE};
+
+/// The protocol revision the scripted client speaks.
+const PROTOCOL: &str = "2025-06-18";
+
+/// One scripted HTTP exchange's outcome.
+#[derive(Debug)]
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    /// The JSON-RPC message in the body: plain JSON, or the last `data:`
+    /// line of an SSE stream that parses as a JSON-RPC message.
+    fn message(&self) -> Option<Value> {
+        if let Ok(v) = serde_json::from_str::<Value>(&self.body) {
+            return Some(v);
+        }
+        self.body
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+            .filter(|v| v.get("jsonrpc").is_some())
+            .last()
+    }
+
+    fn header(&self, name: impl reqwest::header::AsHeaderName) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+struct Script<'a> {
+    demo: &'a Demo,
+    http: Client,
+    session: Option<String>,
+    steps: usize,
+}
+
+impl Script<'_> {
+    async fn send(
+        &self,
+        method: Method,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Result<Answer, BoxError> {
+        let mut request = self
+            .http
+            .request(method, &self.demo.url)
+            .header(ACCEPT, "application/json, text/event-stream")
+            .header("mcp-protocol-version", PROTOCOL);
+        if let Some(token) = token {
+            request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if let Some(session) = &self.session {
+            request = request.header("mcp-session-id", session);
+        }
+        if let Some(body) = body {
+            request = request
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.text().await?;
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    fn check(&mut self, ok: bool, what: &str, answer: Option<&Answer>) -> Result<(), BoxError> {
+        self.steps += 1;
+        if ok {
+            println!("   ok {:>2}: {what}", self.steps);
+            Ok(())
+        } else {
+            let detail = answer
+                .map(|a| {
+                    format!(
+                        " (got {} {})",
+                        a.status,
+                        a.body.chars().take(300).collect::<String>()
+                    )
+                })
+                .unwrap_or_default();
+            Err(format!("step {} failed: {what}{detail}", self.steps).into())
+        }
+    }
+}
+
+fn call(id: u64, tool: &str, arguments: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+           "params": {"name": tool, "arguments": arguments}})
+}
+
+fn result_text(message: &Option<Value>) -> String {
+    message
+        .as_ref()
+        .and_then(|m| m.pointer("/result/content/0/text"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// Runs the scripted session; `Err` names the first step that misbehaved.
+pub async fn run(demo: &Demo) -> Result<(), BoxError> {
+    let http = Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let mut s = Script {
+        demo,
+        http,
+        session: None,
+        steps: 0,
+    };
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": PROTOCOL, "capabilities": {},
+        "clientInfo": {"name": "mcp-auth-smoke", "version": "1"}}});
+
+    // 1. No token: 401 and a challenge pointing at the metadata.
+    let a = s.send(Method::POST, None, Some(&initialize)).await?;
+    let challenge = a.header(WWW_AUTHENTICATE).to_owned();
+    let metadata_url = challenge
+        .split("resource_metadata=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or("")
+        .to_owned();
+    s.check(
+        a.status == StatusCode::UNAUTHORIZED && !metadata_url.is_empty(),
+        "no token: 401 with WWW-Authenticate: Bearer resource_metadata=...",
+        Some(&a),
+    )?;
+    let metadata: Value = s.http.get(&metadata_url).send().await?.json().await?;
+    s.check(
+        metadata["resource"] == demo.url.as_str()
+            && metadata["authorization_servers"][0] == demo.issuer.issuer()
+            && metadata["bearer_methods_supported"] == json!(["header"]),
+        "the metadata names this resource, the issuer, header-only tokens",
+        None,
+    )?;
+
+    // 2. A bad token: 401 invalid_token.
+    let forged = mcp_auth_testkit::DevIssuer::new(demo.issuer.issuer(), &demo.url)
+        .access_token(DEMO_USER, &[BASE_SCOPE]);
+    for (what, token) in [
+        ("a garbage token", "not.a.token"),
+        ("a token signed by another key", &forged),
+    ] {
+        let a = s.send(Method::POST, Some(token), Some(&initialize)).await?;
+        s.check(
+            a.status == StatusCode::UNAUTHORIZED
+                && a.header(WWW_AUTHENTICATE)
+                    .contains("error=\"invalid_token\""),
+            &format!("{what}: 401 invalid_token"),
+            Some(&a),
+        )?;
+    }
+
+    // 3. A good token: initialize, tools/list, tools/call.
+    let token = demo.token(DEMO_USER, &[BASE_SCOPE, READ_SCOPE]);
+    let a = s
+        .send(Method::POST, Some(&token), Some(&initialize))
+        .await?;
+    let session = a.header("mcp-session-id").to_owned();
+    s.check(
+        a.status == StatusCode::OK
+            && session.len() == 43
+            && a.message().is_some_and(|m| m.get("result").is_some()),
+        "good token: initialize succeeds and opens a session bound to the user",
+        Some(&a),
+    )?;
+    s.session = Some(session);
+    let a = s
+        .send(
+            Method::POST,
+            Some(&token),
+            Some(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"})),
+        )
+        .await?;
+    s.check(
+        a.status.is_success(),
+        "initialized notification accepted",
+        Some(&a),
+    )?;
+
+    let a = s
+        .send(
+            Method::POST,
+            Some(&token),
+            Some(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})),
+        )
+        .await?;
+    let names: Vec<String> = a
+        .message()
+        .and_then(|m| m.pointer("/result/tools").cloned())
+        .and_then(|t| t.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|t| t["name"].as_str().map(str::to_owned))
+        .collect();
+    s.check(
+        a.status == StatusCode::OK
+            && ["whoami", "echo", "read_note", "save_note"]
+                .iter()
+                .all(|n| names.iter().any(|m| m == n)),
+        &format!("tools/list: {}", names.join(", ")),
+        Some(&a),
+    )?;
+
+    let a = s
+        .send(
+            Method::POST,
+            Some(&token),
+            Some(&call(3, "whoami", json!({}))),
+        )
+        .await?;
+    let who = result_text(&a.message());
+    s.check(
+        a.status == StatusCode::OK && who.contains(DEMO_USER),
+        &format!("tools/call whoami: {who}"),
+        Some(&a),
+    )?;
+    let a = s
+        .send(
+            Method::POST,
+            Some(&token),
+            Some(&call(4, "read_note", json!({}))),
+        )
+        .await?;
+    let note = result_text(&a.message());
+    s.check(
+        a.status == StatusCode::OK && note.starts_with("Hello Alice"),
+        &format!("tools/call read_note (from the encrypted vault): {note:?}"),
+        Some(&a),
+    )?;
+
+    // 4. A tool needing a scope the token lacks: 403 insufficient_scope.
+    let a = s
+        .send(
+            Method::POST,
+            Some(&token),
+            Some(&call(5, "save_note", json!({"text": "x"}))),
+        )
+        .await?;
+    let c = a.header(WWW_AUTHENTICATE);
+    s.check(
+        a.status == StatusCode::FORBIDDEN
+            && c.contains("error=\"insufficient_scope\"")
+            && c.contains(&format!("scope=\"{BASE_SCOPE} {WRITE_SCOPE}\"")),
+        "save_note without notes:write: 403 insufficient_scope naming the scopes",
+        Some(&a),
+    )?;
+
+    // 5. Another user replaying this session id: refused.
+    let mallory = demo.token("mallory@example.com", &[BASE_SCOPE, READ_SCOPE]);
+    let a = s
+        .send(
+            Method::POST,
+            Some(&mallory),
+            Some(&call(6, "read_note", json!({}))),
+        )
+        .await?;
+    s.check(
+        a.status == StatusCode::NOT_FOUND,
+        "another user's token with this session id: 404",
+        Some(&a),
+    )?;
+
+    // 6. A burst over the per-tool limit: 429 with Retry-After.
+    let mut allowed = 0;
+    let mut limited = None;
+    for i in 0..60 {
+        let a = s
+            .send(
+                Method::POST,
+                Some(&token),
+                Some(&call(100 + i, "echo", json!({"text": "hi"}))),
+            )
+            .await?;
+        if a.status == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(a);
+            break;
+        }
+        if a.status != StatusCode::OK {
+            return s.check(false, "burst: calls below the limit succeed", Some(&a));
+        }
+        allowed += 1;
+    }
+    let retry = limited
+        .as_ref()
+        .map(|a| a.header("retry-after").to_owned())
+        .unwrap_or_default();
+    s.check(
+        limited.is_some() && retry.parse::<u64>().is_ok_and(|r| r >= 1),
+        &format!("burst of echo calls: {allowed} allowed, then 429 with Retry-After: {retry}"),
+        limited.as_ref(),
+    )?;
+
+    // 7. Closing the session.
+    let a = s.send(Method::DELETE, Some(&token), None).await?;
+    s.check(a.status.is_success(), "DELETE closes the session", Some(&a))?;
+    let a = s
+        .send(
+            Method::POST,
+            Some(&token),
+            Some(&call(7, "whoami", json!({}))),
+        )
+        .await?;
+    s.check(
+        a.status == StatusCode::NOT_FOUND,
+        "the closed session is gone: 404",
+        Some(&a),
+    )?;
+    Ok(())
+}
