@@ -29,10 +29,10 @@ impl Answer {
         }
         self.body
             .lines()
+            .rev()
             .filter_map(|l| l.strip_prefix("data:"))
             .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-            .filter(|v| v.get("jsonrpc").is_some())
-            .last()
+            .find(|v| v.get("jsonrpc").is_some())
     }
 
     fn header(&self, name: impl reqwest::header::AsHeaderName) -> &str {
