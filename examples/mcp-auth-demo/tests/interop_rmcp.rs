@@ -1,0 +1,75 @@
+//! Interop with rmcp's own streamable-HTTP client (a client no one here
+//! wrote): it lists and calls tools on the demo server with a bearer token,
+//! and without one it cannot even initialize.
+#![allow(clippy::unwrap_used)]
+
+use mcp_auth_demo::{BASE_SCOPE, DEMO_USER, DemoOptions, READ_SCOPE, start};
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, ClientConfig};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+
+fn text(result: &rmcp::model::CallToolResult) -> String {
+    serde_json::to_value(&result.content).unwrap()[0]["text"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rmcp_client_lists_and_calls_tools_with_a_bearer_token() {
+    let demo = start(DemoOptions::default()).await.unwrap();
+    let token = demo.token(DEMO_USER, &[BASE_SCOPE, READ_SCOPE]);
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(demo.url.clone()).auth_header(token),
+    );
+    let client = ClientConfig::default().serve(transport).await.unwrap();
+
+    let tools = client.list_all_tools().await.unwrap();
+    let mut names: Vec<String> = tools.iter().map(|t| t.name.to_string()).collect();
+    names.sort();
+    assert_eq!(names, ["echo", "read_note", "save_note", "whoami"]);
+
+    let args = serde_json::json!({"text": "interop"})
+        .as_object()
+        .unwrap()
+        .clone();
+    let echoed = client
+        .call_tool(CallToolRequestParams::new("echo").with_arguments(args))
+        .await
+        .unwrap();
+    assert_eq!(text(&echoed), "interop");
+
+    let who = client
+        .call_tool(CallToolRequestParams::new("whoami"))
+        .await
+        .unwrap();
+    assert!(text(&who).contains(DEMO_USER), "{}", text(&who));
+
+    let note = client
+        .call_tool(CallToolRequestParams::new("read_note"))
+        .await
+        .unwrap();
+    assert!(text(&note).starts_with("Hello Alice"), "{}", text(&note));
+
+    // A tool needing a scope the token lacks is refused (HTTP 403 upstream).
+    let args = serde_json::json!({"text": "x"})
+        .as_object()
+        .unwrap()
+        .clone();
+    let refused = client
+        .call_tool(CallToolRequestParams::new("save_note").with_arguments(args))
+        .await;
+    assert!(refused.is_err(), "save_note without notes:write must fail");
+    let _ = client.cancel().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rmcp_client_without_a_token_cannot_connect() {
+    let demo = start(DemoOptions::default()).await.unwrap();
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(demo.url.clone()),
+    );
+    let connected = ClientConfig::default().serve(transport).await;
+    assert!(connected.is_err());
+}

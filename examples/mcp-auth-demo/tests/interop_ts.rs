@@ -1,0 +1,67 @@
+//! Interop with the official MCP TypeScript SDK (npm
+//! `@modelcontextprotocol/sdk`, pinned by the committed `tests/ts/package-lock.json`):
+//! it discovers the protected resource metadata from our 401 challenge with
+//! its own functions and connects with a bearer token.
+//!
+//! Needs `node` and `npm`; the test installs the SDK with `npm ci` when
+//! `tests/ts/node_modules` is missing. Without node it prints a SKIPPED
+//! banner, unless `MCP_AUTH_REQUIRE_NODE=1` (CI sets it), which makes that a
+//! failure.
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use mcp_auth_demo::{BASE_SCOPE, DEMO_USER, DemoOptions, READ_SCOPE, start};
+
+fn have(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typescript_sdk_discovers_metadata_from_the_challenge_and_connects() {
+    if !have("node") || !have("npm") {
+        assert!(
+            std::env::var("MCP_AUTH_REQUIRE_NODE").as_deref() != Ok("1"),
+            "node/npm missing and MCP_AUTH_REQUIRE_NODE=1"
+        );
+        eprintln!("\n*** SKIPPED typescript_sdk interop: node or npm is not installed ***\n");
+        return;
+    }
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/ts");
+    if !dir.join("node_modules/@modelcontextprotocol/sdk").exists() {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts"])
+            .current_dir(&dir)
+            .status()
+            .unwrap();
+        assert!(status.success(), "npm ci failed");
+    }
+    let demo = start(DemoOptions::default()).await.unwrap();
+    let token = demo.token(DEMO_USER, &[BASE_SCOPE, READ_SCOPE]);
+    let output = tokio::process::Command::new("node")
+        .arg("interop.mjs")
+        .arg(&demo.url)
+        .arg(&token)
+        .current_dir(&dir)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "TS SDK interop failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("TS SDK interop: all checks passed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("path-aware well-known discovery"),
+        "{stdout}"
+    );
+}
