@@ -4,6 +4,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Method, header};
+use tower::ServiceBuilder;
+use tower::layer::util::{Identity, Stack};
+use tower::util::Either;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -32,32 +35,45 @@ impl SecurityHeaders {
 
     /// Adds the headers to every response of `router`.
     pub fn apply(self, router: Router) -> Router {
-        let fixed: [(HeaderName, &'static str); 5] = [
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            (header::REFERRER_POLICY, "no-referrer"),
-            (
+        router.layer(self.layer())
+    }
+
+    /// The headers as one tower layer (a stack of tower-http
+    /// `SetResponseHeaderLayer`s), for use outside an axum `Router`.
+    pub fn layer(self) -> SecurityHeadersLayer {
+        let fixed = |name: HeaderName, value: &'static str| {
+            SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+        };
+        // One composed layer: the router boxes it once, not once per header.
+        ServiceBuilder::new()
+            .layer(fixed(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+            .layer(fixed(header::REFERRER_POLICY, "no-referrer"))
+            .layer(fixed(
                 header::CONTENT_SECURITY_POLICY,
                 "default-src 'none'; frame-ancestors 'none'",
-            ),
-            (header::X_FRAME_OPTIONS, "DENY"),
-            (header::CACHE_CONTROL, "no-store"),
-        ];
-        let mut router = router;
-        for (name, value) in fixed {
-            router = router.layer(SetResponseHeaderLayer::if_not_present(
-                name,
-                HeaderValue::from_static(value),
-            ));
-        }
-        if self.hsts {
-            router = router.layer(SetResponseHeaderLayer::overriding(
-                header::STRICT_TRANSPORT_SECURITY,
-                HeaderValue::from_static("max-age=63072000; includeSubDomains"),
-            ));
-        }
-        router
+            ))
+            .layer(fixed(header::X_FRAME_OPTIONS, "DENY"))
+            .layer(fixed(header::CACHE_CONTROL, "no-store"))
+            .option_layer(self.hsts.then(|| {
+                SetResponseHeaderLayer::overriding(
+                    header::STRICT_TRANSPORT_SECURITY,
+                    HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+                )
+            }))
+            .into_inner()
     }
 }
+
+type HeaderLayer = SetResponseHeaderLayer<HeaderValue>;
+
+/// The layer type [`SecurityHeaders::layer`] returns.
+pub type SecurityHeadersLayer = Stack<
+    Either<HeaderLayer, Identity>,
+    Stack<
+        HeaderLayer,
+        Stack<HeaderLayer, Stack<HeaderLayer, Stack<HeaderLayer, Stack<HeaderLayer, Identity>>>>,
+    >,
+>;
 
 /// Which browser origins may call the server.
 ///

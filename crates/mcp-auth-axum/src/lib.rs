@@ -56,6 +56,11 @@
 //!   disagrees with the body is refused.
 //! - A session id presented with another subject's (or client's) token gets
 //!   the same 404 as an unknown id, so it tells an attacker nothing.
+//! - [`McpAuth::with_jwks`] puts a [`CachedVerifier`] in front of the JWT
+//!   check: a byte-identical token verified in the last 60 s (and not yet
+//!   expired) is not verified again. A key withdrawn from the JWKS therefore
+//!   stops working up to 60 s later; use [`McpAuth::new`] with the bare
+//!   validator to check every request.
 //! - Failures of a dependency (JWKS unreachable, Redis down) answer 503 with
 //!   `Retry-After`: the layers fail closed.
 
@@ -71,6 +76,7 @@ mod ratelimit;
 mod rpc;
 mod session;
 mod stack;
+mod token_cache;
 mod verifier;
 
 pub use bearer::{BearerAuth, BearerAuthLayer};
@@ -80,14 +86,15 @@ pub use config::{
 };
 pub use context::{AuthContext, auth_context};
 pub use error::ConfigError;
-pub use headers::{CorsConfig, SecurityHeaders};
+pub use headers::{CorsConfig, SecurityHeaders, SecurityHeadersLayer};
 pub use metadata::{ProtectedResourceMetadata, metadata_router};
 pub use ratelimit::{RateLimit, RateLimitLayer};
-pub use rpc::{MCP_NAME_HEADER, RpcCall, RpcSummary};
+pub use rpc::{MCP_NAME_HEADER, MalformedRpc, RpcCall, RpcSummary};
 pub use session::{
     MCP_SESSION_ID, McpSessionData, McpSessions, SessionBinding, SessionBindingLayer,
 };
 pub use stack::McpAuth;
+pub use token_cache::{CachedVerifier, DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_CACHE_TTL};
 pub use verifier::{TokenVerifier, VerifyError, VerifyFuture};
 
 type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;

@@ -23,7 +23,7 @@ use crate::{AuthContext, RpcSummary, audit};
 /// (Redis down, fail-closed) answers 503 with `Retry-After`.
 #[derive(Clone)]
 pub struct RateLimitLayer {
-    limiter: Arc<dyn RateLimiter>,
+    limiter: Option<Arc<dyn RateLimiter>>,
 }
 
 impl std::fmt::Debug for RateLimitLayer {
@@ -37,6 +37,13 @@ impl std::fmt::Debug for RateLimitLayer {
 impl RateLimitLayer {
     /// A layer deciding with `limiter`.
     pub fn new(limiter: Arc<dyn RateLimiter>) -> Self {
+        Self {
+            limiter: Some(limiter),
+        }
+    }
+
+    /// A layer that limits with `limiter`, or passes everything when `None`.
+    pub(crate) fn optional(limiter: Option<Arc<dyn RateLimiter>>) -> Self {
         Self { limiter }
     }
 }
@@ -56,7 +63,7 @@ impl<S> Layer<S> for RateLimitLayer {
 #[derive(Clone)]
 pub struct RateLimit<S> {
     inner: S,
-    limiter: Arc<dyn RateLimiter>,
+    limiter: Option<Arc<dyn RateLimiter>>,
 }
 
 impl<S> std::fmt::Debug for RateLimit<S> {
@@ -84,6 +91,9 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let limiter = self.limiter.clone();
         Box::pin(async move {
+            let Some(limiter) = limiter else {
+                return Ok(inner.call(request).await?.into_response());
+            };
             let Some(context) = request.extensions().get::<Arc<AuthContext>>().cloned() else {
                 tracing::error!(
                     target: audit::TARGET,

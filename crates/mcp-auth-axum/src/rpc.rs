@@ -32,7 +32,23 @@ pub struct RpcCall {
     pub tool: Option<String>,
 }
 
+/// A request body that is not JSON-RPC as MCP uses it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed JSON-RPC request: {0}")]
+pub struct MalformedRpc(pub &'static str);
+
 impl RpcSummary {
+    /// Summarises a request body as the bearer layer does: a message or a
+    /// batch of at most `max_batch`, each `tools/call` with a non-empty
+    /// `params.name`, and a `Mcp-Name` header in `headers` (if any) that
+    /// agrees with the body.
+    pub fn parse(body: &[u8], max_batch: usize, headers: &HeaderMap) -> Result<Self, MalformedRpc> {
+        summarise(body, max_batch, headers).map_err(|error| match error {
+            RpcError::Invalid(description) => MalformedRpc(description),
+            RpcError::TooLarge | RpcError::Read => MalformedRpc("the body could not be read"),
+        })
+    }
+
     /// The tools called by this request, in order.
     pub fn tools(&self) -> impl Iterator<Item = &str> {
         self.calls.iter().filter_map(|c| c.tool.as_deref())

@@ -44,12 +44,19 @@ pub type McpSessions = SessionManager<McpSessionData>;
 /// Must sit inside [`crate::BearerAuthLayer`].
 #[derive(Clone, Debug)]
 pub struct SessionBindingLayer {
-    sessions: McpSessions,
+    sessions: Option<McpSessions>,
 }
 
 impl SessionBindingLayer {
     /// A layer storing bindings through `sessions`.
     pub fn new(sessions: McpSessions) -> Self {
+        Self {
+            sessions: Some(sessions),
+        }
+    }
+
+    /// A layer that binds through `sessions`, or passes everything when `None`.
+    pub(crate) fn optional(sessions: Option<McpSessions>) -> Self {
         Self { sessions }
     }
 }
@@ -69,7 +76,7 @@ impl<S> Layer<S> for SessionBindingLayer {
 #[derive(Clone, Debug)]
 pub struct SessionBinding<S> {
     inner: S,
-    sessions: McpSessions,
+    sessions: Option<McpSessions>,
 }
 
 fn client_key(context: &AuthContext) -> &str {
@@ -95,6 +102,9 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let sessions = self.sessions.clone();
         Box::pin(async move {
+            let Some(sessions) = sessions else {
+                return Ok(inner.call(request).await?.into_response());
+            };
             let Some(context) = request.extensions().get::<Arc<AuthContext>>().cloned() else {
                 tracing::error!(
                     target: audit::TARGET,

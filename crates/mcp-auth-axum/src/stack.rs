@@ -9,11 +9,11 @@ use axum::http::Request;
 use axum::response::IntoResponse;
 use mcp_auth_jwks::Validator;
 use mcp_auth_ratelimit::RateLimiter;
-use tower::Service;
+use tower::{Service, ServiceBuilder};
 
 use crate::{
-    BearerAuthLayer, ConfigError, CorsConfig, McpSessions, RateLimitLayer, ResourceConfig,
-    SecurityHeaders, SessionBindingLayer, TokenVerifier, metadata_router,
+    BearerAuthLayer, CachedVerifier, ConfigError, CorsConfig, McpSessions, RateLimitLayer,
+    ResourceConfig, SecurityHeaders, SessionBindingLayer, TokenVerifier, metadata_router,
 };
 
 /// The whole resource-server stack around one MCP endpoint.
@@ -44,7 +44,8 @@ impl McpAuth {
     }
 
     /// A stack verifying JWT access tokens with `validator`, whose policy
-    /// must require the configured resource as audience.
+    /// must require the configured resource as audience, behind a
+    /// [`CachedVerifier`] with its defaults (10,000 tokens, 60 s).
     pub fn with_jwks(config: ResourceConfig, validator: Validator) -> Result<Self, ConfigError> {
         if validator.policy().audience() != config.resource() {
             return Err(ConfigError::AudienceMismatch {
@@ -52,7 +53,7 @@ impl McpAuth {
                 resource: config.resource().to_owned(),
             });
         }
-        Ok(Self::new(config, Arc::new(validator)))
+        Ok(Self::new(config, Arc::new(CachedVerifier::new(validator))))
     }
 
     /// Rate-limits authenticated requests with `limiter`.
@@ -87,14 +88,14 @@ impl McpAuth {
         S::Future: Send + 'static,
     {
         let cors = self.cors.layer()?;
-        let mut protected = Router::new().route_service(self.config.resource_path(), mcp);
-        if let Some(sessions) = self.sessions {
-            protected = protected.layer(SessionBindingLayer::new(sessions));
-        }
-        if let Some(limiter) = self.limiter {
-            protected = protected.layer(RateLimitLayer::new(limiter));
-        }
-        protected = protected.layer(BearerAuthLayer::new(self.config.clone(), self.verifier));
+        // The auth layers wrap the service directly (no per-layer boxing by
+        // the router): bearer auth, then rate limit, then session binding.
+        let service = ServiceBuilder::new()
+            .layer(BearerAuthLayer::new(self.config.clone(), self.verifier))
+            .layer(RateLimitLayer::optional(self.limiter))
+            .layer(SessionBindingLayer::optional(self.sessions))
+            .service(mcp);
+        let protected = Router::new().route_service(self.config.resource_path(), service);
         let mut router = metadata_router(&self.config).merge(protected);
         if let Some(cors) = cors {
             router = router.layer(cors);

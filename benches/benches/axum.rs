@@ -1,0 +1,227 @@
+//! Authenticated `tools/call` requests per second through the whole
+//! mcp-auth-axum stack (security headers, bearer auth with a cached-key JWT
+//! check and body peek, rate limit, session binding) against the same rmcp
+//! server with no auth layers, both on loopback, driven by the same load
+//! client in one run, rounds interleaved; ratio printed. Figures are recorded
+//! in docs/axum.md.
+#![allow(missing_docs)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use mcp_auth_axum::{McpAuth, McpSessionData};
+use mcp_auth_benches::bench_mode;
+use mcp_auth_demo::{BASE_SCOPE, DemoTools, mcp_service, resource_config};
+use mcp_auth_jwks::{KeySet, Policy, Validator};
+use mcp_auth_ratelimit::{Limit, Limits, MemoryRateLimiter};
+use mcp_auth_session::{MemorySessionStore, SessionConfig, SessionManager};
+use mcp_auth_testkit::DevIssuer;
+use rmcp::transport::streamable_http_server::StreamableHttpServerConfig;
+
+const ISSUER: &str = "https://issuer.bench.invalid";
+const CONCURRENCY: usize = 16;
+
+fn rmcp_config() -> StreamableHttpServerConfig {
+    // Stateless JSON responses: one POST, one JSON answer per tools/call.
+    StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        .with_sse_keep_alive(None)
+}
+
+/// Wide limits: every request is allowed, the limiter still decides each.
+fn limits() -> Limits {
+    let wide = || {
+        Limit::per_second(1_000_000)
+            .and_then(|l| l.with_burst(10_000_000))
+            .expect("limit")
+    };
+    Limits::none()
+        .global(Some(wide()))
+        .per_user(Some(wide()))
+        .per_tool(Some(wide()))
+}
+
+struct Target {
+    url: String,
+    token: Option<String>,
+}
+
+async fn serve_bare() -> Target {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/mcp", listener.local_addr().expect("addr"));
+    let app =
+        axum::Router::new().route_service("/mcp", mcp_service(DemoTools::new(None), rmcp_config()));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Target { url, token: None }
+}
+
+async fn serve_protected(token_cache: bool) -> Target {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/mcp", listener.local_addr().expect("addr"));
+    let issuer = DevIssuer::new(ISSUER, &url);
+    let keys = KeySet::from_jwks(issuer.jwks_json().as_bytes()).expect("jwks");
+    let validator =
+        Validator::with_static_keys(Policy::new(ISSUER, &url).require_access_token_type(), keys);
+    let sessions: SessionManager<McpSessionData> =
+        SessionManager::new(MemorySessionStore::new(), SessionConfig::default()).expect("sessions");
+    let config = resource_config(&url, ISSUER).expect("config");
+    let stack = if token_cache {
+        McpAuth::with_jwks(config, validator).expect("stack")
+    } else {
+        // Every request pays the full JWT check (signature included).
+        McpAuth::new(config, Arc::new(validator))
+    };
+    let app = stack
+        .rate_limiter(Arc::new(MemoryRateLimiter::new(limits()).expect("limiter")))
+        .sessions(sessions)
+        .into_router(mcp_service(DemoTools::new(None), rmcp_config()))
+        .expect("router");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let token = issuer.access_token("bench@example.com", &[BASE_SCOPE]);
+    Target {
+        url,
+        token: Some(token),
+    }
+}
+
+fn body(id: u64) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"hello"}}}}}}"#
+    )
+}
+
+async fn one_call(client: &reqwest::Client, target: &Target, id: u64) {
+    let mut request = client
+        .post(&target.url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-06-18")
+        .body(body(id));
+    if let Some(token) = &target.token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status();
+    let text = response.text().await.expect("body");
+    assert!(
+        status.is_success() && text.contains("hello"),
+        "{status} {text}"
+    );
+}
+
+/// Completed calls in `window` with `CONCURRENCY` keep-alive clients.
+async fn load(target: &Arc<Target>, window: Duration) -> (u64, Duration) {
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..CONCURRENCY {
+        let (done, stop, target) = (done.clone(), stop.clone(), target.clone());
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut id = (worker as u64) << 32;
+            while !stop.load(Ordering::Relaxed) {
+                one_call(&client, &target, id).await;
+                id += 1;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    tokio::time::sleep(window).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.expect("load task");
+    }
+    (done.load(Ordering::Relaxed), start.elapsed())
+}
+
+fn main() {
+    let measuring = bench_mode();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (bare, full, uncached) = rt.block_on(async {
+        (
+            Arc::new(serve_bare().await),
+            Arc::new(serve_protected(true).await),
+            Arc::new(serve_protected(false).await),
+        )
+    });
+
+    let (rounds, window) = if measuring {
+        (6, Duration::from_secs(2))
+    } else {
+        (1, Duration::from_millis(200))
+    };
+    let targets = [&bare, &full, &uncached];
+    let mut counts = [(0u64, Duration::ZERO); 3];
+    rt.block_on(async {
+        for target in targets {
+            load(target, Duration::from_millis(200)).await; // warm up
+        }
+        for round in 0..rounds {
+            // Rotate the order each round to cancel drift.
+            for k in 0..3 {
+                let i = (round + k) % 3;
+                let (n, t) = load(targets[i], window).await;
+                counts[i].0 += n;
+                counts[i].1 += t;
+            }
+        }
+    });
+    let rps = |i: usize| counts[i].0 as f64 / counts[i].1.as_secs_f64();
+    let (bare_rps, full_rps, uncached_rps) = (rps(0), rps(1), rps(2));
+    println!(
+        "figure: bare rmcp server: {bare_rps:.0} tools/call per second ({CONCURRENCY} concurrent clients, loopback)"
+    );
+    println!(
+        "figure: full mcp-auth-axum stack (default: verified-token cache): {full_rps:.0} tools/call per second"
+    );
+    println!(
+        "figure: full stack, JWT signature checked on every request: {uncached_rps:.0} tools/call per second"
+    );
+    println!(
+        "ratio: full stack / bare throughput = {:.3} (the stack costs {:.1}% of throughput; goal < 15%)",
+        full_rps / bare_rps,
+        (1.0 - full_rps / bare_rps) * 100.0
+    );
+    println!(
+        "ratio: full stack without the token cache / bare = {:.3} (costs {:.1}%)",
+        uncached_rps / bare_rps,
+        (1.0 - uncached_rps / bare_rps) * 100.0
+    );
+
+    let mut c = Criterion::default().configure_from_args();
+    let mut group = c.benchmark_group("tools/call latency, one client");
+    let client = reqwest::Client::new();
+    let mut id = 0u64;
+    group.bench_function("bare rmcp", |b| {
+        b.iter(|| {
+            id += 1;
+            rt.block_on(one_call(&client, &bare, id));
+        })
+    });
+    group.bench_function("full stack", |b| {
+        b.iter(|| {
+            id += 1;
+            rt.block_on(one_call(&client, &full, id));
+        })
+    });
+    group.bench_function("full stack, no token cache", |b| {
+        b.iter(|| {
+            id += 1;
+            rt.block_on(one_call(&client, &uncached, id));
+        })
+    });
+    group.finish();
+    c.final_summary();
+}
