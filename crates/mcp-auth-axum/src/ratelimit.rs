@@ -11,7 +11,7 @@ use axum::response::IntoResponse;
 use mcp_auth_ratelimit::{Decision, DeniedBy, RateLimiter};
 use tower::{Layer, Service};
 
-use crate::challenge::{refusal, retry_later};
+use crate::challenge::retry_later;
 use crate::{AuthContext, RpcSummary, audit};
 
 /// Applies a [`RateLimiter`] to authenticated requests.
@@ -94,16 +94,9 @@ where
             let Some(limiter) = limiter else {
                 return Ok(inner.call(request).await?.into_response());
             };
-            let Some(context) = request.extensions().get::<Arc<AuthContext>>().cloned() else {
-                tracing::error!(
-                    target: audit::TARGET,
-                    "RateLimitLayer saw a request without an AuthContext: put it inside BearerAuthLayer"
-                );
-                return Ok(refusal(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
-                    "the server is misconfigured",
-                ));
+            let context = match crate::context::required(&request, "RateLimitLayer") {
+                Ok(context) => context,
+                Err(response) => return Ok(response),
             };
             let tools: Vec<&str> = request
                 .extensions()

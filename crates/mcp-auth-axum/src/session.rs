@@ -1,7 +1,6 @@
 //! Binds MCP sessions (`Mcp-Session-Id`) to the authenticated subject.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
@@ -105,16 +104,9 @@ where
             let Some(sessions) = sessions else {
                 return Ok(inner.call(request).await?.into_response());
             };
-            let Some(context) = request.extensions().get::<Arc<AuthContext>>().cloned() else {
-                tracing::error!(
-                    target: audit::TARGET,
-                    "SessionBindingLayer saw a request without an AuthContext: put it inside BearerAuthLayer"
-                );
-                return Ok(refusal(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
-                    "the server is misconfigured",
-                ));
+            let context = match crate::context::required(&request, "SessionBindingLayer") {
+                Ok(context) => context,
+                Err(response) => return Ok(response),
             };
             let mut request = request;
             let presented = match presented_session(&request) {

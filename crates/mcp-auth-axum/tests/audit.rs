@@ -5,36 +5,13 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
 use axum::http::HeaderValue;
 use common::*;
-use mcp_auth_testkit::DevIssuer;
-
-/// A `tracing` writer into a shared buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use mcp_auth_testkit::{CapturedLog, DevIssuer};
 
 #[tokio::test]
 async fn audit_events_name_the_rule_and_never_hold_a_secret() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = CapturedLog::install();
 
     let f = Fixture::new();
     let app = f.app();
@@ -57,7 +34,7 @@ async fn audit_events_name_the_rule_and_never_hold_a_secret() {
         send(&app, post(Some(&good), &list())).await;
     }
 
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.contents();
     for needle in [
         "mcp_auth::audit",
         "rule=\"unknown-kid\"",

@@ -643,3 +643,27 @@ fn unsafe_resource_configurations_are_refused() {
         Err(ConfigError::Scope { .. })
     ));
 }
+
+#[tokio::test]
+async fn inner_layers_mounted_outside_the_bearer_layer_refuse_with_500() {
+    use mcp_auth_axum::{RateLimitLayer, SessionBindingLayer};
+    use mcp_auth_ratelimit::MemoryRateLimiter;
+    use mcp_auth_session::{MemorySessionStore, SessionConfig, SessionManager};
+    let limiter = Arc::new(MemoryRateLimiter::new(Limits::default()).unwrap());
+    let app = Router::new()
+        .route_service("/mcp", any(echo))
+        .layer(RateLimitLayer::new(limiter));
+    assert_eq!(
+        send(&app, post(None, &list())).await.0,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    let sessions =
+        SessionManager::new(MemorySessionStore::new(), SessionConfig::default()).unwrap();
+    let app = Router::new()
+        .route_service("/mcp", any(echo))
+        .layer(SessionBindingLayer::new(sessions));
+    assert_eq!(
+        send(&app, post(None, &list())).await.0,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+}

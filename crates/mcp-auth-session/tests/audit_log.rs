@@ -1,35 +1,14 @@
 //! The audit log names users and session handles, never ids or data.
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use mcp_auth_core::{ManualClock, UserId};
 use mcp_auth_session::{MemorySessionStore, NewSession, SessionConfig, SessionManager};
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use mcp_auth_testkit::CapturedLog;
 
 #[tokio::test]
 async fn audit_events_carry_no_session_id_or_data() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::TRACE)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = CapturedLog::install();
 
     let sessions: SessionManager<String> = SessionManager::new(
         MemorySessionStore::new(),
@@ -54,7 +33,7 @@ async fn audit_events_carry_no_session_id_or_data() {
     sessions.revoke_everything().await.unwrap();
     let _ = sessions.load(&first.id).await;
 
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.contents();
     for event in [
         "session created",
         "session evicted",

@@ -9,6 +9,8 @@
 //! test instead of silently passing it. Set `MCP_AUTH_REQUIRE_REDIS=1` (CI does)
 //! to turn a missing binary into a test failure instead.
 //!
+//! [`CapturedLog`] collects `tracing` output for tests that check logs.
+//!
 //! [`DevIssuer`] is a development OAuth issuer (ephemeral ES256 key,
 //! discovery, JWKS and an open token mint) for demos and tests on loopback.
 //!
@@ -18,8 +20,10 @@
 //! ```
 
 mod issuer;
+mod log;
 
 pub use issuer::DevIssuer;
+pub use log::CapturedLog;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
