@@ -1,0 +1,133 @@
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+const B64: data_encoding::Encoding = data_encoding::BASE64URL_NOPAD;
+
+/// Why a PKCE value could not be made or accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PkceError {
+    /// The operating system's random number generator failed.
+    #[error("the system random number generator failed")]
+    Random,
+    /// A code verifier is not 43 to 128 characters long (RFC 7636 section 4.1).
+    #[error("a code verifier must be 43 to 128 characters; this one has {0}")]
+    VerifierLength(usize),
+    /// A code verifier contains a character outside the unreserved set
+    /// `[A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"`.
+    #[error("a code verifier may only contain A-Z, a-z, 0-9, '-', '.', '_' and '~'")]
+    VerifierCharacter,
+}
+
+fn random_token() -> Result<String, PkceError> {
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    getrandom::fill(bytes.as_mut()).map_err(|_| PkceError::Random)?;
+    Ok(B64.encode(bytes.as_ref()))
+}
+
+/// The PKCE `code_verifier` (RFC 7636 section 4.1): a secret the client
+/// keeps until the token exchange.
+///
+/// Not `Clone`, `Debug` prints `[redacted]`, zeroed on drop.
+pub struct CodeVerifier(Zeroizing<String>);
+
+impl CodeVerifier {
+    /// 32 bytes from the CSPRNG, base64url: 43 characters (RFC 7636
+    /// section 4.1's recommendation).
+    pub fn generate() -> Result<Self, PkceError> {
+        Ok(Self(Zeroizing::new(random_token()?)))
+    }
+
+    /// Accepts an existing verifier after checking RFC 7636's rules.
+    pub fn from_string(verifier: String) -> Result<Self, PkceError> {
+        let verifier = Zeroizing::new(verifier);
+        let len = verifier.chars().count();
+        if !(43..=128).contains(&len) {
+            return Err(PkceError::VerifierLength(len));
+        }
+        if !verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+        {
+            return Err(PkceError::VerifierCharacter);
+        }
+        Ok(Self(verifier))
+    }
+
+    /// The verifier, for the token request.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+
+    /// `BASE64URL(SHA256(ASCII(code_verifier)))` (RFC 7636 section 4.2).
+    pub fn s256_challenge(&self) -> CodeChallenge {
+        CodeChallenge(B64.encode(&Sha256::digest(self.0.as_bytes())))
+    }
+}
+
+impl fmt::Debug for CodeVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CodeVerifier([redacted])")
+    }
+}
+
+/// The `code_challenge` sent in the authorization request, always with
+/// `code_challenge_method=S256`. Public by design.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeChallenge(String);
+
+impl CodeChallenge {
+    /// The challenge.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Always `S256`.
+    pub fn method(&self) -> &'static str {
+        "S256"
+    }
+}
+
+macro_rules! random_value {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        pub struct $name(String);
+
+        impl $name {
+            /// 32 bytes from the CSPRNG, base64url (43 characters).
+            pub fn generate() -> Result<Self, PkceError> {
+                random_token().map(Self)
+            }
+
+            /// The value, for the authorization request.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// Whether `presented` is this value, in constant time.
+            pub fn matches(&self, presented: &str) -> bool {
+                self.0.as_bytes().ct_eq(presented.as_bytes()).into()
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}([redacted])", stringify!($name))
+            }
+        }
+    };
+}
+
+random_value!(
+    /// The OAuth `state` parameter: binds a callback to the authorization
+    /// request this client made (CSRF protection, RFC 6749 section 10.12).
+    StateToken
+);
+random_value!(
+    /// The OpenID Connect `nonce`: binds an ID token to this authorization
+    /// request (replay protection, OIDC Core section 3.1.2.1).
+    Nonce
+);
