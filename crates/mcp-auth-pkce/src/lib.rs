@@ -1,34 +1,76 @@
 //! OAuth 2.0 authorization code + PKCE client for MCP servers that sign many
-//! users in to upstream providers.
+//! users in to upstream providers (Google, Spotify, any OAuth 2.0 / OpenID
+//! Connect issuer) and keep their tokens fresh.
 //!
-//! **Work in progress.** This release has the primitives the flow is built
-//! on: the PKCE verifier and its S256 challenge (RFC 7636), and the
-//! unguessable `state` / OIDC `nonce` values. The provider configuration,
-//! the pending-authorization store, the callback, token exchange, refresh and
-//! revocation come next (see the open issue).
+//! ```no_run
+//! use mcp_auth_core::UserId;
+//! use mcp_auth_pkce::{OAuthClient, Provider, RedirectUri};
+//! use secrecy::SecretString;
 //!
+//! # async fn demo(query_from_callback: &str) -> Result<(), mcp_auth_pkce::OAuthError> {
+//! let client = OAuthClient::builder(
+//!     Provider::spotify(),
+//!     "my-client-id",
+//!     RedirectUri::new("https://mcp.example.com/oauth/callback")?,
+//! )
+//! .client_secret(SecretString::from("from the environment"))
+//! .build()?;
+//! let user = UserId::new("alice@example.com").expect("user");
+//! let request = client.start(&user, &["user-read-email"], &[]).await?;
+//! // redirect the browser to request.url; later, on /oauth/callback?...:
+//! let tokens = client.callback(&user, query_from_callback).await?;
+//! // keep `tokens` in mcp-auth-vault; before use:
+//! let fresh = client.refresh(&user, &tokens).await?;
+//! # Ok(()) }
 //! ```
-//! use mcp_auth_pkce::{CodeVerifier, StateToken};
 //!
-//! let verifier = CodeVerifier::generate()?;          // 256 bits, 43 chars
-//! let challenge = verifier.s256_challenge();         // goes in the authorization URL
-//! let state = StateToken::generate()?;               // 256 bits, compared in constant time
-//! assert_eq!(challenge.as_str().len(), 43);
-//! assert!(state.matches(state.as_str()));
-//! # Ok::<(), mcp_auth_pkce::PkceError>(())
-//! ```
+//! The pieces: [`Provider`] (presets, explicit endpoints, or discovery with
+//! an issuer check), [`OAuthClient`] (start, callback, refresh, revoke),
+//! [`PendingStore`] (pending sign-ins: bounded, expiring, single use),
+//! [`CallbackParams`] (strict callback parsing), [`CodeVerifier`],
+//! [`StateToken`] and [`Nonce`] (PKCE and anti-CSRF values),
+//! [`ClientConfig`] (environment and file configuration), and [`TokenSet`].
 //!
 //! # Security considerations
 //!
-//! - Only the `S256` method exists: there is no way to send a `plain`
-//!   challenge (RFC 7636 section 4.2, and OAuth 2.1).
-//! - A [`CodeVerifier`] cannot be cloned, prints `[redacted]` under `Debug`,
-//!   and is zeroed when dropped. It is consumed by the one token exchange it
-//!   is for.
-//! - `state` and `nonce` carry 256 bits from the operating system's CSPRNG
-//!   (RFC 6749 section 10.10 asks for at least 128) and compare in constant
-//!   time.
+//! - Only `S256` PKCE exists; there is no `plain`.
+//! - `state` and `nonce` carry 256 bits from the OS CSPRNG. States are stored
+//!   only as SHA-256, live 10 minutes, and are removed on first use, before
+//!   any other check: a replayed, expired, unknown or another user's state
+//!   never reaches the token endpoint.
+//! - RFC 9207: `iss` in the callback must equal the provider's issuer
+//!   exactly, and must be present when the provider advertises support.
+//! - ID tokens are validated with `mcp-auth-jwks` (signature against the
+//!   provider's JWKS, `iss`, `aud` = client id, `exp`, `nonce`): one crypto
+//!   backend for the whole workspace.
+//! - Redirect URIs are exact strings: `https`, or `http` only to
+//!   `127.0.0.1` / `[::1]`; anything else needs [`redirect::dangerous`].
+//! - Requests to the provider never follow redirects, time out, and read at
+//!   most 1 MiB. Errors never quote a provider's response body, a code, a
+//!   verifier, a token or a secret; `Debug` of every secret-holding type is
+//!   redacted.
 
+mod callback;
+mod client;
+mod config;
+mod error;
+mod pending;
 mod pkce;
+mod provider;
+pub mod redirect;
+mod tokens;
 
+pub use callback::{CallbackParams, MAX_CALLBACK_QUERY};
+pub use client::{
+    AuthorizationRequest, DEFAULT_PENDING_LIFETIME, OAuthClient, OAuthClientBuilder, TokenKind,
+};
+pub use config::ClientConfig;
+pub use error::OAuthError;
+pub use pending::{
+    DEFAULT_PENDING_CAPACITY, MemoryPendingStore, PendingAuthorization, PendingStore, StateKey,
+    StoreFuture, state_key,
+};
 pub use pkce::{CodeChallenge, CodeVerifier, Nonce, PkceError, StateToken};
+pub use provider::Provider;
+pub use redirect::RedirectUri;
+pub use tokens::TokenSet;

@@ -1,0 +1,654 @@
+//! The client: start a sign-in, finish it at the callback, refresh, revoke.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mcp_auth_core::{Clock, SystemClock, UserId};
+use mcp_auth_jwks::{ClaimRule, JwksCache, Policy, Validator};
+use oauth2::basic::{
+    BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse,
+    BasicTokenIntrospectionResponse, BasicTokenType,
+};
+use oauth2::{
+    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
+    EndpointNotSet, EndpointSet, ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, RefreshToken, RequestTokenError, RevocationUrl, Scope, StandardRevocableToken,
+    StandardTokenResponse, TokenResponse, TokenUrl,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::pending::{PendingAuthorization, PendingStore, state_key};
+use crate::{
+    CallbackParams, CodeVerifier, MemoryPendingStore, Nonce, OAuthError, Provider, RedirectUri,
+    StateToken, TokenSet,
+};
+
+/// Default lifetime of a pending sign-in: 10 minutes.
+pub const DEFAULT_PENDING_LIFETIME: Duration = Duration::from_secs(600);
+/// Largest token-endpoint response read.
+const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+const AUDIT: &str = "mcp_auth::audit";
+
+/// The ID token travels next to the standard fields.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct IdTokenFields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id_token: Option<String>,
+}
+impl ExtraTokenFields for IdTokenFields {}
+
+type TokenResponseBody = StandardTokenResponse<IdTokenFields, BasicTokenType>;
+type Oauth2Client = oauth2::Client<
+    BasicErrorResponse,
+    TokenResponseBody,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointSet,
+>;
+
+/// The browser redirect that starts a sign-in.
+#[derive(Debug, Clone)]
+pub struct AuthorizationRequest {
+    /// Where to send the user.
+    pub url: String,
+}
+
+/// Which token [`OAuthClient::revoke`] revokes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// An access token.
+    Access,
+    /// A refresh token (revoking it usually ends the whole grant).
+    Refresh,
+}
+
+type RefreshResult = Option<Result<TokenSet, OAuthError>>;
+
+/// An OAuth 2.0 authorization-code + PKCE client for one provider and many
+/// users. Build with [`OAuthClient::builder`].
+pub struct OAuthClient {
+    provider: Provider,
+    oauth: Oauth2Client,
+    http: reqwest::Client,
+    redirect_uri: RedirectUri,
+    pending: Arc<dyn PendingStore>,
+    pending_lifetime: Duration,
+    jwks: Option<JwksCache>,
+    clock: Arc<dyn Clock>,
+    refreshing: Arc<Mutex<HashMap<UserId, watch::Receiver<RefreshResult>>>>,
+}
+
+impl std::fmt::Debug for OAuthClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthClient")
+            .field("provider", &self.provider.name)
+            .field("client_id", &self.oauth.client_id().as_str())
+            .field("redirect_uri", &self.redirect_uri)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builder for [`OAuthClient`].
+pub struct OAuthClientBuilder {
+    provider: Provider,
+    client_id: String,
+    client_secret: Option<SecretString>,
+    redirect_uri: RedirectUri,
+    pending: Option<Arc<dyn PendingStore>>,
+    pending_lifetime: Duration,
+    clock: Arc<dyn Clock>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for OAuthClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthClientBuilder")
+            .field("provider", &self.provider.name)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl OAuthClientBuilder {
+    /// The client secret (confidential clients).
+    pub fn client_secret(mut self, secret: SecretString) -> Self {
+        self.client_secret = Some(secret);
+        self
+    }
+
+    /// Where pending sign-ins live (default: [`MemoryPendingStore`]).
+    pub fn pending_store(mut self, store: Arc<dyn PendingStore>) -> Self {
+        self.pending = Some(store);
+        self
+    }
+
+    /// How long a sign-in may take (default 10 minutes).
+    pub fn pending_lifetime(mut self, lifetime: Duration) -> Self {
+        self.pending_lifetime = lifetime;
+        self
+    }
+
+    /// Reads time from `clock`.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Timeout of each request to the provider (default 10 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Validates the endpoints and builds the client.
+    pub fn build(self) -> Result<OAuthClient, OAuthError> {
+        let mut problems = Vec::new();
+        let url = |what: &str, value: &str, problems: &mut Vec<String>| {
+            let ok = url::Url::parse(value).is_ok_and(|u| {
+                u.scheme() == "https"
+                    || (u.scheme() == "http"
+                        && matches!(u.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback()))
+            });
+            if !ok {
+                problems.push(format!(
+                    "{what} {value:?} must be an https URL (http only on 127.0.0.1)"
+                ));
+            }
+        };
+        url(
+            "authorization endpoint",
+            &self.provider.authorization_endpoint,
+            &mut problems,
+        );
+        url(
+            "token endpoint",
+            &self.provider.token_endpoint,
+            &mut problems,
+        );
+        if let Some(r) = &self.provider.revocation_endpoint {
+            url("revocation endpoint", r, &mut problems);
+        }
+        if let Some(j) = &self.provider.jwks_uri {
+            url("jwks_uri", j, &mut problems);
+            if self.provider.issuer.is_none() {
+                problems.push("an OpenID Connect provider needs an issuer".into());
+            }
+        }
+        if self.client_id.is_empty() {
+            problems.push("the client id is empty".into());
+        }
+        if !problems.is_empty() {
+            return Err(OAuthError::Config(problems));
+        }
+        let config = |e: &dyn std::fmt::Display| OAuthError::Config(vec![e.to_string()]);
+        let mut oauth = oauth2::Client::new(ClientId::new(self.client_id))
+            .set_auth_uri(
+                AuthUrl::new(self.provider.authorization_endpoint.clone())
+                    .map_err(|e| config(&e))?,
+            )
+            .set_token_uri(
+                TokenUrl::new(self.provider.token_endpoint.clone()).map_err(|e| config(&e))?,
+            )
+            .set_redirect_uri(
+                RedirectUrl::new(self.redirect_uri.as_str().to_owned()).map_err(|e| config(&e))?,
+            )
+            .set_revocation_url_option(
+                self.provider
+                    .revocation_endpoint
+                    .clone()
+                    .map(RevocationUrl::new)
+                    .transpose()
+                    .map_err(|e| config(&e))?,
+            );
+        if let Some(secret) = &self.client_secret {
+            oauth = oauth.set_client_secret(ClientSecret::new(secret.expose_secret().to_owned()));
+        }
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(self.timeout)
+            .build()
+            .map_err(|e| OAuthError::Config(vec![format!("HTTP client: {e}")]))?;
+        let jwks = match &self.provider.jwks_uri {
+            Some(uri) => Some(
+                JwksCache::builder(uri.clone())
+                    .clock(self.clock.clone())
+                    .build()
+                    .map_err(|e| OAuthError::Config(vec![format!("jwks_uri: {e}")]))?,
+            ),
+            None => None,
+        };
+        Ok(OAuthClient {
+            provider: self.provider,
+            oauth,
+            http,
+            redirect_uri: self.redirect_uri,
+            pending: self
+                .pending
+                .unwrap_or_else(|| Arc::new(MemoryPendingStore::default())),
+            pending_lifetime: self.pending_lifetime,
+            jwks,
+            clock: self.clock,
+            refreshing: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+}
+
+/// Transport errors of the HTTP adapter (never carry a body).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct HttpError(String);
+
+/// oauth2's HTTP client trait over the workspace's reqwest: no redirects,
+/// a timeout, and a cap on the response size.
+async fn send(
+    http: &reqwest::Client,
+    request: oauth2::HttpRequest,
+) -> Result<oauth2::HttpResponse, HttpError> {
+    let (parts, body) = request.into_parts();
+    let response = http
+        .request(parts.method, parts.uri.to_string())
+        .headers(parts.headers)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| {
+            HttpError(if e.is_timeout() {
+                "timed out".into()
+            } else {
+                "connection failed".into()
+            })
+        })?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let mut response = response;
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|_| HttpError("the response body could not be read".into()))?
+    {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(HttpError("the response is too large".into()));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let mut out = oauth2::HttpResponse::new(body);
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    Ok(out)
+}
+
+/// [`send`] as oauth2's [`oauth2::AsyncHttpClient`] (a named type keeps
+/// the returned futures `Send`).
+struct Http<'a>(&'a reqwest::Client);
+
+impl<'c> oauth2::AsyncHttpClient<'c> for Http<'_> {
+    type Error = HttpError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse, HttpError>> + Send + 'c>,
+    >;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(send(self.0, request))
+    }
+}
+
+fn token_error(error: RequestTokenError<HttpError, BasicErrorResponse>) -> OAuthError {
+    match error {
+        RequestTokenError::ServerResponse(response) => match response.error() {
+            BasicErrorResponseType::InvalidGrant => OAuthError::ReauthenticationRequired,
+            other => OAuthError::TokenEndpoint(other.to_string()),
+        },
+        RequestTokenError::Request(e) => OAuthError::Network(e.0),
+        // The body may hold tokens: never quote it.
+        RequestTokenError::Parse(..) => OAuthError::Network("unparseable token response".into()),
+        RequestTokenError::Other(_) => OAuthError::Network("unexpected token response".into()),
+    }
+}
+
+fn trimmed(text: Option<String>) -> Option<String> {
+    text.map(|t| t.chars().take(200).collect())
+}
+
+impl OAuthClient {
+    /// A client for `provider` registered as `client_id` with `redirect_uri`.
+    pub fn builder(
+        provider: Provider,
+        client_id: impl Into<String>,
+        redirect_uri: RedirectUri,
+    ) -> OAuthClientBuilder {
+        OAuthClientBuilder {
+            provider,
+            client_id: client_id.into(),
+            client_secret: None,
+            redirect_uri,
+            pending: None,
+            pending_lifetime: DEFAULT_PENDING_LIFETIME,
+            clock: Arc::new(SystemClock),
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// The provider.
+    pub fn provider(&self) -> &Provider {
+        &self.provider
+    }
+
+    /// Starts a sign-in for `user`: remembers a pending authorization (state,
+    /// PKCE verifier, nonce) and returns the URL to redirect the browser to.
+    /// `scopes` empty means the provider's defaults; `extra` adds parameters
+    /// (e.g. `access_type=offline`, `prompt=consent`).
+    pub async fn start(
+        &self,
+        user: &UserId,
+        scopes: &[&str],
+        extra: &[(&str, &str)],
+    ) -> Result<AuthorizationRequest, OAuthError> {
+        let state = StateToken::generate()?;
+        let verifier = CodeVerifier::generate()?;
+        let nonce = if self.provider.is_openid() {
+            Some(Nonce::generate()?)
+        } else {
+            None
+        };
+        let pkce = PkceCodeVerifier::new(verifier.secret().to_owned());
+        let state_value = state.as_str().to_owned();
+        let mut request = self
+            .oauth
+            .authorize_url(move || CsrfToken::new(state_value))
+            .set_pkce_challenge(PkceCodeChallenge::from_code_verifier_sha256(&pkce));
+        let scopes: Vec<String> = if scopes.is_empty() {
+            self.provider.default_scopes.clone()
+        } else {
+            scopes.iter().map(|s| (*s).to_owned()).collect()
+        };
+        request = request.add_scopes(scopes.into_iter().map(Scope::new));
+        if let Some(nonce) = &nonce {
+            request = request.add_extra_param("nonce", nonce.as_str().to_owned());
+        }
+        for (name, value) in extra {
+            request = request.add_extra_param((*name).to_owned(), (*value).to_owned());
+        }
+        let (url, _) = request.url();
+        let now = self.clock.unix_seconds();
+        let pending = PendingAuthorization {
+            user: user.clone(),
+            verifier,
+            nonce,
+            expected_issuer: self.provider.issuer.clone(),
+            created_at: now,
+        };
+        self.pending
+            .insert(
+                state_key(state.as_str()),
+                pending,
+                now,
+                self.pending_lifetime.as_secs(),
+            )
+            .await?;
+        tracing::info!(target: AUDIT, event = "oauth_start", provider = %self.provider.name, user = user.as_str());
+        Ok(AuthorizationRequest {
+            url: url.to_string(),
+        })
+    }
+
+    /// Finishes a sign-in from the callback's query string, for the `user`
+    /// whose browser came back (their session). Checks, in order: state
+    /// present, known, unused, unexpired and `user`'s; provider error;
+    /// RFC 9207 `iss`; then exchanges the code with the PKCE verifier and,
+    /// for OpenID Connect, validates the ID token (signature via JWKS, iss,
+    /// aud, exp, nonce).
+    pub async fn callback(&self, user: &UserId, query: &str) -> Result<TokenSet, OAuthError> {
+        let result = self.callback_inner(user, query).await;
+        match &result {
+            Ok(_) => {
+                tracing::info!(target: AUDIT, event = "oauth_signed_in", provider = %self.provider.name, user = user.as_str())
+            }
+            Err(e) => {
+                tracing::warn!(target: AUDIT, event = "oauth_callback_refused", provider = %self.provider.name, user = user.as_str(), reason = %e)
+            }
+        }
+        result
+    }
+
+    async fn callback_inner(&self, user: &UserId, query: &str) -> Result<TokenSet, OAuthError> {
+        let params = CallbackParams::parse(query)?;
+        let state = params.state.as_deref().ok_or(OAuthError::MissingState)?;
+        // Single use: the entry is gone from here on, whatever happens next.
+        let pending = self
+            .pending
+            .take(state_key(state))
+            .await
+            .ok_or(OAuthError::UnknownState)?;
+        let now = self.clock.unix_seconds();
+        if now
+            >= pending
+                .created_at
+                .saturating_add(self.pending_lifetime.as_secs())
+        {
+            return Err(OAuthError::ExpiredState);
+        }
+        if &pending.user != user {
+            return Err(OAuthError::StateUserMismatch);
+        }
+        if let Some(error) = params.error {
+            return Err(OAuthError::AuthorizationDenied {
+                error: error.chars().take(64).collect(),
+                description: trimmed(params.error_description),
+            });
+        }
+        match (&params.iss, &pending.expected_issuer) {
+            // RFC 9207 section 2.4: exact string comparison.
+            (Some(iss), Some(expected)) if iss != expected => {
+                return Err(OAuthError::IssuerMismatch);
+            }
+            (Some(_), None) => return Err(OAuthError::IssuerMismatch),
+            (None, Some(_)) if self.provider.iss_parameter_supported => {
+                return Err(OAuthError::MissingIssuer);
+            }
+            _ => {}
+        }
+        let code = params.code.ok_or(OAuthError::MissingCode)?;
+        let verifier = PkceCodeVerifier::new(pending.verifier.secret().to_owned());
+        let http = Http(&self.http);
+        let response = self
+            .oauth
+            .exchange_code(AuthorizationCode::new(code))
+            .set_pkce_verifier(verifier)
+            .request_async(&http)
+            .await
+            .map_err(token_error)?;
+        let mut tokens = self.token_set(&response, None);
+        if self.provider.is_openid() {
+            let id_token = response
+                .extra_fields()
+                .id_token
+                .as_deref()
+                .ok_or(OAuthError::MissingIdToken)?;
+            tokens.id_token_claims = Some(
+                self.validate_id_token(id_token, pending.nonce.as_ref())
+                    .await?,
+            );
+        }
+        Ok(tokens)
+    }
+
+    async fn validate_id_token(
+        &self,
+        id_token: &str,
+        nonce: Option<&Nonce>,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, OAuthError> {
+        let (Some(jwks), Some(issuer)) = (&self.jwks, &self.provider.issuer) else {
+            return Err(OAuthError::IdToken("no-jwks".into()));
+        };
+        let mut policy = Policy::new(issuer.clone(), self.oauth.client_id().as_str());
+        if let Some(nonce) = nonce {
+            policy = policy.rule(ClaimRule::equals("nonce", nonce.as_str()));
+        }
+        let validator = Validator::new(policy, jwks.clone()).with_clock(self.clock.clone());
+        let verified = validator.validate(id_token).await.map_err(|e| {
+            OAuthError::IdToken(if e.rule() == "claim-rule" {
+                "nonce".into()
+            } else {
+                e.rule().into()
+            })
+        })?;
+        Ok(verified.claims().clone())
+    }
+
+    fn token_set(&self, response: &TokenResponseBody, previous: Option<&TokenSet>) -> TokenSet {
+        let now = self.clock.unix_seconds();
+        TokenSet {
+            access_token: SecretString::from(response.access_token().secret().to_owned()),
+            // Keep the old refresh token when the provider does not rotate it.
+            refresh_token: response
+                .refresh_token()
+                .map(|r| SecretString::from(r.secret().to_owned()))
+                .or_else(|| previous.and_then(|p| p.refresh_token.clone())),
+            expires_at: response
+                .expires_in()
+                .map(|d| now.saturating_add(d.as_secs())),
+            scopes: response
+                .scopes()
+                .map(|s| s.iter().map(|s| s.to_string()).collect())
+                .or_else(|| previous.map(|p| p.scopes.clone()))
+                .unwrap_or_default(),
+            id_token_claims: previous.and_then(|p| p.id_token_claims.clone()),
+        }
+    }
+
+    /// Refreshes `current` for `user`. Concurrent calls for the same user
+    /// share one request to the provider (single flight) and all get its
+    /// result. `invalid_grant` gives [`OAuthError::ReauthenticationRequired`];
+    /// a network failure gives [`OAuthError::Network`].
+    pub async fn refresh(&self, user: &UserId, current: &TokenSet) -> Result<TokenSet, OAuthError> {
+        enum Role {
+            Leader(watch::Sender<RefreshResult>),
+            Follower(watch::Receiver<RefreshResult>),
+        }
+        let role = {
+            let mut flights = self
+                .refreshing
+                .lock()
+                .map_err(|_| OAuthError::Network("refresh state poisoned".into()))?;
+            match flights.get(user) {
+                Some(rx) => Role::Follower(rx.clone()),
+                None => {
+                    let (tx, rx) = watch::channel(None);
+                    flights.insert(user.clone(), rx);
+                    Role::Leader(tx)
+                }
+            }
+        };
+        match role {
+            Role::Follower(mut rx) => {
+                let result = rx
+                    .wait_for(Option::is_some)
+                    .await
+                    .map_err(|_| OAuthError::Network("the shared refresh was cancelled".into()))?;
+                result
+                    .clone()
+                    .unwrap_or(Err(OAuthError::Network("no refresh result".into())))
+            }
+            Role::Leader(tx) => {
+                // Removes the in-flight entry even if this future is dropped.
+                struct Landing<'a>(
+                    &'a Mutex<HashMap<UserId, watch::Receiver<RefreshResult>>>,
+                    &'a UserId,
+                );
+                impl Drop for Landing<'_> {
+                    fn drop(&mut self) {
+                        if let Ok(mut flights) = self.0.lock() {
+                            flights.remove(self.1);
+                        }
+                    }
+                }
+                let _landing = Landing(&self.refreshing, user);
+                let result = self.refresh_once(current).await;
+                match &result {
+                    Ok(_) => {
+                        tracing::info!(target: AUDIT, event = "oauth_refreshed", provider = %self.provider.name, user = user.as_str())
+                    }
+                    Err(e) => {
+                        tracing::warn!(target: AUDIT, event = "oauth_refresh_failed", provider = %self.provider.name, user = user.as_str(), reason = %e)
+                    }
+                }
+                let _ = tx.send(Some(result.clone()));
+                result
+            }
+        }
+    }
+
+    async fn refresh_once(&self, current: &TokenSet) -> Result<TokenSet, OAuthError> {
+        let refresh = current
+            .refresh_token
+            .as_ref()
+            .ok_or(OAuthError::NoRefreshToken)?;
+        let refresh = RefreshToken::new(refresh.expose_secret().to_owned());
+        let http = Http(&self.http);
+        let response = self
+            .oauth
+            .exchange_refresh_token(&refresh)
+            .request_async(&http)
+            .await
+            .map_err(token_error)?;
+        Ok(self.token_set(&response, Some(current)))
+    }
+
+    /// Refreshes when the access token expires within `margin`; returns
+    /// `None` when it is still good.
+    pub async fn refresh_if_expiring(
+        &self,
+        user: &UserId,
+        current: &TokenSet,
+        margin: Duration,
+    ) -> Result<Option<TokenSet>, OAuthError> {
+        if current.expires_within(&*self.clock, margin.as_secs()) {
+            self.refresh(user, current).await.map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Revokes a token at the provider (RFC 7009).
+    pub async fn revoke(&self, tokens: &TokenSet, kind: TokenKind) -> Result<(), OAuthError> {
+        let token = match kind {
+            TokenKind::Access => StandardRevocableToken::AccessToken(oauth2::AccessToken::new(
+                tokens.access_token.expose_secret().to_owned(),
+            )),
+            TokenKind::Refresh => StandardRevocableToken::RefreshToken(RefreshToken::new(
+                tokens
+                    .refresh_token
+                    .as_ref()
+                    .ok_or(OAuthError::NoRefreshToken)?
+                    .expose_secret()
+                    .to_owned(),
+            )),
+        };
+        let request = self
+            .oauth
+            .revoke_token(token)
+            .map_err(|_| OAuthError::RevocationUnsupported)?;
+        let http = Http(&self.http);
+        request.request_async(&http).await.map_err(|e| match e {
+            RequestTokenError::ServerResponse(r) => {
+                OAuthError::TokenEndpoint(r.error().to_string())
+            }
+            RequestTokenError::Request(e) => OAuthError::Network(e.0),
+            _ => OAuthError::Network("unexpected revocation response".into()),
+        })?;
+        tracing::info!(target: AUDIT, event = "oauth_revoked", provider = %self.provider.name);
+        Ok(())
+    }
+}

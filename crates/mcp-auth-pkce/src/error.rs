@@ -1,0 +1,87 @@
+use crate::PkceError;
+
+/// Everything that can go wrong in the flow, with a message that never holds
+/// a code, a verifier, a token or a client secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OAuthError {
+    /// PKCE, state or nonce generation failed.
+    #[error(transparent)]
+    Pkce(#[from] PkceError),
+    /// The configuration is unusable; each problem names what to fix.
+    #[error("configuration: {}", .0.join("; "))]
+    Config(Vec<String>),
+    /// The callback query is too long, repeats a parameter, or is not
+    /// form-encoded.
+    #[error("malformed callback: {0}")]
+    MalformedCallback(&'static str),
+    /// The callback has no `state`.
+    #[error("the callback has no state parameter")]
+    MissingState,
+    /// No pending authorization has this state: never issued, already used
+    /// (replayed), or evicted.
+    #[error("unknown or already used state")]
+    UnknownState,
+    /// The pending authorization for this state is older than its lifetime.
+    #[error("the authorization request expired; start again")]
+    ExpiredState,
+    /// The state belongs to another user's (or session's) flow.
+    #[error("the state belongs to another sign-in")]
+    StateUserMismatch,
+    /// Too many sign-ins are pending; try again later.
+    #[error("too many pending sign-ins")]
+    TooManyPending,
+    /// The provider answered the authorization request with an error
+    /// (RFC 6749 section 4.1.2.1).
+    #[error("the provider refused the authorization: {error}")]
+    AuthorizationDenied {
+        /// The `error` code (`access_denied`, `invalid_scope`, ...).
+        error: String,
+        /// `error_description`, if any (provider text, trimmed to 200 chars).
+        description: Option<String>,
+    },
+    /// The callback has no `code`.
+    #[error("the callback has no authorization code")]
+    MissingCode,
+    /// `iss` in the callback is not the provider's issuer (RFC 9207).
+    #[error("the callback's issuer does not match the provider (RFC 9207)")]
+    IssuerMismatch,
+    /// The provider advertises RFC 9207 but the callback has no `iss`.
+    #[error("the callback has no issuer although the provider advertises RFC 9207")]
+    MissingIssuer,
+    /// Discovery answered with another `issuer` than the configured one.
+    #[error("discovery returned another issuer than the one configured")]
+    DiscoveryIssuerMismatch,
+    /// The refresh token (or code) was rejected with `invalid_grant`: the
+    /// user must sign in again.
+    #[error("the grant is no longer valid: the user must sign in again")]
+    ReauthenticationRequired,
+    /// The token endpoint answered with another OAuth error.
+    #[error("the token endpoint refused the request: {0}")]
+    TokenEndpoint(String),
+    /// The provider could not be reached or answered garbage; retrying may
+    /// help.
+    #[error("the provider could not be reached or answered unexpectedly: {0}")]
+    Network(String),
+    /// The ID token failed validation (rule name from mcp-auth-jwks, or
+    /// `nonce`).
+    #[error("the ID token is invalid (rule: {0})")]
+    IdToken(String),
+    /// An OIDC provider's token response has no ID token.
+    #[error("the provider returned no ID token")]
+    MissingIdToken,
+    /// The token set has no refresh token.
+    #[error("there is no refresh token; the user must sign in again")]
+    NoRefreshToken,
+    /// The provider has no revocation endpoint.
+    #[error("the provider does not support token revocation")]
+    RevocationUnsupported,
+}
+
+impl OAuthError {
+    /// Whether the user has to go through the sign-in again (as opposed to a
+    /// temporary failure worth retrying).
+    pub fn requires_sign_in(&self) -> bool {
+        matches!(self, Self::ReauthenticationRequired | Self::NoRefreshToken)
+    }
+}
