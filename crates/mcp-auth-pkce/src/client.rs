@@ -82,6 +82,7 @@ pub struct OAuthClient {
     pending: Arc<dyn PendingStore>,
     pending_lifetime: Duration,
     jwks: Option<JwksCache>,
+    client_secret: Option<SecretString>,
     clock: Arc<dyn Clock>,
     refreshing: Arc<Mutex<HashMap<UserId, watch::Receiver<RefreshResult>>>>,
 }
@@ -238,6 +239,7 @@ impl OAuthClientBuilder {
                 .unwrap_or_else(|| Arc::new(MemoryPendingStore::default())),
             pending_lifetime: self.pending_lifetime,
             jwks,
+            client_secret: self.client_secret,
             clock: self.clock,
             refreshing: Arc::new(Mutex::new(HashMap::new())),
         })
@@ -271,7 +273,15 @@ async fn send(
         })?;
     let status = response.status();
     let headers = response.headers().clone();
-    let mut response = response;
+    let body = read_capped(response).await?;
+    let mut out = oauth2::HttpResponse::new(body);
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    Ok(out)
+}
+
+/// Reads at most [`MAX_RESPONSE_BYTES`] of a response body.
+async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, HttpError> {
     let mut body = Vec::new();
     while let Some(chunk) = response
         .chunk()
@@ -283,10 +293,7 @@ async fn send(
         }
         body.extend_from_slice(&chunk);
     }
-    let mut out = oauth2::HttpResponse::new(body);
-    *out.status_mut() = status;
-    *out.headers_mut() = headers;
-    Ok(out)
+    Ok(body)
 }
 
 /// [`send`] as oauth2's [`oauth2::AsyncHttpClient`] (a named type keeps
@@ -621,34 +628,68 @@ impl OAuthClient {
         }
     }
 
-    /// Revokes a token at the provider (RFC 7009).
+    /// Revokes a token at the provider (RFC 7009). Sent directly rather than
+    /// through oauth2, whose revocation request refuses non-https endpoints
+    /// even on loopback.
     pub async fn revoke(&self, tokens: &TokenSet, kind: TokenKind) -> Result<(), OAuthError> {
-        let token = match kind {
-            TokenKind::Access => StandardRevocableToken::AccessToken(oauth2::AccessToken::new(
-                tokens.access_token.expose_secret().to_owned(),
-            )),
-            TokenKind::Refresh => StandardRevocableToken::RefreshToken(RefreshToken::new(
+        let endpoint = self
+            .provider
+            .revocation_endpoint
+            .as_deref()
+            .ok_or(OAuthError::RevocationUnsupported)?;
+        let (token, hint) = match kind {
+            TokenKind::Access => (&tokens.access_token, "access_token"),
+            TokenKind::Refresh => (
                 tokens
                     .refresh_token
                     .as_ref()
-                    .ok_or(OAuthError::NoRefreshToken)?
-                    .expose_secret()
-                    .to_owned(),
-            )),
+                    .ok_or(OAuthError::NoRefreshToken)?,
+                "refresh_token",
+            ),
         };
-        let request = self
-            .oauth
-            .revoke_token(token)
-            .map_err(|_| OAuthError::RevocationUnsupported)?;
-        let http = Http(&self.http);
-        request.request_async(&http).await.map_err(|e| match e {
-            RequestTokenError::ServerResponse(r) => {
-                OAuthError::TokenEndpoint(r.error().to_string())
+        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let client_id = self.oauth.client_id().as_str();
+        let mut body = format!(
+            "token={}&token_type_hint={hint}",
+            enc(token.expose_secret())
+        );
+        let mut request = self
+            .http
+            .post(endpoint)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json");
+        match &self.client_secret {
+            // RFC 6749 section 2.3.1: form-encode, then Basic.
+            Some(secret) => {
+                let credentials = format!("{}:{}", enc(client_id), enc(secret.expose_secret()));
+                let basic = data_encoding::BASE64.encode(credentials.as_bytes());
+                request = request.header("authorization", format!("Basic {basic}"));
             }
-            RequestTokenError::Request(e) => OAuthError::Network(e.0),
-            _ => OAuthError::Network("unexpected revocation response".into()),
+            None => body.push_str(&format!("&client_id={}", enc(client_id))),
+        }
+        let response = request.body(body).send().await.map_err(|e| {
+            OAuthError::Network(if e.is_timeout() {
+                "timed out".into()
+            } else {
+                "connection failed".into()
+            })
         })?;
-        tracing::info!(target: AUDIT, event = "oauth_revoked", provider = %self.provider.name);
-        Ok(())
+        let status = response.status();
+        if status.is_success() {
+            tracing::info!(target: AUDIT, event = "oauth_revoked", provider = %self.provider.name);
+            return Ok(());
+        }
+        let body = read_capped(response).await.unwrap_or_default();
+        let code = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| {
+                v.get("error")
+                    .and_then(|e| e.as_str())
+                    .map(|e| e.chars().take(64).collect::<String>())
+            });
+        Err(match code {
+            Some(code) if status.is_client_error() => OAuthError::TokenEndpoint(code),
+            _ => OAuthError::Network(format!("revocation answered {status}")),
+        })
     }
 }

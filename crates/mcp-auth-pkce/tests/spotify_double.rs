@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::*;
 use mcp_auth_core::{ManualClock, UserId};
-use mcp_auth_pkce::{OAuthClient, OAuthError, Provider, RedirectUri, redirect};
+use mcp_auth_pkce::{OAuthClient, OAuthError, Provider, RedirectUri, TokenKind, redirect};
 use secrecy::ExposeSecret;
 
 #[tokio::test]
@@ -274,6 +274,11 @@ async fn a_dead_provider_is_a_network_error_not_a_sign_in_error() {
     let err = dead_client.refresh(&alice(), &tokens).await.unwrap_err();
     assert!(matches!(err, OAuthError::Network(_)), "{err:?}");
     assert!(!err.requires_sign_in());
+    // Spotify has no revocation endpoint: a typed refusal, no request.
+    assert_eq!(
+        client.revoke(&tokens, TokenKind::Access).await.unwrap_err(),
+        OAuthError::RevocationUnsupported
+    );
 }
 
 #[test]
