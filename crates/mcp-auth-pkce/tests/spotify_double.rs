@@ -339,3 +339,78 @@ fn endpoints_must_be_https_or_loopback() {
         .is_ok()
     );
 }
+
+#[tokio::test]
+async fn id_tokens_are_validated_signature_issuer_audience_expiry_and_nonce() {
+    let d = double().await;
+    // ID tokens are minted with the real time; the client's clock agrees.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let clock = ManualClock::at_unix(now);
+    let client = d.client(d.oidc_provider(), &clock);
+    let cases = [
+        (IdTokenMode::Good, None),
+        (
+            IdTokenMode::WrongNonce,
+            Some(OAuthError::IdToken("nonce".into())),
+        ),
+        (
+            IdTokenMode::WrongAudience,
+            Some(OAuthError::IdToken("audience".into())),
+        ),
+        (
+            IdTokenMode::WrongIssuer,
+            Some(OAuthError::IdToken("issuer".into())),
+        ),
+        (
+            IdTokenMode::Expired,
+            Some(OAuthError::IdToken("expired".into())),
+        ),
+        (
+            IdTokenMode::ForeignKey,
+            Some(OAuthError::IdToken("signature".into())),
+        ),
+        (IdTokenMode::Missing, Some(OAuthError::MissingIdToken)),
+    ];
+    for (mode, expected) in cases {
+        *d.accounts.id_tokens.lock().unwrap() = Some(mode);
+        let request = client.start(&alice(), &[], &[]).await.unwrap();
+        assert!(request.url.contains("nonce="), "OIDC sends a nonce");
+        let query = approve(&request.url).await;
+        let result = client.callback(&alice(), &query).await;
+        match expected {
+            None => {
+                let tokens = result.unwrap();
+                assert_eq!(tokens.subject(), Some("upstream-alice"));
+            }
+            Some(error) => assert_eq!(result.unwrap_err(), error, "{mode:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_pending_store_is_bounded() {
+    use mcp_auth_pkce::MemoryPendingStore;
+    let d = double().await;
+    let clock = ManualClock::at_unix(1_800_000_000);
+    let client = OAuthClient::builder(
+        d.provider(),
+        CLIENT_ID,
+        RedirectUri::new("http://127.0.0.1:9/callback").unwrap(),
+    )
+    .pending_store(Arc::new(MemoryPendingStore::with_capacity(2)))
+    .clock(Arc::new(clock.clone()))
+    .build()
+    .unwrap();
+    client.start(&alice(), &[], &[]).await.unwrap();
+    client.start(&alice(), &[], &[]).await.unwrap();
+    assert_eq!(
+        client.start(&alice(), &[], &[]).await.unwrap_err(),
+        OAuthError::TooManyPending
+    );
+    // Expired entries make room.
+    clock.advance(Duration::from_secs(600));
+    assert!(client.start(&alice(), &[], &[]).await.is_ok());
+}

@@ -69,6 +69,11 @@ impl DevIssuer {
         &self.issuer
     }
 
+    /// The signing key's `kid`.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
     /// The public key as a JWKS document.
     pub fn jwks_json(&self) -> String {
         let point = self.key.public_key().as_ref();

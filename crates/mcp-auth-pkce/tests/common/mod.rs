@@ -1,6 +1,8 @@
 //! An in-process HTTP double of Spotify's accounts service (`/authorize`,
 //! `/api/token`). It enforces PKCE S256, single-use codes, exact redirect
-//! URIs, client authentication and refresh-token rules.
+//! URIs, client authentication and refresh-token rules. With `id_tokens`
+//! set it also acts as a minimal OpenID provider (`/jwks`, an `id_token` in
+//! the token response, good or broken on purpose).
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::collections::{HashMap, HashSet};
@@ -22,8 +24,22 @@ use sha2::{Digest, Sha256};
 pub const CLIENT_ID: &str = "spotify-client";
 pub const CLIENT_SECRET: &str = "spotify-client-secret-value";
 
-#[derive(Default)]
+/// What ID token the double returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdTokenMode {
+    Good,
+    WrongNonce,
+    WrongAudience,
+    WrongIssuer,
+    Expired,
+    ForeignKey,
+    Missing,
+}
+
 pub struct Accounts {
+    pub signer: mcp_auth_testkit::DevIssuer,
+    pub id_tokens: Mutex<Option<IdTokenMode>>,
+    pub nonces: Mutex<HashMap<String, String>>,
     pub codes: Mutex<HashMap<String, (String, String)>>, // code -> (challenge, redirect_uri)
     pub refresh_tokens: Mutex<HashSet<String>>,
     pub seen_verifiers: Mutex<Vec<String>>,
@@ -50,8 +66,39 @@ async fn authorize(
         code.clone(),
         (q["code_challenge"].clone(), redirect_uri.clone()),
     );
+    if let Some(nonce) = q.get("nonce") {
+        a.nonces.lock().unwrap().insert(code.clone(), nonce.clone());
+    }
     let state = url::form_urlencoded::byte_serialize(q["state"].as_bytes()).collect::<String>();
     Redirect::to(&format!("{redirect_uri}?code={code}&state={state}")).into_response()
+}
+
+fn id_token(signer: &mcp_auth_testkit::DevIssuer, mode: IdTokenMode, nonce: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut claims = json!({"iss": signer.issuer(), "sub": "upstream-alice", "aud": CLIENT_ID,
+                            "iat": now, "exp": now + 600, "nonce": nonce});
+    match mode {
+        IdTokenMode::WrongNonce => claims["nonce"] = json!("another-nonce"),
+        IdTokenMode::WrongAudience => claims["aud"] = json!("another-client"),
+        IdTokenMode::WrongIssuer => claims["iss"] = json!("https://evil.example.com"),
+        IdTokenMode::Expired => {
+            claims["iat"] = json!(now - 7200);
+            claims["exp"] = json!(now - 3600);
+        }
+        _ => {}
+    }
+    let header = json!({"alg": "ES256", "kid": signer.kid(), "typ": "JWT"});
+    if mode == IdTokenMode::ForeignKey {
+        let other = mcp_auth_testkit::DevIssuer::new(signer.issuer(), CLIENT_ID);
+        return other.sign(
+            &json!({"alg": "ES256", "kid": signer.kid(), "typ": "JWT"}),
+            &claims,
+        );
+    }
+    signer.sign(&header, &claims)
 }
 
 fn oauth_error(code: &str) -> Response {
@@ -98,11 +145,19 @@ async fn token(
             }
             let refresh = format!("refresh-{n}");
             a.refresh_tokens.lock().unwrap().insert(refresh.clone());
-            Json(
-                json!({"access_token": format!("access-{n}"), "token_type": "Bearer",
-                        "expires_in": 3600, "refresh_token": refresh, "scope": "user-read-email"}),
-            )
-            .into_response()
+            let mut body = json!({"access_token": format!("access-{n}"), "token_type": "Bearer",
+                        "expires_in": 3600, "refresh_token": refresh, "scope": "user-read-email"});
+            let mode = *a.id_tokens.lock().unwrap();
+            if let Some(mode) = mode.filter(|m| *m != IdTokenMode::Missing) {
+                let nonce = a
+                    .nonces
+                    .lock()
+                    .unwrap()
+                    .remove(&f["code"])
+                    .unwrap_or_default();
+                body["id_token"] = json!(id_token(&a.signer, mode, &nonce));
+            }
+            Json(body).into_response()
         }
         Some("refresh_token") => {
             let presented = f.get("refresh_token").cloned().unwrap_or_default();
@@ -128,14 +183,34 @@ pub struct Double {
     pub base: String,
 }
 
+async fn jwks(State(a): State<Arc<Accounts>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        a.signer.jwks_json(),
+    )
+        .into_response()
+}
+
 pub async fn double() -> Double {
-    let accounts = Arc::new(Accounts::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let accounts = Arc::new(Accounts {
+        signer: mcp_auth_testkit::DevIssuer::new(base.clone(), CLIENT_ID),
+        id_tokens: Mutex::new(None),
+        nonces: Mutex::new(HashMap::new()),
+        codes: Mutex::default(),
+        refresh_tokens: Mutex::default(),
+        seen_verifiers: Mutex::default(),
+        issued: AtomicUsize::new(0),
+        token_calls: AtomicUsize::new(0),
+        rotate: std::sync::atomic::AtomicBool::new(false),
+        delay_ms: std::sync::atomic::AtomicU64::new(0),
+    });
     let app = Router::new()
         .route("/authorize", get(authorize))
         .route("/api/token", post(token))
+        .route("/jwks", get(jwks))
         .with_state(accounts.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
     Double { accounts, base }
 }
@@ -148,6 +223,14 @@ impl Double {
             format!("{}/api/token", self.base),
         )
         .with_default_scopes(["user-read-email"])
+    }
+
+    /// The double as an OpenID provider (issuer = its base URL).
+    pub fn oidc_provider(&self) -> Provider {
+        self.provider()
+            .with_issuer(self.base.clone())
+            .with_jwks_uri(format!("{}/jwks", self.base))
+            .with_default_scopes(["openid"])
     }
 
     pub fn client(&self, provider: Provider, clock: &ManualClock) -> OAuthClient {
