@@ -19,7 +19,7 @@ const MAX_AUTHORIZATION_LEN: usize = 16 * 1024;
 /// Authenticates every request with an `Authorization: Bearer` token.
 ///
 /// On success the request carries an `Arc<`[`AuthContext`](crate::AuthContext)`>` and, for a
-/// POST, an [`crate::RpcSummary`] in its extensions. Otherwise:
+/// POST, an `Arc<`[`crate::RpcSummary`]`>` in its extensions. Otherwise:
 ///
 /// | case | answer |
 /// |---|---|
@@ -151,7 +151,7 @@ pub(crate) async fn authenticate(
         }
     };
 
-    let context = match verifier.verify(token).await {
+    let context = match verifier.verify_shared(token).await {
         Ok(context) => context,
         Err(error) => return Err(verification_failed(config, &error)),
     };
@@ -164,7 +164,10 @@ pub(crate) async fn authenticate(
     }
 
     let mut request = request;
-    let mut needed: Vec<String> = config.required_scopes().to_vec();
+    let lacks = |scope: &String| !context.has_scope(scope);
+    // The happy path allocates nothing here: the full list of needed scopes
+    // is only built for the 403 challenge.
+    let mut refused = config.required_scopes().iter().any(lacks);
     let mut denied_tool = None;
     if request.method() == Method::POST {
         let (rebuilt, summary) =
@@ -173,27 +176,35 @@ pub(crate) async fn authenticate(
                 Err(error) => return Err(body_refused(&error)),
             };
         request = rebuilt;
-        for tool in summary.tools() {
-            let tool_needs = config.scopes_for_tool(tool);
-            if !context.missing_scopes(&tool_needs).is_empty() {
-                denied_tool = Some(tool.to_owned());
-            }
-            for scope in tool_needs {
-                if !needed.contains(&scope) {
-                    needed.push(scope);
+        if denied_tool.is_none() {
+            denied_tool = summary
+                .tools()
+                .find(|tool| config.tool_only_scopes(tool).iter().any(lacks))
+                .map(str::to_owned);
+        }
+        if refused || denied_tool.is_some() {
+            let mut needed: Vec<String> = config.required_scopes().to_vec();
+            for tool in summary.tools() {
+                for scope in config.tool_only_scopes(tool) {
+                    if !needed.contains(scope) {
+                        needed.push(scope.clone());
+                    }
                 }
             }
+            return Err(scope_refusal(
+                config,
+                &context,
+                denied_tool.as_deref(),
+                &needed,
+            ));
         }
-        request.extensions_mut().insert(summary);
+        // Shared: the MCP server clones the request parts into each call.
+        request.extensions_mut().insert(Arc::new(summary));
     }
-    let missing = context.missing_scopes(&needed);
-    if !missing.is_empty() {
-        audit::scope_denied(
-            context.subject(),
-            denied_tool.as_deref(),
-            &missing.join(" "),
-        );
-        return Err(insufficient_scope(config, &needed));
+    refused |= denied_tool.is_some();
+    if refused {
+        let needed = config.required_scopes().to_vec();
+        return Err(scope_refusal(config, &context, None, &needed));
     }
     tracing::debug!(
         target: audit::TARGET,
@@ -201,8 +212,19 @@ pub(crate) async fn authenticate(
         subject = context.subject(),
         client = context.client_id.as_deref().unwrap_or("-"),
     );
-    request.extensions_mut().insert(Arc::new(context));
+    request.extensions_mut().insert(context);
     Ok(request)
+}
+
+fn scope_refusal(
+    config: &ResourceConfig,
+    context: &crate::AuthContext,
+    tool: Option<&str>,
+    needed: &[String],
+) -> Response<Body> {
+    let missing = context.missing_scopes(needed);
+    audit::scope_denied(context.subject(), tool, &missing.join(" "));
+    insufficient_scope(config, needed)
 }
 
 fn verification_failed(config: &ResourceConfig, error: &VerifyError) -> Response<Body> {

@@ -101,6 +101,11 @@ impl ResourceConfig {
         scopes
     }
 
+    /// The scopes `tool` needs beyond the required ones.
+    pub fn tool_only_scopes(&self, tool: &str) -> &[String] {
+        self.tool_scopes.get(tool).map_or(&[], Vec::as_slice)
+    }
+
     /// The maximum request body the layer reads.
     pub fn max_body_bytes(&self) -> usize {
         self.max_body_bytes

@@ -95,6 +95,6 @@ pub use session::{
 };
 pub use stack::McpAuth;
 pub use token_cache::{CachedVerifier, DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_CACHE_TTL};
-pub use verifier::{TokenVerifier, VerifyError, VerifyFuture};
+pub use verifier::{SharedVerifyFuture, TokenVerifier, VerifyError, VerifyFuture};
 
 type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;

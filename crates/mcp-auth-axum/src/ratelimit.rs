@@ -100,7 +100,7 @@ where
             };
             let tools: Vec<&str> = request
                 .extensions()
-                .get::<RpcSummary>()
+                .get::<Arc<RpcSummary>>()
                 .map(|s| s.tools().collect())
                 .unwrap_or_default();
             let decision = if tools.is_empty() {

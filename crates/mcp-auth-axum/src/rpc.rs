@@ -15,8 +15,9 @@ pub const MCP_NAME_HEADER: &str = "mcp-name";
 
 /// What the layers need to know about a JSON-RPC request body.
 ///
-/// Inserted into the request's extensions by [`crate::BearerAuthLayer`] so
-/// the rate-limit layer does not parse the body again.
+/// Inserted into the request's extensions (as `Arc<RpcSummary>`) by
+/// [`crate::BearerAuthLayer`] so the rate-limit layer does not parse the
+/// body again.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RpcSummary {
     /// One entry per message (one, or several for a batch).

@@ -88,18 +88,30 @@ impl McpAuth {
         S::Future: Send + 'static,
     {
         let cors = self.cors.layer()?;
-        // The auth layers wrap the service directly (no per-layer boxing by
-        // the router): bearer auth, then rate limit, then session binding.
+        let headers = SecurityHeaders::new(self.config.hsts);
+        // Every layer wraps the service directly, in one stack: the router
+        // boxes the result once instead of once per layer.
         let service = ServiceBuilder::new()
+            .layer(headers.layer())
             .layer(BearerAuthLayer::new(self.config.clone(), self.verifier))
             .layer(RateLimitLayer::optional(self.limiter))
             .layer(SessionBindingLayer::optional(self.sessions))
             .service(mcp);
         let protected = Router::new().route_service(self.config.resource_path(), service);
-        let mut router = metadata_router(&self.config).merge(protected);
+        // Unknown paths get a 404 with the same headers.
+        let not_found = tower::Layer::layer(
+            &headers.layer(),
+            tower::service_fn(|_: Request<Body>| async {
+                Ok::<_, Infallible>(axum::http::StatusCode::NOT_FOUND.into_response())
+            }),
+        );
+        let mut router = headers
+            .apply(metadata_router(&self.config))
+            .merge(protected)
+            .fallback_service(not_found);
         if let Some(cors) = cors {
             router = router.layer(cors);
         }
-        Ok(SecurityHeaders::new(self.config.hsts).apply(router))
+        Ok(router)
     }
 }

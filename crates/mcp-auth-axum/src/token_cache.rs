@@ -8,7 +8,7 @@ use std::time::Duration;
 use mcp_auth_core::{Clock, SystemClock};
 use sha2::{Digest, Sha256};
 
-use crate::{AuthContext, TokenVerifier, VerifyError, VerifyFuture};
+use crate::{AuthContext, SharedVerifyFuture, TokenVerifier, VerifyError, VerifyFuture};
 
 /// Default number of cached tokens.
 pub const DEFAULT_TOKEN_CACHE_CAPACITY: usize = 10_000;
@@ -16,7 +16,7 @@ pub const DEFAULT_TOKEN_CACHE_CAPACITY: usize = 10_000;
 pub const DEFAULT_TOKEN_CACHE_TTL: Duration = Duration::from_secs(60);
 
 struct Entry {
-    context: AuthContext,
+    context: Arc<AuthContext>,
     until: u64,
 }
 
@@ -92,7 +92,7 @@ impl<V> CachedVerifier<V> {
         self.len() == 0
     }
 
-    fn lookup(&self, key: &[u8; 32], now: u64) -> Option<AuthContext> {
+    fn lookup(&self, key: &[u8; 32], now: u64) -> Option<Arc<AuthContext>> {
         let entries = self.entries.lock().ok()?;
         entries
             .get(key)
@@ -100,7 +100,7 @@ impl<V> CachedVerifier<V> {
             .map(|e| e.context.clone())
     }
 
-    fn store(&self, key: [u8; 32], context: &AuthContext, now: u64) {
+    fn store(&self, key: [u8; 32], context: &Arc<AuthContext>, now: u64) {
         let until = context
             .expires_at
             .min(now.saturating_add(self.ttl.as_secs()));
@@ -128,13 +128,22 @@ impl<V> CachedVerifier<V> {
 
 impl<V: TokenVerifier> TokenVerifier for CachedVerifier<V> {
     fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
+        Box::pin(async move {
+            self.verify_shared(token)
+                .await
+                .map(|context| AuthContext::clone(&context))
+        })
+    }
+
+    fn verify_shared<'a>(&'a self, token: &'a str) -> SharedVerifyFuture<'a> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let now = self.clock.unix_seconds();
         if let Some(context) = self.lookup(&key, now) {
             return Box::pin(std::future::ready(Ok(context)));
         }
         Box::pin(async move {
-            let context: Result<AuthContext, VerifyError> = self.inner.verify(token).await;
+            let context: Result<Arc<AuthContext>, VerifyError> =
+                self.inner.verify(token).await.map(Arc::new);
             if let Ok(context) = &context {
                 self.store(key, context, self.clock.unix_seconds());
             }

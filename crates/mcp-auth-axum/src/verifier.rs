@@ -9,6 +9,10 @@ use mcp_auth_jwks::{ValidationError, Validator};
 
 use crate::AuthContext;
 
+/// A boxed future returned by [`TokenVerifier::verify_shared`].
+pub type SharedVerifyFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Arc<AuthContext>, VerifyError>> + Send + 'a>>;
+
 /// A boxed future returned by [`TokenVerifier::verify`].
 pub type VerifyFuture<'a> =
     Pin<Box<dyn Future<Output = Result<AuthContext, VerifyError>> + Send + 'a>>;
@@ -23,6 +27,13 @@ pub type VerifyFuture<'a> =
 pub trait TokenVerifier: Send + Sync + std::fmt::Debug {
     /// Verifies `token` (the credential after `Bearer `).
     fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a>;
+
+    /// The same, returning a shared context: what the layer calls. The
+    /// default wraps [`TokenVerifier::verify`]; a cache overrides it to hand
+    /// out the cached context without copying it.
+    fn verify_shared<'a>(&'a self, token: &'a str) -> SharedVerifyFuture<'a> {
+        Box::pin(async move { self.verify(token).await.map(Arc::new) })
+    }
 }
 
 /// Why a token was not accepted.
@@ -98,5 +109,9 @@ impl TokenVerifier for Validator {
 impl<T: TokenVerifier + ?Sized> TokenVerifier for Arc<T> {
     fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
         (**self).verify(token)
+    }
+
+    fn verify_shared<'a>(&'a self, token: &'a str) -> SharedVerifyFuture<'a> {
+        (**self).verify_shared(token)
     }
 }

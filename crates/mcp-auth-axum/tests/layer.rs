@@ -541,6 +541,13 @@ async fn security_headers_are_set_and_hsts_only_behind_tls() {
     let f = Fixture::new();
     let (_, headers, _) = send(&f.app(), post(None, &list())).await;
     assert_eq!(headers["x-content-type-options"], "nosniff");
+    // The metadata and unknown paths carry them too.
+    for path in ["/.well-known/oauth-protected-resource/mcp", "/nowhere"] {
+        let request = Request::builder().uri(path).body(Body::empty()).unwrap();
+        let (_, headers, _) = send(&f.app(), request).await;
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+    }
     assert_eq!(headers["referrer-policy"], "no-referrer");
     assert!(
         headers["content-security-policy"]
