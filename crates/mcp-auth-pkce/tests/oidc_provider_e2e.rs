@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use mcp_auth_core::UserId;
@@ -25,13 +25,6 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
-
-fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -100,24 +93,9 @@ struct OidcProvider {
 }
 
 async fn start_provider() -> Option<OidcProvider> {
-    if !have("node") || !have("npm") {
-        assert!(
-            std::env::var("MCP_AUTH_REQUIRE_NODE").as_deref() != Ok("1"),
-            "node/npm missing and MCP_AUTH_REQUIRE_NODE=1"
-        );
-        eprintln!(
-            "\n*** SKIPPED oidc-provider end-to-end test: node or npm is not installed ***\n"
-        );
-        return None;
-    }
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
-    if !dir.join("node_modules/oidc-provider").exists() {
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts"])
-            .current_dir(&dir)
-            .status()
-            .unwrap();
-        assert!(status.success(), "npm ci failed");
+    if !mcp_auth_testkit::npm_ready(&dir, "oidc-provider", "oidc-provider end-to-end test") {
+        return None;
     }
     let port = free_port();
     let mut child = tokio::process::Command::new("node")

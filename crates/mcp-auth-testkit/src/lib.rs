@@ -9,6 +9,8 @@
 //! test instead of silently passing it. Set `MCP_AUTH_REQUIRE_REDIS=1` (CI does)
 //! to turn a missing binary into a test failure instead.
 //!
+//! [`npm_ready`] installs a test's npm packages from its committed lock file.
+//!
 //! [`CapturedLog`] collects `tracing` output for tests that check logs.
 //!
 //! [`DevIssuer`] is a development OAuth issuer (ephemeral ES256 key,
@@ -21,9 +23,11 @@
 
 mod issuer;
 mod log;
+mod npm;
 
 pub use issuer::DevIssuer;
 pub use log::CapturedLog;
+pub use npm::{REQUIRE_NODE_ENV, npm_ready};
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};

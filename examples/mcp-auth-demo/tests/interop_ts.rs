@@ -10,35 +10,14 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use mcp_auth_demo::{BASE_SCOPE, DEMO_USER, DemoOptions, READ_SCOPE, start};
 
-fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typescript_sdk_discovers_metadata_from_the_challenge_and_connects() {
-    if !have("node") || !have("npm") {
-        assert!(
-            std::env::var("MCP_AUTH_REQUIRE_NODE").as_deref() != Ok("1"),
-            "node/npm missing and MCP_AUTH_REQUIRE_NODE=1"
-        );
-        eprintln!("\n*** SKIPPED typescript_sdk interop: node or npm is not installed ***\n");
-        return;
-    }
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/ts");
-    if !dir.join("node_modules/@modelcontextprotocol/sdk").exists() {
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts"])
-            .current_dir(&dir)
-            .status()
-            .unwrap();
-        assert!(status.success(), "npm ci failed");
+    if !mcp_auth_testkit::npm_ready(&dir, "@modelcontextprotocol/sdk", "typescript_sdk interop") {
+        return;
     }
     let demo = start(DemoOptions::default()).await.unwrap();
     let token = demo.token(DEMO_USER, &[BASE_SCOPE, READ_SCOPE]);
