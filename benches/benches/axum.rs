@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use mcp_auth_axum::{McpAuth, McpSessionData};
-use mcp_auth_benches::{bench_mode, process_cpu_ns};
+use mcp_auth_benches::{bench_mode, process_cpu_ns, time_per_op};
 use mcp_auth_demo::{BASE_SCOPE, DemoTools, mcp_service, resource_config};
 use mcp_auth_jwks::{KeySet, Policy, Validator};
 use mcp_auth_ratelimit::{Limit, Limits, MemoryRateLimiter};
@@ -56,10 +56,13 @@ async fn serve_bare(token: Option<String>) -> Target {
         .await
         .expect("bind");
     let url = format!("http://{}/mcp", listener.local_addr().expect("addr"));
-    let app =
-        axum::Router::new().route_service("/mcp", mcp_service(DemoTools::new(None), rmcp_config()));
+    let app = bare_app();
     tokio::spawn(async move { axum::serve(listener, app).await });
     Target { url, token }
+}
+
+fn bare_app() -> axum::Router {
+    axum::Router::new().route_service("/mcp", mcp_service(DemoTools::new(None), rmcp_config()))
 }
 
 async fn serve_protected(token_cache: bool) -> Target {
@@ -67,6 +70,17 @@ async fn serve_protected(token_cache: bool) -> Target {
         .await
         .expect("bind");
     let url = format!("http://{}/mcp", listener.local_addr().expect("addr"));
+    let (app, token) = protected_app(&url, token_cache);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Target {
+        url,
+        token: Some(token),
+    }
+}
+
+/// The full stack for `url`, and a token for it.
+fn protected_app(url: &str, token_cache: bool) -> (axum::Router, String) {
+    let url = url.to_owned();
     let issuer = DevIssuer::new(ISSUER, &url);
     let keys = KeySet::from_jwks(issuer.jwks_json().as_bytes()).expect("jwks");
     let validator =
@@ -85,12 +99,30 @@ async fn serve_protected(token_cache: bool) -> Target {
         .sessions(sessions)
         .into_router(mcp_service(DemoTools::new(None), rmcp_config()))
         .expect("router");
-    tokio::spawn(async move { axum::serve(listener, app).await });
     let token = issuer.access_token("bench@example.com", &[BASE_SCOPE]);
-    Target {
-        url,
-        token: Some(token),
-    }
+    (app, token)
+}
+
+/// One tools/call through `app` in process (no network, no client): the
+/// server side's cost alone.
+async fn in_process(app: &axum::Router, token: &str, id: u64) {
+    use tower::ServiceExt;
+    let request = axum::http::Request::builder()
+        .method("POST")
+        .uri("/mcp")
+        .header("host", "127.0.0.1")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-06-18")
+        .header("authorization", format!("Bearer {token}"))
+        .body(axum::body::Body::from(body(id)))
+        .expect("request");
+    let response = app.clone().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    assert!(status.is_success() && bytes.len() > 10, "{status}");
 }
 
 fn body(id: u64) -> String {
@@ -232,6 +264,33 @@ fn main() {
     println!(
         "ratio: full stack without the token cache / bare, median = {uncached_ratio:.3} (costs {:.1}%)",
         (1.0 - uncached_ratio) * 100.0
+    );
+
+    // Server side alone, in process: the layers' own CPU cost per call.
+    let in_url = "http://127.0.0.1:1/mcp";
+    let bare_in = bare_app();
+    let (full_in, in_token) = protected_app(in_url, true);
+    let iterations = if measuring { 20_000 } else { 50 };
+    let mut id = 0u64;
+    let mut per_call = |app: &axum::Router| {
+        time_per_op(iterations, || {
+            id += 1;
+            rt.block_on(in_process(app, &in_token, id));
+        })
+    };
+    let (mut bare_t, mut full_t) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        bare_t.push(per_call(&bare_in));
+        full_t.push(per_call(&full_in));
+    }
+    let (bare_t, full_t) = (
+        bare_t.into_iter().min().unwrap_or_default(),
+        full_t.into_iter().min().unwrap_or_default(),
+    );
+    println!(
+        "ratio: in process (server only, one thread): bare {bare_t:?} vs full stack {full_t:?} per tools/call = +{:?} ({:.1}% more server time)",
+        full_t.saturating_sub(bare_t),
+        (full_t.as_secs_f64() / bare_t.as_secs_f64() - 1.0) * 100.0
     );
 
     let mut c = Criterion::default().configure_from_args();

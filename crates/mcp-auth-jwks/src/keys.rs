@@ -502,7 +502,8 @@ fn import_public(jwk: &Map<String, Value>) -> Result<(Algorithm, DecodingKey), &
 fn check_rsa(n: &[u8], e: &[u8]) -> Result<(), &'static str> {
     let n = strip_zeros(n);
     let e = strip_zeros(e);
-    let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+    // An empty (or all-zero) modulus has no bits; it must not underflow.
+    let bits = (n.len() * 8).saturating_sub(n.first().map_or(0, |b| b.leading_zeros() as usize));
     if bits < MIN_RSA_BITS {
         return Err("RSA key shorter than 2048 bits");
     }
@@ -596,5 +597,18 @@ mod tests {
         ] {
             assert_eq!(Algorithm::from_name(alg.name()), Some(alg));
         }
+    }
+}
+
+#[cfg(test)]
+mod fuzz_regressions {
+    use super::*;
+
+    /// Found by the `jwks_keyset` fuzz target: an RSA key with an empty `n`.
+    #[test]
+    fn empty_rsa_modulus_is_a_typed_error() {
+        let doc = br#"{"keys": [{"kty": "RSA", "use": "sig", "alm": "RS128", "n": "", "e": "AQAB", "kid": "RS256_1024"}]}"#;
+        assert!(KeySet::from_jwks(doc).is_err());
+        assert!(KeySet::from_hmac_jwks(doc).is_err());
     }
 }
