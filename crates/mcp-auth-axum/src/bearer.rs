@@ -317,11 +317,20 @@ fn bearer_token(headers: &header::HeaderMap) -> Result<Option<&str>, BearerError
 
 /// RFC 6750 `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
 fn is_token68(token: &str) -> bool {
+    // A table: this runs over every byte of every token (JWTs are long).
+    const ALLOWED: [bool; 256] = {
+        let mut table = [false; 256];
+        let mut i = 0;
+        while i < 256 {
+            let c = i as u8;
+            table[i] =
+                c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+            i += 1;
+        }
+        table
+    };
     let body = token.trim_end_matches('=');
-    !body.is_empty()
-        && body.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        })
+    !body.is_empty() && body.bytes().all(|b| ALLOWED[usize::from(b)])
 }
 
 /// Whether the query carries an `access_token` parameter (RFC 6750 section
@@ -378,6 +387,23 @@ mod tests {
             bearer_token(&headers(&["Bearer a", "Bearer b"])),
             Err(BearerError::Repeated)
         ));
+    }
+
+    #[test]
+    fn the_token68_table_matches_rfc_6750() {
+        for b in 0..=255u8 {
+            // `=` is allowed as trailing padding.
+            let expected = b.is_ascii_alphanumeric()
+                || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=');
+            let token = format!("a{}", b as char);
+            if b.is_ascii() {
+                assert_eq!(is_token68(&token), expected, "byte {b}");
+            } else {
+                assert!(!is_token68(&token), "byte {b}");
+            }
+        }
+        assert!(is_token68("abc=="));
+        assert!(!is_token68("=abc"));
     }
 
     #[test]

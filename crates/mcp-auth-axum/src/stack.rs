@@ -96,7 +96,7 @@ impl McpAuth {
             .layer(BearerAuthLayer::new(self.config.clone(), self.verifier))
             .layer(RateLimitLayer::optional(self.limiter))
             .layer(SessionBindingLayer::optional(self.sessions))
-            .service(mcp);
+            .service(Shared(Arc::new(mcp)));
         let protected = Router::new().route_service(self.config.resource_path(), service);
         // Unknown paths get a 404 with the same headers.
         let not_found = tower::Layer::layer(
@@ -113,5 +113,38 @@ impl McpAuth {
             router = router.layer(cors);
         }
         Ok(router)
+    }
+}
+
+/// The MCP service behind an `Arc`: each layer clones its inner service per
+/// request (the tower idiom), and without this every one of those clones
+/// would deep-copy the MCP service (rmcp's carries its configuration's
+/// vectors). Now only the call itself clones it, once.
+struct Shared<S>(Arc<S>);
+
+impl<S> Clone for Shared<S> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<S, R> Service<R> for Shared<S>
+where
+    S: Service<R> + Clone,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = tower::util::Oneshot<S, R>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        // Readiness is awaited per call on the fresh clone (`oneshot`).
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        tower::ServiceExt::oneshot(S::clone(&self.0), request)
     }
 }
