@@ -84,6 +84,10 @@ impl Script<'_> {
         })
     }
 
+    async fn post(&self, token: &str, body: &Value) -> Result<Answer, BoxError> {
+        self.send(Method::POST, Some(token), Some(body)).await
+    }
+
     fn check(&mut self, ok: bool, what: &str, answer: Option<&Answer>) -> Result<(), BoxError> {
         self.steps += 1;
         if ok {
@@ -164,7 +168,7 @@ pub async fn run(demo: &Demo) -> Result<(), BoxError> {
         ("a garbage token", "not.a.token"),
         ("a token signed by another key", &forged),
     ] {
-        let a = s.send(Method::POST, Some(token), Some(&initialize)).await?;
+        let a = s.post(token, &initialize).await?;
         s.check(
             a.status == StatusCode::UNAUTHORIZED
                 && a.header(WWW_AUTHENTICATE)
@@ -176,9 +180,7 @@ pub async fn run(demo: &Demo) -> Result<(), BoxError> {
 
     // 3. A good token: initialize, tools/list, tools/call.
     let token = demo.token(DEMO_USER, &[BASE_SCOPE, READ_SCOPE]);
-    let a = s
-        .send(Method::POST, Some(&token), Some(&initialize))
-        .await?;
+    let a = s.post(&token, &initialize).await?;
     let session = a.header("mcp-session-id").to_owned();
     s.check(
         a.status == StatusCode::OK
@@ -189,10 +191,9 @@ pub async fn run(demo: &Demo) -> Result<(), BoxError> {
     )?;
     s.session = Some(session);
     let a = s
-        .send(
-            Method::POST,
-            Some(&token),
-            Some(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"})),
+        .post(
+            &token,
+            &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
         )
         .await?;
     s.check(
@@ -202,10 +203,9 @@ pub async fn run(demo: &Demo) -> Result<(), BoxError> {
     )?;
 
     let a = s
-        .send(
-            Method::POST,
-            Some(&token),
-            Some(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})),
+        .post(
+            &token,
+            &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
         )
         .await?;
     let names: Vec<String> = a
@@ -225,26 +225,14 @@ pub async fn run(demo: &Demo) -> Result<(), BoxError> {
         Some(&a),
     )?;
 
-    let a = s
-        .send(
-            Method::POST,
-            Some(&token),
-            Some(&call(3, "whoami", json!({}))),
-        )
-        .await?;
+    let a = s.post(&token, &call(3, "whoami", json!({}))).await?;
     let who = result_text(&a.message());
     s.check(
         a.status == StatusCode::OK && who.contains(DEMO_USER),
         &format!("tools/call whoami: {who}"),
         Some(&a),
     )?;
-    let a = s
-        .send(
-            Method::POST,
-            Some(&token),
-            Some(&call(4, "read_note", json!({}))),
-        )
-        .await?;
+    let a = s.post(&token, &call(4, "read_note", json!({}))).await?;
     let note = result_text(&a.message());
     s.check(
         a.status == StatusCode::OK && note.starts_with("Hello Alice"),
@@ -254,11 +242,7 @@ pub async fn run(demo: &Demo) -> Result<(), BoxError> {
 
     // 4. A tool needing a scope the token lacks: 403 insufficient_scope.
     let a = s
-        .send(
-            Method::POST,
-            Some(&token),
-            Some(&call(5, "save_note", json!({"text": "x"}))),
-        )
+        .post(&token, &call(5, "save_note", json!({"text": "x"})))
         .await?;
     let c = a.header(WWW_AUTHENTICATE);
     s.check(
@@ -271,13 +255,7 @@ pub async fn run(demo: &Demo) -> Result<(), BoxError> {
 
     // 5. Another user replaying this session id: refused.
     let mallory = demo.token("mallory@example.com", &[BASE_SCOPE, READ_SCOPE]);
-    let a = s
-        .send(
-            Method::POST,
-            Some(&mallory),
-            Some(&call(6, "read_note", json!({}))),
-        )
-        .await?;
+    let a = s.post(&mallory, &call(6, "read_note", json!({}))).await?;
     s.check(
         a.status == StatusCode::NOT_FOUND,
         "another user's token with this session id: 404",
@@ -289,11 +267,7 @@ pub async fn run(demo: &Demo) -> Result<(), BoxError> {
     let mut limited = None;
     for i in 0..60 {
         let a = s
-            .send(
-                Method::POST,
-                Some(&token),
-                Some(&call(100 + i, "echo", json!({"text": "hi"}))),
-            )
+            .post(&token, &call(100 + i, "echo", json!({"text": "hi"})))
             .await?;
         if a.status == StatusCode::TOO_MANY_REQUESTS {
             limited = Some(a);
@@ -317,13 +291,7 @@ pub async fn run(demo: &Demo) -> Result<(), BoxError> {
     // 7. Closing the session.
     let a = s.send(Method::DELETE, Some(&token), None).await?;
     s.check(a.status.is_success(), "DELETE closes the session", Some(&a))?;
-    let a = s
-        .send(
-            Method::POST,
-            Some(&token),
-            Some(&call(7, "whoami", json!({}))),
-        )
-        .await?;
+    let a = s.post(&token, &call(7, "whoami", json!({}))).await?;
     s.check(
         a.status == StatusCode::NOT_FOUND,
         "the closed session is gone: 404",
