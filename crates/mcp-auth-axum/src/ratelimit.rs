@@ -41,11 +41,6 @@ impl RateLimitLayer {
             limiter: Some(limiter),
         }
     }
-
-    /// A layer that limits with `limiter`, or passes everything when `None`.
-    pub(crate) fn optional(limiter: Option<Arc<dyn RateLimiter>>) -> Self {
-        Self { limiter }
-    }
 }
 
 impl<S> Layer<S> for RateLimitLayer {
@@ -94,33 +89,46 @@ where
             let Some(limiter) = limiter else {
                 return Ok(inner.call(request).await?.into_response());
             };
-            let context = match crate::context::required(&request, "RateLimitLayer") {
-                Ok(context) => context,
-                Err(response) => return Ok(response),
-            };
-            let tools: Vec<&str> = request
-                .extensions()
-                .get::<Arc<RpcSummary>>()
-                .map(|s| s.tools().collect())
-                .unwrap_or_default();
-            let decision = if tools.is_empty() {
-                (limiter.decide(&context.user, None).await, None)
-            } else {
-                let mut last = (Decision::Allowed, None);
-                for tool in tools {
-                    let decision = limiter.decide(&context.user, Some(tool)).await;
-                    if !decision.is_allowed() {
-                        last = (decision, Some(tool));
-                        break;
-                    }
-                }
-                last
-            };
-            match decision {
-                (Decision::Allowed, _) => Ok(inner.call(request).await?.into_response()),
-                (denied, tool) => Ok(denied_response(&context, tool, &denied)),
+            if let Err(refused) = admit(&*limiter, &request).await {
+                return Ok(refused);
             }
+            Ok(inner.call(request).await?.into_response())
         })
+    }
+}
+
+/// Decides `request` (which must carry the bearer layer's context): `Ok` to
+/// go on, or the 429 / 503 / 500 to send. Only owned values cross the
+/// awaits (a `Request<Body>` is not `Sync`).
+pub(crate) fn admit<'a>(
+    limiter: &'a dyn RateLimiter,
+    request: &Request<Body>,
+) -> impl std::future::Future<Output = Result<(), Response<Body>>> + Send + 'a {
+    let context = crate::context::required(request, "RateLimitLayer");
+    let summary = request.extensions().get::<Arc<RpcSummary>>().cloned();
+    async move {
+        let context = context?;
+        let tools: Vec<&str> = summary
+            .as_deref()
+            .map(|s| s.tools().collect())
+            .unwrap_or_default();
+        let decision = if tools.is_empty() {
+            (limiter.decide(&context.user, None).await, None)
+        } else {
+            let mut last = (Decision::Allowed, None);
+            for tool in tools {
+                let decision = limiter.decide(&context.user, Some(tool)).await;
+                if !decision.is_allowed() {
+                    last = (decision, Some(tool));
+                    break;
+                }
+            }
+            last
+        };
+        match decision {
+            (Decision::Allowed, _) => Ok(()),
+            (denied, tool) => Err(denied_response(&context, tool, &denied)),
+        }
     }
 }
 

@@ -53,11 +53,6 @@ impl SessionBindingLayer {
             sessions: Some(sessions),
         }
     }
-
-    /// A layer that binds through `sessions`, or passes everything when `None`.
-    pub(crate) fn optional(sessions: Option<McpSessions>) -> Self {
-        Self { sessions }
-    }
 }
 
 impl<S> Layer<S> for SessionBindingLayer {
@@ -104,83 +99,97 @@ where
             let Some(sessions) = sessions else {
                 return Ok(inner.call(request).await?.into_response());
             };
-            let context = match crate::context::required(&request, "SessionBindingLayer") {
-                Ok(context) => context,
-                Err(response) => return Ok(response),
+            bind(&sessions, request, inner).await
+        })
+    }
+}
+
+/// Binds `request`'s MCP session to its subject (see [`SessionBindingLayer`])
+/// and calls `inner`.
+pub(crate) async fn bind<S>(
+    sessions: &McpSessions,
+    request: Request<Body>,
+    mut inner: S,
+) -> Result<Response<Body>, Infallible>
+where
+    S: Service<Request<Body>, Error = Infallible>,
+    S::Response: IntoResponse,
+{
+    let context = match crate::context::required(&request, "SessionBindingLayer") {
+        Ok(context) => context,
+        Err(response) => return Ok(response),
+    };
+    let mut request = request;
+    let presented = match presented_session(&request) {
+        Ok(presented) => presented,
+        Err(response) => return Ok(response),
+    };
+    match presented {
+        Some(outer) => {
+            let session = match sessions.load_str(&outer).await {
+                Ok(session) => session,
+                Err(error) => return Ok(load_failed(&context, &error)),
             };
-            let mut request = request;
-            let presented = match presented_session(&request) {
-                Ok(presented) => presented,
-                Err(response) => return Ok(response),
+            let short = session.handle.short();
+            if session.user != context.user || session.client_id != client_key(&context) {
+                let rule = if session.user != context.user {
+                    "subject-mismatch"
+                } else {
+                    "client-mismatch"
+                };
+                audit::session_refused(context.subject(), rule, &short);
+                return Ok(session_not_found());
+            }
+            let Ok(inner_id) = HeaderValue::from_str(&session.data.inner) else {
+                return Ok(session_not_found());
             };
-            match presented {
-                Some(outer) => {
-                    let session = match sessions.load_str(&outer).await {
-                        Ok(session) => session,
-                        Err(error) => return Ok(load_failed(&context, &error)),
-                    };
-                    let short = session.handle.short();
-                    if session.user != context.user || session.client_id != client_key(&context) {
-                        let rule = if session.user != context.user {
-                            "subject-mismatch"
-                        } else {
-                            "client-mismatch"
-                        };
-                        audit::session_refused(context.subject(), rule, &short);
-                        return Ok(session_not_found());
-                    }
-                    let Ok(inner_id) = HeaderValue::from_str(&session.data.inner) else {
-                        return Ok(session_not_found());
-                    };
-                    request.headers_mut().insert(MCP_SESSION_ID, inner_id);
-                    let is_delete = request.method() == Method::DELETE;
-                    let mut response = inner.call(request).await?.into_response();
-                    if response.headers().contains_key(MCP_SESSION_ID)
-                        && let Ok(value) = HeaderValue::from_str(&outer)
-                    {
+            request.headers_mut().insert(MCP_SESSION_ID, inner_id);
+            let is_delete = request.method() == Method::DELETE;
+            let mut response = inner.call(request).await?.into_response();
+            if response.headers().contains_key(MCP_SESSION_ID)
+                && let Ok(value) = HeaderValue::from_str(&outer)
+            {
+                response.headers_mut().insert(MCP_SESSION_ID, value);
+            }
+            if is_delete && response.status().is_success() {
+                if let Err(error) = sessions.revoke_handle(&session.handle).await {
+                    tracing::warn!(target: audit::TARGET, error = %error, "could not revoke an MCP session binding");
+                } else {
+                    audit::session_event("session_closed", context.subject(), &short);
+                }
+            }
+            Ok(response)
+        }
+        None => {
+            let mut response = inner.call(request).await?.into_response();
+            let Some(issued) = response.headers_mut().remove(MCP_SESSION_ID) else {
+                return Ok(response);
+            };
+            let Ok(issued) = issued.to_str().map(str::to_owned) else {
+                return Ok(refusal(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "the MCP server issued an unusable session id",
+                ));
+            };
+            let new = NewSession::new(context.user.clone(), client_key(&context))
+                .with_scopes(context.scopes.iter().cloned())
+                .with_data(McpSessionData { inner: issued });
+            match sessions.create(new).await {
+                Ok(created) => {
+                    audit::session_event(
+                        "session_opened",
+                        context.subject(),
+                        &created.session.handle.short(),
+                    );
+                    if let Ok(value) = HeaderValue::from_str(created.id.expose()) {
                         response.headers_mut().insert(MCP_SESSION_ID, value);
-                    }
-                    if is_delete && response.status().is_success() {
-                        if let Err(error) = sessions.revoke_handle(&session.handle).await {
-                            tracing::warn!(target: audit::TARGET, error = %error, "could not revoke an MCP session binding");
-                        } else {
-                            audit::session_event("session_closed", context.subject(), &short);
-                        }
                     }
                     Ok(response)
                 }
-                None => {
-                    let mut response = inner.call(request).await?.into_response();
-                    let Some(issued) = response.headers_mut().remove(MCP_SESSION_ID) else {
-                        return Ok(response);
-                    };
-                    let Ok(issued) = issued.to_str().map(str::to_owned) else {
-                        return Ok(refusal(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            "server_error",
-                            "the MCP server issued an unusable session id",
-                        ));
-                    };
-                    let new = NewSession::new(context.user.clone(), client_key(&context))
-                        .with_scopes(context.scopes.iter().cloned())
-                        .with_data(McpSessionData { inner: issued });
-                    match sessions.create(new).await {
-                        Ok(created) => {
-                            audit::session_event(
-                                "session_opened",
-                                context.subject(),
-                                &created.session.handle.short(),
-                            );
-                            if let Ok(value) = HeaderValue::from_str(created.id.expose()) {
-                                response.headers_mut().insert(MCP_SESSION_ID, value);
-                            }
-                            Ok(response)
-                        }
-                        Err(error) => Ok(create_failed(&context, &error)),
-                    }
-                }
+                Err(error) => Ok(create_failed(&context, &error)),
             }
-        })
+        }
     }
 }
 

@@ -9,11 +9,11 @@ use axum::http::Request;
 use axum::response::IntoResponse;
 use mcp_auth_jwks::Validator;
 use mcp_auth_ratelimit::RateLimiter;
-use tower::{Service, ServiceBuilder};
+use tower::Service;
 
 use crate::{
-    BearerAuthLayer, CachedVerifier, ConfigError, CorsConfig, McpSessions, RateLimitLayer,
-    ResourceConfig, SecurityHeaders, SessionBindingLayer, TokenVerifier, metadata_router,
+    CachedVerifier, ConfigError, CorsConfig, McpSessions, ResourceConfig, SecurityHeaders,
+    TokenVerifier, metadata_router,
 };
 
 /// The whole resource-server stack around one MCP endpoint.
@@ -89,14 +89,19 @@ impl McpAuth {
     {
         let cors = self.cors.layer()?;
         let headers = SecurityHeaders::new(self.config.hsts);
-        // Every layer wraps the service directly, in one stack: the router
-        // boxes the result once instead of once per layer.
-        let service = ServiceBuilder::new()
-            .layer(headers.layer())
-            .layer(BearerAuthLayer::new(self.config.clone(), self.verifier))
-            .layer(RateLimitLayer::optional(self.limiter))
-            .layer(SessionBindingLayer::optional(self.sessions))
-            .service(Shared(Arc::new(mcp)));
+        // The three layers' work in one service and one future (the same
+        // functions the separate layers run), inside the security headers:
+        // the router boxes the result once.
+        let service = tower::Layer::layer(
+            &headers.layer(),
+            Combined {
+                config: self.config.clone(),
+                verifier: self.verifier,
+                limiter: self.limiter,
+                sessions: self.sessions,
+                inner: Shared(Arc::new(mcp)),
+            },
+        );
         let protected = Router::new().route_service(self.config.resource_path(), service);
         // Unknown paths get a 404 with the same headers.
         let not_found = tower::Layer::layer(
@@ -146,5 +151,64 @@ where
 
     fn call(&mut self, request: R) -> Self::Future {
         tower::ServiceExt::oneshot(S::clone(&self.0), request)
+    }
+}
+
+/// Bearer auth, rate limit and session binding as one service: what
+/// [`crate::BearerAuthLayer`], [`crate::RateLimitLayer`] and
+/// [`crate::SessionBindingLayer`] do stacked, with one boxed future and one
+/// clone of the inner service per request instead of three.
+#[derive(Clone)]
+struct Combined<S> {
+    config: Arc<ResourceConfig>,
+    verifier: Arc<dyn TokenVerifier>,
+    limiter: Option<Arc<dyn RateLimiter>>,
+    sessions: Option<McpSessions>,
+    inner: S,
+}
+
+impl<S> Service<Request<Body>> for Combined<S>
+where
+    S: Service<Request<Body>, Error = Infallible> + Clone + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send + 'static,
+{
+    type Response = axum::response::Response;
+    type Error = Infallible;
+    type Future = crate::BoxFuture<Result<axum::response::Response, Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let this = Combined {
+            config: self.config.clone(),
+            verifier: self.verifier.clone(),
+            limiter: self.limiter.clone(),
+            sessions: self.sessions.clone(),
+            inner: (),
+        };
+        Box::pin(async move {
+            let request =
+                match crate::bearer::authenticate(&this.config, &*this.verifier, request).await {
+                    Ok(request) => request,
+                    Err(refused) => return Ok(refused),
+                };
+            if let Some(limiter) = &this.limiter
+                && let Err(refused) = crate::ratelimit::admit(&**limiter, &request).await
+            {
+                return Ok(refused);
+            }
+            match &this.sessions {
+                Some(sessions) => crate::session::bind(sessions, request, inner).await,
+                None => Ok(inner.call(request).await?.into_response()),
+            }
+        })
     }
 }

@@ -674,3 +674,47 @@ async fn inner_layers_mounted_outside_the_bearer_layer_refuse_with_500() {
         StatusCode::INTERNAL_SERVER_ERROR
     );
 }
+
+#[tokio::test]
+async fn the_layers_stacked_by_hand_behave_like_mcp_auth() {
+    use mcp_auth_axum::{BearerAuthLayer, RateLimitLayer, SessionBindingLayer};
+    use mcp_auth_ratelimit::MemoryRateLimiter;
+    use mcp_auth_session::{MemorySessionStore, SessionConfig, SessionManager};
+    let f = Fixture::new();
+    let limiter = MemoryRateLimiter::with_clock(Fixture::limits(), f.clock.clone()).unwrap();
+    let sessions =
+        SessionManager::new(MemorySessionStore::new(), SessionConfig::default()).unwrap();
+    let app = Router::new()
+        .route_service("/mcp", any(echo))
+        .layer(SessionBindingLayer::new(sessions))
+        .layer(RateLimitLayer::new(Arc::new(limiter)))
+        .layer(BearerAuthLayer::new(
+            Arc::new(f.config()),
+            Arc::new(f.validator()),
+        ));
+    assert_eq!(
+        send(&app, post(None, &list())).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let alice = f.token("alice", &["mcp:tools"]);
+    let mut open = post(Some(&alice), &list());
+    open.headers_mut()
+        .insert("x-open-session", HeaderValue::from_static("inner-7"));
+    let (status, headers, body) = send(&app, open).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["subject"], "alice");
+    let outer = headers["mcp-session-id"].to_str().unwrap().to_owned();
+    let mallory = f.token("mallory", &["mcp:tools"]);
+    let (status, _, _) = send(&app, with_session(post(Some(&mallory), &list()), &outer)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, _, body) = send(&app, with_session(post(Some(&alice), &list()), &outer)).await;
+    assert_eq!(body["session"], "inner-7");
+    let token = f.token("carol", &["mcp:tools"]);
+    for _ in 0..5 {
+        send(&app, post(Some(&token), &list())).await;
+    }
+    assert_eq!(
+        send(&app, post(Some(&token), &list())).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
