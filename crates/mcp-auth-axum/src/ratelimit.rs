@@ -23,7 +23,7 @@ use crate::{AuthContext, RpcSummary, audit};
 /// (Redis down, fail-closed) answers 503 with `Retry-After`.
 #[derive(Clone)]
 pub struct RateLimitLayer {
-    limiter: Option<Arc<dyn RateLimiter>>,
+    limiter: Arc<dyn RateLimiter>,
 }
 
 impl std::fmt::Debug for RateLimitLayer {
@@ -37,9 +37,7 @@ impl std::fmt::Debug for RateLimitLayer {
 impl RateLimitLayer {
     /// A layer deciding with `limiter`.
     pub fn new(limiter: Arc<dyn RateLimiter>) -> Self {
-        Self {
-            limiter: Some(limiter),
-        }
+        Self { limiter }
     }
 }
 
@@ -58,7 +56,7 @@ impl<S> Layer<S> for RateLimitLayer {
 #[derive(Clone)]
 pub struct RateLimit<S> {
     inner: S,
-    limiter: Option<Arc<dyn RateLimiter>>,
+    limiter: Arc<dyn RateLimiter>,
 }
 
 impl<S> std::fmt::Debug for RateLimit<S> {
@@ -86,9 +84,6 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let limiter = self.limiter.clone();
         Box::pin(async move {
-            let Some(limiter) = limiter else {
-                return Ok(inner.call(request).await?.into_response());
-            };
             if let Err(refused) = admit(&*limiter, &request).await {
                 return Ok(refused);
             }

@@ -18,10 +18,18 @@ pub const MCP_SESSION_ID: &str = "mcp-session-id";
 
 /// What the binding layer keeps in each `mcp-auth-session` session: the
 /// session id the MCP server issued, which the client never sees.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct McpSessionData {
     /// The MCP server's own session id.
     pub inner: String,
+}
+
+// Not derived: the server's session id continues the session on the server
+// side, so it is kept out of `Debug` like any session id.
+impl std::fmt::Debug for McpSessionData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("McpSessionData { inner: [redacted] }")
+    }
 }
 
 /// The session manager type the binding layer uses.
@@ -43,15 +51,13 @@ pub type McpSessions = SessionManager<McpSessionData>;
 /// Must sit inside [`crate::BearerAuthLayer`].
 #[derive(Clone, Debug)]
 pub struct SessionBindingLayer {
-    sessions: Option<McpSessions>,
+    sessions: McpSessions,
 }
 
 impl SessionBindingLayer {
     /// A layer storing bindings through `sessions`.
     pub fn new(sessions: McpSessions) -> Self {
-        Self {
-            sessions: Some(sessions),
-        }
+        Self { sessions }
     }
 }
 
@@ -70,7 +76,7 @@ impl<S> Layer<S> for SessionBindingLayer {
 #[derive(Clone, Debug)]
 pub struct SessionBinding<S> {
     inner: S,
-    sessions: Option<McpSessions>,
+    sessions: McpSessions,
 }
 
 fn client_key(context: &AuthContext) -> &str {
@@ -93,14 +99,9 @@ where
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let inner = std::mem::replace(&mut self.inner, clone);
         let sessions = self.sessions.clone();
-        Box::pin(async move {
-            let Some(sessions) = sessions else {
-                return Ok(inner.call(request).await?.into_response());
-            };
-            bind(&sessions, request, inner).await
-        })
+        Box::pin(async move { bind(&sessions, request, inner).await })
     }
 }
 
