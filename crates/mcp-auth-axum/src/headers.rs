@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use tower::ServiceBuilder;
 use tower::layer::util::{Identity, Stack};
 use tower::util::Either;
@@ -41,28 +41,60 @@ impl SecurityHeaders {
     /// The headers as one tower layer (a stack of tower-http
     /// `SetResponseHeaderLayer`s), for use outside an axum `Router`.
     pub fn layer(self) -> SecurityHeadersLayer {
-        let fixed = |name: HeaderName, value: &'static str| {
+        let [nosniff, referrer, csp, frame, cache] = FIXED.map(|(name, value)| {
             SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
-        };
+        });
         // One composed layer: the router boxes it once, not once per header.
         ServiceBuilder::new()
-            .layer(fixed(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-            .layer(fixed(header::REFERRER_POLICY, "no-referrer"))
-            .layer(fixed(
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; frame-ancestors 'none'",
-            ))
-            .layer(fixed(header::X_FRAME_OPTIONS, "DENY"))
-            .layer(fixed(header::CACHE_CONTROL, "no-store"))
+            .layer(nosniff)
+            .layer(referrer)
+            .layer(csp)
+            .layer(frame)
+            .layer(cache)
             .option_layer(self.hsts.then(|| {
                 SetResponseHeaderLayer::overriding(
                     header::STRICT_TRANSPORT_SECURITY,
-                    HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+                    HeaderValue::from_static(HSTS),
                 )
             }))
             .into_inner()
     }
+
+    /// Adds the same headers to one response, as [`SecurityHeaders::layer`]
+    /// does: each fixed header unless the response has it, HSTS always
+    /// (when on).
+    ///
+    /// For a service that builds its own responses: [`crate::McpAuth`] calls
+    /// it from the one service it wraps the MCP endpoint in, which saves
+    /// six nested services (cloned per request) and six futures.
+    pub fn insert_into(self, headers: &mut HeaderMap) {
+        for (name, value) in FIXED {
+            headers
+                .entry(name)
+                .or_insert(HeaderValue::from_static(value));
+        }
+        if self.hsts {
+            headers.insert(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static(HSTS),
+            );
+        }
+    }
 }
+
+/// The headers set unless the response has them (the table above).
+const FIXED: [(HeaderName, &str); 5] = [
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::REFERRER_POLICY, "no-referrer"),
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; frame-ancestors 'none'",
+    ),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (header::CACHE_CONTROL, "no-store"),
+];
+
+const HSTS: &str = "max-age=63072000; includeSubDomains";
 
 type HeaderLayer = SetResponseHeaderLayer<HeaderValue>;
 
@@ -172,4 +204,29 @@ fn checked_origin(origin: &str) -> Result<HeaderValue, ConfigError> {
     }
     HeaderValue::from_str(&serialized)
         .map_err(|_| ConfigError::Cors(format!("{origin:?} is not an origin")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_into_keeps_headers_the_response_set_and_enforces_hsts() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=5"));
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=0"),
+        );
+        SecurityHeaders::new(true).insert_into(&mut headers);
+        assert_eq!(headers[header::CACHE_CONTROL], "max-age=5");
+        assert_eq!(headers[header::STRICT_TRANSPORT_SECURITY], HSTS);
+        assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(headers.len(), FIXED.len() + 1);
+
+        let mut plain = HeaderMap::new();
+        SecurityHeaders::new(false).insert_into(&mut plain);
+        assert!(!plain.contains_key(header::STRICT_TRANSPORT_SECURITY));
+        assert_eq!(plain.len(), FIXED.len());
+    }
 }

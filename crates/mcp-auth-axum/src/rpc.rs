@@ -27,8 +27,9 @@ pub struct RpcSummary {
 /// One JSON-RPC message of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RpcCall {
-    /// `method`, or `None` for a response message.
-    pub method: Option<String>,
+    /// `method`, or `None` for a response message. The methods of the MCP
+    /// specification are borrowed from a static list (no allocation).
+    pub method: Option<Cow<'static, str>>,
     /// `params.name` of a `tools/call`.
     pub tool: Option<String>,
 }
@@ -70,7 +71,7 @@ pub(crate) enum RpcError {
 #[derive(Deserialize)]
 struct Envelope<'a> {
     #[serde(borrow, default)]
-    method: Option<Cow<'a, str>>,
+    method: Option<Text<'a>>,
     #[serde(borrow, default)]
     params: Option<&'a RawValue>,
 }
@@ -78,7 +79,43 @@ struct Envelope<'a> {
 #[derive(Deserialize)]
 struct CallParams<'a> {
     #[serde(borrow, default)]
-    name: Option<Cow<'a, str>>,
+    name: Option<Text<'a>>,
+}
+
+/// A JSON string, borrowed from the body unless it has escapes. (serde
+/// borrows a `Cow<str>` only when it is not wrapped, e.g. in an `Option`.)
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+/// The request and notification methods of the MCP specification.
+const KNOWN_METHODS: [&str; 20] = [
+    "tools/call",
+    "tools/list",
+    "initialize",
+    "notifications/initialized",
+    "ping",
+    "resources/list",
+    "resources/read",
+    "resources/templates/list",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+    "notifications/cancelled",
+    "notifications/progress",
+    "notifications/roots/list_changed",
+    "roots/list",
+    "sampling/createMessage",
+    "elicitation/create",
+];
+
+fn method_name(method: &str) -> Cow<'static, str> {
+    match KNOWN_METHODS.iter().find(|known| **known == method) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(method.to_owned()),
+    }
 }
 
 /// Buffers the body (at most `max` bytes) and returns the request rebuilt
@@ -140,7 +177,7 @@ pub(crate) fn summarise(
 }
 
 fn call_of(envelope: &Envelope<'_>) -> Result<RpcCall, RpcError> {
-    let method = envelope.method.as_deref();
+    let method = envelope.method.as_ref().map(|m| &*m.0);
     let tool = if method == Some("tools/call") {
         let params = envelope
             .params
@@ -148,14 +185,14 @@ fn call_of(envelope: &Envelope<'_>) -> Result<RpcCall, RpcError> {
         let params: CallParams<'_> = serde_json::from_str(params.get())
             .map_err(|_| RpcError::Invalid("tools/call params are not an object"))?;
         match params.name {
-            Some(name) if !name.is_empty() => Some(name.into_owned()),
+            Some(Text(name)) if !name.is_empty() => Some(name.into_owned()),
             _ => return Err(RpcError::Invalid("tools/call without a tool name")),
         }
     } else {
         None
     };
     Ok(RpcCall {
-        method: method.map(str::to_owned),
+        method: method.map(method_name),
         tool,
     })
 }
@@ -205,6 +242,9 @@ mod tests {
     fn other_methods_have_no_tool() {
         let s = parse(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":[1]}"#).unwrap();
         assert_eq!(s.calls[0].method.as_deref(), Some("tools/list"));
+        assert!(matches!(s.calls[0].method, Some(Cow::Borrowed(_))));
+        let s = parse(r#"{"method":"x/\u0079","id":1}"#).unwrap();
+        assert_eq!(s.calls[0].method.as_deref(), Some("x/y"));
         assert_eq!(s.tools().count(), 0);
     }
 

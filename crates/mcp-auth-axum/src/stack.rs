@@ -89,19 +89,17 @@ impl McpAuth {
     {
         let cors = self.cors.layer()?;
         let headers = SecurityHeaders::new(self.config.hsts);
-        // The three layers' work in one service and one future (the same
-        // functions the separate layers run), inside the security headers:
-        // the router boxes the result once.
-        let service = tower::Layer::layer(
-            &headers.layer(),
-            Combined {
-                config: self.config.clone(),
-                verifier: self.verifier,
-                limiter: self.limiter,
-                sessions: self.sessions,
-                inner: Shared(Arc::new(mcp)),
-            },
-        );
+        // The three layers' work and the security headers in one service
+        // and one future (the same functions the separate layers run): the
+        // router boxes the result once.
+        let service = Combined {
+            config: self.config.clone(),
+            verifier: self.verifier,
+            limiter: self.limiter,
+            sessions: self.sessions,
+            headers,
+            inner: Shared(Arc::new(mcp)),
+        };
         let protected = Router::new().route_service(self.config.resource_path(), service);
         // Unknown paths get a 404 with the same headers.
         let not_found = tower::Layer::layer(
@@ -154,17 +152,46 @@ where
     }
 }
 
-/// Bearer auth, rate limit and session binding as one service: what
-/// [`crate::BearerAuthLayer`], [`crate::RateLimitLayer`] and
-/// [`crate::SessionBindingLayer`] do stacked, with one boxed future and one
-/// clone of the inner service per request instead of three.
+/// Bearer auth, rate limit, session binding and security headers as one
+/// service: what [`crate::BearerAuthLayer`], [`crate::RateLimitLayer`],
+/// [`crate::SessionBindingLayer`] and [`SecurityHeaders::layer`] do
+/// stacked, with one boxed future and one clone of the inner service per
+/// request instead of nine.
 #[derive(Clone)]
 struct Combined<S> {
     config: Arc<ResourceConfig>,
     verifier: Arc<dyn TokenVerifier>,
     limiter: Option<Arc<dyn RateLimiter>>,
     sessions: Option<McpSessions>,
+    headers: SecurityHeaders,
     inner: S,
+}
+
+impl Combined<()> {
+    async fn respond<S>(
+        &self,
+        request: Request<Body>,
+        mut inner: S,
+    ) -> Result<axum::response::Response, Infallible>
+    where
+        S: Service<Request<Body>, Error = Infallible>,
+        S::Response: IntoResponse,
+    {
+        let request =
+            match crate::bearer::authenticate(&self.config, &*self.verifier, request).await {
+                Ok(request) => request,
+                Err(refused) => return Ok(refused),
+            };
+        if let Some(limiter) = &self.limiter
+            && let Err(refused) = crate::ratelimit::admit(&**limiter, &request).await
+        {
+            return Ok(refused);
+        }
+        match &self.sessions {
+            Some(sessions) => crate::session::bind(sessions, request, inner).await,
+            None => Ok(inner.call(request).await?.into_response()),
+        }
+    }
 }
 
 impl<S> Service<Request<Body>> for Combined<S>
@@ -186,29 +213,19 @@ where
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let inner = std::mem::replace(&mut self.inner, clone);
         let this = Combined {
             config: self.config.clone(),
             verifier: self.verifier.clone(),
             limiter: self.limiter.clone(),
             sessions: self.sessions.clone(),
+            headers: self.headers,
             inner: (),
         };
         Box::pin(async move {
-            let request =
-                match crate::bearer::authenticate(&this.config, &*this.verifier, request).await {
-                    Ok(request) => request,
-                    Err(refused) => return Ok(refused),
-                };
-            if let Some(limiter) = &this.limiter
-                && let Err(refused) = crate::ratelimit::admit(&**limiter, &request).await
-            {
-                return Ok(refused);
-            }
-            match &this.sessions {
-                Some(sessions) => crate::session::bind(sessions, request, inner).await,
-                None => Ok(inner.call(request).await?.into_response()),
-            }
+            let mut response = this.respond(request, inner).await?;
+            this.headers.insert_into(response.headers_mut());
+            Ok(response)
         })
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::routing::any;
 use common::*;
 use mcp_auth_axum::{
@@ -541,12 +541,36 @@ async fn security_headers_are_set_and_hsts_only_behind_tls() {
     let f = Fixture::new();
     let (_, headers, _) = send(&f.app(), post(None, &list())).await;
     assert_eq!(headers["x-content-type-options"], "nosniff");
-    // The metadata and unknown paths carry them too.
+    // The MCP endpoint sets them in its own service, the metadata and
+    // unknown paths through tower-http: the same set, the same values, on
+    // refusals and successes alike.
+    let security = |headers: &HeaderMap| {
+        [
+            "x-content-type-options",
+            "referrer-policy",
+            "content-security-policy",
+            "x-frame-options",
+            "cache-control",
+            "strict-transport-security",
+        ]
+        .map(|name| headers.get(name).cloned())
+    };
+    let expected = security(&headers);
+    assert!(expected.iter().all(Option::is_some), "{headers:?}");
+    let token = f.token("alice", &["mcp:tools"]);
+    let (status, ok_headers, _) = send(&f.app(), post(Some(&token), &list())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(security(&ok_headers), expected);
     for path in ["/.well-known/oauth-protected-resource/mcp", "/nowhere"] {
         let request = Request::builder().uri(path).body(Body::empty()).unwrap();
         let (_, headers, _) = send(&f.app(), request).await;
-        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
-        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+        let mut expected = expected.clone();
+        if path.contains("well-known") {
+            // A header the handler set is kept: the metadata is cacheable.
+            assert_eq!(headers["cache-control"], "public, max-age=3600");
+            expected[4] = Some(HeaderValue::from_static("public, max-age=3600"));
+        }
+        assert_eq!(security(&headers), expected, "{path}");
     }
     assert_eq!(headers["referrer-policy"], "no-referrer");
     assert!(

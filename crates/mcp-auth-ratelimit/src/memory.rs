@@ -109,16 +109,26 @@ impl StateStore for SharedState {
         F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
     {
         let mut inner = self.0.lock();
-        let old = inner.map.get(key).copied();
-        let (outcome, new) = f(old)?;
-        inner.before_last = old;
-        match inner.map.get_mut(key) {
-            Some(tat) => *tat = new,
+        let StateInner {
+            map, before_last, ..
+        } = &mut *inner;
+        // One lookup on the hot path (the key is known); a new key is hashed
+        // again to insert it.
+        match map.get_mut(key) {
+            Some(tat) => {
+                let old = *tat;
+                let (outcome, new) = f(Some(old))?;
+                *before_last = Some(old);
+                *tat = new;
+                Ok(outcome)
+            }
             None => {
-                inner.map.insert(key.clone(), new);
+                let (outcome, new) = f(None)?;
+                *before_last = None;
+                map.insert(key.clone(), new);
+                Ok(outcome)
             }
         }
-        Ok(outcome)
     }
 }
 
@@ -232,18 +242,20 @@ impl MemoryRateLimiter {
 
     /// Decides one request by `user`, for `tool` when it is a tool call.
     pub fn check(&self, user: &UserId, tool: Option<&str>) -> Decision {
-        let user_key = user.storage_key();
-        // Resolved once: the denial log below reuses it.
+        // Keys are the user id itself (no encoding: these maps never leave
+        // the process). A user id has no control characters, so
+        // "user \n bucket" names each (user, tool) pair exactly once.
         let bucket = tool.map(|name| self.tools.resolve(name));
-        let tool_entry = bucket
-            .as_ref()
-            .map(|bucket| match self.tool_overrides.get(&**bucket) {
-                Some(tier) => (Some(tier), user_key.as_str().to_owned()),
-                None => (
-                    self.tool.as_ref(),
-                    format!("{}:{bucket}", user_key.as_str()),
-                ),
-            });
+        let tool_plan =
+            bucket
+                .as_ref()
+                .and_then(|bucket| match self.tool_overrides.get(&**bucket) {
+                    Some(tier) => Some((tier, user.as_str().to_owned())),
+                    None => self
+                        .tool
+                        .as_ref()
+                        .map(|tier| (tier, format!("{}\n{bucket}", user.as_str()))),
+                });
         let mut plan: [Option<(&Tier, String, DeniedBy)>; 3] = [None, None, None];
         plan[0] = self
             .global
@@ -252,24 +264,26 @@ impl MemoryRateLimiter {
         plan[1] = self
             .user
             .as_ref()
-            .map(|t| (t, user_key.as_str().to_owned(), DeniedBy::User));
-        if let Some((Some(tier), key)) = tool_entry {
-            plan[2] = Some((tier, key, DeniedBy::Tool));
-        }
+            .map(|t| (t, user.as_str().to_owned(), DeniedBy::User));
+        plan[2] = tool_plan.map(|(tier, key)| (tier, key, DeniedBy::Tool));
 
         let decision_guard = self.decision.lock().unwrap_or_else(|p| p.into_inner());
-        let mut charged: Vec<(&Tier, &str)> = Vec::with_capacity(3);
+        // Read once for every tier: the tiers judge the same instant.
+        let now = governor::clock::Clock::now(&self.clock);
+        let mut charged: [Option<(&Tier, &str)>; 3] = [None, None, None];
         let mut denial = None;
-        for (tier, key, by) in plan.iter().flatten() {
-            let now = governor::clock::Clock::now(&self.clock).duration_since(tier.start);
-            if let Err(retry_after) = tier.limiter_state().ensure_room(key, now) {
+        for (slot, (tier, key, by)) in plan.iter().flatten().enumerate() {
+            if let Err(retry_after) = tier
+                .limiter_state()
+                .ensure_room(key, now.duration_since(tier.start))
+            {
                 denial = Some((DeniedBy::TooManyKeys, retry_after));
                 break;
             }
             match tier.limiter.check_key(key) {
-                Ok(_) => charged.push((tier, key)),
+                Ok(_) => charged[slot] = Some((tier, key)),
                 Err(not_until) => {
-                    let retry = not_until.wait_time_from(governor::clock::Clock::now(&self.clock));
+                    let retry = not_until.wait_time_from(now);
                     denial = Some((*by, retry));
                     break;
                 }
@@ -279,7 +293,7 @@ impl MemoryRateLimiter {
             None => Decision::Allowed,
             Some((by, retry_after)) => {
                 // Undo in reverse order: each tier's state remembers only its last charge.
-                for (tier, key) in charged.iter().rev() {
+                for (tier, key) in charged.iter().rev().flatten() {
                     tier.limiter_state().undo(key);
                 }
                 drop(decision_guard);
