@@ -9,6 +9,7 @@ use axum::http::{Method, Request, Response, StatusCode, header};
 use axum::response::IntoResponse;
 use tower::{Layer, Service};
 
+use crate::RpcSummary;
 use crate::challenge::{Challenge, challenge, insufficient_scope, refusal, retry_later};
 use crate::rpc::{RpcError, read_summary};
 use crate::{ResourceConfig, TokenVerifier, VerifyError, audit};
@@ -103,7 +104,11 @@ where
         let verifier = self.verifier.clone();
         Box::pin(async move {
             match authenticate(&config, &*verifier, request).await {
-                Ok(request) => {
+                Ok((mut request, summary)) => {
+                    // For the layers inside (the rate limit reads it).
+                    if let Some(summary) = summary {
+                        request.extensions_mut().insert(Arc::new(summary));
+                    }
                     let mut inner = inner;
                     let response = inner.call(request).await?;
                     Ok(response.into_response())
@@ -114,12 +119,14 @@ where
     }
 }
 
-/// Runs every check; returns the request to forward or the response to send.
+/// Runs every check; returns the request to forward (with the
+/// `Arc<AuthContext>` in its extensions) and, for a POST, its JSON-RPC
+/// summary, or the response to send.
 pub(crate) async fn authenticate(
     config: &ResourceConfig,
     verifier: &dyn TokenVerifier,
     request: Request<Body>,
-) -> Result<Request<Body>, Response<Body>> {
+) -> Result<(Request<Body>, Option<RpcSummary>), Response<Body>> {
     if token_in_query(request.uri().query()) {
         audit::auth_failed("token-in-query", 400);
         return Err(challenge(
@@ -169,6 +176,7 @@ pub(crate) async fn authenticate(
     // is only built for the 403 challenge.
     let mut refused = config.required_scopes().iter().any(lacks);
     let mut denied_tool = None;
+    let mut rpc = None;
     if request.method() == Method::POST {
         let (rebuilt, summary) =
             match read_summary(request, config.max_body_bytes, config.max_batch).await {
@@ -198,8 +206,7 @@ pub(crate) async fn authenticate(
                 &needed,
             ));
         }
-        // Shared: the MCP server clones the request parts into each call.
-        request.extensions_mut().insert(Arc::new(summary));
+        rpc = Some(summary);
     }
     refused |= denied_tool.is_some();
     if refused {
@@ -213,7 +220,7 @@ pub(crate) async fn authenticate(
         client = context.client_id.as_deref().unwrap_or("-"),
     );
     request.extensions_mut().insert(context);
-    Ok(request)
+    Ok((request, rpc))
 }
 
 fn scope_refusal(

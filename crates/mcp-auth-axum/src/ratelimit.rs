@@ -84,7 +84,12 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let limiter = self.limiter.clone();
         Box::pin(async move {
-            if let Err(refused) = admit(&*limiter, &request).await {
+            let context = match crate::context::required(&request, "RateLimitLayer") {
+                Ok(context) => context,
+                Err(response) => return Ok(response),
+            };
+            let summary = request.extensions().get::<Arc<RpcSummary>>().cloned();
+            if let Err(refused) = admit(&*limiter, &context, summary.as_deref()).await {
                 return Ok(refused);
             }
             Ok(inner.call(request).await?.into_response())
@@ -92,38 +97,36 @@ where
     }
 }
 
-/// Decides `request` (which must carry the bearer layer's context): `Ok` to
-/// go on, or the 429 / 503 / 500 to send. Only owned values cross the
-/// awaits (a `Request<Body>` is not `Sync`).
-pub(crate) fn admit<'a>(
-    limiter: &'a dyn RateLimiter,
-    request: &Request<Body>,
-) -> impl std::future::Future<Output = Result<(), Response<Body>>> + Send + 'a {
-    let context = crate::context::required(request, "RateLimitLayer");
-    let summary = request.extensions().get::<Arc<RpcSummary>>().cloned();
-    async move {
-        let context = context?;
-        let tools: Vec<&str> = summary
-            .as_deref()
-            .map(|s| s.tools().collect())
-            .unwrap_or_default();
-        let decision = if tools.is_empty() {
-            (limiter.decide(&context.user, None).await, None)
-        } else {
-            let mut last = (Decision::Allowed, None);
-            for tool in tools {
-                let decision = limiter.decide(&context.user, Some(tool)).await;
-                if !decision.is_allowed() {
-                    last = (decision, Some(tool));
-                    break;
-                }
+/// Decides a request by `context`'s subject, with its JSON-RPC `summary`
+/// (every `tools/call` in it is also charged to its tool): `Ok` to go on, or
+/// the 429 / 503 to send.
+pub(crate) async fn admit(
+    limiter: &dyn RateLimiter,
+    context: &AuthContext,
+    summary: Option<&RpcSummary>,
+) -> Result<(), Response<Body>> {
+    // A plain slice walk: an iterator adapter held across the awaits trips
+    // the compiler's `Send` check of the calling future.
+    let calls = summary.map_or(&[][..], |s| &s.calls[..]);
+    let decision = if calls.iter().all(|call| call.tool.is_none()) {
+        (limiter.decide(&context.user, None).await, None)
+    } else {
+        let mut last = (Decision::Allowed, None);
+        for call in calls {
+            let Some(tool) = call.tool.as_deref() else {
+                continue;
+            };
+            let decision = limiter.decide(&context.user, Some(tool)).await;
+            if !decision.is_allowed() {
+                last = (decision, Some(tool));
+                break;
             }
-            last
-        };
-        match decision {
-            (Decision::Allowed, _) => Ok(()),
-            (denied, tool) => Err(denied_response(&context, tool, &denied)),
         }
+        last
+    };
+    match decision {
+        (Decision::Allowed, _) => Ok(()),
+        (denied, tool) => Err(denied_response(context, tool, &denied)),
     }
 }
 

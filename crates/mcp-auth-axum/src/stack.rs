@@ -177,15 +177,23 @@ impl Combined<()> {
         S: Service<Request<Body>, Error = Infallible>,
         S::Response: IntoResponse,
     {
-        let request =
+        let (request, summary) =
             match crate::bearer::authenticate(&self.config, &*self.verifier, request).await {
-                Ok(request) => request,
+                Ok(authenticated) => authenticated,
                 Err(refused) => return Ok(refused),
             };
-        if let Some(limiter) = &self.limiter
-            && let Err(refused) = crate::ratelimit::admit(&**limiter, &request).await
-        {
-            return Ok(refused);
+        if let Some(limiter) = &self.limiter {
+            // The summary is handed over, not put in the request's
+            // extensions: nothing after the rate limit reads it.
+            let context = match crate::context::required(&request, "McpAuth") {
+                Ok(context) => context,
+                Err(response) => return Ok(response),
+            };
+            if let Err(refused) =
+                crate::ratelimit::admit(&**limiter, &context, summary.as_ref()).await
+            {
+                return Ok(refused);
+            }
         }
         match &self.sessions {
             Some(sessions) => crate::session::bind(sessions, request, inner).await,

@@ -741,6 +741,23 @@ async fn the_layers_stacked_by_hand_behave_like_mcp_auth() {
         send(&app, post(Some(&token), &list())).await.0,
         StatusCode::TOO_MANY_REQUESTS
     );
+    // The rate limit layer reads the tool from the bearer layer's summary
+    // (request extensions): the per-tool tier (2 a minute) applies.
+    let dave = f.token("dave", &["mcp:tools"]);
+    for _ in 0..2 {
+        assert_eq!(
+            send(&app, post(Some(&dave), &call("echo"))).await.0,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        send(&app, post(Some(&dave), &call("echo"))).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        send(&app, post(Some(&dave), &call("other"))).await.0,
+        StatusCode::OK
+    );
 }
 
 #[test]
