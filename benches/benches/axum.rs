@@ -11,38 +11,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use mcp_auth_axum::{McpAuth, McpSessionData};
+use mcp_auth_benches::axum_stack::{bare_app, call_body, call_over_http, protected_app, serve};
 use mcp_auth_benches::{bench_mode, process_cpu_ns, time_per_op};
-use mcp_auth_demo::{BASE_SCOPE, DemoTools, mcp_service, resource_config};
-use mcp_auth_jwks::{KeySet, Policy, Validator};
-use mcp_auth_ratelimit::{Limit, Limits, MemoryRateLimiter};
-use mcp_auth_session::{MemorySessionStore, SessionConfig, SessionManager};
-use mcp_auth_testkit::DevIssuer;
-use rmcp::transport::streamable_http_server::StreamableHttpServerConfig;
 
-const ISSUER: &str = "https://issuer.bench.invalid";
 const CONCURRENCY: usize = 16;
-
-fn rmcp_config() -> StreamableHttpServerConfig {
-    // Stateless JSON responses: one POST, one JSON answer per tools/call.
-    StreamableHttpServerConfig::default()
-        .with_legacy_session_mode(false)
-        .with_json_response(true)
-        .with_sse_keep_alive(None)
-}
-
-/// Wide limits: every request is allowed, the limiter still decides each.
-fn limits() -> Limits {
-    let wide = || {
-        Limit::per_second(1_000_000)
-            .and_then(|l| l.with_burst(10_000_000))
-            .expect("limit")
-    };
-    Limits::none()
-        .global(Some(wide()))
-        .per_user(Some(wide()))
-        .per_tool(Some(wide()))
-}
 
 struct Target {
     url: String,
@@ -52,55 +24,22 @@ struct Target {
 /// The bare server gets the very same requests, bearer header included (it
 /// ignores it): the comparison is the layers' cost, not the header's bytes.
 async fn serve_bare(token: Option<String>) -> Target {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/mcp", listener.local_addr().expect("addr"));
-    let app = bare_app();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = serve(|_| bare_app()).await;
     Target { url, token }
 }
 
-fn bare_app() -> axum::Router {
-    axum::Router::new().route_service("/mcp", mcp_service(DemoTools::new(None), rmcp_config()))
-}
-
 async fn serve_protected(token_cache: bool) -> Target {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/mcp", listener.local_addr().expect("addr"));
-    let (app, token) = protected_app(&url, token_cache);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut token = String::new();
+    let url = serve(|url| {
+        let (app, minted) = protected_app(url, token_cache);
+        token = minted;
+        app
+    })
+    .await;
     Target {
         url,
         token: Some(token),
     }
-}
-
-/// The full stack for `url`, and a token for it.
-fn protected_app(url: &str, token_cache: bool) -> (axum::Router, String) {
-    let url = url.to_owned();
-    let issuer = DevIssuer::new(ISSUER, &url);
-    let keys = KeySet::from_jwks(issuer.jwks_json().as_bytes()).expect("jwks");
-    let validator =
-        Validator::with_static_keys(Policy::new(ISSUER, &url).require_access_token_type(), keys);
-    let sessions: SessionManager<McpSessionData> =
-        SessionManager::new(MemorySessionStore::new(), SessionConfig::default()).expect("sessions");
-    let config = resource_config(&url, ISSUER).expect("config");
-    let stack = if token_cache {
-        McpAuth::with_jwks(config, validator).expect("stack")
-    } else {
-        // Every request pays the full JWT check (signature included).
-        McpAuth::new(config, Arc::new(validator))
-    };
-    let app = stack
-        .rate_limiter(Arc::new(MemoryRateLimiter::new(limits()).expect("limiter")))
-        .sessions(sessions)
-        .into_router(mcp_service(DemoTools::new(None), rmcp_config()))
-        .expect("router");
-    let token = issuer.access_token("bench@example.com", &[BASE_SCOPE]);
-    (app, token)
 }
 
 /// One tools/call through `app` in process (no network, no client): the
@@ -115,7 +54,7 @@ async fn in_process(app: &axum::Router, token: &str, id: u64) {
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2025-06-18")
         .header("authorization", format!("Bearer {token}"))
-        .body(axum::body::Body::from(body(id)))
+        .body(axum::body::Body::from(call_body(id)))
         .expect("request");
     let response = app.clone().oneshot(request).await.expect("infallible");
     let status = response.status();
@@ -125,29 +64,8 @@ async fn in_process(app: &axum::Router, token: &str, id: u64) {
     assert!(status.is_success() && bytes.len() > 10, "{status}");
 }
 
-fn body(id: u64) -> String {
-    format!(
-        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"hello"}}}}}}"#
-    )
-}
-
 async fn one_call(client: &reqwest::Client, target: &Target, id: u64) {
-    let mut request = client
-        .post(&target.url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-06-18")
-        .body(body(id));
-    if let Some(token) = &target.token {
-        request = request.header("authorization", format!("Bearer {token}"));
-    }
-    let response = request.send().await.expect("request");
-    let status = response.status();
-    let text = response.text().await.expect("body");
-    assert!(
-        status.is_success() && text.contains("hello"),
-        "{status} {text}"
-    );
+    call_over_http(client, &target.url, target.token.as_deref(), id).await;
 }
 
 /// Completed calls in `window` with `CONCURRENCY` keep-alive clients (made

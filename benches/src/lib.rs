@@ -1,4 +1,7 @@
-//! Helpers shared by the benches in `benches/benches/`.
+//! Helpers shared by the benches in `benches/benches/` and the examples in
+//! `benches/examples/`.
+
+pub mod axum_stack;
 
 use std::time::{Duration, Instant};
 
