@@ -191,6 +191,13 @@ impl ResourceConfigBuilder {
         }
         let hsts = resource.scheme() == "https";
         let resource_path = resource.path().to_owned();
+        if !routable(&resource_path) {
+            return Err(ConfigError::Url {
+                setting: "resource",
+                reason: "the resource path must not lie under /.well-known/ or have a \
+                         segment starting with ':' or '*' (route syntax)",
+            });
+        }
         let origin = resource.origin().ascii_serialization();
         let suffix = if resource_path == "/" {
             ""
@@ -338,4 +345,15 @@ fn check_scopes(setting: &'static str, scopes: &[String]) -> Result<(), ConfigEr
         }),
         None => Ok(()),
     }
+}
+
+/// Whether `path` can be served as itself: an axum route pattern would read
+/// `:x` and `*x` segments as captures, and `/.well-known/` holds the
+/// metadata documents.
+fn routable(path: &str) -> bool {
+    !(path == "/.well-known"
+        || path.starts_with("/.well-known/")
+        || path
+            .split('/')
+            .any(|segment| segment.starts_with(':') || segment.starts_with('*')))
 }

@@ -100,7 +100,6 @@ impl McpAuth {
             headers,
             inner: Shared(Arc::new(mcp)),
         };
-        let protected = Router::new().route_service(self.config.resource_path(), service);
         // Unknown paths get a 404 with the same headers.
         let not_found = tower::Layer::layer(
             &headers.layer(),
@@ -108,9 +107,12 @@ impl McpAuth {
                 Ok::<_, Infallible>(axum::http::StatusCode::NOT_FOUND.into_response())
             }),
         );
+        // The MCP route is added after the header layer (it sets its own)
+        // and not through `Router::merge`, which would box it a second time
+        // (one more clone and one more future per request).
         let mut router = headers
             .apply(metadata_router(&self.config))
-            .merge(protected)
+            .route_service(self.config.resource_path(), service)
             .fallback_service(not_found);
         if let Some(cors) = cors {
             router = router.layer(cors);

@@ -657,6 +657,13 @@ fn unsafe_resource_configurations_are_refused() {
         ("https://mcp.example.com/mcp?x=1", ISSUER),
         ("https://user:pw@mcp.example.com/mcp", ISSUER),
         (RESOURCE, "http://login.example.com"),
+        // Paths the router could not serve as themselves.
+        (
+            "https://mcp.example.com/.well-known/oauth-protected-resource",
+            ISSUER,
+        ),
+        ("https://mcp.example.com/:tenant/mcp", ISSUER),
+        ("https://mcp.example.com/mcp/*rest", ISSUER),
     ];
     for (resource, issuer) in bad {
         assert!(
