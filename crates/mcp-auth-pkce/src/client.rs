@@ -20,7 +20,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::pending::{PendingAuthorization, PendingStore, state_key};
+use crate::pending::{PendingAuthorization, PendingKey, PendingStore};
 use crate::{
     CallbackParams, CodeVerifier, MemoryPendingStore, Nonce, OAuthError, Provider, RedirectUri,
     StateToken, TokenSet,
@@ -396,13 +396,9 @@ impl OAuthClient {
             expected_issuer: self.provider.issuer.clone(),
             created_at: now,
         };
+        let key = PendingKey::for_state(state.as_str());
         self.pending
-            .insert(
-                state_key(state.as_str()),
-                pending,
-                now,
-                self.pending_lifetime.as_secs(),
-            )
+            .insert(&key, pending, now, self.pending_lifetime.as_secs())
             .await?;
         tracing::info!(target: AUDIT, event = "oauth_start", provider = %self.provider.name, user = user.as_str());
         Ok(AuthorizationRequest {
@@ -433,10 +429,11 @@ impl OAuthClient {
         let params = CallbackParams::parse(query)?;
         let state = params.state.as_deref().ok_or(OAuthError::MissingState)?;
         // Single use: the entry is gone from here on, whatever happens next.
+        let key = PendingKey::for_state(state);
         let pending = self
             .pending
-            .take(state_key(state))
-            .await
+            .take(&key)
+            .await?
             .ok_or(OAuthError::UnknownState)?;
         let now = self.clock.unix_seconds();
         if now

@@ -31,6 +31,14 @@ pub enum OAuthError {
     /// Too many sign-ins are pending; try again later.
     #[error("too many pending sign-ins")]
     TooManyPending,
+    /// The pending sign-in store could not answer (Redis down, timeout):
+    /// try again later.
+    #[error("the pending sign-in store is unavailable: {0}")]
+    PendingStoreUnavailable(&'static str),
+    /// A stored pending sign-in was altered or unreadable; it has been
+    /// dropped.
+    #[error("the pending sign-in could not be read back; start again")]
+    CorruptPending,
     /// The provider answered the authorization request with an error
     /// (RFC 6749 section 4.1.2.1).
     #[error("the provider refused the authorization: {error}")]
@@ -82,6 +90,9 @@ impl OAuthError {
     /// Whether the user has to go through the sign-in again (as opposed to a
     /// temporary failure worth retrying).
     pub fn requires_sign_in(&self) -> bool {
-        matches!(self, Self::ReauthenticationRequired | Self::NoRefreshToken)
+        matches!(
+            self,
+            Self::ReauthenticationRequired | Self::NoRefreshToken | Self::CorruptPending
+        )
     }
 }

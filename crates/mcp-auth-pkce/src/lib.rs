@@ -58,6 +58,8 @@ mod pending;
 mod pkce;
 mod provider;
 pub mod redirect;
+#[cfg(feature = "redis")]
+mod redis_pending;
 mod tokens;
 
 pub use callback::{CallbackParams, MAX_CALLBACK_QUERY};
@@ -67,10 +69,12 @@ pub use client::{
 pub use config::ClientConfig;
 pub use error::OAuthError;
 pub use pending::{
-    DEFAULT_PENDING_CAPACITY, MemoryPendingStore, PendingAuthorization, PendingStore, StateKey,
-    StoreFuture, state_key,
+    DEFAULT_PENDING_CAPACITY, MemoryPendingStore, PendingAuthorization, PendingKey, PendingStore,
+    StateKey, StoreFuture,
 };
 pub use pkce::{CodeChallenge, CodeVerifier, Nonce, PkceError, StateToken};
 pub use provider::Provider;
 pub use redirect::RedirectUri;
+#[cfg(feature = "redis")]
+pub use redis_pending::{RedisPendingConfig, RedisPendingStore};
 pub use tokens::TokenSet;

@@ -5,8 +5,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
 
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Key, Nonce as GcmNonce};
 use mcp_auth_core::UserId;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 use crate::{CodeVerifier, Nonce, OAuthError};
 
@@ -29,13 +33,136 @@ pub struct PendingAuthorization {
     pub created_at: u64,
 }
 
-/// The key a pending authorization is stored under: the SHA-256 of its
+/// The id a pending authorization is stored under: the SHA-256 of its
 /// `state`, so a store never holds the state itself.
 pub type StateKey = [u8; 32];
 
-/// The key for `state`.
-pub fn state_key(state: &str) -> StateKey {
-    Sha256::digest(state.as_bytes()).into()
+/// Where one pending sign-in is stored, derived from its `state`: the
+/// lookup [`id`](PendingKey::id) (SHA-256 of the state) and a sealing key
+/// that only the state reproduces (SHA-256 under another label), which
+/// [`PendingAuthorization::seal`] uses.
+///
+/// A store that leaves the process (Redis, a database) keeps only the id and
+/// the sealed bytes: whoever reads it learns neither the PKCE verifier nor
+/// the user, since the state travels only between the browser, the provider
+/// and this server.
+pub struct PendingKey {
+    id: StateKey,
+    seal: Zeroizing<[u8; 32]>,
+}
+
+impl PendingKey {
+    /// The key of the sign-in whose `state` parameter is `state`.
+    pub fn for_state(state: &str) -> Self {
+        let mut seal = Sha256::new();
+        seal.update(b"mcp-auth-pkce pending seal v1\0");
+        seal.update(state.as_bytes());
+        Self {
+            id: Sha256::digest(state.as_bytes()).into(),
+            seal: Zeroizing::new(seal.finalize().into()),
+        }
+    }
+
+    /// The lookup id.
+    pub fn id(&self) -> &StateKey {
+        &self.id
+    }
+
+    /// The lookup id in lower-case hex (64 characters), for key names.
+    pub fn id_hex(&self) -> String {
+        data_encoding::HEXLOWER.encode(&self.id)
+    }
+}
+
+impl std::fmt::Debug for PendingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The id is a hash of a secret that is still live: a prefix only.
+        write!(f, "PendingKey({}…)", &self.id_hex()[..8])
+    }
+}
+
+/// Format version of sealed entries.
+const SEALED_V1: u8 = 1;
+const SEAL_NONCE_LEN: usize = 12;
+
+/// The plaintext of a sealed entry.
+#[derive(Serialize, Deserialize)]
+struct SealedFields {
+    u: String,
+    v: String,
+    n: Option<String>,
+    i: Option<String>,
+    c: u64,
+}
+
+impl PendingAuthorization {
+    /// The entry as bytes for a shared store: JSON sealed with AES-256-GCM
+    /// under `key`'s sealing key, its id as associated data, a random nonce;
+    /// `1 || nonce || ciphertext`.
+    pub fn seal(&self, key: &PendingKey) -> Result<Vec<u8>, OAuthError> {
+        let fields = SealedFields {
+            u: self.user.as_str().to_owned(),
+            v: self.verifier.secret().to_owned(),
+            n: self.nonce.as_ref().map(|n| n.as_str().to_owned()),
+            i: self.expected_issuer.clone(),
+            c: self.created_at,
+        };
+        let plain =
+            Zeroizing::new(serde_json::to_vec(&fields).map_err(|_| OAuthError::CorruptPending)?);
+        drop(Zeroizing::new(fields.v));
+        let mut nonce = [0u8; SEAL_NONCE_LEN];
+        getrandom::fill(&mut nonce)
+            .map_err(|_| OAuthError::PendingStoreUnavailable("no randomness"))?;
+        let sealed = Aes256Gcm::new(&Key::<Aes256Gcm>::from(*key.seal))
+            .encrypt(
+                &GcmNonce::from(nonce),
+                Payload {
+                    msg: &plain,
+                    aad: &key.id,
+                },
+            )
+            .map_err(|_| OAuthError::CorruptPending)?;
+        let mut out = Vec::with_capacity(1 + SEAL_NONCE_LEN + sealed.len());
+        out.push(SEALED_V1);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    /// Opens what [`seal`](Self::seal) made for the same `key`. Bytes that
+    /// were altered, sealed for another state, or are not a sealed entry
+    /// give [`OAuthError::CorruptPending`].
+    pub fn open(key: &PendingKey, sealed: &[u8]) -> Result<Self, OAuthError> {
+        let (&version, rest) = sealed.split_first().ok_or(OAuthError::CorruptPending)?;
+        if version != SEALED_V1 || rest.len() < SEAL_NONCE_LEN {
+            return Err(OAuthError::CorruptPending);
+        }
+        let (nonce, body) = rest.split_at(SEAL_NONCE_LEN);
+        let nonce: [u8; SEAL_NONCE_LEN] =
+            nonce.try_into().map_err(|_| OAuthError::CorruptPending)?;
+        let plain = Zeroizing::new(
+            Aes256Gcm::new(&Key::<Aes256Gcm>::from(*key.seal))
+                .decrypt(
+                    &GcmNonce::from(nonce),
+                    Payload {
+                        msg: body,
+                        aad: &key.id,
+                    },
+                )
+                .map_err(|_| OAuthError::CorruptPending)?,
+        );
+        let fields: SealedFields =
+            serde_json::from_slice(&plain).map_err(|_| OAuthError::CorruptPending)?;
+        let verifier =
+            CodeVerifier::from_string(fields.v).map_err(|_| OAuthError::CorruptPending)?;
+        Ok(Self {
+            user: UserId::new(fields.u).map_err(|_| OAuthError::CorruptPending)?,
+            verifier,
+            nonce: fields.n.map(Nonce::from_stored),
+            expected_issuer: fields.i,
+            created_at: fields.c,
+        })
+    }
 }
 
 /// A boxed future for [`PendingStore`] methods.
@@ -43,19 +170,28 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Where pending authorizations live until their callback. Entries are
 /// single use: [`PendingStore::take`] removes what it returns.
+///
+/// A store shared by several processes should keep
+/// [`PendingAuthorization::seal`]'s bytes under [`PendingKey::id`] (as
+/// [`crate::RedisPendingStore`] does), never the fields themselves.
 pub trait PendingStore: Send + Sync + std::fmt::Debug {
     /// Remembers `pending` under `key`; `lifetime_secs` lets the store drop
-    /// stale entries when it needs room.
-    fn insert(
-        &self,
-        key: StateKey,
+    /// stale entries (when it needs room, or by expiry).
+    fn insert<'a>(
+        &'a self,
+        key: &'a PendingKey,
         pending: PendingAuthorization,
         now: u64,
         lifetime_secs: u64,
-    ) -> StoreFuture<'_, Result<(), OAuthError>>;
+    ) -> StoreFuture<'a, Result<(), OAuthError>>;
 
-    /// Removes and returns the entry for `key`, if any.
-    fn take(&self, key: StateKey) -> StoreFuture<'_, Option<PendingAuthorization>>;
+    /// Removes and returns the entry for `key`, if any. An error means the
+    /// store could not answer (unreachable, or the entry is corrupted); the
+    /// entry is not returned later either way.
+    fn take<'a>(
+        &'a self,
+        key: &'a PendingKey,
+    ) -> StoreFuture<'a, Result<Option<PendingAuthorization>, OAuthError>>;
 }
 
 /// The in-memory default: bounded, single process.
@@ -92,13 +228,13 @@ impl MemoryPendingStore {
 }
 
 impl PendingStore for MemoryPendingStore {
-    fn insert(
-        &self,
-        key: StateKey,
+    fn insert<'a>(
+        &'a self,
+        key: &'a PendingKey,
         pending: PendingAuthorization,
         now: u64,
         lifetime_secs: u64,
-    ) -> StoreFuture<'_, Result<(), OAuthError>> {
+    ) -> StoreFuture<'a, Result<(), OAuthError>> {
         let result = match self.entries.lock() {
             Ok(mut entries) => {
                 if entries.len() >= self.capacity {
@@ -107,7 +243,7 @@ impl PendingStore for MemoryPendingStore {
                 if entries.len() >= self.capacity {
                     Err(OAuthError::TooManyPending)
                 } else {
-                    entries.insert(key, pending);
+                    entries.insert(key.id, pending);
                     Ok(())
                 }
             }
@@ -116,8 +252,78 @@ impl PendingStore for MemoryPendingStore {
         Box::pin(std::future::ready(result))
     }
 
-    fn take(&self, key: StateKey) -> StoreFuture<'_, Option<PendingAuthorization>> {
-        let taken = self.entries.lock().ok().and_then(|mut e| e.remove(&key));
-        Box::pin(std::future::ready(taken))
+    fn take<'a>(
+        &'a self,
+        key: &'a PendingKey,
+    ) -> StoreFuture<'a, Result<Option<PendingAuthorization>, OAuthError>> {
+        let taken = self.entries.lock().ok().and_then(|mut e| e.remove(&key.id));
+        Box::pin(std::future::ready(Ok(taken)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending() -> PendingAuthorization {
+        PendingAuthorization {
+            user: UserId::new("alice@example.com").unwrap(),
+            verifier: CodeVerifier::from_string("v".repeat(43)).unwrap(),
+            nonce: Some(Nonce::from_stored("n".repeat(43))),
+            expected_issuer: Some("https://issuer.example".into()),
+            created_at: 1_800_000_000,
+        }
+    }
+
+    #[test]
+    fn sealed_entries_open_only_with_their_state_and_unaltered() {
+        let key = PendingKey::for_state("the-state");
+        let sealed = pending().seal(&key).unwrap();
+        let text = String::from_utf8_lossy(&sealed);
+        assert!(!text.contains("vvvv") && !text.contains("alice") && !text.contains("issuer"));
+        let opened = PendingAuthorization::open(&key, &sealed).unwrap();
+        assert_eq!(opened.user.as_str(), "alice@example.com");
+        assert_eq!(opened.verifier.secret(), "v".repeat(43));
+        assert!(opened.nonce.unwrap().matches(&"n".repeat(43)));
+        assert_eq!(
+            opened.expected_issuer.as_deref(),
+            Some("https://issuer.example")
+        );
+        assert_eq!(opened.created_at, 1_800_000_000);
+        // Two seals of one entry differ (fresh nonce).
+        assert_ne!(pending().seal(&key).unwrap(), sealed);
+
+        let other = PendingKey::for_state("another-state");
+        let corrupt = |bytes: &[u8]| {
+            assert_eq!(
+                PendingAuthorization::open(&key, bytes).unwrap_err(),
+                OAuthError::CorruptPending
+            );
+        };
+        assert_eq!(
+            PendingAuthorization::open(&other, &sealed).unwrap_err(),
+            OAuthError::CorruptPending
+        );
+        for at in [0, 1, 13, sealed.len() - 1] {
+            let mut altered = sealed.clone();
+            altered[at] ^= 0x40;
+            corrupt(&altered);
+        }
+        corrupt(&[]);
+        corrupt(&[SEALED_V1]);
+        corrupt(&sealed[..20]);
+    }
+
+    #[test]
+    fn the_key_is_the_state_hash_and_debug_shows_a_prefix_only() {
+        let key = PendingKey::for_state("the-state");
+        let id: [u8; 32] = Sha256::digest(b"the-state").into();
+        assert_eq!(key.id(), &id);
+        assert_ne!(*key.seal, id, "the sealing key is not the lookup id");
+        let shown = format!("{key:?}");
+        assert!(
+            shown.len() < 30 && !shown.contains(&key.id_hex()),
+            "{shown}"
+        );
     }
 }

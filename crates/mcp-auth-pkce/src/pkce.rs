@@ -102,6 +102,12 @@ macro_rules! random_value {
                 random_token().map(Self)
             }
 
+            /// A value this crate generated and stored (sealed) earlier.
+            #[allow(dead_code)]
+            pub(crate) fn from_stored(value: String) -> Self {
+                Self(value)
+            }
+
             /// The value, for the authorization request.
             pub fn as_str(&self) -> &str {
                 &self.0
