@@ -284,7 +284,7 @@ impl ResourceConfigBuilder {
 
 /// `https`, or `http` on a loopback host (development and tests); absolute,
 /// no fragment, no credentials.
-fn checked_url(setting: &'static str, value: &str) -> Result<url::Url, ConfigError> {
+pub(crate) fn checked_url(setting: &'static str, value: &str) -> Result<url::Url, ConfigError> {
     let url = url::Url::parse(value).map_err(|_| ConfigError::Url {
         setting,
         reason: "not an absolute URL",

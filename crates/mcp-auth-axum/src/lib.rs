@@ -71,6 +71,7 @@ mod config;
 mod context;
 mod error;
 mod headers;
+mod introspection;
 mod metadata;
 mod ratelimit;
 mod rpc;
@@ -87,6 +88,10 @@ pub use config::{
 pub use context::{AuthContext, auth_context};
 pub use error::ConfigError;
 pub use headers::{CorsConfig, SecurityHeaders, SecurityHeadersLayer};
+pub use introspection::{
+    DEFAULT_INTROSPECTION_TIMEOUT, IntrospectionBuilder, IntrospectionVerifier,
+    MAX_INTROSPECTION_RESPONSE,
+};
 pub use metadata::{ProtectedResourceMetadata, metadata_router};
 pub use ratelimit::{RateLimit, RateLimitLayer};
 pub use rpc::{MCP_NAME_HEADER, MalformedRpc, RpcCall, RpcSummary};
