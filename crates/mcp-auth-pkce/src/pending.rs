@@ -173,7 +173,7 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 ///
 /// A store shared by several processes should keep
 /// [`PendingAuthorization::seal`]'s bytes under [`PendingKey::id`] (as
-/// [`crate::RedisPendingStore`] does), never the fields themselves.
+/// `RedisPendingStore`, feature `redis`, does), never the fields themselves.
 pub trait PendingStore: Send + Sync + std::fmt::Debug {
     /// Remembers `pending` under `key`; `lifetime_secs` lets the store drop
     /// stale entries (when it needs room, or by expiry).
