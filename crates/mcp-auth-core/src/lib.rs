@@ -6,6 +6,8 @@
 //! * [`Clock`]: every time-dependent check (token expiry, session timeouts,
 //!   pending-authorization lifetimes) reads time through this trait, so tests
 //!   drive time with a [`ManualClock`] instead of sleeping.
+//! * [`is_loopback_ip`] / [`is_loopback_host`]: the one definition of
+//!   "loopback" behind every "https, or http only on loopback" rule.
 //! * [`UserId`]: a validated user identifier with an **injective** storage key:
 //!   two different user ids never map to the same file name or Redis key.
 //!
@@ -36,9 +38,11 @@
 //! * User ids reject control characters, so they are safe to write in logs.
 
 mod clock;
+mod loopback;
 #[cfg(feature = "redis")]
 pub mod redis_conn;
 mod user_id;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use loopback::{is_loopback_host, is_loopback_ip};
 pub use user_id::{InvalidUserId, StorageKey, UserId};

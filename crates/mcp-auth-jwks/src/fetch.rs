@@ -168,12 +168,7 @@ pub(crate) fn check_url(url: &str) -> Result<url::Url, FetchError> {
 }
 
 fn is_loopback(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    }
+    url.host_str().is_some_and(mcp_auth_core::is_loopback_host)
 }
 
 /// The discovery URLs for `issuer`, in the order tried: OpenID Connect

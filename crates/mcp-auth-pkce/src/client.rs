@@ -159,11 +159,11 @@ impl OAuthClientBuilder {
             let ok = url::Url::parse(value).is_ok_and(|u| {
                 u.scheme() == "https"
                     || (u.scheme() == "http"
-                        && matches!(u.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback()))
+                        && u.host_str().is_some_and(mcp_auth_core::is_loopback_ip))
             });
             if !ok {
                 problems.push(format!(
-                    "{what} {value:?} must be an https URL (http only on 127.0.0.1)"
+                    "{what} {value:?} must be an https URL (http only on a loopback IP)"
                 ));
             }
         };

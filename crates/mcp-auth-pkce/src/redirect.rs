@@ -44,11 +44,7 @@ fn parse(uri: &str) -> Result<url::Url, OAuthError> {
 }
 
 fn is_loopback_ip(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        _ => false,
-    }
+    url.host_str().is_some_and(mcp_auth_core::is_loopback_ip)
 }
 
 /// Options that weaken the defaults, for development only.
