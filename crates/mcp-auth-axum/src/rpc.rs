@@ -73,13 +73,85 @@ struct Envelope<'a> {
     #[serde(borrow, default)]
     method: Option<Text<'a>>,
     #[serde(borrow, default)]
-    params: Option<&'a RawValue>,
+    params: Option<Params<'a>>,
 }
 
-#[derive(Deserialize)]
-struct CallParams<'a> {
-    #[serde(borrow, default)]
-    name: Option<Text<'a>>,
+/// `params`, read in the envelope's own pass (its other members, such as a
+/// tool's `arguments`, are skipped once): whether it is an object, and its
+/// `name` member.
+enum Params<'a> {
+    Object {
+        name: Name<'a>,
+    },
+    /// An array, a string, a number or a boolean.
+    Other,
+}
+
+/// The `name` member of a `params` object.
+enum Name<'a> {
+    Absent,
+    Text(Cow<'a, str>),
+    /// Not a string, or given twice.
+    Unusable,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Params<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ParamsVisitor(std::marker::PhantomData))
+    }
+}
+
+struct ParamsVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> serde::de::Visitor<'de> for ParamsVisitor<'a> {
+    type Value = Params<'a>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON-RPC params")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut name = Name::Absent;
+        while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
+            if key == "name" {
+                // Raw first, so a non-string name is "unusable", not a
+                // parse error of the whole body.
+                let raw: &'de RawValue = map.next_value()?;
+                name = match (name, serde_json::from_str::<Text<'de>>(raw.get())) {
+                    (Name::Absent, Ok(Text(text))) => Name::Text(text),
+                    _ => Name::Unusable,
+                };
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(Params::Object { name })
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Params::Other)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Params::Other)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Params::Other)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Params::Other)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Params::Other)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Params::Other)
+    }
 }
 
 /// A JSON string, borrowed from the body unless it has escapes. (serde
@@ -179,14 +251,17 @@ pub(crate) fn summarise(
 fn call_of(envelope: &Envelope<'_>) -> Result<RpcCall, RpcError> {
     let method = envelope.method.as_ref().map(|m| &*m.0);
     let tool = if method == Some("tools/call") {
-        let params = envelope
-            .params
-            .ok_or(RpcError::Invalid("tools/call without params"))?;
-        let params: CallParams<'_> = serde_json::from_str(params.get())
-            .map_err(|_| RpcError::Invalid("tools/call params are not an object"))?;
-        match params.name {
-            Some(Text(name)) if !name.is_empty() => Some(name.into_owned()),
-            _ => return Err(RpcError::Invalid("tools/call without a tool name")),
+        match &envelope.params {
+            None => return Err(RpcError::Invalid("tools/call without params")),
+            Some(Params::Other) => {
+                return Err(RpcError::Invalid("tools/call params are not an object"));
+            }
+            Some(Params::Object {
+                name: Name::Text(name),
+            }) if !name.is_empty() => Some(name.clone().into_owned()),
+            Some(Params::Object { .. }) => {
+                return Err(RpcError::Invalid("tools/call without a tool name"));
+            }
         }
     } else {
         None
@@ -240,6 +315,18 @@ mod tests {
 
     #[test]
     fn other_methods_have_no_tool() {
+        // Any params shape is fine outside tools/call.
+        for params in [
+            r#"[1]"#,
+            r#""x""#,
+            "7",
+            "true",
+            r#"{"name":7,"name":8}"#,
+            "null",
+        ] {
+            let body = format!(r#"{{"method":"resources/read","params":{params}}}"#);
+            assert_eq!(parse(&body).unwrap().tools().count(), 0, "{params}");
+        }
         let s = parse(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":[1]}"#).unwrap();
         assert_eq!(s.calls[0].method.as_deref(), Some("tools/list"));
         assert!(matches!(s.calls[0].method, Some(Cow::Borrowed(_))));
@@ -274,6 +361,11 @@ mod tests {
             r#"{"method":"tools/call","params":{"name":7}}"#,
             r#"{"method":"tools/call","params":"x"}"#,
             r#"{"method":7}"#,
+            r#"{"method":"tools/call","params":["echo"]}"#,
+            r#"{"method":"tools/call","params":{"name":"a","name":"b"}}"#,
+            r#"{"method":"tools/call","params":{"name":{"x":1}}}"#,
+            r#"{"method":"tools/call","params":null}"#,
+            r#"{"method":"tools/call","params":{"name":"a","arguments":{"x":}}}"#,
         ] {
             assert!(matches!(parse(body), Err(RpcError::Invalid(_))), "{body}");
         }
