@@ -38,9 +38,9 @@ pub const MAX_INTROSPECTION_RESPONSE: usize = 64 * 1024;
 /// [`VerifyError::Unavailable`]: 503, fail closed.
 ///
 /// Each call is a round trip to the authorization server: put a
-/// [`crate::CachedVerifier`] in front (`McpAuth::new(config,
-/// Arc::new(CachedVerifier::new(verifier)))`). A cached answer outlives a
-/// revocation at the server by at most the cache's TTL (60 s by default).
+/// [`crate::CachedVerifier`] in front, as [`crate::McpAuth::with_introspection`]
+/// does. A cached answer outlives a revocation at the server by at most the
+/// cache's TTL (60 s by default).
 pub struct IntrospectionVerifier {
     client: reqwest::Client,
     endpoint: String,
@@ -101,6 +101,13 @@ impl IntrospectionVerifier {
             timeout: DEFAULT_INTROSPECTION_TIMEOUT,
             clock: Arc::new(SystemClock),
         }
+    }
+}
+
+impl IntrospectionVerifier {
+    /// The resource every accepted token's `aud` must contain.
+    pub fn resource(&self) -> &str {
+        &self.resource
     }
 }
 

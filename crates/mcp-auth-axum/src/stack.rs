@@ -56,6 +56,24 @@ impl McpAuth {
         Ok(Self::new(config, Arc::new(CachedVerifier::new(validator))))
     }
 
+    /// A stack verifying opaque access tokens by RFC 7662 introspection
+    /// with `verifier`, which must require the configured resource as
+    /// audience, behind a [`CachedVerifier`] with its defaults (10,000
+    /// tokens, 60 s: a token revoked at the authorization server stays
+    /// accepted here for at most that long).
+    pub fn with_introspection(
+        config: ResourceConfig,
+        verifier: crate::IntrospectionVerifier,
+    ) -> Result<Self, ConfigError> {
+        if verifier.resource() != config.resource() {
+            return Err(ConfigError::AudienceMismatch {
+                verifier: verifier.resource().to_owned(),
+                resource: config.resource().to_owned(),
+            });
+        }
+        Ok(Self::new(config, Arc::new(CachedVerifier::new(verifier))))
+    }
+
     /// Rate-limits authenticated requests with `limiter`.
     pub fn rate_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
         self.limiter = Some(limiter);

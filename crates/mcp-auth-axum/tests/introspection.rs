@@ -100,6 +100,8 @@ async fn behind_mcp_auth_with_the_cache_the_server_is_asked_once() {
         .require_scopes(["mcp:tools"])
         .build()
         .unwrap();
+    // What `McpAuth::with_introspection` builds, with the cache on the same
+    // manual clock as the verifier.
     let cached = CachedVerifier::new(verifier(&s.url, CLIENT_SECRET))
         .with_clock(Arc::new(ManualClock::at_unix(NOW)));
     let app = McpAuth::new(config, Arc::new(cached))
@@ -116,6 +118,20 @@ async fn behind_mcp_auth_with_the_cache_the_server_is_asked_once() {
     assert!(challenge(&headers).contains("invalid_token"));
     let (status, _, _) = send(&app, post(Some("garbage"), &list())).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn with_introspection_refuses_a_verifier_for_another_resource() {
+    let s = server().await;
+    let same = ResourceConfig::builder(RESOURCE, ISSUER).build().unwrap();
+    assert!(McpAuth::with_introspection(same, verifier(&s.url, CLIENT_SECRET)).is_ok());
+    let config = ResourceConfig::builder("https://other.example.com/mcp", ISSUER)
+        .build()
+        .unwrap();
+    assert!(matches!(
+        McpAuth::with_introspection(config, verifier(&s.url, CLIENT_SECRET)),
+        Err(ConfigError::AudienceMismatch { .. })
+    ));
 }
 
 #[test]
