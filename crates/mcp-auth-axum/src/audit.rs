@@ -46,3 +46,13 @@ pub(crate) fn session_refused(subject: &str, rule: &'static str, session: &str) 
 pub(crate) fn session_event(event: &'static str, subject: &str, session: &str) {
     tracing::info!(target: TARGET, event, subject, session, "MCP session");
 }
+
+pub(crate) fn verification_limited(client: &str, retry_after: u64) {
+    tracing::warn!(
+        target: TARGET,
+        event = "verification_limited",
+        client,
+        retry_after,
+        "request refused: too many token verifications from this client"
+    );
+}

@@ -12,7 +12,7 @@ use tower::{Layer, Service};
 use crate::RpcSummary;
 use crate::challenge::{Challenge, challenge, insufficient_scope, refusal, retry_later};
 use crate::rpc::{RpcError, read_summary};
-use crate::{ResourceConfig, TokenVerifier, VerifyError, audit};
+use crate::{ResourceConfig, TokenVerifier, VerificationLimit, VerifyError, audit};
 
 /// Longest `Authorization` header read (a JWT with many claims fits easily).
 const MAX_AUTHORIZATION_LEN: usize = 16 * 1024;
@@ -34,6 +34,7 @@ const MAX_AUTHORIZATION_LEN: usize = 16 * 1024;
 pub struct BearerAuthLayer {
     config: Arc<ResourceConfig>,
     verifier: Arc<dyn TokenVerifier>,
+    limit: Option<VerificationLimit>,
 }
 
 impl std::fmt::Debug for BearerAuthLayer {
@@ -48,7 +49,18 @@ impl std::fmt::Debug for BearerAuthLayer {
 impl BearerAuthLayer {
     /// A layer for `config`, verifying tokens with `verifier`.
     pub fn new(config: Arc<ResourceConfig>, verifier: Arc<dyn TokenVerifier>) -> Self {
-        Self { config, verifier }
+        Self {
+            config,
+            verifier,
+            limit: None,
+        }
+    }
+
+    /// Charges each real verification (not a cache hit) to the client's
+    /// address; see [`VerificationLimit`].
+    pub fn verification_limit(mut self, limit: VerificationLimit) -> Self {
+        self.limit = Some(limit);
+        self
     }
 }
 
@@ -60,6 +72,7 @@ impl<S> Layer<S> for BearerAuthLayer {
             inner,
             config: self.config.clone(),
             verifier: self.verifier.clone(),
+            limit: self.limit.clone(),
         }
     }
 }
@@ -70,6 +83,7 @@ pub struct BearerAuth<S> {
     inner: S,
     config: Arc<ResourceConfig>,
     verifier: Arc<dyn TokenVerifier>,
+    limit: Option<VerificationLimit>,
 }
 
 impl<S> std::fmt::Debug for BearerAuth<S> {
@@ -102,8 +116,9 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let config = self.config.clone();
         let verifier = self.verifier.clone();
+        let limit = self.limit.clone();
         Box::pin(async move {
-            match authenticate(&config, &*verifier, request).await {
+            match authenticate(&config, &*verifier, limit.as_ref(), request).await {
                 Ok((mut request, summary)) => {
                     // For the layers inside (the rate limit reads it).
                     if let Some(summary) = summary {
@@ -125,6 +140,7 @@ where
 pub(crate) async fn authenticate(
     config: &ResourceConfig,
     verifier: &dyn TokenVerifier,
+    limit: Option<&VerificationLimit>,
     request: Request<Body>,
 ) -> Result<(Request<Body>, Option<RpcSummary>), Response<Body>> {
     if token_in_query(request.uri().query()) {
@@ -158,7 +174,18 @@ pub(crate) async fn authenticate(
         }
     };
 
-    let context = match verifier.verify_shared(token).await {
+    let verified = match limit {
+        None => verifier.verify_shared(token).await,
+        Some(limit) => match verifier.cached(token) {
+            Some(context) => Ok(context),
+            None => {
+                // A real verification: charged to the client first.
+                limit.charge(&request).await?;
+                verifier.verify_shared(token).await
+            }
+        },
+    };
+    let context = match verified {
         Ok(context) => context,
         Err(error) => return Err(verification_failed(config, &error)),
     };

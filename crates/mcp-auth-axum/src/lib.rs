@@ -78,6 +78,7 @@ mod rpc;
 mod session;
 mod stack;
 mod token_cache;
+mod verification_limit;
 mod verifier;
 
 pub use bearer::{BearerAuth, BearerAuthLayer};
@@ -100,6 +101,7 @@ pub use session::{
 };
 pub use stack::McpAuth;
 pub use token_cache::{CachedVerifier, DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_CACHE_TTL};
+pub use verification_limit::VerificationLimit;
 pub use verifier::{SharedVerifyFuture, TokenVerifier, VerifyError, VerifyFuture};
 
 type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;

@@ -13,7 +13,7 @@ use tower::Service;
 
 use crate::{
     CachedVerifier, ConfigError, CorsConfig, McpSessions, ResourceConfig, SecurityHeaders,
-    TokenVerifier, metadata_router,
+    TokenVerifier, VerificationLimit, metadata_router,
 };
 
 /// The whole resource-server stack around one MCP endpoint.
@@ -29,6 +29,7 @@ pub struct McpAuth {
     limiter: Option<Arc<dyn RateLimiter>>,
     sessions: Option<McpSessions>,
     cors: CorsConfig,
+    verification_limit: Option<VerificationLimit>,
 }
 
 impl McpAuth {
@@ -40,6 +41,7 @@ impl McpAuth {
             limiter: None,
             sessions: None,
             cors: CorsConfig::default(),
+            verification_limit: None,
         }
     }
 
@@ -80,6 +82,14 @@ impl McpAuth {
         self
     }
 
+    /// Charges each real token verification (not a cache hit) to the
+    /// client's address, refusing with 429 over the budget: see
+    /// [`VerificationLimit`]. Off by default.
+    pub fn verification_limit(mut self, limit: VerificationLimit) -> Self {
+        self.verification_limit = Some(limit);
+        self
+    }
+
     /// Binds MCP sessions to their subject through `sessions`.
     pub fn sessions(mut self, sessions: McpSessions) -> Self {
         self.sessions = Some(sessions);
@@ -115,6 +125,7 @@ impl McpAuth {
             verifier: self.verifier,
             limiter: self.limiter,
             sessions: self.sessions,
+            verification_limit: self.verification_limit,
             headers,
             inner: Shared(Arc::new(mcp)),
         };
@@ -183,6 +194,7 @@ struct Combined<S> {
     verifier: Arc<dyn TokenVerifier>,
     limiter: Option<Arc<dyn RateLimiter>>,
     sessions: Option<McpSessions>,
+    verification_limit: Option<VerificationLimit>,
     headers: SecurityHeaders,
     inner: S,
 }
@@ -197,11 +209,17 @@ impl Combined<()> {
         S: Service<Request<Body>, Error = Infallible>,
         S::Response: IntoResponse,
     {
-        let (request, summary) =
-            match crate::bearer::authenticate(&self.config, &*self.verifier, request).await {
-                Ok(authenticated) => authenticated,
-                Err(refused) => return Ok(refused),
-            };
+        let (request, summary) = match crate::bearer::authenticate(
+            &self.config,
+            &*self.verifier,
+            self.verification_limit.as_ref(),
+            request,
+        )
+        .await
+        {
+            Ok(authenticated) => authenticated,
+            Err(refused) => return Ok(refused),
+        };
         if let Some(limiter) = &self.limiter {
             // The summary is handed over, not put in the request's
             // extensions: nothing after the rate limit reads it.
@@ -247,6 +265,7 @@ where
             verifier: self.verifier.clone(),
             limiter: self.limiter.clone(),
             sessions: self.sessions.clone(),
+            verification_limit: self.verification_limit.clone(),
             headers: self.headers,
             inner: (),
         };

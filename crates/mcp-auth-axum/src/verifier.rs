@@ -34,6 +34,15 @@ pub trait TokenVerifier: Send + Sync + std::fmt::Debug {
     fn verify_shared<'a>(&'a self, token: &'a str) -> SharedVerifyFuture<'a> {
         Box::pin(async move { self.verify(token).await.map(Arc::new) })
     }
+
+    /// The context for `token` when it is at hand without real work (a
+    /// cache hit), else `None` (the default). A
+    /// [`crate::VerificationLimit`] charges only tokens this returns `None`
+    /// for.
+    fn cached(&self, token: &str) -> Option<Arc<AuthContext>> {
+        let _ = token;
+        None
+    }
 }
 
 /// Why a token was not accepted.
@@ -113,5 +122,9 @@ impl<T: TokenVerifier + ?Sized> TokenVerifier for Arc<T> {
 
     fn verify_shared<'a>(&'a self, token: &'a str) -> SharedVerifyFuture<'a> {
         (**self).verify_shared(token)
+    }
+
+    fn cached(&self, token: &str) -> Option<Arc<AuthContext>> {
+        (**self).cached(token)
     }
 }

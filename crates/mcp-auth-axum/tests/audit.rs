@@ -33,6 +33,27 @@ async fn audit_events_name_the_rule_and_never_hold_a_secret() {
     for _ in 0..6 {
         send(&app, post(Some(&good), &list())).await;
     }
+    // A client over its verification budget.
+    let limited = f
+        .stack()
+        .verification_limit(mcp_auth_axum::VerificationLimit::per_peer(
+            std::sync::Arc::new(
+                mcp_auth_ratelimit::MemoryRateLimiter::new(
+                    mcp_auth_ratelimit::Limits::none()
+                        .per_user(Some(mcp_auth_ratelimit::Limit::per_minute(1).unwrap())),
+                )
+                .unwrap(),
+            ),
+        ))
+        .into_router(axum::routing::any(echo))
+        .unwrap();
+    for _ in 0..2 {
+        let mut request = post(Some(&forged), &list());
+        request.extensions_mut().insert(axum::extract::ConnectInfo(
+            "203.0.113.9:4000".parse::<std::net::SocketAddr>().unwrap(),
+        ));
+        send(&limited, request).await;
+    }
 
     let log = captured.contents();
     for needle in [
@@ -43,6 +64,7 @@ async fn audit_events_name_the_rule_and_never_hold_a_secret() {
         "event=\"session_opened\"",
         "rule=\"subject-mismatch\"",
         "event=\"rate_limited\"",
+        "event=\"verification_limited\" client=\"ip:203.0.113.9\"",
     ] {
         assert!(log.contains(needle), "missing {needle} in:\n{log}");
     }

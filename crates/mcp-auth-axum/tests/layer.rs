@@ -774,3 +774,101 @@ fn session_data_does_not_print_the_servers_session_id() {
     };
     assert!(!format!("{data:?}").contains("server-session-secret"));
 }
+
+#[derive(Debug)]
+struct Counting {
+    inner: Validator,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+impl TokenVerifier for Counting {
+    fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.verify(token)
+    }
+}
+
+fn from(peer: &str, mut request: Request) -> Request {
+    let addr: std::net::SocketAddr = peer.parse().unwrap();
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(addr));
+    request
+}
+
+#[tokio::test]
+async fn made_up_tokens_spend_the_clients_verification_budget_and_cache_hits_are_free() {
+    use mcp_auth_axum::{CachedVerifier, VerificationLimit};
+    use mcp_auth_ratelimit::{Limit, MemoryRateLimiter};
+    use std::sync::atomic::Ordering;
+    let f = Fixture::new();
+    let counting = Arc::new(Counting {
+        inner: f.validator(),
+        calls: Default::default(),
+    });
+    // The cache reads the system clock, as the validator and the dev
+    // issuer's tokens do; the budget reads the manual one.
+    let cached = CachedVerifier::new(counting.clone());
+    let budget = MemoryRateLimiter::with_clock(
+        Limits::none().per_user(Some(Limit::per_minute(3).unwrap())),
+        f.clock.clone(),
+    )
+    .unwrap();
+    let app = McpAuth::new(f.config(), Arc::new(cached))
+        .verification_limit(VerificationLimit::per_peer(Arc::new(budget)))
+        .into_router(any(echo))
+        .unwrap();
+    let attacker = "203.0.113.66:40000";
+    let alice = f.token("alice", &["mcp:tools"]);
+    // A good token is checked once (charged), then cached.
+    assert_eq!(
+        send(&app, from(attacker, post(Some(&alice), &list())))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    for made_up in ["made.up.token", "another.made.up"] {
+        assert_eq!(
+            send(&app, from(attacker, post(Some(made_up), &list())))
+                .await
+                .0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(counting.calls.load(Ordering::SeqCst), 3);
+    // The budget (3 a minute) is spent: refused before any verification.
+    let (status, headers, _) =
+        send(&app, from(attacker, post(Some("third.made.up"), &list()))).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(headers.contains_key(header::RETRY_AFTER));
+    assert_eq!(counting.calls.load(Ordering::SeqCst), 3);
+    // A cached token still works from there, and costs nothing.
+    assert_eq!(
+        send(&app, from(attacker, post(Some(&alice), &list())))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    // A request without a token is not a verification.
+    assert_eq!(
+        send(&app, from(attacker, post(None, &list()))).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // Other clients keep their own budget.
+    let bob = f.token("bob", &["mcp:tools"]);
+    assert_eq!(
+        send(&app, from("198.51.100.2:1", post(Some(&bob), &list())))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(counting.calls.load(Ordering::SeqCst), 4);
+    // And the budget comes back with time.
+    f.clock.advance(std::time::Duration::from_secs(60));
+    assert_eq!(
+        send(&app, from(attacker, post(Some("made.up.again"), &list())))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+}

@@ -1,0 +1,214 @@
+//! A per-client budget of full token verifications, so a flood of made-up
+//! tokens cannot spend the server's CPU on signature checks (or its
+//! authorization server's on introspection calls).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, HeaderName, Request, Response, StatusCode};
+use mcp_auth_core::UserId;
+use mcp_auth_ratelimit::{Decision, RateLimiter};
+
+use crate::audit;
+use crate::challenge::retry_later;
+
+/// Where the client's address comes from.
+#[derive(Debug, Clone)]
+enum Source {
+    /// The TCP peer: `ConnectInfo<SocketAddr>`, present when the server runs
+    /// `into_make_service_with_connect_info::<SocketAddr>()`.
+    Peer,
+    /// The last value of a header a trusted proxy in front sets (for
+    /// `X-Forwarded-For`, the last entry is the one that proxy added).
+    Header(HeaderName),
+}
+
+/// Charges every token the verifier has to really check (a verified-token
+/// cache hit is free) to the client's address, through a
+/// [`RateLimiter`]'s per-user tier keyed `ip:<address>`; over the budget,
+/// 429 with `Retry-After` before any verification.
+///
+/// A client with a good token pays once per token (then it is cached), so
+/// a budget such as 30 a minute costs legitimate clients nothing, while a
+/// client sending made-up tokens gets 30 signature checks a minute. IPv6
+/// addresses count per /64 (one host usually holds a whole /64). When the
+/// address is unknown (no `ConnectInfo`, header missing or not an address)
+/// the request is charged to one shared `ip:unknown` key, so the limit
+/// still bounds the total. Use a limiter of its own: its keys must not mix
+/// with user ids.
+#[derive(Clone)]
+pub struct VerificationLimit {
+    limiter: Arc<dyn RateLimiter>,
+    source: Source,
+}
+
+impl std::fmt::Debug for VerificationLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerificationLimit")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerificationLimit {
+    /// Keyed by the TCP peer address (serve with
+    /// `into_make_service_with_connect_info::<SocketAddr>()`).
+    pub fn per_peer(limiter: Arc<dyn RateLimiter>) -> Self {
+        Self {
+            limiter,
+            source: Source::Peer,
+        }
+    }
+
+    /// Keyed by the last value of `header` (e.g. `x-forwarded-for`,
+    /// `x-real-ip`), for a server behind a proxy that sets it. Only behind
+    /// such a proxy: otherwise clients choose their own key.
+    pub fn per_header(limiter: Arc<dyn RateLimiter>, header: HeaderName) -> Self {
+        Self {
+            limiter,
+            source: Source::Header(header),
+        }
+    }
+
+    /// The limiter key for `request`'s client.
+    fn key(&self, request: &Request<Body>) -> String {
+        let address = match &self.source {
+            Source::Peer => request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|info| info.0.ip()),
+            Source::Header(name) => last_address(request.headers(), name),
+        };
+        match address {
+            Some(IpAddr::V4(v4)) => format!("ip:{v4}"),
+            Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+                Some(v4) => format!("ip:{v4}"),
+                None => {
+                    let s = v6.segments();
+                    format!("ip:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+                }
+            },
+            None => "ip:unknown".to_owned(),
+        }
+    }
+
+    /// Charges one verification to `request`'s client: `Err` with the 429
+    /// (or 503 when the limiter cannot decide) to send instead. The key is
+    /// read before the future starts: a request body is not `Sync`, so the
+    /// request must not be held across the await.
+    pub(crate) fn charge(
+        &self,
+        request: &Request<Body>,
+    ) -> impl std::future::Future<Output = Result<(), Response<Body>>> + Send + '_ {
+        let key = self.key(request);
+        self.charge_key(key)
+    }
+
+    async fn charge_key(&self, key: String) -> Result<(), Response<Body>> {
+        // Always a valid user id: "ip:" and an address or "unknown".
+        let Ok(client) = UserId::new(key.as_str()) else {
+            return Ok(());
+        };
+        match self.limiter.decide(&client, None).await {
+            Decision::Allowed => Ok(()),
+            denied => {
+                let retry_after = denied.retry_after_secs().unwrap_or(1);
+                audit::verification_limited(&key, retry_after);
+                Err(match denied {
+                    Decision::Denied {
+                        by: mcp_auth_ratelimit::DeniedBy::StoreUnavailable,
+                        ..
+                    } => retry_later(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        retry_after,
+                        "the rate limiter is temporarily unavailable",
+                    ),
+                    _ => retry_later(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        retry_after,
+                        "too many token verifications from this client",
+                    ),
+                })
+            }
+        }
+    }
+}
+
+/// The last comma-separated entry of the last `name` header, as an address
+/// (with or without a port).
+fn last_address(headers: &HeaderMap, name: &HeaderName) -> Option<IpAddr> {
+    let value = headers.get_all(name).iter().next_back()?.to_str().ok()?;
+    let last = value.rsplit(',').next()?.trim();
+    last.parse::<IpAddr>()
+        .ok()
+        .or_else(|| last.parse::<SocketAddr>().ok().map(|s| s.ip()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mcp_auth_ratelimit::{Limits, MemoryRateLimiter};
+
+    fn limit(source: Source) -> VerificationLimit {
+        VerificationLimit {
+            limiter: Arc::new(MemoryRateLimiter::new(Limits::none()).unwrap()),
+            source,
+        }
+    }
+
+    fn request(peer: Option<&str>, forwarded: &[&str]) -> Request<Body> {
+        let mut request = Request::new(Body::empty());
+        if let Some(peer) = peer {
+            request
+                .extensions_mut()
+                .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+        }
+        for value in forwarded {
+            request
+                .headers_mut()
+                .append("x-forwarded-for", value.parse().unwrap());
+        }
+        request
+    }
+
+    #[test]
+    fn keys_per_address_v6_per_64_and_a_shared_unknown() {
+        let peer = limit(Source::Peer);
+        assert_eq!(
+            peer.key(&request(Some("203.0.113.7:5000"), &[])),
+            "ip:203.0.113.7"
+        );
+        assert_eq!(
+            peer.key(&request(Some("[2001:db8:1:2:aaaa::1]:443"), &[])),
+            "ip:2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            peer.key(&request(Some("[2001:db8:1:2:bbbb::9]:443"), &[])),
+            "ip:2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            peer.key(&request(Some("[::ffff:198.51.100.1]:80"), &[])),
+            "ip:198.51.100.1"
+        );
+        assert_eq!(peer.key(&request(None, &["1.2.3.4"])), "ip:unknown");
+
+        let header = limit(Source::Header(HeaderName::from_static("x-forwarded-for")));
+        // The proxy appends the address it saw: the last entry counts, not
+        // what the client wrote before it.
+        assert_eq!(
+            header.key(&request(None, &["6.6.6.6, 198.51.100.9"])),
+            "ip:198.51.100.9"
+        );
+        assert_eq!(
+            header.key(&request(None, &["6.6.6.6", "198.51.100.10:1234"])),
+            "ip:198.51.100.10"
+        );
+        assert_eq!(header.key(&request(None, &["nonsense"])), "ip:unknown");
+        assert_eq!(
+            header.key(&request(Some("203.0.113.7:1"), &[])),
+            "ip:unknown"
+        );
+    }
+}
