@@ -263,8 +263,12 @@ impl IntrospectionVerifier {
     }
 
     fn judge(&self, claims: Map<String, Value>) -> Result<AuthContext, VerifyError> {
-        let answer: Answer = serde_json::from_value(Value::Object(claims.clone()))
-            .map_err(|_| VerifyError::Unavailable)?;
+        // Read in place (no copy of the answer); the map is kept as claims.
+        let value = Value::Object(claims);
+        let answer = Answer::deserialize(&value).map_err(|_| VerifyError::Unavailable)?;
+        let Value::Object(claims) = value else {
+            return Err(VerifyError::Unavailable);
+        };
         let invalid = |rule| VerifyError::Invalid { rule };
         if !answer.active {
             return Err(invalid("inactive"));

@@ -142,6 +142,13 @@ fn denied_response(
         Decision::Allowed => DeniedBy::Global,
     };
     audit::rate_limited(context.subject(), tool, by.as_str(), retry_after);
+    limited(by, retry_after, "rate limit exceeded")
+}
+
+/// The answer to a limiter's denial `by`: 503 when the limiter could not
+/// decide (its store is down), else 429 saying `why`; both with
+/// `Retry-After`.
+pub(crate) fn limited(by: DeniedBy, retry_after: u64, why: &'static str) -> Response<Body> {
     if by == DeniedBy::StoreUnavailable {
         retry_later(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -149,10 +156,6 @@ fn denied_response(
             "the rate limiter is temporarily unavailable",
         )
     } else {
-        retry_later(
-            StatusCode::TOO_MANY_REQUESTS,
-            retry_after,
-            "rate limit exceeded",
-        )
+        retry_later(StatusCode::TOO_MANY_REQUESTS, retry_after, why)
     }
 }

@@ -7,12 +7,11 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderMap, HeaderName, Request, Response, StatusCode};
+use axum::http::{HeaderMap, HeaderName, Request, Response};
 use mcp_auth_core::UserId;
 use mcp_auth_ratelimit::{Decision, RateLimiter};
 
 use crate::audit;
-use crate::challenge::retry_later;
 
 /// Where the client's address comes from.
 #[derive(Debug, Clone)]
@@ -113,24 +112,14 @@ impl VerificationLimit {
         };
         match self.limiter.decide(&client, None).await {
             Decision::Allowed => Ok(()),
-            denied => {
+            denied @ Decision::Denied { by, .. } => {
                 let retry_after = denied.retry_after_secs().unwrap_or(1);
                 audit::verification_limited(&key, retry_after);
-                Err(match denied {
-                    Decision::Denied {
-                        by: mcp_auth_ratelimit::DeniedBy::StoreUnavailable,
-                        ..
-                    } => retry_later(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        retry_after,
-                        "the rate limiter is temporarily unavailable",
-                    ),
-                    _ => retry_later(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        retry_after,
-                        "too many token verifications from this client",
-                    ),
-                })
+                Err(crate::ratelimit::limited(
+                    by,
+                    retry_after,
+                    "too many token verifications from this client",
+                ))
             }
         }
     }

@@ -1,5 +1,6 @@
 //! Authorizations started and not yet completed.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -85,13 +86,14 @@ impl std::fmt::Debug for PendingKey {
 const SEALED_V1: u8 = 1;
 const SEAL_NONCE_LEN: usize = 12;
 
-/// The plaintext of a sealed entry.
+/// The plaintext of a sealed entry: borrowed when sealing (no copy of the
+/// verifier), owned when opening.
 #[derive(Serialize, Deserialize)]
-struct SealedFields {
-    u: String,
-    v: String,
-    n: Option<String>,
-    i: Option<String>,
+struct SealedFields<'a> {
+    u: Cow<'a, str>,
+    v: Cow<'a, str>,
+    n: Option<Cow<'a, str>>,
+    i: Option<Cow<'a, str>>,
     c: u64,
 }
 
@@ -101,15 +103,14 @@ impl PendingAuthorization {
     /// `1 || nonce || ciphertext`.
     pub fn seal(&self, key: &PendingKey) -> Result<Vec<u8>, OAuthError> {
         let fields = SealedFields {
-            u: self.user.as_str().to_owned(),
-            v: self.verifier.secret().to_owned(),
-            n: self.nonce.as_ref().map(|n| n.as_str().to_owned()),
-            i: self.expected_issuer.clone(),
+            u: Cow::Borrowed(self.user.as_str()),
+            v: Cow::Borrowed(self.verifier.secret()),
+            n: self.nonce.as_ref().map(|n| Cow::Borrowed(n.as_str())),
+            i: self.expected_issuer.as_deref().map(Cow::Borrowed),
             c: self.created_at,
         };
         let plain =
             Zeroizing::new(serde_json::to_vec(&fields).map_err(|_| OAuthError::CorruptPending)?);
-        drop(Zeroizing::new(fields.v));
         let mut nonce = [0u8; SEAL_NONCE_LEN];
         getrandom::fill(&mut nonce)
             .map_err(|_| OAuthError::PendingStoreUnavailable("no randomness"))?;
@@ -153,13 +154,13 @@ impl PendingAuthorization {
         );
         let fields: SealedFields =
             serde_json::from_slice(&plain).map_err(|_| OAuthError::CorruptPending)?;
-        let verifier =
-            CodeVerifier::from_string(fields.v).map_err(|_| OAuthError::CorruptPending)?;
+        let verifier = CodeVerifier::from_string(fields.v.into_owned())
+            .map_err(|_| OAuthError::CorruptPending)?;
         Ok(Self {
             user: UserId::new(fields.u).map_err(|_| OAuthError::CorruptPending)?,
             verifier,
-            nonce: fields.n.map(Nonce::from_stored),
-            expected_issuer: fields.i,
+            nonce: fields.n.map(|n| Nonce::from_stored(n.into_owned())),
+            expected_issuer: fields.i.map(Cow::into_owned),
             created_at: fields.c,
         })
     }
