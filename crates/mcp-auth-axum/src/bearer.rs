@@ -14,6 +14,10 @@ use crate::challenge::{Challenge, challenge, insufficient_scope, refusal, retry_
 use crate::rpc::{RpcError, read_summary};
 use crate::{ResourceConfig, TokenVerifier, VerificationLimit, VerifyError, audit};
 
+/// The rule name of an audience mismatch, whoever detects it.
+const AUDIENCE_RULE: &str = "audience";
+const NOT_FOR_THIS_RESOURCE: &str = "the access token was not issued for this resource";
+
 /// Longest `Authorization` header read (a JWT with many claims fits easily).
 const MAX_AUTHORIZATION_LEN: usize = 16 * 1024;
 
@@ -190,10 +194,10 @@ pub(crate) async fn authenticate(
         Err(error) => return Err(verification_failed(config, &error)),
     };
     if !context.audiences.iter().any(|a| a == config.resource()) {
-        audit::auth_failed("audience", 401);
+        audit::auth_failed(AUDIENCE_RULE, 401);
         return Err(challenge(
             config,
-            Challenge::InvalidToken("the access token was not issued for this resource"),
+            Challenge::InvalidToken(NOT_FOR_THIS_RESOURCE),
         ));
     }
 
@@ -287,10 +291,14 @@ fn verification_failed(config: &ResourceConfig, error: &VerifyError) -> Response
         }
         VerifyError::Invalid { rule } => {
             audit::auth_failed(rule, 401);
-            challenge(
-                config,
-                Challenge::InvalidToken("the access token is invalid"),
-            )
+            // The verifier's own audience rule answers as the layer's does:
+            // a client holding a token for another resource learns why.
+            let description = if *rule == AUDIENCE_RULE {
+                NOT_FOR_THIS_RESOURCE
+            } else {
+                "the access token is invalid"
+            };
+            challenge(config, Challenge::InvalidToken(description))
         }
     }
 }
@@ -313,6 +321,17 @@ fn body_refused(error: &RpcError) -> Response<Body> {
         RpcError::Invalid(description) => {
             audit::auth_failed("malformed-jsonrpc", 400);
             refusal(StatusCode::BAD_REQUEST, "invalid_request", description)
+        }
+        RpcError::HeaderMismatch { id, message } => {
+            audit::auth_failed("header-mismatch", 400);
+            let mut response =
+                Response::new(Body::from(crate::rpc::header_mismatch_body(id.as_deref(), message)));
+            *response.status_mut() = StatusCode::BAD_REQUEST;
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/json"),
+            );
+            response
         }
     }
 }

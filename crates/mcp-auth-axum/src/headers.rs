@@ -188,6 +188,52 @@ impl CorsConfig {
     }
 }
 
+/// Which `Origin` headers the MCP endpoint accepts (MCP transport: servers
+/// MUST validate `Origin` and answer 403 when it is present and not
+/// allowed; this is the defence against DNS rebinding). Built from the same
+/// allow-list as CORS, plus the resource's own origin.
+#[derive(Debug, Clone)]
+pub(crate) struct OriginPolicy {
+    any: bool,
+    allowed: Vec<HeaderValue>,
+}
+
+impl OriginPolicy {
+    /// The policy for `cors`, on a resource whose origin is `own_origin`.
+    pub(crate) fn new(cors: &CorsConfig, own_origin: &str) -> Result<Self, ConfigError> {
+        let mut allowed = Vec::with_capacity(cors.origins.len() + 1);
+        for origin in &cors.origins {
+            allowed.push(checked_origin(origin)?);
+        }
+        if let Ok(own) = HeaderValue::from_str(own_origin) {
+            allowed.push(own);
+        }
+        Ok(Self {
+            any: cors.any_origin,
+            allowed,
+        })
+    }
+
+    /// Whether a request with `headers` may proceed: no `Origin` (clients
+    /// that are not browsers send none), or exactly one that is allowed.
+    /// `null` (sandboxed pages, `file:`) is allowed only with
+    /// [`CorsConfig::any_origin`].
+    pub(crate) fn allows(&self, headers: &HeaderMap) -> bool {
+        let mut values = headers.get_all(header::ORIGIN).iter();
+        let Some(origin) = values.next() else {
+            return true;
+        };
+        if values.next().is_some() {
+            return false;
+        }
+        self.any
+            || self
+                .allowed
+                .iter()
+                .any(|allowed| allowed.as_bytes().eq_ignore_ascii_case(origin.as_bytes()))
+    }
+}
+
 fn checked_origin(origin: &str) -> Result<HeaderValue, ConfigError> {
     if origin == "*" {
         return Err(ConfigError::Cors(
@@ -209,6 +255,42 @@ fn checked_origin(origin: &str) -> Result<HeaderValue, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn with_origin(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(header::ORIGIN, value.parse().unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn origins_are_checked_against_the_cors_list_and_the_own_origin() {
+        let cors = CorsConfig::allow_origins(["https://app.example.com"]);
+        let policy = OriginPolicy::new(&cors, "https://mcp.example.com").unwrap();
+        assert!(policy.allows(&with_origin(&[])));
+        assert!(policy.allows(&with_origin(&["https://app.example.com"])));
+        assert!(policy.allows(&with_origin(&["https://mcp.example.com"])));
+        for refused in [
+            "http://evil.example",
+            "null",
+            "https://app.example.com.evil.example",
+            "http://app.example.com",
+            "https://app.example.com:8443",
+        ] {
+            assert!(!policy.allows(&with_origin(&[refused])), "{refused}");
+        }
+        assert!(!policy.allows(&with_origin(&[
+            "https://app.example.com",
+            "https://app.example.com"
+        ])));
+        let none = OriginPolicy::new(&CorsConfig::default(), "http://127.0.0.1:8787").unwrap();
+        assert!(none.allows(&with_origin(&["http://127.0.0.1:8787"])));
+        assert!(!none.allows(&with_origin(&["http://localhost:8787"])));
+        let any = OriginPolicy::new(&CorsConfig::any_origin(), "https://mcp.example.com").unwrap();
+        assert!(any.allows(&with_origin(&["null"])));
+        assert!(any.allows(&with_origin(&["http://evil.example"])));
+    }
 
     #[test]
     fn insert_into_keeps_headers_the_response_set_and_enforces_hsts() {

@@ -175,6 +175,15 @@ impl IntrospectionBuilder {
     }
 }
 
+/// A buffer that is zeroed when `Bytes` drops its last reference to it.
+struct WipedOnDrop(zeroize::Zeroizing<Vec<u8>>);
+
+impl AsRef<[u8]> for WipedOnDrop {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// `application/x-www-form-urlencoded` encoding of one value.
 fn form_encode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
@@ -211,7 +220,13 @@ enum Audience {
 
 impl IntrospectionVerifier {
     async fn introspect(&self, token: &str) -> Result<Map<String, Value>, VerifyError> {
-        let body = format!("token={}&token_type_hint=access_token", form_encode(token));
+        // The form holds the token: it lives in buffers that are wiped when
+        // the last reference (the one hyper sends from) is dropped.
+        let encoded = zeroize::Zeroizing::new(form_encode(token));
+        let form = zeroize::Zeroizing::new(
+            format!("token={}&token_type_hint=access_token", encoded.as_str()).into_bytes(),
+        );
+        let body = bytes::Bytes::from_owner(WipedOnDrop(form));
         let unavailable = |reason: &'static str| {
             tracing::warn!(
                 target: crate::audit::TARGET,

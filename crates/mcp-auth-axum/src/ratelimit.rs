@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode};
 use axum::response::IntoResponse;
-use mcp_auth_ratelimit::{Decision, DeniedBy, RateLimiter};
+use mcp_auth_ratelimit::{Decision, DeniedBy, OVERFLOW_TOOL, RateLimiter};
 use tower::{Layer, Service};
 
 use crate::challenge::retry_later;
@@ -24,6 +24,7 @@ use crate::{AuthContext, RpcSummary, audit};
 #[derive(Clone)]
 pub struct RateLimitLayer {
     limiter: Arc<dyn RateLimiter>,
+    known: KnownTools,
 }
 
 impl std::fmt::Debug for RateLimitLayer {
@@ -37,7 +38,19 @@ impl std::fmt::Debug for RateLimitLayer {
 impl RateLimitLayer {
     /// A layer deciding with `limiter`.
     pub fn new(limiter: Arc<dyn RateLimiter>) -> Self {
-        Self { limiter }
+        Self {
+            limiter,
+            known: KnownTools::default(),
+        }
+    }
+
+    /// The server's tool names (as `tools/list` gives them): a call of any
+    /// other tool is charged to the limiter's shared overflow bucket. See
+    /// [`crate::McpAuth::tools`].
+    #[must_use]
+    pub fn tools<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.known = KnownTools::new(names);
+        self
     }
 }
 
@@ -48,6 +61,7 @@ impl<S> Layer<S> for RateLimitLayer {
         RateLimit {
             inner,
             limiter: self.limiter.clone(),
+            known: self.known.clone(),
         }
     }
 }
@@ -57,6 +71,7 @@ impl<S> Layer<S> for RateLimitLayer {
 pub struct RateLimit<S> {
     inner: S,
     limiter: Arc<dyn RateLimiter>,
+    known: KnownTools,
 }
 
 impl<S> std::fmt::Debug for RateLimit<S> {
@@ -83,13 +98,14 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let limiter = self.limiter.clone();
+        let known = self.known.clone();
         Box::pin(async move {
             let context = match crate::context::required(&request, "RateLimitLayer") {
                 Ok(context) => context,
                 Err(response) => return Ok(response),
             };
             let summary = request.extensions().get::<Arc<RpcSummary>>().cloned();
-            if let Err(refused) = admit(&*limiter, &context, summary.as_deref()).await {
+            if let Err(refused) = admit(&*limiter, &known, &context, summary.as_deref()).await {
                 return Ok(refused);
             }
             Ok(inner.call(request).await?.into_response())
@@ -97,36 +113,63 @@ where
     }
 }
 
+/// The server's real tool names, when the stack knows them: a call naming
+/// any other tool is charged to the limiter's shared overflow bucket, so
+/// invented names can never take the place of real tools in the limiter's
+/// bounded table of tool names.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KnownTools(Option<Arc<std::collections::HashSet<String>>>);
+
+impl KnownTools {
+    pub(crate) fn new<S: Into<String>>(names: impl IntoIterator<Item = S>) -> Self {
+        Self(Some(Arc::new(names.into_iter().map(Into::into).collect())))
+    }
+
+    pub(crate) fn is_known(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// The bucket name to charge `tool` to.
+    fn bucket<'a>(&self, tool: &'a str) -> &'a str {
+        match &self.0 {
+            Some(names) if !names.contains(tool) => OVERFLOW_TOOL,
+            _ => tool,
+        }
+    }
+}
+
 /// Decides a request by `context`'s subject, with its JSON-RPC `summary`
-/// (every `tools/call` in it is also charged to its tool): `Ok` to go on, or
-/// the 429 / 503 to send.
+/// (every `tools/call` in it is also charged to its tool, all or nothing):
+/// `Ok` to go on, or the 429 / 503 to send.
 pub(crate) async fn admit(
     limiter: &dyn RateLimiter,
+    known: &KnownTools,
     context: &AuthContext,
     summary: Option<&RpcSummary>,
 ) -> Result<(), Response<Body>> {
     // A plain slice walk: an iterator adapter held across the awaits trips
     // the compiler's `Send` check of the calling future.
     let calls = summary.map_or(&[][..], |s| &s.calls[..]);
-    let decision = if calls.iter().all(|call| call.tool.is_none()) {
-        (limiter.decide(&context.user, None).await, None)
-    } else {
-        let mut last = (Decision::Allowed, None);
-        for call in calls {
-            let Some(tool) = call.tool.as_deref() else {
-                continue;
-            };
-            let decision = limiter.decide(&context.user, Some(tool)).await;
-            if !decision.is_allowed() {
-                last = (decision, Some(tool));
-                break;
-            }
+    let mut tools = calls.iter().filter_map(|call| call.tool.as_deref());
+    let (decision, tool) = match (tools.next(), tools.next()) {
+        (None, _) => (limiter.decide(&context.user, None).await, None),
+        (Some(one), None) => {
+            let bucket = known.bucket(one);
+            (limiter.decide(&context.user, Some(bucket)).await, Some(one))
         }
-        last
+        (Some(_), Some(_)) => {
+            // A batch: every call is charged, or none is.
+            let names: Vec<&str> = calls
+                .iter()
+                .filter_map(|call| call.tool.as_deref())
+                .map(|tool| known.bucket(tool))
+                .collect();
+            (limiter.decide_calls(&context.user, &names).await, None)
+        }
     };
     match decision {
-        (Decision::Allowed, _) => Ok(()),
-        (denied, tool) => Err(denied_response(context, tool, &denied)),
+        Decision::Allowed => Ok(()),
+        denied => Err(denied_response(context, tool, &denied)),
     }
 }
 

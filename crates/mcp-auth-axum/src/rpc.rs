@@ -47,6 +47,7 @@ impl RpcSummary {
     pub fn parse(body: &[u8], max_batch: usize, headers: &HeaderMap) -> Result<Self, MalformedRpc> {
         summarise(body, max_batch, headers).map_err(|error| match error {
             RpcError::Invalid(description) => MalformedRpc(description),
+            RpcError::HeaderMismatch { message, .. } => MalformedRpc(message),
             RpcError::TooLarge | RpcError::Read => MalformedRpc("the body could not be read"),
         })
     }
@@ -66,10 +67,25 @@ pub(crate) enum RpcError {
     Read,
     /// Not JSON-RPC as MCP uses it: 400 with this description.
     Invalid(&'static str),
+    /// A `Mcp-Name` header that is malformed or disagrees with the body:
+    /// 400 with a JSON-RPC error, code -32020 (header mismatch), carrying
+    /// the id of the request concerned (JSON text, `null` when none).
+    HeaderMismatch {
+        /// The request id, as it was written in the body.
+        id: Option<String>,
+        /// Why, in fixed words.
+        message: &'static str,
+    },
 }
+
+/// JSON-RPC error code of the 2026-07-28 transport for a standard header
+/// (`Mcp-Method`, `Mcp-Name`) that does not match the body.
+pub(crate) const HEADER_MISMATCH: i32 = -32020;
 
 #[derive(Deserialize)]
 struct Envelope<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
     #[serde(borrow, default)]
     method: Option<Text<'a>>,
     #[serde(borrow, default)]
@@ -217,7 +233,7 @@ pub(crate) fn summarise(
     headers: &HeaderMap,
 ) -> Result<RpcSummary, RpcError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    let calls = match first {
+    let envelopes: Vec<Envelope<'_>> = match first {
         None => return Ok(RpcSummary::default()),
         Some(b'[') => {
             let batch: Vec<Envelope<'_>> = serde_json::from_slice(body)
@@ -227,22 +243,35 @@ pub(crate) fn summarise(
                     "the JSON-RPC batch is empty or too large",
                 ));
             }
-            batch.iter().map(call_of).collect::<Result<Vec<_>, _>>()?
+            batch
         }
         Some(_) => {
             let one: Envelope<'_> = serde_json::from_slice(body)
                 .map_err(|_| RpcError::Invalid("the request body is not valid JSON-RPC"))?;
-            vec![call_of(&one)?]
+            vec![one]
         }
     };
-    if let Some(named) = header_name(headers)? {
-        // The header repeats the body for intermediaries; a request whose
-        // header and body disagree is refused rather than trusted either way.
-        let body_names: Vec<&str> = calls.iter().filter_map(|c| c.tool.as_deref()).collect();
-        if body_names.len() == 1 && body_names[0] != named {
-            return Err(RpcError::Invalid(
-                "the Mcp-Name header does not match the body",
-            ));
+    let calls = envelopes
+        .iter()
+        .map(call_of)
+        .collect::<Result<Vec<_>, _>>()?;
+    // The header repeats the body for intermediaries, which route on it; a
+    // request whose header and body disagree is refused rather than trusted
+    // either way. Every tool called must be the one named (a batch calling
+    // several different tools cannot be described by one header).
+    let id_of = |envelope: &Envelope<'_>| envelope.id.map(|raw| raw.get().to_owned());
+    let named = header_name(headers).map_err(|message| RpcError::HeaderMismatch {
+        id: envelopes.first().and_then(id_of),
+        message,
+    })?;
+    if let Some(named) = named {
+        for (envelope, call) in envelopes.iter().zip(&calls) {
+            if call.tool.as_deref().is_some_and(|tool| tool != named) {
+                return Err(RpcError::HeaderMismatch {
+                    id: id_of(envelope),
+                    message: "the Mcp-Name header does not match the tool called in the body",
+                });
+            }
         }
     }
     Ok(RpcSummary { calls })
@@ -272,30 +301,42 @@ fn call_of(envelope: &Envelope<'_>) -> Result<RpcCall, RpcError> {
     })
 }
 
-/// The `Mcp-Name` header, decoded from its `=?base64?...?=` form if need be.
-fn header_name(headers: &HeaderMap) -> Result<Option<String>, RpcError> {
+/// The `Mcp-Name` header, decoded from its `=?base64?...?=` form if need be;
+/// `Err` says why it is unusable.
+fn header_name(headers: &HeaderMap) -> Result<Option<String>, &'static str> {
     let mut values = headers.get_all(MCP_NAME_HEADER).iter();
     let Some(value) = values.next() else {
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(RpcError::Invalid("more than one Mcp-Name header"));
+        return Err("more than one Mcp-Name header");
     }
     let text = value
         .to_str()
-        .map_err(|_| RpcError::Invalid("the Mcp-Name header is not ASCII"))?;
+        .map_err(|_| "the Mcp-Name header is not ASCII")?;
     if let Some(inner) = text
         .strip_prefix("=?base64?")
         .and_then(|rest| rest.strip_suffix("?="))
     {
         let bytes = data_encoding::BASE64
             .decode(inner.as_bytes())
-            .map_err(|_| RpcError::Invalid("the Mcp-Name header is not valid base64"))?;
-        let decoded = String::from_utf8(bytes)
-            .map_err(|_| RpcError::Invalid("the Mcp-Name header is not UTF-8"))?;
+            .map_err(|_| "the Mcp-Name header is not valid base64")?;
+        let decoded =
+            String::from_utf8(bytes).map_err(|_| "the Mcp-Name header is not UTF-8")?;
         return Ok(Some(decoded));
     }
     Ok(Some(text.to_owned()))
+}
+
+/// The 400 answer to a header mismatch: a JSON-RPC error response with code
+/// [`HEADER_MISMATCH`], as rmcp answers a wrong `Mcp-Method`.
+pub(crate) fn header_mismatch_body(id: Option<&str>, message: &str) -> String {
+    // `id` is a JSON value taken verbatim from a body serde_json parsed.
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{},"error":{{"code":{HEADER_MISMATCH},"message":{}}}}}"#,
+        id.unwrap_or("null"),
+        serde_json::Value::from(message)
+    )
 }
 
 #[cfg(test)]
@@ -382,7 +423,43 @@ mod tests {
         headers.insert(MCP_NAME_HEADER, "admin".parse().unwrap());
         assert!(matches!(
             summarise(body, 4, &headers),
-            Err(RpcError::Invalid(_))
+            Err(RpcError::HeaderMismatch { id: None, .. })
+        ));
+    }
+
+    #[test]
+    fn a_mismatch_carries_the_request_id() {
+        let mut headers = HeaderMap::new();
+        headers.insert(MCP_NAME_HEADER, "admin".parse().unwrap());
+        let body = br#"{"jsonrpc":"2.0","id":"req-7","method":"tools/call","params":{"name":"echo"}}"#;
+        let Err(RpcError::HeaderMismatch { id, message }) = summarise(body, 4, &headers) else {
+            panic!("a mismatch");
+        };
+        assert_eq!(id.as_deref(), Some(r#""req-7""#));
+        let answer: serde_json::Value =
+            serde_json::from_str(&header_mismatch_body(id.as_deref(), message)).unwrap();
+        assert_eq!(answer["id"], "req-7");
+        assert_eq!(answer["error"]["code"], HEADER_MISMATCH);
+        assert_eq!(answer["jsonrpc"], "2.0");
+    }
+
+    #[test]
+    fn every_tool_of_a_batch_must_match_the_header() {
+        let mut headers = HeaderMap::new();
+        headers.insert(MCP_NAME_HEADER, "echo".parse().unwrap());
+        let same = br#"[{"id":1,"method":"tools/call","params":{"name":"echo"}},
+                        {"id":2,"method":"tools/call","params":{"name":"echo"}}]"#;
+        assert!(summarise(same, 4, &headers).is_ok());
+        let mixed = br#"[{"id":1,"method":"tools/call","params":{"name":"echo"}},
+                         {"id":2,"method":"tools/call","params":{"name":"delete_all"}}]"#;
+        let Err(RpcError::HeaderMismatch { id, .. }) = summarise(mixed, 4, &headers) else {
+            panic!("a mismatch in the second call");
+        };
+        assert_eq!(id.as_deref(), Some("2"));
+        headers.append(MCP_NAME_HEADER, "echo".parse().unwrap());
+        assert!(matches!(
+            summarise(same, 4, &headers),
+            Err(RpcError::HeaderMismatch { id: Some(_), .. })
         ));
     }
 }

@@ -11,6 +11,8 @@ use mcp_auth_jwks::Validator;
 use mcp_auth_ratelimit::RateLimiter;
 use tower::Service;
 
+use crate::headers::OriginPolicy;
+use crate::ratelimit::KnownTools;
 use crate::{
     CachedVerifier, ConfigError, CorsConfig, McpSessions, ResourceConfig, SecurityHeaders,
     TokenVerifier, VerificationLimit, metadata_router,
@@ -20,8 +22,14 @@ use crate::{
 ///
 /// ```text
 /// request ─▶ security headers ─▶ CORS ─▶ /.well-known/oauth-protected-resource[/path]  (open)
-///                                     └▶ <resource path>: bearer auth ─▶ rate limit ─▶ session binding ─▶ MCP service
+///                                     └▶ <resource path>: Origin ─▶ bearer auth ─▶ rate limit ─▶ session binding ─▶ MCP service
 /// ```
+///
+/// On the MCP route, a request whose `Origin` header is present and is
+/// neither the resource's own origin nor in the [`CorsConfig`] allow-list
+/// is refused with 403 before anything else (MCP transport, DNS rebinding),
+/// and every response carries `Cache-Control: no-store`, whatever the MCP
+/// service set: tool results are private to the caller.
 #[derive(Debug, Clone)]
 pub struct McpAuth {
     config: Arc<ResourceConfig>,
@@ -30,6 +38,7 @@ pub struct McpAuth {
     sessions: Option<McpSessions>,
     cors: CorsConfig,
     verification_limit: Option<VerificationLimit>,
+    known: KnownTools,
 }
 
 impl McpAuth {
@@ -42,6 +51,7 @@ impl McpAuth {
             sessions: None,
             cors: CorsConfig::default(),
             verification_limit: None,
+            known: KnownTools::default(),
         }
     }
 
@@ -90,6 +100,20 @@ impl McpAuth {
         self
     }
 
+    /// The server's tool names, as its `tools/list` gives them (with rmcp:
+    /// `tool_router.list_all().iter().map(|t| t.name.to_string())`). A call
+    /// of any other tool is charged to the rate limiter's shared overflow
+    /// bucket, so invented names cannot fill the limiter's bounded table of
+    /// tool names and push real tools into that bucket. Without this (and
+    /// without `Limits::known_tools`), the first names seen get buckets of
+    /// their own, whoever sends them; [`McpAuth::into_router`] logs a
+    /// warning in that case.
+    #[must_use]
+    pub fn tools<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.known = KnownTools::new(names);
+        self
+    }
+
     /// Binds MCP sessions to their subject through `sessions`.
     pub fn sessions(mut self, sessions: McpSessions) -> Self {
         self.sessions = Some(sessions);
@@ -116,6 +140,22 @@ impl McpAuth {
         S::Future: Send + 'static,
     {
         let cors = self.cors.layer()?;
+        let own_origin = url::Url::parse(self.config.resource())
+            .map(|url| url.origin().ascii_serialization())
+            .unwrap_or_default();
+        let origins = OriginPolicy::new(&self.cors, &own_origin)?;
+        if let Some(limiter) = &self.limiter
+            && !self.known.is_known()
+            && limiter.limits().tool_names().is_none()
+            && limiter.limits().has_tool_tier()
+        {
+            tracing::warn!(
+                target: crate::audit::TARGET,
+                "McpAuth: the rate limiter has per-tool limits but the server's tool names are \
+                 unknown (McpAuth::tools or Limits::known_tools): invented tool names can \
+                 take the place of real tools in its table"
+            );
+        }
         let headers = SecurityHeaders::new(self.config.hsts);
         // The three layers' work and the security headers in one service
         // and one future (the same functions the separate layers run): the
@@ -126,6 +166,8 @@ impl McpAuth {
             limiter: self.limiter,
             sessions: self.sessions,
             verification_limit: self.verification_limit,
+            known: self.known,
+            origins,
             headers,
             inner: Shared(Arc::new(mcp)),
         };
@@ -195,6 +237,8 @@ struct Combined<S> {
     limiter: Option<Arc<dyn RateLimiter>>,
     sessions: Option<McpSessions>,
     verification_limit: Option<VerificationLimit>,
+    known: KnownTools,
+    origins: OriginPolicy,
     headers: SecurityHeaders,
     inner: S,
 }
@@ -209,6 +253,14 @@ impl Combined<()> {
         S: Service<Request<Body>, Error = Infallible>,
         S::Response: IntoResponse,
     {
+        if !self.origins.allows(request.headers()) {
+            crate::audit::auth_failed("origin", 403);
+            return Ok(crate::challenge::refusal(
+                axum::http::StatusCode::FORBIDDEN,
+                "invalid_origin",
+                "requests from this Origin are not allowed",
+            ));
+        }
         let (request, summary) = match crate::bearer::authenticate(
             &self.config,
             &*self.verifier,
@@ -228,7 +280,7 @@ impl Combined<()> {
                 Err(response) => return Ok(response),
             };
             if let Err(refused) =
-                crate::ratelimit::admit(&**limiter, &context, summary.as_ref()).await
+                crate::ratelimit::admit(&**limiter, &self.known, &context, summary.as_ref()).await
             {
                 return Ok(refused);
             }
@@ -266,11 +318,20 @@ where
             limiter: self.limiter.clone(),
             sessions: self.sessions.clone(),
             verification_limit: self.verification_limit.clone(),
+            known: self.known.clone(),
+            origins: self.origins.clone(),
             headers: self.headers,
             inner: (),
         };
         Box::pin(async move {
             let mut response = this.respond(request, inner).await?;
+            // Tool results are private to the caller: never stored by a
+            // cache, whatever the MCP service said (rmcp's streams say
+            // `no-cache`, which allows storing).
+            response.headers_mut().insert(
+                axum::http::header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("no-store"),
+            );
             this.headers.insert_into(response.headers_mut());
             Ok(response)
         })

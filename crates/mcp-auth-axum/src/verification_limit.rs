@@ -106,9 +106,20 @@ impl VerificationLimit {
     }
 
     async fn charge_key(&self, key: String) -> Result<(), Response<Body>> {
-        // Always a valid user id: "ip:" and an address or "unknown".
+        // "ip:" and an address or "unknown" is always a valid user id; were
+        // it ever not, the request is refused (fail closed), never waved
+        // through uncharged.
         let Ok(client) = UserId::new(key.as_str()) else {
-            return Ok(());
+            tracing::error!(
+                target: audit::TARGET,
+                event = "verification_limit_unusable_key",
+                "the verification limit could not key this client: refusing",
+            );
+            return Err(crate::ratelimit::limited(
+                mcp_auth_ratelimit::DeniedBy::StoreUnavailable,
+                1,
+                "token verification is temporarily unavailable",
+            ));
         };
         match self.limiter.decide(&client, None).await {
             Decision::Allowed => Ok(()),
@@ -160,6 +171,17 @@ mod tests {
                 .append("x-forwarded-for", value.parse().unwrap());
         }
         request
+    }
+
+    #[tokio::test]
+    async fn a_key_that_is_no_valid_client_id_fails_closed() {
+        let limit = limit(Source::Peer);
+        let refused = limit
+            .charge_key("ip:\n".to_owned())
+            .await
+            .expect_err("an unusable key must refuse, not admit");
+        assert_eq!(refused.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert!(limit.charge_key("ip:unknown".to_owned()).await.is_ok());
     }
 
     #[test]

@@ -18,7 +18,7 @@ use mcp_auth_axum::{
 };
 use mcp_auth_core::UserId;
 use mcp_auth_jwks::{KeySet, Policy, Validator};
-use mcp_auth_ratelimit::{Decision, DecisionFuture, DeniedBy, Limits, RateLimiter};
+use mcp_auth_ratelimit::{Decision, DecisionFuture, DeniedBy, Limits, MemoryRateLimiter, RateLimiter};
 use mcp_auth_testkit::DevIssuer;
 use serde_json::json;
 
@@ -106,7 +106,14 @@ async fn a_token_for_another_resource_is_refused() {
     let token = f.issuer.mint(&claims);
     let (status, headers, _) = send(&f.app(), post(Some(&token), &list())).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(challenge(&headers).contains("error=\"invalid_token\""));
+    let c = challenge(&headers);
+    assert!(c.contains("error=\"invalid_token\""), "{c}");
+    // What docs/axum.md promises, also when the validator (not the layer)
+    // is the one that notices.
+    assert!(
+        c.contains("error_description=\"the access token was not issued for this resource\""),
+        "{c}"
+    );
 }
 
 /// A verifier that accepts anything, for a given audience.
@@ -298,7 +305,28 @@ async fn an_mcp_name_header_that_disagrees_with_the_body_is_refused() {
     request
         .headers_mut()
         .insert("mcp-name", HeaderValue::from_static("echo"));
-    assert_eq!(send(&f.app(), request).await.0, StatusCode::BAD_REQUEST);
+    let (status, _, body) = send(&f.app(), request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // A JSON-RPC error with the transport's header-mismatch code and the
+    // request's id, as rmcp answers a wrong Mcp-Method: SDK clients act on
+    // -32020.
+    assert_eq!(body["jsonrpc"], "2.0", "{body}");
+    assert_eq!(body["id"], 1, "{body}");
+    assert_eq!(body["error"]["code"], -32020, "{body}");
+    assert!(body.get("error_description").is_none(), "{body}");
+
+    // A batch is compared call by call, not only when it calls one tool.
+    let batch = json!([call("echo"), {"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+        "params": {"name": "delete_file", "arguments": {}}}]);
+    let mut request = post(Some(&f.token("alice", &["mcp:tools", "files:write"])), &batch);
+    request
+        .headers_mut()
+        .insert("mcp-name", HeaderValue::from_static("echo"));
+    let (status, _, body) = send(&f.app(), request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], -32020, "{body}");
+    assert_eq!(body["id"], 9, "{body}");
+
     let mut request = post(Some(&token), &call("echo"));
     request
         .headers_mut()
@@ -462,6 +490,9 @@ impl RateLimiter for DeadStore {
             by: DeniedBy::StoreUnavailable,
             retry_after: Duration::from_secs(2),
         }))
+    }
+    fn decide_calls<'a>(&'a self, user: &'a UserId, _: &'a [&'a str]) -> DecisionFuture<'a> {
+        self.decide(user, None)
     }
     fn limits(&self) -> &Limits {
         &self.0
@@ -870,5 +901,143 @@ async fn made_up_tokens_spend_the_clients_verification_budget_and_cache_hits_are
             .await
             .0,
         StatusCode::UNAUTHORIZED
+    );
+}
+
+fn with_origin(mut request: Request, origin: &'static str) -> Request {
+    request
+        .headers_mut()
+        .insert(header::ORIGIN, HeaderValue::from_static(origin));
+    request
+}
+
+#[tokio::test]
+async fn an_origin_that_is_not_allowed_is_refused_with_403_even_with_a_good_token() {
+    let f = Fixture::new();
+    let token = f.token("alice", &["mcp:tools"]);
+    let app = f
+        .stack()
+        .cors(CorsConfig::allow_origins(["https://app.example.com"]))
+        .into_router(any(echo))
+        .unwrap();
+    for origin in ["http://evil.example", "null", "https://app.example.com.evil.example"] {
+        let (status, headers, body) =
+            send(&app, with_origin(post(Some(&token), &list()), origin)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{origin}");
+        assert_eq!(body["error"], "invalid_origin", "{origin}");
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+        // Refused before the token is looked at: no challenge.
+        assert!(!headers.contains_key(header::WWW_AUTHENTICATE));
+    }
+    // Allowed: no Origin (SDK clients, curl), the CORS list, the resource's own origin.
+    let allowed = [
+        post(Some(&token), &list()),
+        with_origin(post(Some(&token), &list()), "https://app.example.com"),
+        with_origin(post(Some(&token), &list()), "https://mcp.example.com"),
+    ];
+    for request in allowed {
+        assert_eq!(send(&app, request).await.0, StatusCode::OK);
+    }
+    // Without any CORS configuration only the own origin passes.
+    let (status, _, _) = send(
+        &f.app(),
+        with_origin(post(Some(&token), &list()), "https://app.example.com"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// An MCP service that answers as rmcp's streams do: `Cache-Control: no-cache`.
+async fn caching_echo(request: Request) -> axum::response::Response {
+    let mut response = echo(request).await;
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+#[tokio::test]
+async fn responses_on_the_mcp_route_are_never_cacheable() {
+    let f = Fixture::new();
+    let app = f.stack().into_router(any(caching_echo)).unwrap();
+    let token = f.token("alice", &["mcp:tools"]);
+    let (status, headers, _) = send(&app, post(Some(&token), &call("echo"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let values: Vec<_> = headers.get_all(header::CACHE_CONTROL).iter().collect();
+    assert_eq!(values, ["no-store"]);
+}
+
+#[tokio::test]
+async fn invented_tool_names_cannot_push_real_tools_into_the_overflow_bucket() {
+    let f = Fixture::new();
+    // A limiter that tracks at most 4 distinct tool names (256 by default).
+    let limits = Fixture::limits()
+        .per_user(None)
+        .max_distinct_tools(4);
+    let limiter = Arc::new(MemoryRateLimiter::with_clock(limits, f.clock.clone()).unwrap());
+    let app = f
+        .stack()
+        .rate_limiter(limiter)
+        .tools(["echo", "search"])
+        .into_router(any(echo))
+        .unwrap();
+    let mallory = f.token("mallory", &["mcp:tools"]);
+    // Invented names: the first two fill the shared overflow bucket (2 a
+    // minute), the rest are refused.
+    let mut admitted = 0;
+    for i in 0..10 {
+        if send(&app, post(Some(&mallory), &call(&format!("made_up_{i}")))).await.0 == StatusCode::OK {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 2);
+    // Real tools keep buckets of their own, for every user.
+    let alice = f.token("alice", &["mcp:tools"]);
+    for tool in ["echo", "search"] {
+        for token in [&alice, &mallory] {
+            assert_eq!(
+                send(&app, post(Some(token), &call(tool))).await.0,
+                StatusCode::OK,
+                "{tool}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_batch_refused_by_a_later_call_spends_nothing() {
+    let f = Fixture::new();
+    let app = f.app(); // 5 a minute per user, 2 a minute per (user, tool)
+    let token = f.token("alice", &["mcp:tools"]);
+    assert_eq!(
+        send(&app, post(Some(&token), &call("search"))).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&app, post(Some(&token), &call("search"))).await.0,
+        StatusCode::OK
+    );
+    // echo is free, search is spent: the batch is refused as a whole...
+    let batch = json!([call("echo"), call("search")]);
+    for _ in 0..3 {
+        assert_eq!(
+            send(&app, post(Some(&token), &batch)).await.0,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+    // ...and kept none of echo's charges (2 left) nor the user tier's (3 left).
+    for _ in 0..2 {
+        assert_eq!(
+            send(&app, post(Some(&token), &call("echo"))).await.0,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        send(&app, post(Some(&token), &list())).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&app, post(Some(&token), &list())).await.0,
+        StatusCode::TOO_MANY_REQUESTS
     );
 }

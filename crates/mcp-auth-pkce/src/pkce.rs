@@ -94,18 +94,20 @@ impl CodeChallenge {
 macro_rules! random_value {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        pub struct $name(String);
+        ///
+        /// Zeroed on drop; compared in constant time.
+        pub struct $name(Zeroizing<String>);
 
         impl $name {
             /// 32 bytes from the CSPRNG, base64url (43 characters).
             pub fn generate() -> Result<Self, PkceError> {
-                random_token().map(Self)
+                random_token().map(|value| Self(Zeroizing::new(value)))
             }
 
             /// A value this crate generated and stored (sealed) earlier.
             #[allow(dead_code)]
             pub(crate) fn from_stored(value: String) -> Self {
-                Self(value)
+                Self(Zeroizing::new(value))
             }
 
             /// The value, for the authorization request.
@@ -114,8 +116,14 @@ macro_rules! random_value {
             }
 
             /// Whether `presented` is this value, in constant time.
+            ///
+            /// The SHA-256 digests are compared, not the strings: `subtle`'s
+            /// slice comparison returns early when the lengths differ, which
+            /// would tell an attacker the length.
             pub fn matches(&self, presented: &str) -> bool {
-                self.0.as_bytes().ct_eq(presented.as_bytes()).into()
+                let ours = Sha256::digest(self.0.as_bytes());
+                let theirs = Sha256::digest(presented.as_bytes());
+                ours.as_slice().ct_eq(theirs.as_slice()).into()
             }
         }
 
@@ -124,6 +132,9 @@ macro_rules! random_value {
                 write!(f, "{}([redacted])", stringify!($name))
             }
         }
+
+        // The value lives in a `Zeroizing<String>`, wiped when dropped.
+        impl zeroize::ZeroizeOnDrop for $name {}
     };
 }
 
@@ -137,3 +148,29 @@ random_value!(
     /// request (replay protection, OIDC Core section 3.1.2.1).
     Nonce
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+
+    #[test]
+    fn state_and_nonce_are_wiped_on_drop() {
+        wiped_on_drop::<StateToken>();
+        wiped_on_drop::<Nonce>();
+    }
+
+    #[test]
+    fn state_matches_only_itself_whatever_the_length() {
+        let state = StateToken::generate().unwrap();
+        let value = state.as_str().to_owned();
+        assert!(state.matches(&value));
+        assert!(!state.matches(&value[..42]));
+        assert!(!state.matches(&format!("{value}x")));
+        assert!(!state.matches(""));
+        let mut flipped = value.into_bytes();
+        flipped[0] ^= 1;
+        assert!(!state.matches(std::str::from_utf8(&flipped).unwrap()));
+    }
+}

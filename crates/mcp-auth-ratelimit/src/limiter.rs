@@ -20,6 +20,11 @@ pub trait RateLimiter: Send + Sync + std::fmt::Debug {
     /// Decides one request by `user`, optionally calling `tool`.
     fn decide<'a>(&'a self, user: &'a UserId, tool: Option<&'a str>) -> DecisionFuture<'a>;
 
+    /// Decides one request by `user` that calls each of `tools` (a JSON-RPC
+    /// batch), all or nothing: when one call is refused, the charges of the
+    /// others are not kept either.
+    fn decide_calls<'a>(&'a self, user: &'a UserId, tools: &'a [&'a str]) -> DecisionFuture<'a>;
+
     /// The limits this limiter enforces.
     fn limits(&self) -> &Limits;
 }
@@ -27,6 +32,11 @@ pub trait RateLimiter: Send + Sync + std::fmt::Debug {
 impl RateLimiter for MemoryRateLimiter {
     fn decide<'a>(&'a self, user: &'a UserId, tool: Option<&'a str>) -> DecisionFuture<'a> {
         let decision = self.check(user, tool);
+        Box::pin(std::future::ready(decision))
+    }
+
+    fn decide_calls<'a>(&'a self, user: &'a UserId, tools: &'a [&'a str]) -> DecisionFuture<'a> {
+        let decision = self.check_calls(user, tools);
         Box::pin(std::future::ready(decision))
     }
 
@@ -39,6 +49,10 @@ impl RateLimiter for MemoryRateLimiter {
 impl RateLimiter for crate::RedisRateLimiter {
     fn decide<'a>(&'a self, user: &'a UserId, tool: Option<&'a str>) -> DecisionFuture<'a> {
         Box::pin(self.check(user, tool))
+    }
+
+    fn decide_calls<'a>(&'a self, user: &'a UserId, tools: &'a [&'a str]) -> DecisionFuture<'a> {
+        Box::pin(self.check_calls(user, tools))
     }
 
     fn limits(&self) -> &Limits {

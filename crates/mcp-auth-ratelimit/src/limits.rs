@@ -321,6 +321,17 @@ impl Limits {
         self
     }
 
+    /// The `known_tools` list, when one was given.
+    pub fn tool_names(&self) -> Option<&BTreeSet<String>> {
+        self.known_tools.as_ref()
+    }
+
+    /// Whether any per-(user, tool) limit is on (the default one or a
+    /// tool's own).
+    pub fn has_tool_tier(&self) -> bool {
+        self.per_tool.is_some() || !self.tool_overrides.is_empty()
+    }
+
     pub(crate) fn validate(&self) -> Result<(), RateLimitError> {
         if self.max_tracked_keys == 0 {
             return Err(RateLimitError::Config(

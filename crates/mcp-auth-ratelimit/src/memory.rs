@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use governor::clock::Reference;
 use governor::nanos::Nanos;
@@ -14,15 +14,17 @@ use mcp_auth_core::{Clock, SystemClock, UserId};
 use crate::limits::{Limit, ToolNames};
 use crate::{Decision, DeniedBy, Limits, RateLimitError};
 
-/// governor's view of an `mcp_auth_core::Clock`: nanoseconds since the Unix epoch.
+/// governor's view of an `mcp_auth_core::Clock`: its monotonic time, so a
+/// wall-clock step (NTP, an operator) neither grants a burst nor starves
+/// clients. The limiter's state never leaves the process, so no instant in
+/// it needs to mean anything outside.
 #[derive(Clone)]
 struct GovernorClock(Arc<dyn Clock>);
 
 impl governor::clock::Clock for GovernorClock {
     type Instant = Nanos;
     fn now(&self) -> Nanos {
-        let since = self.0.now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        Nanos::from(since)
+        Nanos::from(self.0.monotonic())
     }
 }
 
@@ -78,10 +80,15 @@ impl BoundedState {
         Err(inner.no_sweep_before.duration_since(now).into())
     }
 
-    /// Restores `key` to its value before the last charge.
-    fn undo(&self, key: &str) {
+    /// The value the key of the last charge had before it (`None`: absent).
+    fn take_before_last(&self) -> Option<Nanos> {
+        self.lock().before_last.take()
+    }
+
+    /// Puts `key` back to `before` (`None`: absent), undoing a charge.
+    fn restore(&self, key: &str, before: Option<Nanos>) {
         let mut inner = self.lock();
-        match inner.before_last.take() {
+        match before {
             Some(previous) => {
                 if let Some(tat) = inner.map.get_mut(key) {
                     *tat = previous;
@@ -242,37 +249,51 @@ impl MemoryRateLimiter {
 
     /// Decides one request by `user`, for `tool` when it is a tool call.
     pub fn check(&self, user: &UserId, tool: Option<&str>) -> Decision {
+        match tool {
+            Some(tool) => self.check_calls(user, &[tool]),
+            None => self.check_calls(user, &[]),
+        }
+    }
+
+    /// Decides one request by `user` that calls each of `tools` (a JSON-RPC
+    /// batch; empty for a request that calls no tool), all or nothing: each
+    /// call is charged to the global, user and (user, tool) tiers, and when
+    /// any charge is refused every charge already made for this request is
+    /// undone, so a refused request spends nothing.
+    pub fn check_calls(&self, user: &UserId, tools: &[&str]) -> Decision {
         // Keys are the user id itself (no encoding: these maps never leave
         // the process). A user id has no control characters, so
         // "user \n bucket" names each (user, tool) pair exactly once.
-        let bucket = tool.map(|name| self.tools.resolve(name));
-        let tool_plan =
-            bucket
-                .as_ref()
-                .and_then(|bucket| match self.tool_overrides.get(&**bucket) {
-                    Some(tier) => Some((tier, user.as_str().to_owned())),
-                    None => self
-                        .tool
-                        .as_ref()
-                        .map(|tier| (tier, format!("{}\n{bucket}", user.as_str()))),
-                });
-        let mut plan: [Option<(&Tier, String, DeniedBy)>; 3] = [None, None, None];
-        plan[0] = self
-            .global
-            .as_ref()
-            .map(|t| (t, String::new(), DeniedBy::Global));
-        plan[1] = self
-            .user
-            .as_ref()
-            .map(|t| (t, user.as_str().to_owned(), DeniedBy::User));
-        plan[2] = tool_plan.map(|(tier, key)| (tier, key, DeniedBy::Tool));
+        let buckets: Vec<Arc<str>> = tools.iter().map(|name| self.tools.resolve(name)).collect();
+        let mut plan: Vec<(&Tier, String, DeniedBy)> = Vec::with_capacity(3 * tools.len().max(1));
+        let charges = tools.len().max(1);
+        for call in 0..charges {
+            if let Some(tier) = &self.global {
+                plan.push((tier, String::new(), DeniedBy::Global));
+            }
+            if let Some(tier) = &self.user {
+                plan.push((tier, user.as_str().to_owned(), DeniedBy::User));
+            }
+            let Some(bucket) = buckets.get(call) else {
+                continue;
+            };
+            match self.tool_overrides.get(&**bucket) {
+                Some(tier) => plan.push((tier, user.as_str().to_owned(), DeniedBy::Tool)),
+                None => {
+                    if let Some(tier) = &self.tool {
+                        plan.push((tier, format!("{}\n{bucket}", user.as_str()), DeniedBy::Tool));
+                    }
+                }
+            }
+        }
 
         let decision_guard = self.decision.lock().unwrap_or_else(|p| p.into_inner());
         // Read once for every tier: the tiers judge the same instant.
         let now = governor::clock::Clock::now(&self.clock);
-        let mut charged: [Option<(&Tier, &str)>; 3] = [None, None, None];
+        // Each charge made, with the value its key had before it.
+        let mut charged: Vec<(&Tier, &str, Option<Nanos>)> = Vec::with_capacity(plan.len());
         let mut denial = None;
-        for (slot, (tier, key, by)) in plan.iter().flatten().enumerate() {
+        for (tier, key, by) in &plan {
             if let Err(retry_after) = tier
                 .limiter_state()
                 .ensure_room(key, now.duration_since(tier.start))
@@ -281,7 +302,7 @@ impl MemoryRateLimiter {
                 break;
             }
             match tier.limiter.check_key(key) {
-                Ok(_) => charged[slot] = Some((tier, key)),
+                Ok(_) => charged.push((tier, key, tier.limiter_state().take_before_last())),
                 Err(not_until) => {
                     let retry = not_until.wait_time_from(now);
                     denial = Some((*by, retry));
@@ -292,12 +313,18 @@ impl MemoryRateLimiter {
         match denial {
             None => Decision::Allowed,
             Some((by, retry_after)) => {
-                // Undo in reverse order: each tier's state remembers only its last charge.
-                for (tier, key) in charged.iter().rev().flatten() {
-                    tier.limiter_state().undo(key);
+                // Undo in reverse order, so a key charged twice ends at the
+                // value it had before the first charge.
+                for (tier, key, before) in charged.iter().rev() {
+                    tier.limiter_state().restore(key, *before);
                 }
                 drop(decision_guard);
-                tracing::info!(target: "mcp_auth::audit", user = %user, tool = bucket.as_deref().unwrap_or("-"), denied_by = by.as_str(), retry_after_ms = retry_after.as_millis() as u64, "rate limit hit");
+                let tool = match &buckets[..] {
+                    [] => "-".to_owned(),
+                    [one] => one.to_string(),
+                    many => many.join(","),
+                };
+                tracing::info!(target: "mcp_auth::audit", user = %user, tool = %tool, denied_by = by.as_str(), retry_after_ms = retry_after.as_millis() as u64, "rate limit hit");
                 Decision::Denied { by, retry_after }
             }
         }

@@ -73,14 +73,18 @@ impl Default for RedisLimiterConfig {
     }
 }
 
-/// GCRA for up to three tiers, all or nothing, one round trip.
+/// GCRA over every tier of every call of a request, all or nothing, one
+/// round trip.
 ///
-/// KEYS: one per tier. ARGV[1]: now in µs, or "" for Redis `TIME`; then per
-/// tier i: ARGV[2i] = emission interval T (µs), ARGV[2i+1] = tolerance τ (µs).
-/// Same rule as governor: with `tat` the stored arrival time (or now), the
-/// request conforms iff `now >= tat - τ`; then `tat = max(tat, now) + T`.
-/// Every tier is tested before any is written, so a denial writes nothing.
-/// Returns {0, 0} when allowed, {i, µs to wait} when tier i denies.
+/// KEYS: one per charge, in order (a key may repeat: a batch charges the
+/// user tier once per call). ARGV[1]: now in µs, or "" for Redis `TIME`;
+/// then per charge i: ARGV[2i] = emission interval T (µs), ARGV[2i+1] =
+/// tolerance τ (µs). Same rule as governor: with `tat` the arrival time (the
+/// one this request already moved it to, else the stored one, else now),
+/// the charge conforms iff `now >= tat - τ`; then `tat = max(tat, now) + T`.
+/// Every charge is tested before anything is written, so a refusal writes
+/// nothing. Returns {0, 0} when allowed, {i, µs to wait} when charge i is
+/// refused.
 const GCRA: &str = r"
 local now
 if ARGV[1] == '' then
@@ -90,19 +94,27 @@ else
   now = tonumber(ARGV[1])
 end
 local new = {}
+local order = {}
 for i = 1, #KEYS do
+  local key = KEYS[i]
   local t = tonumber(ARGV[2 * i])
   local tau = tonumber(ARGV[2 * i + 1])
-  local tat = tonumber(redis.call('GET', KEYS[i]) or now)
+  local tat = new[key]
+  if tat == nil then
+    tat = tonumber(redis.call('GET', key) or now)
+  end
   if now < tat - tau then
     return {i, tat - tau - now}
   end
-  new[i] = math.max(tat, now) + t
+  if new[key] == nil then
+    order[#order + 1] = key
+  end
+  new[key] = math.max(tat, now) + t
 end
-for i = 1, #KEYS do
+for _, key in ipairs(order) do
   -- The key expires when its arrival time passes: then it is idle, and an
   -- absent key means exactly the same to GCRA.
-  redis.call('SET', KEYS[i], string.format('%d', new[i]), 'PX', math.floor((new[i] - now) / 1000) + 1)
+  redis.call('SET', key, string.format('%d', new[key]), 'PX', math.floor((new[key] - now) / 1000) + 1)
 end
 return {0, 0}
 ";
@@ -188,27 +200,40 @@ impl RedisRateLimiter {
 
     /// Decides one request by `user`, for `tool` when it is a tool call.
     pub async fn check(&self, user: &UserId, tool: Option<&str>) -> Decision {
+        match tool {
+            Some(tool) => self.check_calls(user, &[tool]).await,
+            None => self.check_calls(user, &[]).await,
+        }
+    }
+
+    /// Decides one request by `user` that calls each of `tools` (a JSON-RPC
+    /// batch; empty for a request that calls no tool), all or nothing, in
+    /// one script run: a refused request spends nothing.
+    pub async fn check_calls(&self, user: &UserId, tools: &[&str]) -> Decision {
         let user_key = user.storage_key();
-        let mut tiers: Vec<(DeniedBy, String, Limit)> = Vec::with_capacity(3);
-        if let Some(limit) = self.limits.global {
-            tiers.push((DeniedBy::Global, format!("{}g", self.prefix), limit));
-        }
-        if let Some(limit) = self.limits.per_user {
-            tiers.push((
-                DeniedBy::User,
-                format!("{}u:{}", self.prefix, user_key),
-                limit,
-            ));
-        }
-        let bucket = tool.map(|t| self.tools.resolve(t));
-        if let Some(bucket) = &bucket
-            && let Some(limit) = self.limits.tool_limit_for(bucket)
-        {
-            tiers.push((
-                DeniedBy::Tool,
-                format!("{}t:{}:{}", self.prefix, user_key, bucket),
-                limit,
-            ));
+        let buckets: Vec<std::sync::Arc<str>> =
+            tools.iter().map(|t| self.tools.resolve(t)).collect();
+        let mut tiers: Vec<(DeniedBy, String, Limit)> = Vec::with_capacity(3 * tools.len().max(1));
+        for call in 0..tools.len().max(1) {
+            if let Some(limit) = self.limits.global {
+                tiers.push((DeniedBy::Global, format!("{}g", self.prefix), limit));
+            }
+            if let Some(limit) = self.limits.per_user {
+                tiers.push((
+                    DeniedBy::User,
+                    format!("{}u:{}", self.prefix, user_key),
+                    limit,
+                ));
+            }
+            if let Some(bucket) = buckets.get(call)
+                && let Some(limit) = self.limits.tool_limit_for(bucket)
+            {
+                tiers.push((
+                    DeniedBy::Tool,
+                    format!("{}t:{}:{}", self.prefix, user_key, bucket),
+                    limit,
+                ));
+            }
         }
         if tiers.is_empty() {
             return Decision::Allowed;
@@ -231,7 +256,7 @@ impl RedisRateLimiter {
         let reply: Result<(u64, u64), _> = invocation.invoke_async(&mut self.conn.clone()).await;
         let decision = match reply {
             Ok((0, _)) => return Decision::Allowed,
-            Ok((index, wait_us)) => match tiers.get(index as usize - 1) {
+            Ok((index, wait_us)) => match tiers.get((index as usize).wrapping_sub(1)) {
                 Some((by, _, _)) => Decision::Denied {
                     by: *by,
                     retry_after: Duration::from_micros(wait_us),
@@ -241,7 +266,12 @@ impl RedisRateLimiter {
             Err(e) => self.unavailable(describe(&e)),
         };
         if let Decision::Denied { by, retry_after } = decision {
-            tracing::info!(target: "mcp_auth::audit", user = %user, tool = bucket.as_deref().unwrap_or("-"), denied_by = by.as_str(), retry_after_ms = retry_after.as_millis() as u64, "rate limit hit");
+            let tool = match &buckets[..] {
+                [] => "-".to_owned(),
+                [one] => one.to_string(),
+                many => many.join(","),
+            };
+            tracing::info!(target: "mcp_auth::audit", user = %user, tool = %tool, denied_by = by.as_str(), retry_after_ms = retry_after.as_millis() as u64, "rate limit hit");
         }
         decision
     }

@@ -27,6 +27,14 @@ impl Subject {
         }
     }
 
+    async fn check_calls(&self, user: &UserId, tools: &[&str]) -> Decision {
+        match self {
+            Self::Memory(l) => l.check_calls(user, tools),
+            #[cfg(feature = "redis")]
+            Self::Redis(l, _) => l.check_calls(user, tools).await,
+        }
+    }
+
     async fn admitted(&self, user: &UserId, tool: Option<&str>, attempts: usize) -> usize {
         let mut n = 0;
         for _ in 0..attempts {
@@ -164,6 +172,40 @@ mod cases {
     }
 }
 
+use cases::*;
+
+mod batches {
+    use super::*;
+
+    pub(crate) fn limits_batch() -> Limits {
+        Limits::none()
+            .per_user(Some(Limit::per_hour(6).unwrap()))
+            .per_tool(Some(Limit::per_hour(2).unwrap()))
+    }
+    pub(crate) async fn a_batch_is_charged_all_or_nothing(s: Subject, _clock: ManualClock) {
+        let alice = user("alice");
+        // Two calls of one tool in one batch use both of its charges.
+        assert!(s.check_calls(&alice, &["search", "search"]).await.is_allowed());
+        // search is spent: a batch with it is refused, and keeps none of
+        // the charges of its other calls.
+        for _ in 0..5 {
+            assert_eq!(
+                denied_by(s.check_calls(&alice, &["play", "queue", "search"]).await),
+                Some(DeniedBy::Tool)
+            );
+        }
+        assert_eq!(s.admitted(&alice, Some("play"), 3).await, 2);
+        assert_eq!(s.admitted(&alice, Some("queue"), 3).await, 2);
+        // The user tier: 2 + 2 + 2 of 6 spent by the admitted requests only.
+        assert_eq!(denied_by(s.check(&alice, None).await), Some(DeniedBy::User));
+        // An empty batch is one request that calls no tool.
+        let bob = user("bob");
+        assert!(s.check_calls(&bob, &[]).await.is_allowed());
+        assert_eq!(s.admitted(&bob, None, 10).await, 5);
+    }
+}
+use batches::*;
+
 macro_rules! shared_suite {
     ($($case:ident => $limits:ident),* $(,)?) => {
         mod memory {
@@ -172,8 +214,8 @@ macro_rules! shared_suite {
                 #[tokio::test]
                 async fn $case() {
                     let clock = ManualClock::at_unix(1_800_000_000);
-                    let limiter = MemoryRateLimiter::with_clock(cases::$limits(), clock.clone()).unwrap();
-                    cases::$case(Subject::Memory(limiter), clock).await;
+                    let limiter = MemoryRateLimiter::with_clock(super::$limits(), clock.clone()).unwrap();
+                    super::$case(Subject::Memory(limiter), clock).await;
                 }
             )*
         }
@@ -196,10 +238,10 @@ macro_rules! shared_suite {
                         time: TimeSource::Client(Arc::new(clock.clone())),
                         ..RedisLimiterConfig::default()
                     };
-                    let limiter = RedisRateLimiter::connect(&server.url(), cases::$limits(), config)
+                    let limiter = RedisRateLimiter::connect(&server.url(), super::$limits(), config)
                         .await
                         .unwrap();
-                    cases::$case(Subject::Redis(limiter, server), clock).await;
+                    super::$case(Subject::Redis(limiter, server), clock).await;
                 }
             )*
         }
@@ -211,4 +253,26 @@ shared_suite! {
     each_tier_denies_and_names_itself => limits_tiers,
     a_denied_request_spends_no_budget => limits_no_spend,
     overrides_and_the_overflow_bucket => limits_overrides,
+    a_batch_is_charged_all_or_nothing => limits_batch,
+}
+
+/// The in-process limiter runs on monotonic time: a wall-clock step (NTP,
+/// an operator) neither grants a burst nor starves clients.
+#[test]
+fn a_wall_clock_step_neither_grants_a_burst_nor_starves() {
+    let clock = ManualClock::at_unix(1_800_000_000);
+    let limits = Limits::none().per_user(Some(Limit::per_hour(2).unwrap()));
+    let limiter = MemoryRateLimiter::with_clock(limits, clock.clone()).unwrap();
+    let alice = user("alice");
+    assert!(limiter.check(&alice, None).is_allowed());
+    assert!(limiter.check(&alice, None).is_allowed());
+    assert!(!limiter.check(&alice, None).is_allowed());
+    // The wall clock jumps a day ahead: no new budget.
+    clock.set(std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + 86_400));
+    assert!(!limiter.check(&alice, None).is_allowed());
+    // It jumps back a day: real time still refills the budget as usual.
+    clock.set(std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000 - 86_400));
+    clock.advance(Duration::from_secs(30 * 60));
+    assert!(limiter.check(&alice, None).is_allowed());
+    assert!(!limiter.check(&alice, None).is_allowed());
 }

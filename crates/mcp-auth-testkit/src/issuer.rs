@@ -17,6 +17,11 @@ use serde_json::{Value, json};
 
 const B64: data_encoding::Encoding = data_encoding::BASE64URL_NOPAD;
 
+/// The one grant the development issuer's token endpoint serves: a token
+/// for whoever asks (no user, no client authentication). Its metadata
+/// advertises this and nothing else: there is no authorization endpoint.
+pub const DEV_MINT_GRANT: &str = "urn:mcp-auth:params:grant-type:dev-mint";
+
 /// An issuer with a fresh signing key (never written anywhere).
 pub struct DevIssuer {
     issuer: String,
@@ -37,6 +42,9 @@ impl std::fmt::Debug for DevIssuer {
 /// A token request to the mint endpoint (`POST /token`, form-encoded).
 #[derive(Debug, serde::Deserialize)]
 struct MintForm {
+    /// Optional; when given, must be [`DEV_MINT_GRANT`].
+    #[serde(default)]
+    grant_type: Option<String>,
     sub: String,
     #[serde(default)]
     scope: Option<String>,
@@ -131,14 +139,14 @@ impl DevIssuer {
         self.mint(&self.claims(sub, scopes, None, Duration::from_secs(600)))
     }
 
-    /// The issuer's HTTP endpoints: `/.well-known/openid-configuration` and
-    /// `/.well-known/oauth-authorization-server` (discovery),
-    /// `/jwks.json`, and `POST /token` (form `sub`, optional `scope`,
-    /// `resource`, `client_id`, `expires_in`): mints a token for anyone who
-    /// asks.
+    /// The issuer's HTTP endpoints: `/.well-known/oauth-authorization-server`
+    /// (RFC 8414 metadata describing only what is served), `/jwks.json`, and
+    /// `POST /token` (form `sub`, optional `grant_type` =
+    /// [`DEV_MINT_GRANT`], `scope`, `resource`, `client_id`, `expires_in`):
+    /// mints a token for anyone who asks. It is not an OpenID provider and
+    /// has no authorization endpoint, so it serves no OpenID configuration.
     pub fn router(self: Arc<Self>) -> Router {
         Router::new()
-            .route("/.well-known/openid-configuration", get(discovery))
             .route("/.well-known/oauth-authorization-server", get(discovery))
             .route("/jwks.json", get(jwks))
             .route("/token", post(token))
@@ -168,13 +176,10 @@ async fn discovery(State(issuer): State<Arc<DevIssuer>>) -> Json<Value> {
         "issuer": base,
         "jwks_uri": format!("{base}/jwks.json"),
         "token_endpoint": format!("{base}/token"),
-        "authorization_endpoint": format!("{base}/authorize"),
-        "response_types_supported": ["code"],
-        "grant_types_supported": ["authorization_code"],
-        "code_challenge_methods_supported": ["S256"],
+        // No authorization endpoint, so no response type (RFC 8414 section 2).
+        "response_types_supported": [],
+        "grant_types_supported": [DEV_MINT_GRANT],
         "token_endpoint_auth_methods_supported": ["none"],
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["ES256"],
     }))
 }
 
@@ -189,13 +194,34 @@ async fn jwks(State(issuer): State<Arc<DevIssuer>>) -> Response {
         .into_response()
 }
 
-async fn token(State(issuer): State<Arc<DevIssuer>>, Form(form): Form<MintForm>) -> Response {
+/// An RFC 6749 section 5.2 error answer.
+fn token_error(error: &str, description: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        [("cache-control", "no-store")],
+        Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response()
+}
+
+async fn token(
+    State(issuer): State<Arc<DevIssuer>>,
+    form: Result<Form<MintForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return token_error(
+            "invalid_request",
+            "expected a form with at least `sub` (application/x-www-form-urlencoded)",
+        );
+    };
+    if form.grant_type.as_deref().is_some_and(|g| g != DEV_MINT_GRANT) {
+        return token_error(
+            "unsupported_grant_type",
+            "this development issuer only mints tokens (grant_type urn:mcp-auth:params:grant-type:dev-mint)",
+        );
+    }
     if form.sub.is_empty() || form.sub.len() > 256 {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "invalid_request"})),
-        )
-            .into_response();
+        return token_error("invalid_request", "`sub` must be 1 to 256 bytes");
     }
     let ttl = Duration::from_secs(form.expires_in.unwrap_or(600).clamp(1, 86_400));
     let scope = form.scope.unwrap_or_default();

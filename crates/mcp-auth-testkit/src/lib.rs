@@ -25,7 +25,7 @@ mod issuer;
 mod log;
 mod npm;
 
-pub use issuer::DevIssuer;
+pub use issuer::{DEV_MINT_GRANT, DevIssuer};
 pub use log::CapturedLog;
 pub use npm::{REQUIRE_NODE_ENV, npm_ready};
 

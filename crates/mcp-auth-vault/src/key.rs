@@ -30,6 +30,9 @@ pub const PBKDF2_MIN_ITERATIONS: u32 = 600_000;
 
 const ARGON2ID_MAX_M_KIB: u32 = 4 * 1024 * 1024;
 const ARGON2ID_MAX_T: u32 = 64;
+/// A key file holds 32 raw bytes or their base64: anything longer than this
+/// is not a key file, and is not read into memory.
+const MAX_KEY_FILE_BYTES: u64 = 4096;
 const ARGON2ID_MAX_P: u32 = 64;
 const PBKDF2_MAX_ITERATIONS: u32 = 100_000_000;
 
@@ -238,13 +241,30 @@ impl KeyMaterial {
         })
     }
 
-    /// A raw key read from a file holding either 32 raw bytes or base64 text.
+    /// A raw key read from a file holding either 32 raw bytes or base64 text
+    /// (at most 4 KiB).
     /// The file must not be readable by group or others.
     pub fn from_key_file(path: &Path) -> Result<Self, VaultError> {
-        crate::store::file::check_private(path, 0o600)?;
-        let bytes = Zeroizing::new(
-            std::fs::read(path).map_err(|e| VaultError::io("read key file", path, e))?,
-        );
+        use std::io::Read;
+        // The permissions are checked on the opened file, not by path: a
+        // path checked and then opened could be swapped in between.
+        let mut file =
+            std::fs::File::open(path).map_err(|e| VaultError::io("open key file", path, e))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| VaultError::io("inspect key file", path, e))?;
+        crate::store::file::check_private_metadata(&meta, path, 0o600)?;
+        if meta.len() > MAX_KEY_FILE_BYTES {
+            return Err(VaultError::InvalidKey(format!(
+                "{} is larger than a key file can be ({MAX_KEY_FILE_BYTES} bytes)",
+                path.display()
+            )));
+        }
+        let mut bytes = Zeroizing::new(Vec::new());
+        file.by_ref()
+            .take(MAX_KEY_FILE_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| VaultError::io("read key file", path, e))?;
         if let Ok(raw) = <[u8; 32]>::try_from(bytes.as_slice()) {
             return Ok(Self::raw(raw));
         }

@@ -504,6 +504,18 @@ fn permissions_are_private() {
     ));
     fs::set_permissions(&key_file, fs::Permissions::from_mode(0o600)).expect("chmod");
     KeyMaterial::from_key_file(&key_file).expect("private key file");
+
+    // Something that is not a key file (a huge file, say a disk image named
+    // by mistake) is refused from its metadata, without reading it.
+    let huge = dir.path().join("huge.key");
+    let file = fs::File::create(&huge).expect("create");
+    file.set_len(1 << 40).expect("sparse 1 TiB");
+    fs::set_permissions(&huge, fs::Permissions::from_mode(0o600)).expect("chmod");
+    let err = KeyMaterial::from_key_file(&huge).expect_err("huge key file");
+    assert!(
+        matches!(&err, VaultError::InvalidKey(why) if why.contains("larger than a key file")),
+        "{err}"
+    );
 }
 
 #[test]

@@ -265,7 +265,15 @@ pub async fn start(options: DemoOptions) -> Result<Demo, BoxError> {
         SessionManager::new(MemorySessionStore::new(), SessionConfig::default())?;
     let limiter = MemoryRateLimiter::new(options.limits)?;
     let mcp = mcp_service(DemoTools::new(Some(Arc::new(vault))), options.rmcp);
+    // The real tool names, from rmcp's router: calls of other names share
+    // the limiter's overflow bucket instead of taking real tools' places.
+    let tool_names: Vec<String> = DemoTools::tool_router()
+        .list_all()
+        .iter()
+        .map(|tool| tool.name.to_string())
+        .collect();
     let app: Router = McpAuth::with_jwks(resource_config(&url, issuer.issuer())?, validator)?
+        .tools(tool_names)
         .rate_limiter(Arc::new(limiter))
         .sessions(sessions)
         .into_router(mcp)?;

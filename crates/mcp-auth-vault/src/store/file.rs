@@ -37,6 +37,16 @@ pub struct FileStore {
 /// Fails unless `path` is inaccessible to group and others.
 pub(crate) fn check_private(path: &Path, wanted: u32) -> Result<(), VaultError> {
     let meta = fs::metadata(path).map_err(|e| VaultError::io("inspect", path, e))?;
+    check_private_metadata(&meta, path, wanted)
+}
+
+/// [`check_private`] on metadata already read, e.g. from an opened file
+/// (`File::metadata`), so that what is checked is what is then read.
+pub(crate) fn check_private_metadata(
+    meta: &fs::Metadata,
+    path: &Path,
+    wanted: u32,
+) -> Result<(), VaultError> {
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(VaultError::InsecurePermissions {
