@@ -48,7 +48,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let server = RedisServer::start("bench ratelimit (Redis limiter)");
+    let server = RedisServer::try_start("bench ratelimit (Redis limiter)");
     let redis = server.as_ref().map(|s| {
         rt.block_on(RedisRateLimiter::connect(
             &s.url(),

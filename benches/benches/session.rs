@@ -83,7 +83,7 @@ fn main() {
         SessionManager::new(MemorySessionStore::new(), config()).expect("manager");
     let memory_ids = populate(&rt, &memory, 10_000);
 
-    let redis = RedisServer::start("bench session (Redis store)");
+    let redis = RedisServer::try_start("bench session (Redis store)");
     let redis_manager: Option<SessionManager> = redis.as_ref().map(|server| {
         let store = rt
             .block_on(RedisSessionStore::connect(

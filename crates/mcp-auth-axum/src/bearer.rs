@@ -324,8 +324,10 @@ fn body_refused(error: &RpcError) -> Response<Body> {
         }
         RpcError::HeaderMismatch { id, message } => {
             audit::auth_failed("header-mismatch", 400);
-            let mut response =
-                Response::new(Body::from(crate::rpc::header_mismatch_body(id.as_deref(), message)));
+            let mut response = Response::new(Body::from(crate::rpc::header_mismatch_body(
+                id.as_deref(),
+                message,
+            )));
             *response.status_mut() = StatusCode::BAD_REQUEST;
             response.headers_mut().insert(
                 header::CONTENT_TYPE,

@@ -75,6 +75,7 @@ mod introspection;
 mod metadata;
 mod ratelimit;
 mod rpc;
+mod serve;
 mod session;
 mod stack;
 mod token_cache;
@@ -96,6 +97,9 @@ pub use introspection::{
 pub use metadata::{ProtectedResourceMetadata, metadata_router};
 pub use ratelimit::{RateLimit, RateLimitLayer};
 pub use rpc::{MCP_NAME_HEADER, MalformedRpc, RpcCall, RpcSummary};
+pub use serve::{
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, Serve, serve,
+};
 pub use session::{
     MCP_SESSION_ID, McpSessionData, McpSessions, SessionBinding, SessionBindingLayer,
 };

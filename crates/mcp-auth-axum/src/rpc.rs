@@ -321,8 +321,7 @@ fn header_name(headers: &HeaderMap) -> Result<Option<String>, &'static str> {
         let bytes = data_encoding::BASE64
             .decode(inner.as_bytes())
             .map_err(|_| "the Mcp-Name header is not valid base64")?;
-        let decoded =
-            String::from_utf8(bytes).map_err(|_| "the Mcp-Name header is not UTF-8")?;
+        let decoded = String::from_utf8(bytes).map_err(|_| "the Mcp-Name header is not UTF-8")?;
         return Ok(Some(decoded));
     }
     Ok(Some(text.to_owned()))
@@ -431,7 +430,8 @@ mod tests {
     fn a_mismatch_carries_the_request_id() {
         let mut headers = HeaderMap::new();
         headers.insert(MCP_NAME_HEADER, "admin".parse().unwrap());
-        let body = br#"{"jsonrpc":"2.0","id":"req-7","method":"tools/call","params":{"name":"echo"}}"#;
+        let body =
+            br#"{"jsonrpc":"2.0","id":"req-7","method":"tools/call","params":{"name":"echo"}}"#;
         let Err(RpcError::HeaderMismatch { id, message }) = summarise(body, 4, &headers) else {
             panic!("a mismatch");
         };

@@ -180,7 +180,10 @@ mod tests {
             .charge_key("ip:\n".to_owned())
             .await
             .expect_err("an unusable key must refuse, not admit");
-        assert_eq!(refused.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            refused.status(),
+            axum::http::StatusCode::SERVICE_UNAVAILABLE
+        );
         assert!(limit.charge_key("ip:unknown".to_owned()).await.is_ok());
     }
 

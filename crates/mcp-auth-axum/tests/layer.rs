@@ -18,7 +18,9 @@ use mcp_auth_axum::{
 };
 use mcp_auth_core::UserId;
 use mcp_auth_jwks::{KeySet, Policy, Validator};
-use mcp_auth_ratelimit::{Decision, DecisionFuture, DeniedBy, Limits, MemoryRateLimiter, RateLimiter};
+use mcp_auth_ratelimit::{
+    Decision, DecisionFuture, DeniedBy, Limits, MemoryRateLimiter, RateLimiter,
+};
 use mcp_auth_testkit::DevIssuer;
 use serde_json::json;
 
@@ -318,7 +320,10 @@ async fn an_mcp_name_header_that_disagrees_with_the_body_is_refused() {
     // A batch is compared call by call, not only when it calls one tool.
     let batch = json!([call("echo"), {"jsonrpc": "2.0", "id": 9, "method": "tools/call",
         "params": {"name": "delete_file", "arguments": {}}}]);
-    let mut request = post(Some(&f.token("alice", &["mcp:tools", "files:write"])), &batch);
+    let mut request = post(
+        Some(&f.token("alice", &["mcp:tools", "files:write"])),
+        &batch,
+    );
     request
         .headers_mut()
         .insert("mcp-name", HeaderValue::from_static("echo"));
@@ -920,7 +925,11 @@ async fn an_origin_that_is_not_allowed_is_refused_with_403_even_with_a_good_toke
         .cors(CorsConfig::allow_origins(["https://app.example.com"]))
         .into_router(any(echo))
         .unwrap();
-    for origin in ["http://evil.example", "null", "https://app.example.com.evil.example"] {
+    for origin in [
+        "http://evil.example",
+        "null",
+        "https://app.example.com.evil.example",
+    ] {
         let (status, headers, body) =
             send(&app, with_origin(post(Some(&token), &list()), origin)).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{origin}");
@@ -971,9 +980,7 @@ async fn responses_on_the_mcp_route_are_never_cacheable() {
 async fn invented_tool_names_cannot_push_real_tools_into_the_overflow_bucket() {
     let f = Fixture::new();
     // A limiter that tracks at most 4 distinct tool names (256 by default).
-    let limits = Fixture::limits()
-        .per_user(None)
-        .max_distinct_tools(4);
+    let limits = Fixture::limits().per_user(None).max_distinct_tools(4);
     let limiter = Arc::new(MemoryRateLimiter::with_clock(limits, f.clock.clone()).unwrap());
     let app = f
         .stack()
@@ -986,7 +993,11 @@ async fn invented_tool_names_cannot_push_real_tools_into_the_overflow_bucket() {
     // minute), the rest are refused.
     let mut admitted = 0;
     for i in 0..10 {
-        if send(&app, post(Some(&mallory), &call(&format!("made_up_{i}")))).await.0 == StatusCode::OK {
+        if send(&app, post(Some(&mallory), &call(&format!("made_up_{i}"))))
+            .await
+            .0
+            == StatusCode::OK
+        {
             admitted += 1;
         }
     }

@@ -214,7 +214,11 @@ async fn token(
             "expected a form with at least `sub` (application/x-www-form-urlencoded)",
         );
     };
-    if form.grant_type.as_deref().is_some_and(|g| g != DEV_MINT_GRANT) {
+    if form
+        .grant_type
+        .as_deref()
+        .is_some_and(|g| g != DEV_MINT_GRANT)
+    {
         return token_error(
             "unsupported_grant_type",
             "this development issuer only mints tokens (grant_type urn:mcp-auth:params:grant-type:dev-mint)",

@@ -3,9 +3,6 @@
 use std::path::Path;
 use std::process::Command;
 
-/// Environment variable that makes a missing `node` or `npm` a failure.
-pub const REQUIRE_NODE_ENV: &str = "MCP_AUTH_REQUIRE_NODE";
-
 fn have(tool: &str) -> bool {
     Command::new(tool)
         .arg("--version")
@@ -13,22 +10,23 @@ fn have(tool: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Makes `dir`'s npm packages ready for a test: checks that `node` and
-/// `npm` exist, and runs `npm ci` (from the committed `package-lock.json`)
-/// when `dir/node_modules/<probe>` is missing.
+/// Makes `dir`'s npm packages ready for the test named `test`: checks that
+/// `node` and `npm` exist, and runs `npm ci` (from the committed
+/// `package-lock.json`) when `dir/node_modules/<probe>` is missing.
 ///
-/// Returns `false` after printing a `SKIPPED` banner naming `test` when node
-/// or npm is missing, unless `MCP_AUTH_REQUIRE_NODE=1` (CI sets it), which
-/// makes that a panic. Panics if `npm ci` fails.
-pub fn npm_ready(dir: &Path, probe: &str, test: &str) -> bool {
-    if !have("node") || !have("npm") {
-        assert!(
-            std::env::var(REQUIRE_NODE_ENV).as_deref() != Ok("1"),
-            "{test}: node/npm missing and {REQUIRE_NODE_ENV}=1"
-        );
-        eprintln!("\n*** SKIPPED {test}: node or npm is not installed ***\n");
-        return false;
-    }
+/// Tests that call this are marked `#[ignore = "needs node and npm"]`, so a
+/// plain `cargo test` lists them as not run; `scripts/test-all.sh` brings
+/// Node.js 22 or newer and runs them with `--include-ignored`.
+///
+/// # Panics
+/// When `node` or `npm` is missing (a test that needs them fails without
+/// them, never passes), or when `npm ci` fails.
+pub fn npm_ready(dir: &Path, probe: &str, test: &str) {
+    assert!(
+        have("node") && have("npm"),
+        "{test} needs node (22 or newer) and npm, which are not installed: \
+         run scripts/test-all.sh, which brings them"
+    );
     if !dir.join("node_modules").join(probe).exists() {
         let status = Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts"])
@@ -41,5 +39,4 @@ pub fn npm_ready(dir: &Path, probe: &str, test: &str) -> bool {
             dir.display()
         );
     }
-    true
 }

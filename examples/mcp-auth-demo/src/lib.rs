@@ -278,7 +278,7 @@ pub async fn start(options: DemoOptions) -> Result<Demo, BoxError> {
         .sessions(sessions)
         .into_router(mcp)?;
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+        let _ = mcp_auth_axum::serve(listener, app).await;
     });
     Ok(Demo {
         url,

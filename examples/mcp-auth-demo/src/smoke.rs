@@ -122,6 +122,19 @@ fn result_text(message: &Option<Value>) -> String {
         .to_owned()
 }
 
+/// Opens a connection, sends half a request head, and waits (up to 30 s) for
+/// the server to close it.
+async fn stalled_connection_is_closed(addr: std::net::SocketAddr) -> Result<bool, BoxError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(b"POST /mcp HTTP/1.1\r\nhost: x\r\n")
+        .await?;
+    let mut sink = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut sink)).await;
+    Ok(closed.is_ok())
+}
+
 /// Runs the scripted session; `Err` names the first step that misbehaved.
 pub async fn run(demo: &Demo) -> Result<(), BoxError> {
     let http = Client::builder()
@@ -238,6 +251,68 @@ pub async fn run(demo: &Demo) -> Result<(), BoxError> {
         a.status == StatusCode::OK && note.starts_with("Hello Alice"),
         &format!("tools/call read_note (from the encrypted vault): {note:?}"),
         Some(&a),
+    )?;
+
+    // Tool results are private: never cacheable.
+    s.check(
+        a.header("cache-control") == "no-store",
+        "tool results carry Cache-Control: no-store",
+        Some(&a),
+    )?;
+
+    // A browser page from another origin, even with a good token: 403.
+    let response = s
+        .http
+        .post(&demo.url)
+        .header(ACCEPT, "application/json, text/event-stream")
+        .header(CONTENT_TYPE, "application/json")
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .header("origin", "http://evil.example")
+        .body(call(40, "whoami", json!({})).to_string())
+        .send()
+        .await?;
+    let a = Answer {
+        status: response.status(),
+        headers: response.headers().clone(),
+        body: response.text().await?,
+    };
+    s.check(
+        a.status == StatusCode::FORBIDDEN,
+        "a request from Origin http://evil.example: 403",
+        Some(&a),
+    )?;
+
+    // A Mcp-Name header naming another tool than the body: JSON-RPC -32020.
+    let response = s
+        .http
+        .post(&demo.url)
+        .header(ACCEPT, "application/json, text/event-stream")
+        .header(CONTENT_TYPE, "application/json")
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .header("mcp-name", "echo")
+        .body(call(41, "whoami", json!({})).to_string())
+        .send()
+        .await?;
+    let a = Answer {
+        status: response.status(),
+        headers: response.headers().clone(),
+        body: response.text().await?,
+    };
+    let error = a.message().unwrap_or_default();
+    s.check(
+        a.status == StatusCode::BAD_REQUEST
+            && error.pointer("/error/code") == Some(&json!(-32020))
+            && error["id"] == 41,
+        "a Mcp-Name header that disagrees with the body: 400, JSON-RPC -32020 with the id",
+        Some(&a),
+    )?;
+
+    // A connection that sends half a request head and stalls is closed.
+    let stalled = stalled_connection_is_closed(demo.addr).await?;
+    s.check(
+        stalled,
+        "a connection that stalls in its request head is closed by the server",
+        None,
     )?;
 
     // 4. A tool needing a scope the token lacks: 403 insufficient_scope.

@@ -23,7 +23,10 @@ async fn the_metadata_advertises_only_what_is_served() {
     assert_eq!(metadata["issuer"], base);
     // No authorization endpoint is served, so none is advertised, nor a
     // grant or response type that would need one.
-    assert!(metadata.get("authorization_endpoint").is_none(), "{metadata}");
+    assert!(
+        metadata.get("authorization_endpoint").is_none(),
+        "{metadata}"
+    );
     assert_eq!(metadata["response_types_supported"], serde_json::json!([]));
     assert_eq!(
         metadata["grant_types_supported"],
