@@ -3,7 +3,7 @@ use std::path::PathBuf;
 
 use mcp_auth_core::{InvalidUserId, UserId};
 
-use crate::key::KeyId;
+use crate::key_id::KeyId;
 
 /// Everything that can go wrong in the vault.
 ///

@@ -10,13 +10,15 @@
 use std::fmt;
 use std::path::Path;
 
-use data_encoding::{BASE64, BASE64URL_NOPAD, HEXLOWER};
+use data_encoding::{BASE64, BASE64URL_NOPAD};
 use hkdf::Hkdf;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use crate::error::VaultError;
+pub use crate::key_id::KeyId;
+use crate::os::fill_random;
 
 /// Length of salts the vault generates for passphrase KDFs.
 pub const SALT_LEN: usize = 16;
@@ -38,30 +40,6 @@ const PBKDF2_MAX_ITERATIONS: u32 = 100_000_000;
 
 const INFO_KEY_ID: &[u8] = b"mcp-auth-vault v1 key-id";
 const INFO_USER_KEY: &[u8] = b"mcp-auth-vault v1 user-key ";
-
-/// The public identifier of a master key: the first 8 bytes of an HKDF output.
-/// It tells which key wrote a record without revealing anything about the key.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct KeyId(pub(crate) [u8; 8]);
-
-impl KeyId {
-    /// The raw bytes.
-    pub fn as_bytes(&self) -> &[u8; 8] {
-        &self.0
-    }
-}
-
-impl fmt::Display for KeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&HEXLOWER.encode(&self.0))
-    }
-}
-
-impl fmt::Debug for KeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "KeyId({self})")
-    }
-}
 
 /// How a master key was derived. Stored (authenticated) in every record header
 /// and in the key manifest, so a passphrase vault can be unlocked again.
@@ -253,7 +231,7 @@ impl KeyMaterial {
         let meta = file
             .metadata()
             .map_err(|e| VaultError::io("inspect key file", path, e))?;
-        crate::store::file::check_private_metadata(&meta, path, 0o600)?;
+        crate::os::check_private_metadata(&meta, path, 0o600)?;
         if meta.len() > MAX_KEY_FILE_BYTES {
             return Err(VaultError::InvalidKey(format!(
                 "{} is larger than a key file can be ({MAX_KEY_FILE_BYTES} bytes)",
@@ -385,10 +363,6 @@ fn hkdf_expand(ikm: &[u8], info: &[&[u8]], out: &mut [u8]) {
     }
 }
 
-pub(crate) fn fill_random(buf: &mut [u8]) -> Result<(), VaultError> {
-    getrandom::fill(buf).map_err(|_| VaultError::Random)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -508,7 +482,7 @@ mod tests {
         ctx.hash_password_into(&[0x01; 32], &[0x02; 16], &mut tag)
             .expect("hash");
         assert_eq!(
-            HEXLOWER.encode(&tag),
+            data_encoding::HEXLOWER.encode(&tag),
             "0d640df58d78766c08c037a34a8b53c9d01ef0452d75b65eb52520e96b01e659"
         );
     }

@@ -66,6 +66,8 @@ mod credential;
 mod error;
 pub mod format;
 mod key;
+mod key_id;
+mod os;
 pub mod store;
 mod vault;
 

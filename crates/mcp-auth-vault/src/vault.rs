@@ -13,7 +13,8 @@ use crate::format::{
     Cipher, MAX_MANIFEST_KEYS, MAX_PAYLOAD, MAX_PROVIDER_LEN, MAX_RECORDS, Manifest, Record,
     UserFile,
 };
-use crate::key::{KdfParams, KeyId, KeyMaterial, MasterKey, PassphraseKdf, fill_random};
+use crate::key::{KdfParams, KeyId, KeyMaterial, MasterKey, PassphraseKdf};
+use crate::os::fill_random;
 use crate::store::{CachedFileStore, FileStore, MemoryStore, Update, VaultStore};
 
 /// Where and how the vault keeps its records. Every mode encrypts; the

@@ -1,6 +1,6 @@
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use data_encoding::HEXLOWER;
@@ -9,7 +9,7 @@ use mcp_auth_core::UserId;
 use super::{Update, UpdateFn, VaultStore};
 use crate::error::VaultError;
 use crate::format::MAX_FILE_LEN;
-use crate::key::fill_random;
+use crate::os::{check_private, fill_random};
 
 const USER_FILE_SUFFIX: &str = ".vault";
 const MANIFEST_FILE: &str = "keys.manifest";
@@ -32,30 +32,6 @@ const FILE_MODE: u32 = 0o600;
 #[derive(Debug)]
 pub struct FileStore {
     dir: PathBuf,
-}
-
-/// Fails unless `path` is inaccessible to group and others.
-pub(crate) fn check_private(path: &Path, wanted: u32) -> Result<(), VaultError> {
-    let meta = fs::metadata(path).map_err(|e| VaultError::io("inspect", path, e))?;
-    check_private_metadata(&meta, path, wanted)
-}
-
-/// [`check_private`] on metadata already read, e.g. from an opened file
-/// (`File::metadata`), so that what is checked is what is then read.
-pub(crate) fn check_private_metadata(
-    meta: &fs::Metadata,
-    path: &Path,
-    wanted: u32,
-) -> Result<(), VaultError> {
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(VaultError::InsecurePermissions {
-            path: path.to_owned(),
-            mode,
-            wanted,
-        });
-    }
-    Ok(())
 }
 
 struct DirLock {
