@@ -44,5 +44,8 @@ pub mod redis_conn;
 mod user_id;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use loopback::{is_loopback_host, is_loopback_ip};
+pub use loopback::{is_loopback_host, is_loopback_ip, is_public_ip};
+
+/// The boxed, `Send` future the `mcp-auth` crates' object-safe traits return.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 pub use user_id::{InvalidUserId, StorageKey, UserId};
