@@ -19,7 +19,8 @@ use criterion::Criterion;
 use data_encoding::BASE64URL_NOPAD as B64;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use mcp_auth_benches::{bench_mode, time_per_op};
-use mcp_auth_jwks::{FetchError, Fetched, Fetcher, JwksCache, Policy, Validator};
+use mcp_auth_http::{HttpClient, HttpError, HttpRequest, HttpResponse};
+use mcp_auth_jwks::{JwksCache, Policy, Validator};
 use serde_json::{Value, json};
 
 const ISS: &str = "https://issuer.example.com";
@@ -29,15 +30,13 @@ const AUD: &str = "https://mcp.example.com/mcp";
 #[derive(Debug)]
 struct StaticJwks(String);
 
-impl Fetcher for StaticJwks {
-    fn get<'a>(&'a self, _url: &'a str) -> mcp_auth_jwks::fetch::FetchFuture<'a> {
+impl HttpClient for StaticJwks {
+    fn send(
+        &self,
+        _request: HttpRequest,
+    ) -> mcp_auth_core::BoxFuture<'_, Result<HttpResponse, HttpError>> {
         let body = self.0.clone().into_bytes();
-        Box::pin(async move {
-            Ok::<_, FetchError>(Fetched {
-                body,
-                max_age: None,
-            })
-        })
+        Box::pin(async move { Ok(http::Response::new(body)) })
     }
 }
 
@@ -121,7 +120,7 @@ fn main() {
     let cases = cases();
     let jwks = json!({"keys": cases.iter().map(|c| c.jwk.clone()).collect::<Vec<_>>()}).to_string();
     let cache = JwksCache::builder("https://issuer.example.com/jwks")
-        .fetcher(Arc::new(StaticJwks(jwks)))
+        .http(Arc::new(StaticJwks(jwks)))
         .build()
         .expect("cache");
     rt.block_on(cache.refresh()).expect("prime the cache");

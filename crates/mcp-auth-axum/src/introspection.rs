@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::http::HeaderValue;
 use mcp_auth_core::{Clock, SystemClock, UserId};
+use mcp_auth_http::{HttpClient, HttpError, OutboundClient, ResponseLimit};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -42,7 +43,7 @@ pub const MAX_INTROSPECTION_RESPONSE: usize = 64 * 1024;
 /// does. A cached answer outlives a revocation at the server by at most the
 /// cache's TTL (60 s by default).
 pub struct IntrospectionVerifier {
-    client: reqwest::Client,
+    client: Arc<dyn HttpClient>,
     endpoint: String,
     resource: String,
     issuer: Option<String>,
@@ -71,6 +72,7 @@ pub struct IntrospectionBuilder {
     issuer: Option<String>,
     timeout: Duration,
     clock: Arc<dyn Clock>,
+    http: Option<Arc<dyn HttpClient>>,
 }
 
 impl std::fmt::Debug for IntrospectionBuilder {
@@ -100,6 +102,7 @@ impl IntrospectionVerifier {
             issuer: None,
             timeout: DEFAULT_INTROSPECTION_TIMEOUT,
             clock: Arc::new(SystemClock),
+            http: None,
         }
     }
 }
@@ -130,6 +133,15 @@ impl IntrospectionBuilder {
         self
     }
 
+    /// Sends the introspection requests through `http` instead of the
+    /// default [`OutboundClient`] (this builder's timeout; the answer is
+    /// capped at [`MAX_INTROSPECTION_RESPONSE`] either way).
+    #[must_use]
+    pub fn http(mut self, http: Arc<dyn HttpClient>) -> Self {
+        self.http = Some(http);
+        self
+    }
+
     /// The verifier, or why the settings are unsafe.
     pub fn build(self) -> Result<IntrospectionVerifier, ConfigError> {
         let endpoint = checked_url("introspection_endpoint", &self.endpoint)?;
@@ -154,15 +166,19 @@ impl IntrospectionBuilder {
                 reason: "the client credentials cannot form a header",
             })?;
         authorization.set_sensitive(true);
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(self.timeout)
-            .connect_timeout(self.timeout)
-            .build()
-            .map_err(|_| ConfigError::Limit {
-                setting: "introspection client",
-                reason: "the HTTP client could not be built",
-            })?;
+        let client: Arc<dyn HttpClient> = match self.http {
+            Some(http) => http,
+            None => Arc::new(
+                OutboundClient::builder()
+                    .timeout(self.timeout)
+                    .max_response(MAX_INTROSPECTION_RESPONSE)
+                    .build()
+                    .map_err(|_| ConfigError::Limit {
+                        setting: "introspection client",
+                        reason: "the HTTP client could not be built",
+                    })?,
+            ),
+        };
         Ok(IntrospectionVerifier {
             client,
             endpoint: endpoint.to_string(),
@@ -172,15 +188,6 @@ impl IntrospectionBuilder {
             authorization,
             clock: self.clock,
         })
-    }
-}
-
-/// A buffer that is zeroed when `Bytes` drops its last reference to it.
-struct WipedOnDrop(zeroize::Zeroizing<Vec<u8>>);
-
-impl AsRef<[u8]> for WipedOnDrop {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
     }
 }
 
@@ -222,11 +229,10 @@ impl IntrospectionVerifier {
     async fn introspect(&self, token: &str) -> Result<Map<String, Value>, VerifyError> {
         // The form holds the token: it lives in buffers that are wiped when
         // the last reference (the one hyper sends from) is dropped.
+        // The form holds the token: the HTTP seam wipes the body once sent,
+        // and the encoded copy here is wiped on drop.
         let encoded = zeroize::Zeroizing::new(form_encode(token));
-        let form = zeroize::Zeroizing::new(
-            format!("token={}&token_type_hint=access_token", encoded.as_str()).into_bytes(),
-        );
-        let body = bytes::Bytes::from_owner(WipedOnDrop(form));
+        let form = format!("token={}&token_type_hint=access_token", encoded.as_str()).into_bytes();
         let unavailable = |reason: &'static str| {
             tracing::warn!(
                 target: crate::audit::TARGET,
@@ -236,44 +242,28 @@ impl IntrospectionVerifier {
             );
             VerifyError::Unavailable
         };
-        let mut response = self
-            .client
-            .post(&self.endpoint)
+        let mut request = axum::http::Request::post(&self.endpoint)
             .header("authorization", self.authorization.clone())
             .header("content-type", "application/x-www-form-urlencoded")
             .header("accept", "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| {
-                unavailable(if e.is_timeout() {
-                    "timed out"
-                } else {
-                    "unreachable"
-                })
-            })?;
+            .body(form)
+            .map_err(|_| unavailable("the endpoint is not a valid URL"))?;
+        request
+            .extensions_mut()
+            .insert(ResponseLimit(MAX_INTROSPECTION_RESPONSE));
+        let response = self.client.send(request).await.map_err(|e| {
+            unavailable(match e {
+                HttpError::Timeout { .. } => "timed out",
+                HttpError::TooLarge { .. } => "answer too large",
+                _ => "unreachable",
+            })
+        })?;
         match response.status().as_u16() {
             200 => {}
             401 | 403 => return Err(unavailable("the server refused our client credentials")),
             _ => return Err(unavailable("unexpected status")),
         }
-        if response
-            .content_length()
-            .is_some_and(|len| len > MAX_INTROSPECTION_RESPONSE as u64)
-        {
-            return Err(unavailable("answer too large"));
-        }
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|_| unavailable("answer cut off"))?
-        {
-            if bytes.len() + chunk.len() > MAX_INTROSPECTION_RESPONSE {
-                return Err(unavailable("answer too large"));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
+        let bytes = response.into_body();
         serde_json::from_slice(&bytes).map_err(|_| unavailable("not a JSON object"))
     }
 

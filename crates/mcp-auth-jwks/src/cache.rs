@@ -20,8 +20,9 @@ use std::time::{Duration, SystemTime};
 use mcp_auth_core::{Clock, SystemClock};
 
 use crate::error::{FetchError, ValidationError};
-use crate::fetch::{Fetcher, HttpFetcher};
+use crate::fetch::{DEFAULT_MAX_RESPONSE, default_client, fetch};
 use crate::keys::KeySet;
+use mcp_auth_http::HttpClient;
 
 /// Cache timing. Defaults in parentheses.
 #[derive(Debug, Clone)]
@@ -90,7 +91,7 @@ struct State {
 #[derive(Debug)]
 struct Inner {
     jwks_uri: String,
-    fetcher: Arc<dyn Fetcher>,
+    http: Arc<dyn HttpClient>,
     clock: Arc<dyn Clock>,
     config: CacheConfig,
     state: RwLock<State>,
@@ -107,15 +108,17 @@ pub struct JwksCache {
 #[derive(Debug)]
 pub struct JwksCacheBuilder {
     jwks_uri: String,
-    fetcher: Option<Arc<dyn Fetcher>>,
+    http: Option<Arc<dyn HttpClient>>,
     clock: Arc<dyn Clock>,
     config: CacheConfig,
 }
 
 impl JwksCacheBuilder {
-    /// Uses `fetcher` instead of the default [`HttpFetcher`].
-    pub fn fetcher(mut self, fetcher: Arc<dyn Fetcher>) -> Self {
-        self.fetcher = Some(fetcher);
+    /// Fetches through `http` instead of the default client
+    /// ([`crate::fetch::default_client`]: 5 s, 256 KiB).
+    #[must_use]
+    pub fn http(mut self, http: Arc<dyn HttpClient>) -> Self {
+        self.http = Some(http);
         self
     }
 
@@ -135,15 +138,15 @@ impl JwksCacheBuilder {
     /// [`JwksCache::refresh`].
     pub fn build(self) -> Result<JwksCache, FetchError> {
         crate::fetch::check_url(&self.jwks_uri)?;
-        let fetcher = match self.fetcher {
-            Some(f) => f,
-            None => Arc::new(HttpFetcher::new()?),
+        let http = match self.http {
+            Some(http) => http,
+            None => default_client()?,
         };
         let epoch = SystemTime::UNIX_EPOCH;
         Ok(JwksCache {
             inner: Arc::new(Inner {
                 jwks_uri: self.jwks_uri,
-                fetcher,
+                http,
                 clock: self.clock,
                 config: self.config,
                 state: RwLock::new(State {
@@ -166,7 +169,7 @@ impl JwksCache {
     pub fn builder(jwks_uri: impl Into<String>) -> JwksCacheBuilder {
         JwksCacheBuilder {
             jwks_uri: jwks_uri.into(),
-            fetcher: None,
+            http: None,
             clock: Arc::new(SystemClock),
             config: CacheConfig::default(),
         }
@@ -310,7 +313,13 @@ impl JwksCache {
             s.attempts += 1;
             s.last_attempt = Some(started);
         }
-        let result = match self.inner.fetcher.get(&self.inner.jwks_uri).await {
+        let fetched = fetch(
+            self.inner.http.as_ref(),
+            &self.inner.jwks_uri,
+            DEFAULT_MAX_RESPONSE,
+        )
+        .await;
+        let result = match fetched {
             Ok(fetched) => KeySet::from_jwks(&fetched.body)
                 .map(|keys| (keys, fetched.max_age))
                 .map_err(|e| format!("unusable key set: {e}")),

@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 /// Why a token was rejected.
 ///
 /// Messages name the rule that failed and never include the token, a
@@ -177,12 +175,10 @@ pub enum FetchError {
         reason: String,
     },
     /// No response within the timeout.
-    #[error("request to {url} timed out after {timeout:?}")]
+    #[error("request to {url} timed out")]
     Timeout {
         /// The URL.
         url: String,
-        /// The timeout.
-        timeout: Duration,
     },
     /// A status other than 200 (redirects are not followed).
     #[error("{url} answered HTTP {status}")]

@@ -1,11 +1,11 @@
-//! Fetching discovery documents and key sets: a trait, so tests and custom
-//! transports can stand in, and a reqwest implementation.
+//! Fetching discovery documents and key sets through the workspace's one
+//! outbound HTTP seam ([`mcp_auth_http::HttpClient`]), so tests and custom
+//! transports can stand in.
 
-use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
+use mcp_auth_http::{HttpClient, HttpError, OutboundClient, ResponseLimit};
 use serde_json::Value;
 
 use crate::error::FetchError;
@@ -17,6 +17,7 @@ pub const DEFAULT_MAX_RESPONSE: usize = 256 * 1024;
 
 /// A fetched document.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Fetched {
     /// The response body.
     pub body: Vec<u8>,
@@ -25,107 +26,64 @@ pub struct Fetched {
     pub max_age: Option<Duration>,
 }
 
-/// The future a [`Fetcher`] returns.
-pub type FetchFuture<'a> = Pin<Box<dyn Future<Output = Result<Fetched, FetchError>> + Send + 'a>>;
-
-/// Something that can GET a URL.
-pub trait Fetcher: Send + Sync + fmt::Debug {
-    /// Fetches `url`. Implementations must not follow redirects, must bound
-    /// the time and the response size, and must fail on any status but 200.
-    fn get<'a>(&'a self, url: &'a str) -> FetchFuture<'a>;
+/// The client used when none is given: [`OutboundClient`] with a 5 s
+/// timeout and a 256 KiB cap.
+pub fn default_client() -> Result<Arc<dyn HttpClient>, FetchError> {
+    let client = OutboundClient::builder()
+        .timeout(DEFAULT_FETCH_TIMEOUT)
+        .max_response(DEFAULT_MAX_RESPONSE)
+        .build()
+        .map_err(|e| FetchError::Transport {
+            url: String::new(),
+            reason: e.to_string(),
+        })?;
+    Ok(Arc::new(client))
 }
 
-/// The default [`Fetcher`]: reqwest with rustls, no redirects, a timeout and
-/// a response size cap. Only `https` URLs are fetched, except on loopback.
-#[derive(Debug, Clone)]
-pub struct HttpFetcher {
-    client: reqwest::Client,
-    timeout: Duration,
-    max_response: usize,
-}
-
-impl HttpFetcher {
-    /// A fetcher with the default timeout (5 s) and size cap (256 KiB).
-    pub fn new() -> Result<Self, FetchError> {
-        Self::with_limits(DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_RESPONSE)
-    }
-
-    /// A fetcher with explicit limits.
-    pub fn with_limits(timeout: Duration, max_response: usize) -> Result<Self, FetchError> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()
-            .map_err(|e| FetchError::Transport {
-                url: String::new(),
-                reason: e.to_string(),
-            })?;
-        Ok(Self {
-            client,
-            timeout,
-            max_response,
-        })
-    }
-
-    async fn fetch(&self, url: &str) -> Result<Fetched, FetchError> {
-        check_url(url)?;
-        let map_err = |e: reqwest::Error| {
-            if e.is_timeout() {
-                FetchError::Timeout {
-                    url: url.to_owned(),
-                    timeout: self.timeout,
-                }
-            } else {
-                FetchError::Transport {
-                    url: url.to_owned(),
-                    reason: e.to_string(),
-                }
-            }
-        };
-        let mut response = self
-            .client
-            .get(url)
-            .header("accept", "application/json")
-            .send()
-            .await
-            .map_err(map_err)?;
-        if response.status() != reqwest::StatusCode::OK {
-            return Err(FetchError::Status {
-                url: url.to_owned(),
-                status: response.status().as_u16(),
-            });
-        }
-        let too_large = || FetchError::TooLarge {
+/// GETs the JSON document at `url` (https, or http on loopback) through
+/// `http`, reading at most `max` bytes; anything but 200 is an error.
+pub async fn fetch(http: &dyn HttpClient, url: &str, max: usize) -> Result<Fetched, FetchError> {
+    check_url(url)?;
+    let mut request = http::Request::get(url)
+        .header("accept", "application/json")
+        .body(Vec::new())
+        .map_err(|_| FetchError::InsecureUrl {
             url: url.to_owned(),
-            max: self.max_response,
-        };
-        if response
-            .content_length()
-            .is_some_and(|len| len > self.max_response as u64)
-        {
-            return Err(too_large());
-        }
-        let max_age = response
-            .headers()
-            .get("cache-control")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_max_age);
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(map_err)? {
-            if body.len() + chunk.len() > self.max_response {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Fetched { body, max_age })
+            reason: "not a valid URL",
+        })?;
+    request.extensions_mut().insert(ResponseLimit(max));
+    let response = http.send(request).await.map_err(|error| match error {
+        HttpError::Timeout { .. } => FetchError::Timeout {
+            url: url.to_owned(),
+        },
+        HttpError::TooLarge { max, .. } => FetchError::TooLarge {
+            url: url.to_owned(),
+            max,
+        },
+        HttpError::Refused { reason, .. } => FetchError::InsecureUrl {
+            url: url.to_owned(),
+            reason,
+        },
+        other => FetchError::Transport {
+            url: url.to_owned(),
+            reason: other.to_string(),
+        },
+    })?;
+    if response.status() != http::StatusCode::OK {
+        return Err(FetchError::Status {
+            url: url.to_owned(),
+            status: response.status().as_u16(),
+        });
     }
-}
-
-impl Fetcher for HttpFetcher {
-    fn get<'a>(&'a self, url: &'a str) -> FetchFuture<'a> {
-        Box::pin(self.fetch(url))
-    }
+    let max_age = response
+        .headers()
+        .get("cache-control")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_max_age);
+    Ok(Fetched {
+        body: response.into_body(),
+        max_age,
+    })
 }
 
 /// `max-age` from a `Cache-Control` value; `no-cache`/`no-store` mean zero.
@@ -207,10 +165,10 @@ pub struct ServerMetadata {
 /// Discovers `issuer`'s metadata. The document's `issuer` must equal the
 /// configured one exactly (no trailing-slash or case normalisation), and
 /// `jwks_uri` must be https (or loopback http).
-pub async fn discover(fetcher: &dyn Fetcher, issuer: &str) -> Result<ServerMetadata, FetchError> {
+pub async fn discover(http: &dyn HttpClient, issuer: &str) -> Result<ServerMetadata, FetchError> {
     let mut last_error = None;
     for url in discovery_urls(issuer)? {
-        let fetched = match fetcher.get(&url).await {
+        let fetched = match fetch(http, &url, DEFAULT_MAX_RESPONSE).await {
             Ok(f) => f,
             Err(e) => {
                 tracing::debug!(%url, error = %e, "discovery attempt failed");

@@ -63,7 +63,7 @@ mod validator;
 
 pub use cache::{CacheConfig, CacheState, JwksCache, JwksCacheBuilder};
 pub use error::{FetchError, KeySetError, ValidationError};
-pub use fetch::{Fetched, Fetcher, HttpFetcher, ServerMetadata, discover};
+pub use fetch::{Fetched, ServerMetadata, default_client, discover, fetch};
 pub use jws::verify_compact;
 pub use keys::{Algorithm, DEFAULT_MAX_JWKS_BYTES, DEFAULT_MAX_KEYS, KeySet, VerifyingKey};
 pub use policy::{

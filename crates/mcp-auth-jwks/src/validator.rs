@@ -4,10 +4,11 @@ use mcp_auth_core::{Clock, SystemClock};
 
 use crate::cache::JwksCache;
 use crate::error::{FetchError, ValidationError};
-use crate::fetch::{Fetcher, HttpFetcher, discover};
+use crate::fetch::{default_client, discover};
 use crate::jws;
 use crate::keys::KeySet;
 use crate::policy::{Policy, VerifiedToken, finish};
+use mcp_auth_http::HttpClient;
 
 #[derive(Debug, Clone)]
 enum Keys {
@@ -45,21 +46,19 @@ impl Validator {
 
     /// Discovers the policy's issuer (OIDC discovery, then RFC 8414), checks
     /// that the discovered `issuer` is exactly the configured one, and
-    /// validates against its `jwks_uri` with the default HTTP fetcher.
+    /// validates against its `jwks_uri` with the default HTTP client
+    /// ([`crate::fetch::default_client`]).
     pub async fn from_issuer(policy: Policy) -> Result<Self, FetchError> {
-        let fetcher: Arc<dyn Fetcher> = Arc::new(HttpFetcher::new()?);
-        Self::from_issuer_with(policy, fetcher).await
+        Self::from_issuer_with(policy, default_client()?).await
     }
 
-    /// [`Validator::from_issuer`] with a custom fetcher.
+    /// [`Validator::from_issuer`] through `http`.
     pub async fn from_issuer_with(
         policy: Policy,
-        fetcher: Arc<dyn Fetcher>,
+        http: Arc<dyn HttpClient>,
     ) -> Result<Self, FetchError> {
-        let metadata = discover(fetcher.as_ref(), policy.issuer()).await?;
-        let cache = JwksCache::builder(metadata.jwks_uri)
-            .fetcher(fetcher)
-            .build()?;
+        let metadata = discover(http.as_ref(), policy.issuer()).await?;
+        let cache = JwksCache::builder(metadata.jwks_uri).http(http).build()?;
         Ok(Self::new(policy, cache))
     }
 

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use common::{ISSUER_PATH_AUDIENCE as AUD, Mode, NOW, TestIssuer, TestKey, jwks};
 use mcp_auth_core::ManualClock;
+use mcp_auth_http::{HttpClient, OutboundClient};
 use mcp_auth_jwks::{
-    CacheState, FetchError, Fetcher, HttpFetcher, JwksCache, Policy, ValidationError as E,
-    Validator,
+    CacheState, FetchError, JwksCache, Policy, ValidationError as E, Validator, default_client,
 };
 use serde_json::{Value, json};
 
@@ -27,12 +27,12 @@ struct Env {
     validator: Validator,
 }
 
-async fn env(keys: &[&TestKey], fetcher: Option<Arc<dyn Fetcher>>) -> Env {
+async fn env(keys: &[&TestKey], fetcher: Option<Arc<dyn HttpClient>>) -> Env {
     let issuer = TestIssuer::start(jwks(keys)).await;
     let clock = ManualClock::at_unix(NOW);
-    let fetcher = fetcher.unwrap_or_else(|| Arc::new(HttpFetcher::new().expect("fetcher")));
+    let fetcher = fetcher.unwrap_or_else(|| default_client().expect("client"));
     let cache = JwksCache::builder(format!("{}/jwks", issuer.base))
-        .fetcher(fetcher)
+        .http(fetcher)
         .clock(Arc::new(clock.clone()))
         .build()
         .expect("cache");
@@ -59,7 +59,7 @@ impl Env {
 async fn discovery_checks_the_issuer_exactly_and_falls_back_to_rfc8414() {
     let key = TestKey::es256("k1");
     let issuer = TestIssuer::start(jwks(&[&key])).await;
-    let fetcher: Arc<dyn Fetcher> = Arc::new(HttpFetcher::new().expect("fetcher"));
+    let fetcher: Arc<dyn HttpClient> = default_client().expect("client");
     let clock = ManualClock::at_unix(NOW);
 
     let v = Validator::from_issuer_with(Policy::new(issuer.base.clone(), AUD), fetcher.clone())
@@ -308,8 +308,13 @@ async fn start_up_without_keys_fails_clearly_then_recovers() {
 #[tokio::test]
 async fn a_slow_endpoint_times_out() {
     let a = TestKey::es256("a");
-    let fetcher: Arc<dyn Fetcher> =
-        Arc::new(HttpFetcher::with_limits(Duration::from_millis(300), 64 * 1024).expect("fetcher"));
+    let fetcher: Arc<dyn HttpClient> = Arc::new(
+        OutboundClient::builder()
+            .timeout(Duration::from_millis(300))
+            .max_response(64 * 1024)
+            .build()
+            .expect("client"),
+    );
     let e = env(&[&a], Some(fetcher)).await;
     e.issuer.state.set_mode(Mode::Slow(Duration::from_secs(3)));
     let started = std::time::Instant::now();

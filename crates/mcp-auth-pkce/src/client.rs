@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mcp_auth_core::{Clock, SystemClock, UserId};
+use mcp_auth_http::{HttpClient, HttpError, OutboundClient};
 use mcp_auth_jwks::{ClaimRule, JwksCache, Policy, Validator};
 use oauth2::basic::{
     BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse,
@@ -77,7 +78,7 @@ type RefreshResult = Option<Result<TokenSet, OAuthError>>;
 pub struct OAuthClient {
     provider: Provider,
     oauth: Oauth2Client,
-    http: reqwest::Client,
+    http: Arc<dyn HttpClient>,
     redirect_uri: RedirectUri,
     pending: Arc<dyn PendingStore>,
     pending_lifetime: Duration,
@@ -107,6 +108,7 @@ pub struct OAuthClientBuilder {
     pending_lifetime: Duration,
     clock: Arc<dyn Clock>,
     timeout: Duration,
+    http: Option<Arc<dyn HttpClient>>,
 }
 
 impl std::fmt::Debug for OAuthClientBuilder {
@@ -149,6 +151,16 @@ impl OAuthClientBuilder {
     /// Timeout of each request to the provider (default 10 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Sends the token, refresh and revocation requests (and fetches the
+    /// provider's keys) through `http` instead of the default
+    /// [`OutboundClient`] (this builder's timeout, 1 MiB cap). Tests give a
+    /// fake.
+    #[must_use]
+    pub fn http(mut self, http: Arc<dyn HttpClient>) -> Self {
+        self.http = Some(http);
         self
     }
 
@@ -215,14 +227,20 @@ impl OAuthClientBuilder {
         if let Some(secret) = &self.client_secret {
             oauth = oauth.set_client_secret(ClientSecret::new(secret.expose_secret().to_owned()));
         }
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(self.timeout)
-            .build()
-            .map_err(|e| OAuthError::Config(vec![format!("HTTP client: {e}")]))?;
+        let http: Arc<dyn HttpClient> = match self.http {
+            Some(http) => http,
+            None => Arc::new(
+                OutboundClient::builder()
+                    .timeout(self.timeout)
+                    .max_response(MAX_RESPONSE_BYTES)
+                    .build()
+                    .map_err(|e| OAuthError::Config(vec![format!("HTTP client: {e}")]))?,
+            ),
+        };
         let jwks = match &self.provider.jwks_uri {
             Some(uri) => Some(
                 JwksCache::builder(uri.clone())
+                    .http(http.clone())
                     .clock(self.clock.clone())
                     .build()
                     .map_err(|e| OAuthError::Config(vec![format!("jwks_uri: {e}")]))?,
@@ -246,68 +264,16 @@ impl OAuthClientBuilder {
     }
 }
 
-/// Transport errors of the HTTP adapter (never carry a body).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct HttpError(String);
-
-/// oauth2's HTTP client trait over the workspace's reqwest: no redirects,
-/// a timeout, and a cap on the response size.
-async fn send(
-    http: &reqwest::Client,
-    request: oauth2::HttpRequest,
-) -> Result<oauth2::HttpResponse, HttpError> {
-    let (parts, body) = request.into_parts();
-    let response = http
-        .request(parts.method, parts.uri.to_string())
-        .headers(parts.headers)
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| {
-            HttpError(if e.is_timeout() {
-                "timed out".into()
-            } else {
-                "connection failed".into()
-            })
-        })?;
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = read_capped(response).await?;
-    let mut out = oauth2::HttpResponse::new(body);
-    *out.status_mut() = status;
-    *out.headers_mut() = headers;
-    Ok(out)
-}
-
-/// Reads at most [`MAX_RESPONSE_BYTES`] of a response body.
-async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, HttpError> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|_| HttpError("the response body could not be read".into()))?
-    {
-        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            return Err(HttpError("the response is too large".into()));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-/// [`send`] as oauth2's [`oauth2::AsyncHttpClient`] (a named type keeps
-/// the returned futures `Send`).
-struct Http<'a>(&'a reqwest::Client);
+/// The workspace's HTTP seam as oauth2's [`oauth2::AsyncHttpClient`]
+/// (the request and response types are the same `http` types).
+struct Http<'a>(&'a dyn HttpClient);
 
 impl<'c> oauth2::AsyncHttpClient<'c> for Http<'_> {
     type Error = HttpError;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse, HttpError>> + Send + 'c>,
-    >;
+    type Future = mcp_auth_core::BoxFuture<'c, Result<oauth2::HttpResponse, HttpError>>;
 
     fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
-        Box::pin(send(self.0, request))
+        self.0.send(request)
     }
 }
 
@@ -317,10 +283,20 @@ fn token_error(error: RequestTokenError<HttpError, BasicErrorResponse>) -> OAuth
             BasicErrorResponseType::InvalidGrant => OAuthError::ReauthenticationRequired,
             other => OAuthError::TokenEndpoint(other.to_string()),
         },
-        RequestTokenError::Request(e) => OAuthError::Network(e.0),
+        RequestTokenError::Request(e) => OAuthError::Network(network(&e)),
         // The body may hold tokens: never quote it.
         RequestTokenError::Parse(..) => OAuthError::Network("unparseable token response".into()),
         RequestTokenError::Other(_) => OAuthError::Network("unexpected token response".into()),
+    }
+}
+
+/// What a transport failure says to the caller: fixed words, no URL.
+fn network(error: &HttpError) -> String {
+    match error {
+        HttpError::Timeout { .. } => "timed out".into(),
+        HttpError::TooLarge { .. } => "the response is too large".into(),
+        HttpError::Refused { reason, .. } => format!("refused: {reason}"),
+        _ => "connection failed".into(),
     }
 }
 
@@ -344,6 +320,7 @@ impl OAuthClient {
             pending_lifetime: DEFAULT_PENDING_LIFETIME,
             clock: Arc::new(SystemClock),
             timeout: Duration::from_secs(10),
+            http: None,
         }
     }
 
@@ -465,7 +442,7 @@ impl OAuthClient {
         }
         let code = params.code.ok_or(OAuthError::MissingCode)?;
         let verifier = PkceCodeVerifier::new(pending.verifier.secret().to_owned());
-        let http = Http(&self.http);
+        let http = Http(self.http.as_ref());
         let response = self
             .oauth
             .exchange_code(AuthorizationCode::new(code))
@@ -600,7 +577,7 @@ impl OAuthClient {
             .as_ref()
             .ok_or(OAuthError::NoRefreshToken)?;
         let refresh = RefreshToken::new(refresh.expose_secret().to_owned());
-        let http = Http(&self.http);
+        let http = Http(self.http.as_ref());
         let response = self
             .oauth
             .exchange_refresh_token(&refresh)
@@ -650,34 +627,36 @@ impl OAuthClient {
             "token={}&token_type_hint={hint}",
             enc(token.expose_secret())
         );
-        let mut request = self
-            .http
-            .post(endpoint)
+        let mut request = http::Request::post(endpoint)
             .header("content-type", "application/x-www-form-urlencoded")
             .header("accept", "application/json");
         match &self.client_secret {
             // RFC 6749 section 2.3.1: form-encode, then Basic.
             Some(secret) => {
-                let credentials = format!("{}:{}", enc(client_id), enc(secret.expose_secret()));
+                let credentials = zeroize::Zeroizing::new(format!(
+                    "{}:{}",
+                    enc(client_id),
+                    enc(secret.expose_secret())
+                ));
                 let basic = data_encoding::BASE64.encode(credentials.as_bytes());
                 request = request.header("authorization", format!("Basic {basic}"));
             }
             None => body.push_str(&format!("&client_id={}", enc(client_id))),
         }
-        let response = request.body(body).send().await.map_err(|e| {
-            OAuthError::Network(if e.is_timeout() {
-                "timed out".into()
-            } else {
-                "connection failed".into()
-            })
+        let request = request.body(body.into_bytes()).map_err(|_| {
+            OAuthError::Network("the revocation endpoint is not a valid URL".into())
         })?;
+        let response = self
+            .http
+            .send(request)
+            .await
+            .map_err(|e| OAuthError::Network(network(&e)))?;
         let status = response.status();
         if status.is_success() {
             tracing::info!(target: AUDIT, event = "oauth_revoked", provider = %self.provider.name);
             return Ok(());
         }
-        let body = read_capped(response).await.unwrap_or_default();
-        let code = serde_json::from_slice::<serde_json::Value>(&body)
+        let code = serde_json::from_slice::<serde_json::Value>(response.body())
             .ok()
             .and_then(|v| {
                 v.get("error")

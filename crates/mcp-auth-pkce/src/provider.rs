@@ -1,6 +1,6 @@
 //! Where a provider's endpoints are, by preset, explicitly, or by discovery.
 
-use mcp_auth_jwks::{FetchError, HttpFetcher};
+use mcp_auth_jwks::FetchError;
 
 use crate::OAuthError;
 
@@ -112,8 +112,9 @@ impl Provider {
     /// Discovers an issuer's endpoints (OIDC discovery, then RFC 8414). The
     /// document's `issuer` must equal `issuer` exactly.
     pub async fn discover(name: impl Into<String>, issuer: &str) -> Result<Self, OAuthError> {
-        let fetcher = HttpFetcher::new().map_err(|e| OAuthError::Network(e.to_string()))?;
-        let metadata = mcp_auth_jwks::discover(&fetcher, issuer)
+        let http =
+            mcp_auth_jwks::default_client().map_err(|e| OAuthError::Network(e.to_string()))?;
+        let metadata = mcp_auth_jwks::discover(http.as_ref(), issuer)
             .await
             .map_err(|e| match e {
                 FetchError::IssuerMismatch { .. } => OAuthError::DiscoveryIssuerMismatch,
