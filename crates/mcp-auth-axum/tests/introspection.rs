@@ -172,3 +172,64 @@ fn unsafe_settings_are_refused() {
         .is_ok()
     );
 }
+
+/// The HTTP seam: a fake client stands in for the network, sees exactly
+/// the request the verifier sends, and answers it.
+#[derive(Debug, Default)]
+struct FakeIntrospection {
+    seen: std::sync::Mutex<Vec<(String, String, String)>>,
+}
+
+impl mcp_auth_http::HttpClient for FakeIntrospection {
+    fn send(
+        &self,
+        request: mcp_auth_http::HttpRequest,
+    ) -> mcp_auth_core::BoxFuture<'_, Result<mcp_auth_http::HttpResponse, mcp_auth_http::HttpError>>
+    {
+        let limit = request
+            .extensions()
+            .get::<mcp_auth_http::ResponseLimit>()
+            .copied();
+        self.seen.lock().unwrap().push((
+            request.uri().to_string(),
+            request.headers()["authorization"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+            String::from_utf8(request.body().clone()).unwrap(),
+        ));
+        let answer = serde_json::json!({"active": true, "sub": "carol", "aud": RESOURCE,
+            "iss": ISSUER, "exp": NOW + 60, "scope": "mcp:tools"});
+        assert_eq!(
+            limit,
+            Some(mcp_auth_http::ResponseLimit(
+                mcp_auth_axum::MAX_INTROSPECTION_RESPONSE
+            ))
+        );
+        Box::pin(async move { Ok(axum::http::Response::new(answer.to_string().into_bytes())) })
+    }
+}
+
+#[tokio::test]
+async fn the_verifier_can_be_given_a_fake_http_client() {
+    let fake = Arc::new(FakeIntrospection::default());
+    let v = IntrospectionVerifier::builder(
+        "https://as.example.com/introspect",
+        RESOURCE,
+        CLIENT_ID,
+        CLIENT_SECRET,
+    )
+    .issuer(ISSUER)
+    .clock(Arc::new(ManualClock::at_unix(NOW)))
+    .http(fake.clone())
+    .build()
+    .unwrap();
+    let context = v.verify("tok+en/1=").await.unwrap();
+    assert_eq!(context.user.as_str(), "carol");
+    let seen = fake.seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    let (url, authorization, body) = &seen[0];
+    assert_eq!(url, "https://as.example.com/introspect");
+    assert!(authorization.starts_with("Basic "), "{authorization}");
+    assert_eq!(body, "token=tok%2Ben%2F1%3D&token_type_hint=access_token");
+}
