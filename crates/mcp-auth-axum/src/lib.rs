@@ -108,4 +108,4 @@ pub use token_cache::{CachedVerifier, DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKE
 pub use verification_limit::VerificationLimit;
 pub use verifier::{SharedVerifyFuture, TokenVerifier, VerifyError, VerifyFuture};
 
-type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+type BoxFuture<T> = mcp_auth_core::BoxFuture<'static, T>;

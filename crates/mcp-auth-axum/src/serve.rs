@@ -72,7 +72,7 @@ pub struct Serve {
     header_read_timeout: Duration,
     idle_timeout: Duration,
     max_connections: usize,
-    shutdown: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    shutdown: Option<mcp_auth_core::BoxFuture<'static, ()>>,
 }
 
 impl std::fmt::Debug for Serve {
@@ -195,7 +195,7 @@ fn log_end(result: Result<(), hyper::Error>) {
 
 impl IntoFuture for Serve {
     type Output = io::Result<()>;
-    type IntoFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
+    type IntoFuture = mcp_auth_core::BoxFuture<'static, io::Result<()>>;
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(self.run())

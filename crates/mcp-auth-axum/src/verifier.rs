@@ -1,7 +1,5 @@
 //! How the bearer layer turns a token into an [`AuthContext`].
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use mcp_auth_core::UserId;
@@ -11,11 +9,10 @@ use crate::AuthContext;
 
 /// A boxed future returned by [`TokenVerifier::verify_shared`].
 pub type SharedVerifyFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<Arc<AuthContext>, VerifyError>> + Send + 'a>>;
+    mcp_auth_core::BoxFuture<'a, Result<Arc<AuthContext>, VerifyError>>;
 
 /// A boxed future returned by [`TokenVerifier::verify`].
-pub type VerifyFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<AuthContext, VerifyError>> + Send + 'a>>;
+pub type VerifyFuture<'a> = mcp_auth_core::BoxFuture<'a, Result<AuthContext, VerifyError>>;
 
 /// Checks a bearer token and says who it belongs to.
 ///

@@ -2,8 +2,6 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Mutex;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -167,7 +165,7 @@ impl PendingAuthorization {
 }
 
 /// A boxed future for [`PendingStore`] methods.
-pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub type StoreFuture<'a, T> = mcp_auth_core::BoxFuture<'a, T>;
 
 /// Where pending authorizations live until their callback. Entries are
 /// single use: [`PendingStore::take`] removes what it returns.

@@ -1,15 +1,12 @@
 //! One interface over the memory and Redis limiters, for code (such as the
 //! HTTP layer in `mcp-auth-axum`) that should not care which one it holds.
 
-use std::future::Future;
-use std::pin::Pin;
-
 use mcp_auth_core::UserId;
 
 use crate::{Decision, Limits, MemoryRateLimiter};
 
 /// A boxed future returned by [`RateLimiter::decide`].
-pub type DecisionFuture<'a> = Pin<Box<dyn Future<Output = Decision> + Send + 'a>>;
+pub type DecisionFuture<'a> = mcp_auth_core::BoxFuture<'a, Decision>;
 
 /// A limiter that decides one request: the global, per-user and (when `tool`
 /// is given) per-(user, tool) tiers together, spending nothing on a denial.

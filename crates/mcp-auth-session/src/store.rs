@@ -2,9 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
 use std::num::NonZeroU32;
-use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard};
 
 use mcp_auth_core::UserId;
@@ -12,7 +10,7 @@ use mcp_auth_core::UserId;
 use crate::{SessionError, SessionHandle, Timeouts, UserLimitPolicy};
 
 /// The future a [`SessionStore`] method returns.
-pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, SessionError>> + Send + 'a>>;
+pub type StoreFuture<'a, T> = mcp_auth_core::BoxFuture<'a, Result<T, SessionError>>;
 
 /// A session as a store keeps it: keyed by the hash of its id, never the id.
 #[derive(Clone, PartialEq, Eq)]
