@@ -1,17 +1,14 @@
 //! The bearer authentication layer (RFC 6750) with per-tool scopes.
 
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::http::{Method, Request, Response, StatusCode, header};
-use axum::response::IntoResponse;
-use tower::{Layer, Service};
 
-use crate::RpcSummary;
 use crate::challenge::{Challenge, challenge, insufficient_scope, refusal, retry_later};
+use crate::pipeline::{Facts, Step, StepLayer, StepService, Summary};
 use crate::rpc::{RpcError, read_summary};
+use crate::{AuthContext, RpcSummary};
 use crate::{ResourceConfig, TokenVerifier, VerificationLimit, VerifyError, audit};
 
 /// The rule name of an audience mismatch, whoever detects it.
@@ -21,10 +18,13 @@ const NOT_FOR_THIS_RESOURCE: &str = "the access token was not issued for this re
 /// Longest `Authorization` header read (a JWT with many claims fits easily).
 const MAX_AUTHORIZATION_LEN: usize = 16 * 1024;
 
-/// Authenticates every request with an `Authorization: Bearer` token.
+/// The bearer step: authenticates every request with an
+/// `Authorization: Bearer` token, verified by a [`TokenVerifier`], and
+/// checks the scopes the request and the tools it calls need.
 ///
-/// On success the request carries an `Arc<`[`AuthContext`](crate::AuthContext)`>` and, for a
-/// POST, an `Arc<`[`crate::RpcSummary`]`>` in its extensions. Otherwise:
+/// On success the request carries an `Arc<`[`AuthContext`](crate::AuthContext)`>` in its
+/// extensions (and, run alone by [`BearerAuthLayer`], the
+/// `Arc<`[`crate::RpcSummary`]`>` of a POST). Otherwise:
 ///
 /// | case | answer |
 /// |---|---|
@@ -32,26 +32,27 @@ const MAX_AUTHORIZATION_LEN: usize = 16 * 1024;
 /// | token invalid, expired, or for another audience | 401, `error="invalid_token"` |
 /// | token lacks a scope the request or the tool needs | 403, `error="insufficient_scope"`, `scope="…"` |
 /// | `access_token` in the query, two `Authorization` headers, malformed JSON-RPC | 400 |
+/// | `Mcp-Name` header that disagrees with the body | 400, JSON-RPC error -32020 |
 /// | body over the cap | 413 |
 /// | verifier cannot decide (keys unreachable) | 503 with `Retry-After` |
 #[derive(Clone)]
-pub struct BearerAuthLayer {
+pub struct BearerStep {
     config: Arc<ResourceConfig>,
     verifier: Arc<dyn TokenVerifier>,
     limit: Option<VerificationLimit>,
 }
 
-impl std::fmt::Debug for BearerAuthLayer {
+impl std::fmt::Debug for BearerStep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BearerAuthLayer")
+        f.debug_struct("BearerStep")
             .field("resource", &self.config.resource())
             .field("verifier", &self.verifier)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
-impl BearerAuthLayer {
-    /// A layer for `config`, verifying tokens with `verifier`.
+impl BearerStep {
+    /// The step for `config`, verifying tokens with `verifier`.
     pub fn new(config: Arc<ResourceConfig>, verifier: Arc<dyn TokenVerifier>) -> Self {
         Self {
             config,
@@ -62,91 +63,58 @@ impl BearerAuthLayer {
 
     /// Charges each real verification (not a cache hit) to the client's
     /// address; see [`VerificationLimit`].
+    #[must_use]
     pub fn verification_limit(mut self, limit: VerificationLimit) -> Self {
         self.limit = Some(limit);
         self
     }
 }
 
-impl<S> Layer<S> for BearerAuthLayer {
-    type Service = BearerAuth<S>;
+impl Step for BearerStep {
+    type Carry = ();
 
-    fn layer(&self, inner: S) -> Self::Service {
-        BearerAuth {
-            inner,
-            config: self.config.clone(),
-            verifier: self.verifier.clone(),
-            limit: self.limit.clone(),
-        }
+    async fn before(
+        &self,
+        request: Request<Body>,
+        facts: &mut Facts,
+    ) -> Result<(Request<Body>, ()), Response<Body>> {
+        let (request, context, summary) =
+            authenticate(&self.config, &*self.verifier, self.limit.as_ref(), request).await?;
+        facts.context = Some(context);
+        facts.summary = summary.map(Summary::Owned);
+        Ok((request, ()))
     }
 }
+
+/// [`BearerStep`] as a tower layer.
+pub type BearerAuthLayer = StepLayer<BearerStep>;
 
 /// The service made by [`BearerAuthLayer`].
-#[derive(Clone)]
-pub struct BearerAuth<S> {
-    inner: S,
-    config: Arc<ResourceConfig>,
-    verifier: Arc<dyn TokenVerifier>,
-    limit: Option<VerificationLimit>,
-}
+pub type BearerAuth<S> = StepService<S, BearerStep>;
 
-impl<S> std::fmt::Debug for BearerAuth<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BearerAuth")
-            .field("resource", &self.config.resource())
-            .finish_non_exhaustive()
-    }
-}
-
-use crate::BoxFuture;
-
-impl<S> Service<Request<Body>> for BearerAuth<S>
-where
-    S: Service<Request<Body>, Error = Infallible> + Clone + Send + 'static,
-    S::Response: IntoResponse,
-    S::Future: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<Result<Response<Body>, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+impl StepLayer<BearerStep> {
+    /// A layer for `config`, verifying tokens with `verifier`.
+    pub fn new(config: Arc<ResourceConfig>, verifier: Arc<dyn TokenVerifier>) -> Self {
+        Self::from_step(BearerStep::new(config, verifier))
     }
 
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        // The clone that was driven to readiness serves this request.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        let config = self.config.clone();
-        let verifier = self.verifier.clone();
-        let limit = self.limit.clone();
-        Box::pin(async move {
-            match authenticate(&config, &*verifier, limit.as_ref(), request).await {
-                Ok((mut request, summary)) => {
-                    // For the layers inside (the rate limit reads it).
-                    if let Some(summary) = summary {
-                        request.extensions_mut().insert(Arc::new(summary));
-                    }
-                    let mut inner = inner;
-                    let response = inner.call(request).await?;
-                    Ok(response.into_response())
-                }
-                Err(refused) => Ok(refused),
-            }
-        })
+    /// Charges each real verification (not a cache hit) to the client's
+    /// address; see [`VerificationLimit`].
+    #[must_use]
+    pub fn verification_limit(self, limit: VerificationLimit) -> Self {
+        Self::from_step((*self.step).clone().verification_limit(limit))
     }
 }
 
 /// Runs every check; returns the request to forward (with the
-/// `Arc<AuthContext>` in its extensions) and, for a POST, its JSON-RPC
-/// summary, or the response to send.
-pub(crate) async fn authenticate(
+/// `Arc<AuthContext>` in its extensions, for handlers), the context, and
+/// for a POST its JSON-RPC summary; or the response to send.
+async fn authenticate(
     config: &ResourceConfig,
     verifier: &dyn TokenVerifier,
     limit: Option<&VerificationLimit>,
     request: Request<Body>,
-) -> Result<(Request<Body>, Option<RpcSummary>), Response<Body>> {
+) -> Result<(Request<Body>, Arc<AuthContext>, Option<RpcSummary>), Response<Body>> {
     if token_in_query(request.uri().query()) {
         audit::auth_failed("token-in-query", 400);
         return Err(challenge(
@@ -250,8 +218,8 @@ pub(crate) async fn authenticate(
         subject = context.subject(),
         client = context.client_id.as_deref().unwrap_or("-"),
     );
-    request.extensions_mut().insert(context);
-    Ok((request, rpc))
+    request.extensions_mut().insert(context.clone());
+    Ok((request, context, rpc))
 }
 
 fn scope_refusal(

@@ -102,26 +102,17 @@ pub fn auth_context(extensions: &axum::http::Extensions) -> Option<&Arc<AuthCont
     extensions.get::<Arc<AuthContext>>()
 }
 
-/// The context the bearer layer attached, or the 500 an inner layer answers
-/// when it was mounted outside [`crate::BearerAuthLayer`] by mistake.
-#[allow(clippy::result_large_err)]
-pub(crate) fn required(
-    request: &axum::http::Request<axum::body::Body>,
-    layer: &'static str,
-) -> Result<Arc<AuthContext>, axum::http::Response<axum::body::Body>> {
-    match auth_context(request.extensions()) {
-        Some(context) => Ok(context.clone()),
-        None => {
-            tracing::error!(
-                target: crate::audit::TARGET,
-                layer,
-                "request without an AuthContext: put this layer inside BearerAuthLayer"
-            );
-            Err(crate::challenge::refusal(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "the server is misconfigured",
-            ))
-        }
-    }
+/// The 500 a step answers when it runs before the bearer step, by a
+/// mistake in a stack assembled by hand (never in [`crate::McpAuth`]).
+pub(crate) fn misplaced(layer: &'static str) -> axum::http::Response<axum::body::Body> {
+    tracing::error!(
+        target: crate::audit::TARGET,
+        layer,
+        "request without an AuthContext: put this layer inside BearerAuthLayer"
+    );
+    crate::challenge::refusal(
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "server_error",
+        "the server is misconfigured",
+    )
 }

@@ -10,7 +10,11 @@ use tower::util::Either;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
+use axum::body::Body;
+use axum::http::{Request, Response};
+
 use crate::ConfigError;
+use crate::pipeline::{Facts, Step};
 
 /// Response headers every answer carries (unless the handler set its own).
 ///
@@ -231,6 +235,27 @@ impl OriginPolicy {
                 .allowed
                 .iter()
                 .any(|allowed| allowed.as_bytes().eq_ignore_ascii_case(origin.as_bytes()))
+    }
+}
+
+/// The Origin step: refuses with 403 before anything else.
+impl Step for OriginPolicy {
+    type Carry = ();
+
+    async fn before(
+        &self,
+        request: Request<Body>,
+        _facts: &mut Facts,
+    ) -> Result<(Request<Body>, ()), Response<Body>> {
+        if self.allows(request.headers()) {
+            return Ok((request, ()));
+        }
+        crate::audit::auth_failed("origin", 403);
+        Err(crate::challenge::refusal(
+            axum::http::StatusCode::FORBIDDEN,
+            "invalid_origin",
+            "requests from this Origin are not allowed",
+        ))
     }
 }
 

@@ -13,7 +13,13 @@
 //! - [`SessionBindingLayer`]: `Mcp-Session-Id` bound to the subject through
 //!   `mcp-auth-session`.
 //! - [`SecurityHeaders`] and [`CorsConfig`]: tower-http.
-//! - [`McpAuth`]: all of the above around one MCP service.
+//! - [`McpAuth`]: all of the above around one MCP service, plus the
+//!   `Origin` check and `Cache-Control: no-store` on the MCP route.
+//! - [`Step`]: the one shape of each concern above (request in, request or
+//!   response out); [`StepLayer`] runs one alone, [`McpAuth`] runs them in
+//!   sequence in one service.
+//! - [`serve`]: serving with header-read and stall timeouts and a
+//!   connection cap (`axum::serve` has none).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -73,6 +79,7 @@ mod error;
 mod headers;
 mod introspection;
 mod metadata;
+mod pipeline;
 mod ratelimit;
 mod rpc;
 mod serve;
@@ -82,7 +89,7 @@ mod token_cache;
 mod verification_limit;
 mod verifier;
 
-pub use bearer::{BearerAuth, BearerAuthLayer};
+pub use bearer::{BearerAuth, BearerAuthLayer, BearerStep};
 pub use config::{
     DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES, OFFLINE_ACCESS, ResourceConfig,
     ResourceConfigBuilder,
@@ -95,13 +102,15 @@ pub use introspection::{
     MAX_INTROSPECTION_RESPONSE,
 };
 pub use metadata::{ProtectedResourceMetadata, metadata_router};
-pub use ratelimit::{RateLimit, RateLimitLayer};
+pub use pipeline::{Facts, Step, StepLayer, StepService};
+pub use ratelimit::{RateLimit, RateLimitLayer, RateLimitStep};
 pub use rpc::{MCP_NAME_HEADER, MalformedRpc, RpcCall, RpcSummary};
 pub use serve::{
     DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, Serve, serve,
 };
 pub use session::{
-    MCP_SESSION_ID, McpSessionData, McpSessions, SessionBinding, SessionBindingLayer,
+    MCP_SESSION_ID, McpSessionData, McpSessions, SessionBinding, SessionBindingLayer, SessionCarry,
+    SessionStep,
 };
 pub use stack::McpAuth;
 pub use token_cache::{CachedVerifier, DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_CACHE_TTL};

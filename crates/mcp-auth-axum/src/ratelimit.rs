@@ -1,42 +1,39 @@
 //! The rate-limit layer: per subject, and per (subject, tool) for
 //! `tools/call`, through [`mcp_auth_ratelimit::RateLimiter`].
 
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode};
-use axum::response::IntoResponse;
 use mcp_auth_ratelimit::{Decision, DeniedBy, OVERFLOW_TOOL, RateLimiter};
-use tower::{Layer, Service};
 
 use crate::challenge::retry_later;
+use crate::pipeline::{Facts, Step, StepLayer, StepService};
 use crate::{AuthContext, RpcSummary, audit};
 
-/// Applies a [`RateLimiter`] to authenticated requests.
+/// The rate-limit step: a [`RateLimiter`] applied to authenticated requests.
 ///
-/// Must sit inside [`crate::BearerAuthLayer`], which provides the subject
-/// and the JSON-RPC summary. Every request counts against the global and
-/// per-user tiers; each `tools/call` also against its (user, tool) tier. A
-/// denial answers 429 with `Retry-After`; a limiter that cannot decide
-/// (Redis down, fail-closed) answers 503 with `Retry-After`.
+/// Runs after the bearer step, which provides the subject and the JSON-RPC
+/// summary. Every request counts against the global and per-user tiers;
+/// each `tools/call` also against its (user, tool) tier, a batch all or
+/// nothing. A denial answers 429 with `Retry-After`; a limiter that cannot
+/// decide (Redis down, fail-closed) answers 503 with `Retry-After`.
 #[derive(Clone)]
-pub struct RateLimitLayer {
+pub struct RateLimitStep {
     limiter: Arc<dyn RateLimiter>,
     known: KnownTools,
 }
 
-impl std::fmt::Debug for RateLimitLayer {
+impl std::fmt::Debug for RateLimitStep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RateLimitLayer")
+        f.debug_struct("RateLimitStep")
             .field("limiter", &self.limiter)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
-impl RateLimitLayer {
-    /// A layer deciding with `limiter`.
+impl RateLimitStep {
+    /// The step deciding with `limiter`.
     pub fn new(limiter: Arc<dyn RateLimiter>) -> Self {
         Self {
             limiter,
@@ -54,62 +51,38 @@ impl RateLimitLayer {
     }
 }
 
-impl<S> Layer<S> for RateLimitLayer {
-    type Service = RateLimit<S>;
+impl Step for RateLimitStep {
+    type Carry = ();
 
-    fn layer(&self, inner: S) -> Self::Service {
-        RateLimit {
-            inner,
-            limiter: self.limiter.clone(),
-            known: self.known.clone(),
-        }
+    async fn before(
+        &self,
+        request: Request<Body>,
+        facts: &mut Facts,
+    ) -> Result<(Request<Body>, ()), Response<Body>> {
+        let Some(context) = facts.context() else {
+            return Err(crate::context::misplaced("RateLimitLayer"));
+        };
+        admit(&*self.limiter, &self.known, context, facts.summary()).await?;
+        Ok((request, ()))
     }
 }
+
+/// [`RateLimitStep`] as a tower layer; put it inside [`crate::BearerAuthLayer`].
+pub type RateLimitLayer = StepLayer<RateLimitStep>;
 
 /// The service made by [`RateLimitLayer`].
-#[derive(Clone)]
-pub struct RateLimit<S> {
-    inner: S,
-    limiter: Arc<dyn RateLimiter>,
-    known: KnownTools,
-}
+pub type RateLimit<S> = StepService<S, RateLimitStep>;
 
-impl<S> std::fmt::Debug for RateLimit<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RateLimit").finish_non_exhaustive()
-    }
-}
-
-impl<S> Service<Request<Body>> for RateLimit<S>
-where
-    S: Service<Request<Body>, Error = Infallible> + Clone + Send + 'static,
-    S::Response: IntoResponse,
-    S::Future: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = crate::BoxFuture<Result<Response<Body>, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+impl StepLayer<RateLimitStep> {
+    /// A layer deciding with `limiter`.
+    pub fn new(limiter: Arc<dyn RateLimiter>) -> Self {
+        Self::from_step(RateLimitStep::new(limiter))
     }
 
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let limiter = self.limiter.clone();
-        let known = self.known.clone();
-        Box::pin(async move {
-            let context = match crate::context::required(&request, "RateLimitLayer") {
-                Ok(context) => context,
-                Err(response) => return Ok(response),
-            };
-            let summary = request.extensions().get::<Arc<RpcSummary>>().cloned();
-            if let Err(refused) = admit(&*limiter, &known, &context, summary.as_deref()).await {
-                return Ok(refused);
-            }
-            Ok(inner.call(request).await?.into_response())
-        })
+    /// The server's tool names; see [`RateLimitStep::tools`].
+    #[must_use]
+    pub fn tools<S: Into<String>>(self, names: impl IntoIterator<Item = S>) -> Self {
+        Self::from_step((*self.step).clone().tools(names))
     }
 }
 
@@ -127,6 +100,10 @@ impl KnownTools {
 
     pub(crate) fn is_known(&self) -> bool {
         self.0.is_some()
+    }
+
+    pub(crate) fn names(&self) -> Option<&std::collections::HashSet<String>> {
+        self.0.as_deref()
     }
 
     /// The bucket name to charge `tool` to.

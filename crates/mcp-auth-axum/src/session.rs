@@ -1,16 +1,14 @@
 //! Binds MCP sessions (`Mcp-Session-Id`) to the authenticated subject.
 
-use std::convert::Infallible;
-use std::task::{Context, Poll};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{HeaderValue, Method, Request, Response, StatusCode};
-use axum::response::IntoResponse;
 use mcp_auth_session::{NewSession, SessionError, SessionManager};
 use serde::{Deserialize, Serialize};
-use tower::{Layer, Service};
 
 use crate::challenge::{refusal, retry_later};
+use crate::pipeline::{Facts, Step, StepLayer, StepService};
 use crate::{AuthContext, audit};
 
 /// The MCP session header of the streamable HTTP transport.
@@ -50,151 +48,154 @@ pub type McpSessions = SessionManager<McpSessionData>;
 ///
 /// Must sit inside [`crate::BearerAuthLayer`].
 #[derive(Clone, Debug)]
-pub struct SessionBindingLayer {
+pub struct SessionStep {
     sessions: McpSessions,
 }
 
-impl SessionBindingLayer {
-    /// A layer storing bindings through `sessions`.
+impl SessionStep {
+    /// The step binding sessions through `sessions`.
     pub fn new(sessions: McpSessions) -> Self {
         Self { sessions }
     }
 }
 
-impl<S> Layer<S> for SessionBindingLayer {
-    type Service = SessionBinding<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        SessionBinding {
-            inner,
-            sessions: self.sessions.clone(),
-        }
-    }
-}
+/// [`SessionStep`] as a tower layer; put it inside [`crate::BearerAuthLayer`].
+pub type SessionBindingLayer = StepLayer<SessionStep>;
 
 /// The service made by [`SessionBindingLayer`].
-#[derive(Clone, Debug)]
-pub struct SessionBinding<S> {
-    inner: S,
-    sessions: McpSessions,
+pub type SessionBinding<S> = StepService<S, SessionStep>;
+
+impl StepLayer<SessionStep> {
+    /// A layer binding sessions through `sessions`.
+    pub fn new(sessions: McpSessions) -> Self {
+        Self::from_step(SessionStep::new(sessions))
+    }
 }
 
 fn client_key(context: &AuthContext) -> &str {
     context.client_id.as_deref().unwrap_or("-")
 }
 
-impl<S> Service<Request<Body>> for SessionBinding<S>
-where
-    S: Service<Request<Body>, Error = Infallible> + Clone + Send + 'static,
-    S::Response: IntoResponse,
-    S::Future: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = crate::BoxFuture<Result<Response<Body>, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        let sessions = self.sessions.clone();
-        Box::pin(async move { bind(&sessions, request, inner).await })
-    }
+/// What the session step keeps for the response.
+#[derive(Debug)]
+pub enum SessionCarry {
+    /// The request continued a bound session.
+    Existing {
+        /// The id the client holds (ours).
+        outer: String,
+        /// The binding, to revoke on a successful DELETE.
+        handle: mcp_auth_session::SessionHandle,
+        /// Whether the request was a DELETE.
+        is_delete: bool,
+        /// The caller.
+        context: Arc<AuthContext>,
+    },
+    /// The request had no session: the response may open one.
+    New {
+        /// The caller.
+        context: Arc<AuthContext>,
+    },
 }
 
-/// Binds `request`'s MCP session to its subject (see [`SessionBindingLayer`])
-/// and calls `inner`.
-pub(crate) async fn bind<S>(
-    sessions: &McpSessions,
-    request: Request<Body>,
-    mut inner: S,
-) -> Result<Response<Body>, Infallible>
-where
-    S: Service<Request<Body>, Error = Infallible>,
-    S::Response: IntoResponse,
-{
-    let context = match crate::context::required(&request, "SessionBindingLayer") {
-        Ok(context) => context,
-        Err(response) => return Ok(response),
-    };
-    let mut request = request;
-    let presented = match presented_session(&request) {
-        Ok(presented) => presented,
-        Err(response) => return Ok(response),
-    };
-    match presented {
-        Some(outer) => {
-            let session = match sessions.load_str(&outer).await {
-                Ok(session) => session,
-                Err(error) => return Ok(load_failed(&context, &error)),
+impl Step for SessionStep {
+    type Carry = SessionCarry;
+
+    async fn before(
+        &self,
+        request: Request<Body>,
+        facts: &mut Facts,
+    ) -> Result<(Request<Body>, SessionCarry), Response<Body>> {
+        let Some(context) = facts.context().cloned() else {
+            return Err(crate::context::misplaced("SessionBindingLayer"));
+        };
+        let mut request = request;
+        let Some(outer) = presented_session(&request)? else {
+            return Ok((request, SessionCarry::New { context }));
+        };
+        let session = match self.sessions.load_str(&outer).await {
+            Ok(session) => session,
+            Err(error) => return Err(load_failed(&context, &error)),
+        };
+        if session.user != context.user || session.client_id != client_key(&context) {
+            let rule = if session.user != context.user {
+                "subject-mismatch"
+            } else {
+                "client-mismatch"
             };
-            let short = session.handle.short();
-            if session.user != context.user || session.client_id != client_key(&context) {
-                let rule = if session.user != context.user {
-                    "subject-mismatch"
-                } else {
-                    "client-mismatch"
-                };
-                audit::session_refused(context.subject(), rule, &short);
-                return Ok(session_not_found());
-            }
-            let Ok(inner_id) = HeaderValue::from_str(&session.data.inner) else {
-                return Ok(session_not_found());
-            };
-            request.headers_mut().insert(MCP_SESSION_ID, inner_id);
-            let is_delete = request.method() == Method::DELETE;
-            let mut response = inner.call(request).await?.into_response();
-            if response.headers().contains_key(MCP_SESSION_ID)
-                && let Ok(value) = HeaderValue::from_str(&outer)
-            {
-                response.headers_mut().insert(MCP_SESSION_ID, value);
-            }
-            if is_delete && response.status().is_success() {
-                if let Err(error) = sessions.revoke_handle(&session.handle).await {
-                    tracing::warn!(target: audit::TARGET, error = %error, "could not revoke an MCP session binding");
-                } else {
-                    audit::session_event("session_closed", context.subject(), &short);
-                }
-            }
-            Ok(response)
+            audit::session_refused(context.subject(), rule, &session.handle.short());
+            return Err(session_not_found());
         }
-        None => {
-            let mut response = inner.call(request).await?.into_response();
-            let Some(issued) = response.headers_mut().remove(MCP_SESSION_ID) else {
-                return Ok(response);
-            };
-            let Ok(issued) = issued.to_str().map(str::to_owned) else {
-                return Ok(refusal(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
-                    "the MCP server issued an unusable session id",
-                ));
-            };
-            let new = NewSession::new(context.user.clone(), client_key(&context))
-                .with_scopes(context.scopes.iter().cloned())
-                .with_data(McpSessionData { inner: issued });
-            match sessions.create(new).await {
-                Ok(created) => {
-                    audit::session_event(
-                        "session_opened",
-                        context.subject(),
-                        &created.session.handle.short(),
-                    );
-                    if let Ok(value) = HeaderValue::from_str(created.id.expose()) {
-                        response.headers_mut().insert(MCP_SESSION_ID, value);
+        let Ok(inner_id) = HeaderValue::from_str(&session.data.inner) else {
+            return Err(session_not_found());
+        };
+        request.headers_mut().insert(MCP_SESSION_ID, inner_id);
+        let is_delete = request.method() == Method::DELETE;
+        Ok((
+            request,
+            SessionCarry::Existing {
+                outer,
+                handle: session.handle,
+                is_delete,
+                context,
+            },
+        ))
+    }
+
+    async fn after(&self, carry: SessionCarry, mut response: Response<Body>) -> Response<Body> {
+        match carry {
+            SessionCarry::Existing {
+                outer,
+                handle,
+                is_delete,
+                context,
+            } => {
+                if response.headers().contains_key(MCP_SESSION_ID)
+                    && let Ok(value) = HeaderValue::from_str(&outer)
+                {
+                    response.headers_mut().insert(MCP_SESSION_ID, value);
+                }
+                if is_delete && response.status().is_success() {
+                    if let Err(error) = self.sessions.revoke_handle(&handle).await {
+                        tracing::warn!(target: audit::TARGET, error = %error, "could not revoke an MCP session binding");
+                    } else {
+                        audit::session_event("session_closed", context.subject(), &handle.short());
                     }
-                    Ok(response)
                 }
-                Err(error) => Ok(create_failed(&context, &error)),
+                response
+            }
+            SessionCarry::New { context } => {
+                let Some(issued) = response.headers_mut().remove(MCP_SESSION_ID) else {
+                    return response;
+                };
+                let Ok(issued) = issued.to_str().map(str::to_owned) else {
+                    return refusal(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "server_error",
+                        "the MCP server issued an unusable session id",
+                    );
+                };
+                let new = NewSession::new(context.user.clone(), client_key(&context))
+                    .with_scopes(context.scopes.iter().cloned())
+                    .with_data(McpSessionData { inner: issued });
+                match self.sessions.create(new).await {
+                    Ok(created) => {
+                        audit::session_event(
+                            "session_opened",
+                            context.subject(),
+                            &created.session.handle.short(),
+                        );
+                        if let Ok(value) = HeaderValue::from_str(created.id.expose()) {
+                            response.headers_mut().insert(MCP_SESSION_ID, value);
+                        }
+                        response
+                    }
+                    Err(error) => create_failed(&context, &error),
+                }
             }
         }
     }
 }
 
-/// The `Mcp-Session-Id` the client sent, if any.
 #[allow(clippy::result_large_err)]
 fn presented_session(request: &Request<Body>) -> Result<Option<String>, Response<Body>> {
     let mut values = request.headers().get_all(MCP_SESSION_ID).iter();

@@ -5,14 +5,17 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::Request;
+use axum::http::{Request, Response};
 use axum::response::IntoResponse;
 use mcp_auth_jwks::Validator;
 use mcp_auth_ratelimit::RateLimiter;
 use tower::Service;
 
+use crate::bearer::BearerStep;
 use crate::headers::OriginPolicy;
-use crate::ratelimit::KnownTools;
+use crate::pipeline::{Facts, Step};
+use crate::ratelimit::{KnownTools, RateLimitStep};
+use crate::session::SessionStep;
 use crate::{
     CachedVerifier, ConfigError, CorsConfig, McpSessions, ResourceConfig, SecurityHeaders,
     TokenVerifier, VerificationLimit, metadata_router,
@@ -157,18 +160,27 @@ impl McpAuth {
             );
         }
         let headers = SecurityHeaders::new(self.config.hsts);
-        // The three layers' work and the security headers in one service
-        // and one future (the same functions the separate layers run): the
-        // router boxes the result once.
-        let service = Combined {
-            config: self.config.clone(),
-            verifier: self.verifier,
-            limiter: self.limiter,
-            sessions: self.sessions,
-            verification_limit: self.verification_limit,
-            known: self.known,
-            origins,
-            headers,
+        let mut bearer = BearerStep::new(self.config.clone(), self.verifier);
+        if let Some(limit) = self.verification_limit {
+            bearer = bearer.verification_limit(limit);
+        }
+        let rate_limit = self.limiter.map(|limiter| {
+            let step = RateLimitStep::new(limiter);
+            match self.known.names() {
+                Some(names) => step.tools(names.iter().cloned()),
+                None => step,
+            }
+        });
+        // The steps the separate layers run, in sequence in one service and
+        // one future: the router boxes the result once.
+        let service = Pipeline {
+            steps: Arc::new(Steps {
+                origin: origins,
+                bearer,
+                rate_limit,
+                session: self.sessions.map(SessionStep::new),
+                headers,
+            }),
             inner: Shared(Arc::new(mcp)),
         };
         // Unknown paths get a 404 with the same headers.
@@ -189,6 +201,104 @@ impl McpAuth {
             router = router.layer(cors);
         }
         Ok(router)
+    }
+}
+
+/// The steps of the MCP route, in their one order.
+struct Steps {
+    origin: OriginPolicy,
+    bearer: BearerStep,
+    rate_limit: Option<RateLimitStep>,
+    session: Option<SessionStep>,
+    headers: SecurityHeaders,
+}
+
+/// Goes on with what a step let through, or returns the answer it gave.
+macro_rules! pass {
+    ($step:expr) => {
+        match $step.await {
+            Ok(passed) => passed,
+            Err(answer) => return answer,
+        }
+    };
+}
+
+impl Steps {
+    /// A bearer token's walk through the stack, top to bottom.
+    async fn run<S>(&self, request: Request<Body>, mut inner: S) -> Response<Body>
+    where
+        S: Service<Request<Body>, Error = Infallible>,
+        S::Response: IntoResponse,
+    {
+        let mut facts = Facts::default();
+        // 1. A browser page from an origin we do not serve: 403 (DNS rebinding).
+        let (request, ()) = pass!(self.origin.before(request, &mut facts));
+        // 2. The token (one `Authorization: Bearer`, verified, for this
+        //    resource), the JSON-RPC body (read once, capped, `Mcp-Name`
+        //    checked) and the scopes it needs: 400 / 401 / 403 / 413 / 503.
+        let (request, ()) = pass!(self.bearer.before(request, &mut facts));
+        // 3. Rate limits: per user, per (user, tool), batches all or nothing.
+        let (request, _) = pass!(self.rate_limit.before(request, &mut facts));
+        // 4. The MCP session must be this subject's and this client's.
+        let (request, session) = pass!(self.session.before(request, &mut facts));
+        // 5. The MCP server.
+        let response = match inner.call(request).await {
+            Ok(response) => response.into_response(),
+            Err(never) => match never {},
+        };
+        // 4'. A session the server opened is bound to the subject.
+        self.session.after(session, response).await
+    }
+}
+
+/// The MCP route's one service: the steps, then the security headers.
+struct Pipeline<S> {
+    steps: Arc<Steps>,
+    inner: S,
+}
+
+impl<S: Clone> Clone for Pipeline<S> {
+    fn clone(&self) -> Self {
+        Self {
+            steps: self.steps.clone(),
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<S> Service<Request<Body>> for Pipeline<S>
+where
+    S: Service<Request<Body>, Error = Infallible> + Clone + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = crate::BoxFuture<Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let steps = self.steps.clone();
+        Box::pin(async move {
+            let mut response = steps.run(request, inner).await;
+            // Tool results are private to the caller: never stored by a
+            // cache, whatever the MCP service said (rmcp's streams say
+            // `no-cache`, which allows storing).
+            response.headers_mut().insert(
+                axum::http::header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("no-store"),
+            );
+            steps.headers.insert_into(response.headers_mut());
+            Ok(response)
+        })
     }
 }
 
@@ -222,118 +332,5 @@ where
 
     fn call(&mut self, request: R) -> Self::Future {
         tower::ServiceExt::oneshot(S::clone(&self.0), request)
-    }
-}
-
-/// Bearer auth, rate limit, session binding and security headers as one
-/// service: what [`crate::BearerAuthLayer`], [`crate::RateLimitLayer`],
-/// [`crate::SessionBindingLayer`] and [`SecurityHeaders::layer`] do
-/// stacked, with one boxed future and one clone of the inner service per
-/// request instead of nine.
-#[derive(Clone)]
-struct Combined<S> {
-    config: Arc<ResourceConfig>,
-    verifier: Arc<dyn TokenVerifier>,
-    limiter: Option<Arc<dyn RateLimiter>>,
-    sessions: Option<McpSessions>,
-    verification_limit: Option<VerificationLimit>,
-    known: KnownTools,
-    origins: OriginPolicy,
-    headers: SecurityHeaders,
-    inner: S,
-}
-
-impl Combined<()> {
-    async fn respond<S>(
-        &self,
-        request: Request<Body>,
-        mut inner: S,
-    ) -> Result<axum::response::Response, Infallible>
-    where
-        S: Service<Request<Body>, Error = Infallible>,
-        S::Response: IntoResponse,
-    {
-        if !self.origins.allows(request.headers()) {
-            crate::audit::auth_failed("origin", 403);
-            return Ok(crate::challenge::refusal(
-                axum::http::StatusCode::FORBIDDEN,
-                "invalid_origin",
-                "requests from this Origin are not allowed",
-            ));
-        }
-        let (request, summary) = match crate::bearer::authenticate(
-            &self.config,
-            &*self.verifier,
-            self.verification_limit.as_ref(),
-            request,
-        )
-        .await
-        {
-            Ok(authenticated) => authenticated,
-            Err(refused) => return Ok(refused),
-        };
-        if let Some(limiter) = &self.limiter {
-            // The summary is handed over, not put in the request's
-            // extensions: nothing after the rate limit reads it.
-            let context = match crate::context::required(&request, "McpAuth") {
-                Ok(context) => context,
-                Err(response) => return Ok(response),
-            };
-            if let Err(refused) =
-                crate::ratelimit::admit(&**limiter, &self.known, &context, summary.as_ref()).await
-            {
-                return Ok(refused);
-            }
-        }
-        match &self.sessions {
-            Some(sessions) => crate::session::bind(sessions, request, inner).await,
-            None => Ok(inner.call(request).await?.into_response()),
-        }
-    }
-}
-
-impl<S> Service<Request<Body>> for Combined<S>
-where
-    S: Service<Request<Body>, Error = Infallible> + Clone + Send + 'static,
-    S::Response: IntoResponse,
-    S::Future: Send + 'static,
-{
-    type Response = axum::response::Response;
-    type Error = Infallible;
-    type Future = crate::BoxFuture<Result<axum::response::Response, Infallible>>;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        let this = Combined {
-            config: self.config.clone(),
-            verifier: self.verifier.clone(),
-            limiter: self.limiter.clone(),
-            sessions: self.sessions.clone(),
-            verification_limit: self.verification_limit.clone(),
-            known: self.known.clone(),
-            origins: self.origins.clone(),
-            headers: self.headers,
-            inner: (),
-        };
-        Box::pin(async move {
-            let mut response = this.respond(request, inner).await?;
-            // Tool results are private to the caller: never stored by a
-            // cache, whatever the MCP service said (rmcp's streams say
-            // `no-cache`, which allows storing).
-            response.headers_mut().insert(
-                axum::http::header::CACHE_CONTROL,
-                axum::http::HeaderValue::from_static("no-store"),
-            );
-            this.headers.insert_into(response.headers_mut());
-            Ok(response)
-        })
     }
 }

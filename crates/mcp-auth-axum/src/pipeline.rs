@@ -1,0 +1,211 @@
+//! The shape every concern of the MCP route has: a [`Step`], "request in,
+//! request or response out" (tower-http's `AsyncAuthorizeRequest`), with an
+//! optional look at the response on its way back. [`StepLayer`] runs one
+//! step as a tower layer; [`crate::McpAuth`] runs the same steps in
+//! sequence in one service and one future. Each concern is written once.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::http::{Request, Response};
+use axum::response::IntoResponse;
+use tower::{Layer, Service};
+
+use crate::{AuthContext, RpcSummary};
+
+/// What the steps have learnt about one request, handed from one step to
+/// the next: who is calling, and what the JSON-RPC body asks for.
+#[derive(Debug, Default)]
+pub struct Facts {
+    pub(crate) context: Option<Arc<AuthContext>>,
+    pub(crate) summary: Option<Summary>,
+}
+
+/// The JSON-RPC summary: handed over as it was read in a pipeline, or
+/// shared through the request's extensions between separate layers.
+#[derive(Debug)]
+pub(crate) enum Summary {
+    Owned(RpcSummary),
+    Shared(Arc<RpcSummary>),
+}
+
+impl Facts {
+    /// The authenticated caller, once the bearer step has run.
+    pub fn context(&self) -> Option<&Arc<AuthContext>> {
+        self.context.as_ref()
+    }
+
+    /// The JSON-RPC summary of a POST body, once the bearer step has run.
+    pub fn summary(&self) -> Option<&RpcSummary> {
+        match &self.summary {
+            Some(Summary::Owned(summary)) => Some(summary),
+            Some(Summary::Shared(summary)) => Some(summary),
+            None => None,
+        }
+    }
+
+    /// What an earlier layer left in `request`'s extensions (a step run on
+    /// its own by [`StepLayer`]).
+    fn from_extensions(request: &Request<Body>) -> Self {
+        Self {
+            context: request.extensions().get::<Arc<AuthContext>>().cloned(),
+            summary: request
+                .extensions()
+                .get::<Arc<RpcSummary>>()
+                .cloned()
+                .map(Summary::Shared),
+        }
+    }
+
+    /// Leaves the facts in `request`'s extensions for the layers inside.
+    fn into_extensions(self, request: &mut Request<Body>) {
+        if let Some(context) = self.context {
+            request.extensions_mut().insert(context);
+        }
+        if let Some(Summary::Owned(summary)) = self.summary {
+            request.extensions_mut().insert(Arc::new(summary));
+        }
+    }
+}
+
+/// One concern of the MCP route.
+///
+/// [`Step::before`] sees the request (and the [`Facts`] earlier steps
+/// established) and returns it, possibly changed, with something to keep for
+/// the response, or returns the response to send instead. [`Step::after`]
+/// sees the inner service's response, with what `before` kept.
+pub trait Step: Send + Sync + 'static {
+    /// What `before` keeps for `after`.
+    type Carry: Send + 'static;
+
+    /// Lets the request go on, or answers it.
+    fn before<'a>(
+        &'a self,
+        request: Request<Body>,
+        facts: &'a mut Facts,
+    ) -> impl Future<Output = Result<(Request<Body>, Self::Carry), Response<Body>>> + Send + 'a;
+
+    /// Looks at the response on its way out (by default: nothing).
+    fn after(
+        &self,
+        carry: Self::Carry,
+        response: Response<Body>,
+    ) -> impl Future<Output = Response<Body>> + Send + '_ {
+        let _ = carry;
+        std::future::ready(response)
+    }
+}
+
+/// A step that is configured or not: when not, it lets everything through.
+impl<T: Step> Step for Option<T> {
+    type Carry = Option<T::Carry>;
+
+    async fn before(
+        &self,
+        request: Request<Body>,
+        facts: &mut Facts,
+    ) -> Result<(Request<Body>, Self::Carry), Response<Body>> {
+        match self {
+            Some(step) => {
+                let (request, carry) = step.before(request, facts).await?;
+                Ok((request, Some(carry)))
+            }
+            None => Ok((request, None)),
+        }
+    }
+
+    async fn after(&self, carry: Self::Carry, response: Response<Body>) -> Response<Body> {
+        match (self, carry) {
+            (Some(step), Some(carry)) => step.after(carry, response).await,
+            _ => response,
+        }
+    }
+}
+
+/// Runs one [`Step`] around an inner service, for stacks assembled by hand.
+/// The facts a step establishes travel to the layers inside through the
+/// request's extensions (`Arc<AuthContext>`, `Arc<RpcSummary>`).
+#[derive(Debug)]
+pub struct StepLayer<T> {
+    pub(crate) step: Arc<T>,
+}
+
+impl<T> Clone for StepLayer<T> {
+    fn clone(&self) -> Self {
+        Self {
+            step: self.step.clone(),
+        }
+    }
+}
+
+impl<T> StepLayer<T> {
+    /// A layer running `step`.
+    pub fn from_step(step: T) -> Self {
+        Self {
+            step: Arc::new(step),
+        }
+    }
+}
+
+impl<S, T> Layer<S> for StepLayer<T> {
+    type Service = StepService<S, T>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        StepService {
+            inner,
+            step: self.step.clone(),
+        }
+    }
+}
+
+/// The service made by [`StepLayer`].
+#[derive(Debug)]
+pub struct StepService<S, T> {
+    inner: S,
+    step: Arc<T>,
+}
+
+impl<S: Clone, T> Clone for StepService<S, T> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            step: self.step.clone(),
+        }
+    }
+}
+
+impl<S, T> Service<Request<Body>> for StepService<S, T>
+where
+    S: Service<Request<Body>, Error = Infallible> + Clone + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send + 'static,
+    T: Step,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = crate::BoxFuture<Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        // The clone that was driven to readiness serves this request.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let step = self.step.clone();
+        Box::pin(async move {
+            let mut facts = Facts::from_extensions(&request);
+            let (mut request, carry) = match step.before(request, &mut facts).await {
+                Ok(passed) => passed,
+                Err(refused) => return Ok(refused),
+            };
+            facts.into_extensions(&mut request);
+            let response = inner.call(request).await?.into_response();
+            Ok(step.after(carry, response).await)
+        })
+    }
+}
