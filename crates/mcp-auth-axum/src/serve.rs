@@ -246,6 +246,27 @@ impl AsyncRead for WriteStallTimeout {
     }
 }
 
+impl WriteStallTimeout {
+    /// A write's outcome: progress clears the stall timer, a pending write
+    /// runs it.
+    fn judge<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        match polled {
+            Poll::Pending => {
+                self.check_stall(cx)?;
+                Poll::Pending
+            }
+            ready => {
+                self.stalled_since = None;
+                ready
+            }
+        }
+    }
+}
+
 impl AsyncWrite for WriteStallTimeout {
     fn poll_write(
         self: Pin<&mut Self>,
@@ -253,16 +274,8 @@ impl AsyncWrite for WriteStallTimeout {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.stream).poll_write(cx, buf) {
-            Poll::Pending => {
-                this.check_stall(cx)?;
-                Poll::Pending
-            }
-            ready => {
-                this.stalled_since = None;
-                ready
-            }
-        }
+        let polled = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.judge(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -271,16 +284,8 @@ impl AsyncWrite for WriteStallTimeout {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.stream).poll_write_vectored(cx, bufs) {
-            Poll::Pending => {
-                this.check_stall(cx)?;
-                Poll::Pending
-            }
-            ready => {
-                this.stalled_since = None;
-                ready
-            }
-        }
+        let polled = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.judge(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -289,13 +294,8 @@ impl AsyncWrite for WriteStallTimeout {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.stream).poll_flush(cx) {
-            Poll::Pending => {
-                this.check_stall(cx)?;
-                Poll::Pending
-            }
-            ready => ready,
-        }
+        let polled = Pin::new(&mut this.stream).poll_flush(cx);
+        this.judge(cx, polled)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

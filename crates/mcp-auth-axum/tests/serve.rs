@@ -56,6 +56,13 @@ async fn listen() -> (TcpListener, SocketAddr) {
     (listener, addr)
 }
 
+/// Serves `app()` on a free loopback port with what `configure` sets.
+async fn start(configure: impl FnOnce(mcp_auth_axum::Serve) -> mcp_auth_axum::Serve) -> SocketAddr {
+    let (listener, addr) = listen().await;
+    tokio::spawn(configure(mcp_auth_axum::serve(listener, app())).into_future());
+    addr
+}
+
 /// Reads until the server closes the connection; how long that took.
 async fn time_to_close(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
     let started = Instant::now();
@@ -77,12 +84,7 @@ async fn get_text(addr: SocketAddr, path: &str) -> String {
 
 #[tokio::test]
 async fn a_silent_connection_is_closed_after_the_header_timeout() {
-    let (listener, addr) = listen().await;
-    tokio::spawn(
-        mcp_auth_axum::serve(listener, app())
-            .header_read_timeout(Duration::from_millis(300))
-            .into_future(),
-    );
+    let addr = start(|server| server.header_read_timeout(Duration::from_millis(300))).await;
     let mut silent = TcpStream::connect(addr).await.unwrap();
     let closed = time_to_close(&mut silent, Duration::from_secs(5)).await;
     assert!(
@@ -93,12 +95,7 @@ async fn a_silent_connection_is_closed_after_the_header_timeout() {
 
 #[tokio::test]
 async fn half_sent_headers_are_cut_off() {
-    let (listener, addr) = listen().await;
-    tokio::spawn(
-        mcp_auth_axum::serve(listener, app())
-            .header_read_timeout(Duration::from_millis(300))
-            .into_future(),
-    );
+    let addr = start(|server| server.header_read_timeout(Duration::from_millis(300))).await;
     let mut slow = TcpStream::connect(addr).await.unwrap();
     slow.write_all(b"GET /peer HTTP/1.1\r\nhost: x\r\nx-a: ")
         .await
@@ -109,12 +106,7 @@ async fn half_sent_headers_are_cut_off() {
 
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed() {
-    let (listener, addr) = listen().await;
-    tokio::spawn(
-        mcp_auth_axum::serve(listener, app())
-            .header_read_timeout(Duration::from_millis(300))
-            .into_future(),
-    );
+    let addr = start(|server| server.header_read_timeout(Duration::from_millis(300))).await;
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream
         .write_all(b"GET /peer HTTP/1.1\r\nhost: x\r\n\r\n")
@@ -130,12 +122,7 @@ async fn an_idle_keep_alive_connection_is_closed() {
 
 #[tokio::test]
 async fn a_stalled_request_body_is_cut_off() {
-    let (listener, addr) = listen().await;
-    tokio::spawn(
-        mcp_auth_axum::serve(listener, app())
-            .idle_timeout(Duration::from_millis(300))
-            .into_future(),
-    );
+    let addr = start(|server| server.idle_timeout(Duration::from_millis(300))).await;
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream
         .write_all(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nonly ten b")
@@ -160,12 +147,7 @@ async fn a_stalled_request_body_is_cut_off() {
 
 #[tokio::test]
 async fn a_client_that_stops_reading_its_response_is_cut_off() {
-    let (listener, addr) = listen().await;
-    tokio::spawn(
-        mcp_auth_axum::serve(listener, app())
-            .idle_timeout(Duration::from_millis(300))
-            .into_future(),
-    );
+    let addr = start(|server| server.idle_timeout(Duration::from_millis(300))).await;
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream
         .write_all(b"GET /endless HTTP/1.1\r\nhost: x\r\n\r\n")
@@ -183,13 +165,12 @@ async fn a_client_that_stops_reading_its_response_is_cut_off() {
 
 #[tokio::test]
 async fn a_slow_handler_is_not_an_idle_connection() {
-    let (listener, addr) = listen().await;
-    tokio::spawn(
-        mcp_auth_axum::serve(listener, app())
+    let addr = start(|server| {
+        server
             .header_read_timeout(Duration::from_millis(100))
             .idle_timeout(Duration::from_millis(100))
-            .into_future(),
-    );
+    })
+    .await;
     // The handler takes 300 ms, longer than both timeouts: still answered.
     let response = get_text(addr, "/slow").await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
@@ -198,13 +179,12 @@ async fn a_slow_handler_is_not_an_idle_connection() {
 
 #[tokio::test]
 async fn connections_beyond_the_cap_wait_for_a_free_slot() {
-    let (listener, addr) = listen().await;
-    tokio::spawn(
-        mcp_auth_axum::serve(listener, app())
+    let addr = start(|server| {
+        server
             .max_connections(2)
             .header_read_timeout(Duration::from_secs(30))
-            .into_future(),
-    );
+    })
+    .await;
     let first = TcpStream::connect(addr).await.unwrap();
     let second = TcpStream::connect(addr).await.unwrap();
     // Give the server time to accept both.
@@ -226,8 +206,7 @@ async fn connections_beyond_the_cap_wait_for_a_free_slot() {
 
 #[tokio::test]
 async fn handlers_see_the_peer_address() {
-    let (listener, addr) = listen().await;
-    tokio::spawn(mcp_auth_axum::serve(listener, app()).into_future());
+    let addr = start(|server| server).await;
     let response = get_text(addr, "/peer").await;
     assert!(response.contains("127.0.0.1:"), "{response}");
 }

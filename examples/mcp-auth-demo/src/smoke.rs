@@ -88,6 +88,30 @@ impl Script<'_> {
         self.send(Method::POST, Some(token), Some(body)).await
     }
 
+    /// A POST outside the session, with one extra header.
+    async fn post_with(
+        &self,
+        token: &str,
+        (name, value): (&str, &str),
+        body: &Value,
+    ) -> Result<Answer, BoxError> {
+        let response = self
+            .http
+            .post(&self.demo.url)
+            .header(ACCEPT, "application/json, text/event-stream")
+            .header(CONTENT_TYPE, "application/json")
+            .header(AUTHORIZATION, format!("Bearer {token}"))
+            .header(name, value)
+            .body(body.to_string())
+            .send()
+            .await?;
+        Ok(Answer {
+            status: response.status(),
+            headers: response.headers().clone(),
+            body: response.text().await?,
+        })
+    }
+
     fn check(&mut self, ok: bool, what: &str, answer: Option<&Answer>) -> Result<(), BoxError> {
         self.steps += 1;
         if ok {
@@ -261,21 +285,13 @@ pub async fn run(demo: &Demo) -> Result<(), BoxError> {
     )?;
 
     // A browser page from another origin, even with a good token: 403.
-    let response = s
-        .http
-        .post(&demo.url)
-        .header(ACCEPT, "application/json, text/event-stream")
-        .header(CONTENT_TYPE, "application/json")
-        .header(AUTHORIZATION, format!("Bearer {token}"))
-        .header("origin", "http://evil.example")
-        .body(call(40, "whoami", json!({})).to_string())
-        .send()
+    let a = s
+        .post_with(
+            &token,
+            ("origin", "http://evil.example"),
+            &call(40, "whoami", json!({})),
+        )
         .await?;
-    let a = Answer {
-        status: response.status(),
-        headers: response.headers().clone(),
-        body: response.text().await?,
-    };
     s.check(
         a.status == StatusCode::FORBIDDEN,
         "a request from Origin http://evil.example: 403",
@@ -283,21 +299,9 @@ pub async fn run(demo: &Demo) -> Result<(), BoxError> {
     )?;
 
     // A Mcp-Name header naming another tool than the body: JSON-RPC -32020.
-    let response = s
-        .http
-        .post(&demo.url)
-        .header(ACCEPT, "application/json, text/event-stream")
-        .header(CONTENT_TYPE, "application/json")
-        .header(AUTHORIZATION, format!("Bearer {token}"))
-        .header("mcp-name", "echo")
-        .body(call(41, "whoami", json!({})).to_string())
-        .send()
+    let a = s
+        .post_with(&token, ("mcp-name", "echo"), &call(41, "whoami", json!({})))
         .await?;
-    let a = Answer {
-        status: response.status(),
-        headers: response.headers().clone(),
-        body: response.text().await?,
-    };
     let error = a.message().unwrap_or_default();
     s.check(
         a.status == StatusCode::BAD_REQUEST
