@@ -233,22 +233,25 @@ pub(crate) fn summarise(
     headers: &HeaderMap,
 ) -> Result<RpcSummary, RpcError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    let envelopes: Vec<Envelope<'_>> = match first {
+    let batch: Vec<Envelope<'_>>;
+    let one: Envelope<'_>;
+    let envelopes: &[Envelope<'_>] = match first {
         None => return Ok(RpcSummary::default()),
         Some(b'[') => {
-            let batch: Vec<Envelope<'_>> = serde_json::from_slice(body)
+            batch = serde_json::from_slice(body)
                 .map_err(|_| RpcError::Invalid("the request body is not valid JSON-RPC"))?;
             if batch.is_empty() || batch.len() > max_batch {
                 return Err(RpcError::Invalid(
                     "the JSON-RPC batch is empty or too large",
                 ));
             }
-            batch
+            &batch
         }
         Some(_) => {
-            let one: Envelope<'_> = serde_json::from_slice(body)
+            // One message, the common case: no vector of envelopes.
+            one = serde_json::from_slice(body)
                 .map_err(|_| RpcError::Invalid("the request body is not valid JSON-RPC"))?;
-            vec![one]
+            std::slice::from_ref(&one)
         }
     };
     let calls = envelopes

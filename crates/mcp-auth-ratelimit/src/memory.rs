@@ -261,39 +261,70 @@ impl MemoryRateLimiter {
     /// any charge is refused every charge already made for this request is
     /// undone, so a refused request spends nothing.
     pub fn check_calls(&self, user: &UserId, tools: &[&str]) -> Decision {
-        // Keys are the user id itself (no encoding: these maps never leave
-        // the process). A user id has no control characters, so
-        // "user \n bucket" names each (user, tool) pair exactly once.
-        let buckets: Vec<Arc<str>> = tools.iter().map(|name| self.tools.resolve(name)).collect();
-        let mut plan: Vec<(&Tier, String, DeniedBy)> = Vec::with_capacity(3 * tools.len().max(1));
-        let charges = tools.len().max(1);
-        for call in 0..charges {
-            if let Some(tier) = &self.global {
-                plan.push((tier, String::new(), DeniedBy::Global));
+        match tools {
+            // The common case: no heap allocation beyond the keys.
+            [] | [_] => {
+                let bucket = tools.first().map(|name| self.tools.resolve(name));
+                let plan = self.plan(user, bucket.as_ref());
+                let mut charged = [None, None, None];
+                self.settle(user, &plan, &mut charged, || {
+                    bucket.as_deref().unwrap_or("-").to_owned()
+                })
             }
-            if let Some(tier) = &self.user {
-                plan.push((tier, user.as_str().to_owned(), DeniedBy::User));
-            }
-            let Some(bucket) = buckets.get(call) else {
-                continue;
-            };
-            match self.tool_overrides.get(&**bucket) {
-                Some(tier) => plan.push((tier, user.as_str().to_owned(), DeniedBy::Tool)),
-                None => {
-                    if let Some(tier) = &self.tool {
-                        plan.push((tier, format!("{}\n{bucket}", user.as_str()), DeniedBy::Tool));
-                    }
-                }
+            _ => {
+                let buckets: Vec<Arc<str>> =
+                    tools.iter().map(|name| self.tools.resolve(name)).collect();
+                let plan: Vec<_> = buckets
+                    .iter()
+                    .flat_map(|bucket| self.plan(user, Some(bucket)))
+                    .collect();
+                let mut charged = vec![None; plan.len()];
+                self.settle(user, &plan, &mut charged, || buckets.join(","))
             }
         }
+    }
 
+    /// The charges one call makes, in order: global, user, (user, tool).
+    /// Keys are the user id itself (no encoding: these maps never leave the
+    /// process). A user id has no control characters, so "user \n bucket"
+    /// names each (user, tool) pair exactly once.
+    fn plan(&self, user: &UserId, bucket: Option<&Arc<str>>) -> [Charge<'_>; 3] {
+        let tool = bucket.and_then(|bucket| match self.tool_overrides.get(&**bucket) {
+            Some(tier) => Some((tier, user.as_str().to_owned(), DeniedBy::Tool)),
+            None => self
+                .tool
+                .as_ref()
+                .map(|tier| (tier, format!("{}\n{bucket}", user.as_str()), DeniedBy::Tool)),
+        });
+        [
+            self.global
+                .as_ref()
+                .map(|t| (t, String::new(), DeniedBy::Global)),
+            self.user
+                .as_ref()
+                .map(|t| (t, user.as_str().to_owned(), DeniedBy::User)),
+            tool,
+        ]
+    }
+
+    /// Makes the charges of `plan` under one lock, at one instant; on a
+    /// refusal undoes those already made. `charged` has `plan`'s length.
+    fn settle<'p>(
+        &self,
+        user: &UserId,
+        plan: &'p [Charge<'p>],
+        charged: &mut [Option<(&'p Tier, &'p str, Option<Nanos>)>],
+        tools: impl FnOnce() -> String,
+    ) -> Decision {
         let decision_guard = self.decision.lock().unwrap_or_else(|p| p.into_inner());
         // Read once for every tier: the tiers judge the same instant.
         let now = governor::clock::Clock::now(&self.clock);
-        // Each charge made, with the value its key had before it.
-        let mut charged: Vec<(&Tier, &str, Option<Nanos>)> = Vec::with_capacity(plan.len());
         let mut denial = None;
-        for (tier, key, by) in &plan {
+        for (slot, (tier, key, by)) in plan
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| Some((i, c.as_ref()?)))
+        {
             if let Err(retry_after) = tier
                 .limiter_state()
                 .ensure_room(key, now.duration_since(tier.start))
@@ -302,7 +333,10 @@ impl MemoryRateLimiter {
                 break;
             }
             match tier.limiter.check_key(key) {
-                Ok(_) => charged.push((tier, key, tier.limiter_state().take_before_last())),
+                Ok(_) => {
+                    charged[slot] =
+                        Some((*tier, key.as_str(), tier.limiter_state().take_before_last()));
+                }
                 Err(not_until) => {
                     let retry = not_until.wait_time_from(now);
                     denial = Some((*by, retry));
@@ -310,26 +344,22 @@ impl MemoryRateLimiter {
                 }
             }
         }
-        match denial {
-            None => Decision::Allowed,
-            Some((by, retry_after)) => {
-                // Undo in reverse order, so a key charged twice ends at the
-                // value it had before the first charge.
-                for (tier, key, before) in charged.iter().rev() {
-                    tier.limiter_state().restore(key, *before);
-                }
-                drop(decision_guard);
-                let tool = match &buckets[..] {
-                    [] => "-".to_owned(),
-                    [one] => one.to_string(),
-                    many => many.join(","),
-                };
-                tracing::info!(target: "mcp_auth::audit", user = %user, tool = %tool, denied_by = by.as_str(), retry_after_ms = retry_after.as_millis() as u64, "rate limit hit");
-                Decision::Denied { by, retry_after }
-            }
+        let Some((by, retry_after)) = denial else {
+            return Decision::Allowed;
+        };
+        // Undo in reverse order, so a key charged twice ends at the value
+        // it had before the first charge.
+        for (tier, key, before) in charged.iter().rev().flatten() {
+            tier.limiter_state().restore(key, *before);
         }
+        drop(decision_guard);
+        tracing::info!(target: "mcp_auth::audit", user = %user, tool = %tools(), denied_by = by.as_str(), retry_after_ms = retry_after.as_millis() as u64, "rate limit hit");
+        Decision::Denied { by, retry_after }
     }
 }
+
+/// One planned charge: the tier, the key, and who refuses if it does.
+type Charge<'a> = Option<(&'a Tier, String, DeniedBy)>;
 
 impl Tier {
     fn limiter_state(&self) -> &BoundedState {
