@@ -8,6 +8,8 @@
 //!   drive time with a [`ManualClock`] instead of sleeping.
 //! * [`is_loopback_ip`] / [`is_loopback_host`]: the one definition of
 //!   "loopback" behind every "https, or http only on loopback" rule.
+//! * [`secret_string!`]: the one way to declare a secret type (redacted
+//!   `Debug`, zeroized on drop, constant-time `matches`).
 //! * [`UserId`]: a validated user identifier with an **injective** storage key:
 //!   two different user ids never map to the same file name or Redis key.
 //!
@@ -41,10 +43,18 @@ mod clock;
 mod loopback;
 #[cfg(feature = "redis")]
 pub mod redis_conn;
+mod secret;
 mod user_id;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use loopback::{is_loopback_host, is_loopback_ip, is_public_ip};
+pub use secret::{REDACTED, secrets_equal};
+
+/// What [`secret_string!`] expands to needs; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use zeroize::{ZeroizeOnDrop, Zeroizing};
+}
 
 /// The boxed, `Send` future the `mcp-auth` crates' object-safe traits return.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;

@@ -135,7 +135,7 @@ impl fmt::Debug for VerifyingKey {
             .field(
                 "key",
                 &if self.alg.is_symmetric() {
-                    "[redacted]"
+                    mcp_auth_core::REDACTED
                 } else {
                     "[public key]"
                 },

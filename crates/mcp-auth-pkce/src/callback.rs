@@ -25,8 +25,11 @@ pub struct CallbackParams {
 impl std::fmt::Debug for CallbackParams {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CallbackParams")
-            .field("code", &self.code.as_ref().map(|_| "[redacted]"))
-            .field("state", &self.state.as_ref().map(|_| "[redacted]"))
+            .field("code", &self.code.as_ref().map(|_| mcp_auth_core::REDACTED))
+            .field(
+                "state",
+                &self.state.as_ref().map(|_| mcp_auth_core::REDACTED),
+            )
             .field("iss", &self.iss)
             .field("error", &self.error)
             .finish_non_exhaustive()

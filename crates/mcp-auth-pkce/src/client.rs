@@ -117,7 +117,7 @@ impl std::fmt::Debug for OAuthClientBuilder {
             .field("provider", &self.provider.name)
             .field(
                 "client_secret",
-                &self.client_secret.as_ref().map(|_| "[redacted]"),
+                &self.client_secret.as_ref().map(|_| mcp_auth_core::REDACTED),
             )
             .finish_non_exhaustive()
     }

@@ -30,7 +30,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("client_id", &self.client_id)
             .field(
                 "client_secret",
-                &self.client_secret.as_ref().map(|_| "[redacted]"),
+                &self.client_secret.as_ref().map(|_| mcp_auth_core::REDACTED),
             )
             .field("redirect_uri", &self.redirect_uri)
             .field("scopes", &self.scopes)

@@ -1,7 +1,4 @@
-use std::fmt;
-
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 const B64: data_encoding::Encoding = data_encoding::BASE64URL_NOPAD;
@@ -28,49 +25,46 @@ fn random_token() -> Result<String, PkceError> {
     Ok(B64.encode(bytes.as_ref()))
 }
 
-/// The PKCE `code_verifier` (RFC 7636 section 4.1): a secret the client
-/// keeps until the token exchange.
-///
-/// Not `Clone`, `Debug` prints `[redacted]`, zeroed on drop.
-pub struct CodeVerifier(Zeroizing<String>);
+mcp_auth_core::secret_string! {
+    /// The PKCE `code_verifier` (RFC 7636 section 4.1): a secret the client
+    /// keeps until the token exchange.
+    ///
+    /// Not `Clone`, `Debug` prints `[redacted]`, zeroed on drop.
+    pub struct CodeVerifier;
+}
 
 impl CodeVerifier {
     /// 32 bytes from the CSPRNG, base64url: 43 characters (RFC 7636
     /// section 4.1's recommendation).
     pub fn generate() -> Result<Self, PkceError> {
-        Ok(Self(Zeroizing::new(random_token()?)))
+        Ok(Self::wrap(random_token()?))
     }
 
     /// Accepts an existing verifier after checking RFC 7636's rules.
     pub fn from_string(verifier: String) -> Result<Self, PkceError> {
-        let verifier = Zeroizing::new(verifier);
-        let len = verifier.chars().count();
+        let verifier = Self::wrap(verifier);
+        let len = verifier.expose().chars().count();
         if !(43..=128).contains(&len) {
             return Err(PkceError::VerifierLength(len));
         }
         if !verifier
+            .expose()
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
         {
             return Err(PkceError::VerifierCharacter);
         }
-        Ok(Self(verifier))
+        Ok(verifier)
     }
 
     /// The verifier, for the token request.
     pub fn secret(&self) -> &str {
-        &self.0
+        self.expose()
     }
 
     /// `BASE64URL(SHA256(ASCII(code_verifier)))` (RFC 7636 section 4.2).
     pub fn s256_challenge(&self) -> CodeChallenge {
-        CodeChallenge(B64.encode(&Sha256::digest(self.0.as_bytes())))
-    }
-}
-
-impl fmt::Debug for CodeVerifier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("CodeVerifier([redacted])")
+        CodeChallenge(B64.encode(&Sha256::digest(self.expose().as_bytes())))
     }
 }
 
@@ -93,48 +87,30 @@ impl CodeChallenge {
 
 macro_rules! random_value {
     ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        ///
-        /// Zeroed on drop; compared in constant time.
-        pub struct $name(Zeroizing<String>);
+        mcp_auth_core::secret_string! {
+            $(#[$doc])*
+            ///
+            /// Zeroed on drop; compared in constant time (`matches`).
+            pub struct $name;
+        }
 
         impl $name {
             /// 32 bytes from the CSPRNG, base64url (43 characters).
             pub fn generate() -> Result<Self, PkceError> {
-                random_token().map(|value| Self(Zeroizing::new(value)))
+                random_token().map(Self::wrap)
             }
 
             /// A value this crate generated and stored (sealed) earlier.
             #[allow(dead_code)]
             pub(crate) fn from_stored(value: String) -> Self {
-                Self(Zeroizing::new(value))
+                Self::wrap(value)
             }
 
             /// The value, for the authorization request.
             pub fn as_str(&self) -> &str {
-                &self.0
-            }
-
-            /// Whether `presented` is this value, in constant time.
-            ///
-            /// The SHA-256 digests are compared, not the strings: `subtle`'s
-            /// slice comparison returns early when the lengths differ, which
-            /// would tell an attacker the length.
-            pub fn matches(&self, presented: &str) -> bool {
-                let ours = Sha256::digest(self.0.as_bytes());
-                let theirs = Sha256::digest(presented.as_bytes());
-                ours.as_slice().ct_eq(theirs.as_slice()).into()
+                self.expose()
             }
         }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}([redacted])", stringify!($name))
-            }
-        }
-
-        // The value lives in a `Zeroizing<String>`, wiped when dropped.
-        impl zeroize::ZeroizeOnDrop for $name {}
     };
 }
 

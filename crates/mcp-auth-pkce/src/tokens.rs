@@ -23,10 +23,10 @@ pub struct TokenSet {
 impl std::fmt::Debug for TokenSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenSet")
-            .field("access_token", &"[redacted]")
+            .field("access_token", &mcp_auth_core::REDACTED)
             .field(
                 "refresh_token",
-                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+                &self.refresh_token.as_ref().map(|_| mcp_auth_core::REDACTED),
             )
             .field("expires_at", &self.expires_at)
             .field("scopes", &self.scopes)

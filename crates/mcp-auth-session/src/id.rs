@@ -3,7 +3,6 @@
 use std::fmt;
 
 use data_encoding::{BASE64URL_NOPAD, HEXLOWER};
-use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -12,23 +11,22 @@ use crate::SessionError;
 /// Length of a session id in characters: 32 random bytes, base64url, no padding.
 pub const SESSION_ID_LEN: usize = 43;
 
-/// A session id: 256 bits from the operating system's CSPRNG, base64url.
-///
-/// This is the bearer secret handed to the client (in a cookie or an
-/// `Mcp-Session-Id` header). It is never stored: stores keep its SHA-256
-/// ([`SessionHandle`]). `Debug` and `Display` are redacted; use
-/// [`SessionId::expose`] to put it on the wire.
-#[derive(Clone)]
-pub struct SessionId(SecretString);
+mcp_auth_core::secret_string! {
+    /// A session id: 256 bits from the operating system's CSPRNG, base64url.
+    ///
+    /// This is the bearer secret handed to the client (in a cookie or an
+    /// `Mcp-Session-Id` header). It is never stored: stores keep its SHA-256
+    /// ([`SessionHandle`]). `Debug` is redacted, the text is wiped on drop;
+    /// use [`SessionId::expose`] to put it on the wire.
+    pub struct SessionId;
+}
 
 impl SessionId {
     /// A fresh random id.
     pub fn generate() -> Result<Self, SessionError> {
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).map_err(|_| SessionError::Random)?;
-        let id = BASE64URL_NOPAD.encode(&bytes);
-        bytes.fill(0);
-        Ok(Self(SecretString::from(id)))
+        let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+        getrandom::fill(bytes.as_mut()).map_err(|_| SessionError::Random)?;
+        Ok(Self::wrap(BASE64URL_NOPAD.encode(bytes.as_ref())))
     }
 
     /// Parses an id received from a client. Only the canonical form
@@ -40,35 +38,28 @@ impl SessionId {
         }
         // BASE64URL_NOPAD rejects non-canonical trailing bits and padding.
         match BASE64URL_NOPAD.decode(text.as_bytes()) {
-            Ok(bytes) if bytes.len() == 32 => Ok(Self(SecretString::from(text.to_owned()))),
+            Ok(bytes) if bytes.len() == 32 => Ok(Self::wrap(text.to_owned())),
             _ => Err(SessionError::MalformedId),
         }
     }
 
-    /// The id's text, to send to the client. Handle with care: it is a bearer secret.
-    pub fn expose(&self) -> &str {
-        self.0.expose_secret()
-    }
-
     /// The handle a store keeps for this id: its SHA-256.
     pub fn handle(&self) -> SessionHandle {
-        SessionHandle(Sha256::digest(self.0.expose_secret().as_bytes()).into())
+        SessionHandle(Sha256::digest(self.expose().as_bytes()).into())
     }
 }
 
-impl fmt::Debug for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SessionId(<redacted>)")
+/// A copy of the id: the manager hands one to the caller and keeps none.
+impl Clone for SessionId {
+    fn clone(&self) -> Self {
+        Self::wrap(self.expose().to_owned())
     }
 }
 
 /// Constant-time comparison of the ids' text.
 impl PartialEq for SessionId {
     fn eq(&self, other: &Self) -> bool {
-        self.expose()
-            .as_bytes()
-            .ct_eq(other.expose().as_bytes())
-            .into()
+        self.matches(other.expose())
     }
 }
 impl Eq for SessionId {}
@@ -192,6 +183,7 @@ mod tests {
     #[test]
     fn debug_is_redacted() {
         let id = SessionId::generate().unwrap();
+        assert_eq!(format!("{id:?}"), "SessionId([redacted])");
         let debug = format!("{id:?} {:?}", id.handle());
         assert!(!debug.contains(id.expose()));
         assert!(!debug.contains(&id.handle().to_hex()));

@@ -129,10 +129,10 @@ impl Credential {
 impl fmt::Debug for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credential")
-            .field("access_token", &"[redacted]")
+            .field("access_token", &mcp_auth_core::REDACTED)
             .field(
                 "refresh_token",
-                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+                &self.refresh_token.as_ref().map(|_| mcp_auth_core::REDACTED),
             )
             .field("expires_at", &self.expires_at)
             .field("scopes", &self.scopes)

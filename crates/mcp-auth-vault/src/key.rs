@@ -326,7 +326,7 @@ impl fmt::Debug for MasterKey {
         f.debug_struct("MasterKey")
             .field("id", &self.id)
             .field("kdf", &self.kdf)
-            .field("key", &"[redacted]")
+            .field("key", &mcp_auth_core::REDACTED)
             .finish()
     }
 }
