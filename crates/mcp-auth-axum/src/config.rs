@@ -114,6 +114,7 @@ impl ResourceConfig {
 
 /// Builder for [`ResourceConfig`].
 #[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until it is built"]
 pub struct ResourceConfigBuilder {
     resource: String,
     authorization_servers: Vec<String>,

@@ -64,6 +64,7 @@ impl std::fmt::Debug for IntrospectionVerifier {
 }
 
 /// Builds an [`IntrospectionVerifier`].
+#[must_use = "a builder does nothing until it is built"]
 pub struct IntrospectionBuilder {
     endpoint: String,
     resource: String,
@@ -136,7 +137,6 @@ impl IntrospectionBuilder {
     /// Sends the introspection requests through `http` instead of the
     /// default [`OutboundClient`] (this builder's timeout; the answer is
     /// capped at [`MAX_INTROSPECTION_RESPONSE`] either way).
-    #[must_use]
     pub fn http(mut self, http: Arc<dyn HttpClient>) -> Self {
         self.http = Some(http);
         self

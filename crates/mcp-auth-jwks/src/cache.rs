@@ -106,6 +106,7 @@ pub struct JwksCache {
 
 /// Builds a [`JwksCache`].
 #[derive(Debug)]
+#[must_use = "a builder does nothing until it is built"]
 pub struct JwksCacheBuilder {
     jwks_uri: String,
     http: Option<Arc<dyn HttpClient>>,
@@ -116,7 +117,6 @@ pub struct JwksCacheBuilder {
 impl JwksCacheBuilder {
     /// Fetches through `http` instead of the default client
     /// ([`crate::fetch::default_client`]: 5 s, 256 KiB).
-    #[must_use]
     pub fn http(mut self, http: Arc<dyn HttpClient>) -> Self {
         self.http = Some(http);
         self

@@ -99,6 +99,7 @@ impl std::fmt::Debug for OAuthClient {
 }
 
 /// Builder for [`OAuthClient`].
+#[must_use = "a builder does nothing until it is built"]
 pub struct OAuthClientBuilder {
     provider: Provider,
     client_id: String,
@@ -158,7 +159,6 @@ impl OAuthClientBuilder {
     /// provider's keys) through `http` instead of the default
     /// [`OutboundClient`] (this builder's timeout, 1 MiB cap). Tests give a
     /// fake.
-    #[must_use]
     pub fn http(mut self, http: Arc<dyn HttpClient>) -> Self {
         self.http = Some(http);
         self

@@ -64,6 +64,8 @@
 mod aead;
 mod credential;
 mod error;
+/// The record format, public for the fuzz target only: not part of the API.
+#[doc(hidden)]
 pub mod format;
 mod key;
 mod key_id;

@@ -143,6 +143,7 @@ impl fmt::Debug for Vault {
 
 /// Builds a [`Vault`]; see [`Vault::builder`].
 #[derive(Debug)]
+#[must_use = "a builder does nothing until it is built"]
 pub struct VaultBuilder {
     store: Result<Box<dyn VaultStore>, VaultError>,
     keys: Vec<KeyMaterial>,
