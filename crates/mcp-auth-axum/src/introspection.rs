@@ -129,8 +129,8 @@ impl IntrospectionBuilder {
     }
 
     /// Reads time from `clock`.
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
         self
     }
 

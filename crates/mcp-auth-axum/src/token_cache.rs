@@ -77,8 +77,9 @@ impl<V> CachedVerifier<V> {
     }
 
     /// Reads time from `clock`.
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
+    #[must_use]
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
         self
     }
 
@@ -194,7 +195,7 @@ mod tests {
         let clock = ManualClock::at_unix(1_000);
         let cache = CachedVerifier::new(Counting::default())
             .ttl(Duration::from_secs(60))
-            .with_clock(Arc::new(clock.clone()));
+            .clock(Arc::new(clock.clone()));
         block(async {
             for _ in 0..5 {
                 assert!(cache.verify("good-2000").await.is_ok());
@@ -219,7 +220,7 @@ mod tests {
     fn failures_are_never_cached_and_size_is_bounded() {
         let cache = CachedVerifier::new(Counting::default())
             .capacity(3)
-            .with_clock(Arc::new(ManualClock::at_unix(1_000)));
+            .clock(Arc::new(ManualClock::at_unix(1_000)));
         block(async {
             for _ in 0..3 {
                 assert!(cache.verify("forged").await.is_err());

@@ -103,7 +103,7 @@ async fn behind_mcp_auth_with_the_cache_the_server_is_asked_once() {
     // What `McpAuth::with_introspection` builds, with the cache on the same
     // manual clock as the verifier.
     let cached = CachedVerifier::new(verifier(&s.url, CLIENT_SECRET))
-        .with_clock(Arc::new(ManualClock::at_unix(NOW)));
+        .clock(Arc::new(ManualClock::at_unix(NOW)));
     let app = McpAuth::new(config, Arc::new(cached))
         .into_router(any(echo))
         .unwrap();

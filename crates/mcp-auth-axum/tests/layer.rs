@@ -748,7 +748,9 @@ async fn the_layers_stacked_by_hand_behave_like_mcp_auth() {
     use mcp_auth_ratelimit::MemoryRateLimiter;
     use mcp_auth_session::{MemorySessionStore, SessionConfig, SessionManager};
     let f = Fixture::new();
-    let limiter = MemoryRateLimiter::with_clock(Fixture::limits(), f.clock.clone()).unwrap();
+    let limiter = MemoryRateLimiter::new(Fixture::limits())
+        .map(|limiter| limiter.clock(f.clock.clone()))
+        .unwrap();
     let sessions =
         SessionManager::new(MemorySessionStore::new(), SessionConfig::default()).unwrap();
     let app = Router::new()
@@ -845,11 +847,10 @@ async fn made_up_tokens_spend_the_clients_verification_budget_and_cache_hits_are
     // The cache reads the system clock, as the validator and the dev
     // issuer's tokens do; the budget reads the manual one.
     let cached = CachedVerifier::new(counting.clone());
-    let budget = MemoryRateLimiter::with_clock(
-        Limits::none().per_user(Some(Limit::per_minute(3).unwrap())),
-        f.clock.clone(),
-    )
-    .unwrap();
+    let budget =
+        MemoryRateLimiter::new(Limits::none().per_user(Some(Limit::per_minute(3).unwrap())))
+            .map(|limiter| limiter.clock(f.clock.clone()))
+            .unwrap();
     let app = McpAuth::new(f.config(), Arc::new(cached))
         .verification_limit(VerificationLimit::per_peer(Arc::new(budget)))
         .into_router(any(echo))
@@ -981,7 +982,11 @@ async fn invented_tool_names_cannot_push_real_tools_into_the_overflow_bucket() {
     let f = Fixture::new();
     // A limiter that tracks at most 4 distinct tool names (256 by default).
     let limits = Fixture::limits().per_user(None).max_distinct_tools(4);
-    let limiter = Arc::new(MemoryRateLimiter::with_clock(limits, f.clock.clone()).unwrap());
+    let limiter = Arc::new(
+        MemoryRateLimiter::new(limits)
+            .map(|limiter| limiter.clock(f.clock.clone()))
+            .unwrap(),
+    );
     let app = f
         .stack()
         .rate_limiter(limiter)

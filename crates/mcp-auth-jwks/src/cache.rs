@@ -123,8 +123,8 @@ impl JwksCacheBuilder {
     }
 
     /// Uses `clock` for freshness decisions (tests use a manual clock).
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
         self
     }
 

@@ -63,8 +63,9 @@ impl Validator {
     }
 
     /// Uses `clock` for `exp`/`nbf`/`iat` (tests use a manual clock).
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
+    #[must_use]
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
         self
     }
 

@@ -502,7 +502,7 @@ async fn the_async_validator_applies_the_same_rules() {
         policy(),
         KeySet::from_jwks(jwks(&[&s.rsa]).as_bytes()).expect("keys"),
     )
-    .with_clock(Arc::new(s.clock.clone()));
+    .clock(Arc::new(s.clock.clone()));
     assert!(validator.validate(&s.rsa.token(&claims(ISS))).await.is_ok());
     s.clock.advance(std::time::Duration::from_secs(3600));
     assert_eq!(

@@ -37,7 +37,7 @@ async fn env(keys: &[&TestKey], fetcher: Option<Arc<dyn HttpClient>>) -> Env {
         .build()
         .expect("cache");
     let validator = Validator::new(Policy::new(issuer.base.clone(), AUD), cache.clone())
-        .with_clock(Arc::new(clock.clone()));
+        .clock(Arc::new(clock.clone()));
     Env {
         issuer,
         clock,
@@ -65,7 +65,7 @@ async fn discovery_checks_the_issuer_exactly_and_falls_back_to_rfc8414() {
     let v = Validator::from_issuer_with(Policy::new(issuer.base.clone(), AUD), fetcher.clone())
         .await
         .expect("discovery")
-        .with_clock(Arc::new(clock.clone()));
+        .clock(Arc::new(clock.clone()));
     assert!(
         v.validate(&key.token(&long_lived(&issuer.base)))
             .await

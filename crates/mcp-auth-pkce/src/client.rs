@@ -144,8 +144,8 @@ impl OAuthClientBuilder {
     }
 
     /// Reads time from `clock`.
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
         self
     }
 
@@ -477,7 +477,7 @@ impl OAuthClient {
         if let Some(nonce) = nonce {
             policy = policy.rule(ClaimRule::equals("nonce", nonce.as_str()));
         }
-        let validator = Validator::new(policy, jwks.clone()).with_clock(self.clock.clone());
+        let validator = Validator::new(policy, jwks.clone()).clock(self.clock.clone());
         let verified = validator.validate(id_token).await.map_err(|e| {
             OAuthError::IdToken(if e.rule() == "claim-rule" {
                 "nonce".into()

@@ -201,16 +201,23 @@ impl fmt::Debug for MemoryRateLimiter {
 impl MemoryRateLimiter {
     /// A limiter on the system clock.
     pub fn new(limits: Limits) -> Result<Self, RateLimitError> {
-        Self::with_clock(limits, SystemClock)
+        limits.validate()?;
+        Ok(Self::build(limits, Arc::new(SystemClock)))
     }
 
-    /// A limiter reading time from `clock` (a `ManualClock` in tests).
-    pub fn with_clock(limits: Limits, clock: impl Clock + 'static) -> Result<Self, RateLimitError> {
-        limits.validate()?;
-        let clock = GovernorClock(Arc::new(clock));
+    /// The same limiter reading time from `clock` (a `ManualClock` in
+    /// tests), with nothing tracked yet.
+    #[must_use]
+    pub fn clock(self, clock: impl Clock + 'static) -> Self {
+        Self::build(self.limits, Arc::new(clock))
+    }
+
+    /// The tiers for `limits` (already validated) on `clock`.
+    fn build(limits: Limits, clock: Arc<dyn Clock>) -> Self {
+        let clock = GovernorClock(clock);
         let cap = limits.max_tracked_keys;
         let tier = |limit: Option<Limit>| limit.map(|l| Tier::new(l, cap, &clock));
-        Ok(Self {
+        Self {
             global: tier(limits.global),
             user: tier(limits.per_user),
             tool: tier(limits.per_tool),
@@ -223,7 +230,7 @@ impl MemoryRateLimiter {
             limits,
             clock,
             decision: Mutex::new(()),
-        })
+        }
     }
 
     /// The limits in force.

@@ -23,10 +23,7 @@ proptest! {
         let u = Limit::per_minute(per_user).unwrap().with_burst(burst_u).unwrap();
         let t = Limit::per_minute(per_tool).unwrap().with_burst(burst_t).unwrap();
         let clock = ManualClock::at_unix(1_800_000_000);
-        let limiter = MemoryRateLimiter::with_clock(
-            Limits::none().global(Some(g)).per_user(Some(u)).per_tool(Some(t)),
-            clock.clone(),
-        ).unwrap();
+        let limiter = MemoryRateLimiter::new(Limits::none().global(Some(g)).per_user(Some(u)).per_tool(Some(t))).map(|limiter| limiter.clock(clock.clone())).unwrap();
         let users: Vec<UserId> = (0..3).map(|i| UserId::new(format!("u{i}")).unwrap()).collect();
         let tools = ["a", "b", "c"];
 
@@ -68,7 +65,7 @@ proptest! {
     fn retry_after_is_exact(count in 1u32..50, burst in 1u32..5, extra in 1usize..5) {
         let clock = ManualClock::at_unix(1_800_000_000);
         let limit = Limit::per_minute(count).unwrap().with_burst(burst).unwrap();
-        let limiter = MemoryRateLimiter::with_clock(Limits::none().per_user(Some(limit)), clock.clone()).unwrap();
+        let limiter = MemoryRateLimiter::new(Limits::none().per_user(Some(limit))).map(|limiter| limiter.clock(clock.clone())).unwrap();
         let alice = UserId::new("alice").unwrap();
         for _ in 0..burst { prop_assert!(limiter.check(&alice, None).is_allowed()); }
         for _ in 0..extra {
@@ -91,7 +88,9 @@ fn memory_stays_bounded_under_a_flood_of_distinct_users_and_tools() {
         .per_tool(Some(Limit::per_minute(60).unwrap()))
         .max_tracked_keys(1_000)
         .max_distinct_tools(16);
-    let limiter = MemoryRateLimiter::with_clock(limits, clock.clone()).unwrap();
+    let limiter = MemoryRateLimiter::new(limits)
+        .map(|limiter| limiter.clock(clock.clone()))
+        .unwrap();
     let mut too_many = 0;
     for i in 0..50_000 {
         let user = UserId::new(format!("flood-{i}")).unwrap();
@@ -126,7 +125,9 @@ fn a_tracked_user_is_never_forgotten_while_not_idle() {
     let limits = Limits::none()
         .per_user(Some(Limit::per_hour(2).unwrap()))
         .max_tracked_keys(10);
-    let limiter = MemoryRateLimiter::with_clock(limits, clock.clone()).unwrap();
+    let limiter = MemoryRateLimiter::new(limits)
+        .map(|limiter| limiter.clock(clock.clone()))
+        .unwrap();
     let alice = UserId::new("alice").unwrap();
     assert!(limiter.check(&alice, None).is_allowed());
     assert!(limiter.check(&alice, None).is_allowed());

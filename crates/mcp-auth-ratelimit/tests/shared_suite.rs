@@ -219,7 +219,7 @@ macro_rules! shared_suite {
                 #[tokio::test]
                 async fn $case() {
                     let clock = ManualClock::at_unix(1_800_000_000);
-                    let limiter = MemoryRateLimiter::with_clock(super::$limits(), clock.clone()).unwrap();
+                    let limiter = MemoryRateLimiter::new(super::$limits()).map(|limiter| limiter.clock(clock.clone())).unwrap();
                     super::$case(Subject::Memory(limiter), clock).await;
                 }
             )*
@@ -266,7 +266,9 @@ shared_suite! {
 fn a_wall_clock_step_neither_grants_a_burst_nor_starves() {
     let clock = ManualClock::at_unix(1_800_000_000);
     let limits = Limits::none().per_user(Some(Limit::per_hour(2).unwrap()));
-    let limiter = MemoryRateLimiter::with_clock(limits, clock.clone()).unwrap();
+    let limiter = MemoryRateLimiter::new(limits)
+        .map(|limiter| limiter.clock(clock.clone()))
+        .unwrap();
     let alice = user("alice");
     assert!(limiter.check(&alice, None).is_allowed());
     assert!(limiter.check(&alice, None).is_allowed());

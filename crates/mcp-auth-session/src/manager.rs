@@ -232,7 +232,8 @@ impl<D: Serialize + DeserializeOwned> SessionManager<D> {
     }
 
     /// Reads time from `clock` (a [`mcp_auth_core::ManualClock`] in tests).
-    pub fn with_clock(mut self, clock: impl Clock + 'static) -> Self {
+    #[must_use]
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
         self.clock = Arc::new(clock);
         self
     }

@@ -15,7 +15,7 @@ async fn audit_events_carry_no_session_id_or_data() {
         SessionConfig::default().max_sessions_per_user(std::num::NonZeroU32::new(1)),
     )
     .unwrap()
-    .with_clock(ManualClock::at_unix(1_800_000_000));
+    .clock(ManualClock::at_unix(1_800_000_000));
     let user = UserId::new("alice").unwrap();
     let secret_data = "upstream-refresh-token-XYZ".to_owned();
     let first = sessions

@@ -28,7 +28,7 @@ impl Harness {
     ) -> SessionManager<D> {
         SessionManager::with_shared_store(Arc::clone(&self.store), config)
             .unwrap()
-            .with_clock(self.clock.clone())
+            .clock(self.clock.clone())
     }
 }
 

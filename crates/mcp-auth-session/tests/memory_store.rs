@@ -13,7 +13,7 @@ fn manager(store: &Arc<MemorySessionStore>, clock: &ManualClock) -> SessionManag
     let shared: Arc<dyn SessionStore> = store.clone();
     SessionManager::with_shared_store(shared, SessionConfig::default())
         .unwrap()
-        .with_clock(clock.clone())
+        .clock(clock.clone())
 }
 
 #[tokio::test]

@@ -18,7 +18,7 @@ async fn manager(redis: &RedisServer, clock: &ManualClock) -> SessionManager {
         .unwrap();
     SessionManager::new(store, SessionConfig::default())
         .unwrap()
-        .with_clock(clock.clone())
+        .clock(clock.clone())
 }
 
 fn alice() -> UserId {

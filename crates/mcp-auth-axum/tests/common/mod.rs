@@ -83,11 +83,13 @@ impl Fixture {
     }
 
     pub fn stack(&self) -> McpAuth {
-        let limiter = MemoryRateLimiter::with_clock(Self::limits(), self.clock.clone()).unwrap();
+        let limiter = MemoryRateLimiter::new(Self::limits())
+            .map(|limiter| limiter.clock(self.clock.clone()))
+            .unwrap();
         let sessions: SessionManager<McpSessionData> =
             SessionManager::new(MemorySessionStore::new(), SessionConfig::default())
                 .unwrap()
-                .with_clock(self.clock.clone());
+                .clock(self.clock.clone());
         McpAuth::with_jwks(self.config(), self.validator())
             .unwrap()
             .rate_limiter(Arc::new(limiter))
