@@ -19,6 +19,7 @@ pub const MCP_NAME_HEADER: &str = "mcp-name";
 /// [`crate::BearerAuthLayer`] so the rate-limit layer does not parse the
 /// body again.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RpcSummary {
     /// One entry per message (one, or several for a batch).
     pub calls: Vec<RpcCall>,
@@ -26,6 +27,7 @@ pub struct RpcSummary {
 
 /// One JSON-RPC message of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RpcCall {
     /// `method`, or `None` for a response message. The methods of the MCP
     /// specification are borrowed from a static list (no allocation).

@@ -9,6 +9,7 @@ pub const MAX_CALLBACK_QUERY: usize = 8 * 1024;
 /// The parameters of an authorization response (RFC 6749 section 4.1.2 and
 /// 4.1.2.1, RFC 9207 `iss`). `Debug` redacts the code.
 #[derive(Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CallbackParams {
     /// `code`.
     pub code: Option<String>,

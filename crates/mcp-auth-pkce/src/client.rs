@@ -57,6 +57,7 @@ type Oauth2Client = oauth2::Client<
 
 /// The browser redirect that starts a sign-in.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct AuthorizationRequest {
     /// Where to send the user.
     pub url: String,

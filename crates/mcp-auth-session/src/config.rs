@@ -24,6 +24,7 @@ pub enum UserLimitPolicy {
 /// A session is live at time `now` when
 /// `now < last_seen + idle` **and** `now < created + absolute`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Timeouts {
     /// Idle timeout in seconds (≥ 1).
     pub idle_secs: u64,

@@ -21,6 +21,7 @@ pub const MAX_SCOPES: usize = 64;
 
 /// What a new session is made of.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct NewSession<D> {
     /// The signed-in user.
     pub user: UserId,
@@ -74,6 +75,7 @@ impl<D> NewSession<D> {
 
 /// A live session as the manager returns it.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct Session<D> {
     /// The session's handle (hash of its id): safe to log, list and revoke by.
     pub handle: SessionHandle,
@@ -116,6 +118,7 @@ impl<D> fmt::Debug for Session<D> {
 
 /// A newly created session and its id.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Created<D> {
     /// The id to hand to the client (the only copy: stores keep its hash).
     pub id: SessionId,

@@ -13,6 +13,7 @@ use crate::{SessionError, SessionHandle, Timeouts, UserLimitPolicy};
 
 /// Settings of [`RedisSessionStore`].
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RedisStoreConfig {
     /// Prefix of every key this store writes (default `mcp-auth:session:`).
     /// Give each application its own prefix when they share a Redis.
