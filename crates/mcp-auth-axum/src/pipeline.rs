@@ -61,10 +61,9 @@ impl Facts {
     }
 
     /// Leaves the facts in `request`'s extensions for the layers inside.
+    /// The context is there already: the bearer step puts it there for the
+    /// handlers, and only it establishes one.
     fn into_extensions(self, request: &mut Request<Body>) {
-        if let Some(context) = self.context {
-            request.extensions_mut().insert(context);
-        }
         if let Some(Summary::Owned(summary)) = self.summary {
             request.extensions_mut().insert(Arc::new(summary));
         }

@@ -76,8 +76,8 @@ fn client_key(context: &AuthContext) -> &str {
     context.client_id.as_deref().unwrap_or("-")
 }
 
-/// What the session step keeps for the response.
-#[derive(Debug)]
+/// What the session step keeps for the response. `Debug` never prints the
+/// session id the client presented (a bearer secret).
 pub enum SessionCarry {
     /// The request continued a bound session.
     Existing {
@@ -95,6 +95,25 @@ pub enum SessionCarry {
         /// The caller.
         context: Arc<AuthContext>,
     },
+}
+
+impl std::fmt::Debug for SessionCarry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Existing {
+                handle, is_delete, ..
+            } => f
+                .debug_struct("Existing")
+                .field("outer", &mcp_auth_core::REDACTED)
+                .field("session", &handle.short())
+                .field("is_delete", is_delete)
+                .finish_non_exhaustive(),
+            Self::New { context } => f
+                .debug_struct("New")
+                .field("subject", &context.subject())
+                .finish(),
+        }
+    }
 }
 
 impl Step for SessionStep {
@@ -266,5 +285,26 @@ fn create_failed(context: &AuthContext, error: &SessionError) -> Response<Body> 
             "invalid_request",
             "the session could not be opened for this client",
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mcp_auth_core::UserId;
+    use mcp_auth_session::SessionId;
+
+    #[test]
+    fn the_carry_does_not_print_the_presented_session_id() {
+        let id = SessionId::generate().unwrap();
+        let carry = SessionCarry::Existing {
+            outer: id.expose().to_owned(),
+            handle: id.handle(),
+            is_delete: false,
+            context: Arc::new(AuthContext::new(UserId::new("alice").unwrap())),
+        };
+        let shown = format!("{carry:?}");
+        assert!(!shown.contains(id.expose()), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
     }
 }
