@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use mcp_auth_axum::{McpAuth, McpSessionData};
 use mcp_auth_demo::{BASE_SCOPE, DemoTools, mcp_service, resource_config};
-use mcp_auth_jwks::{KeySet, Policy, Validator};
+use mcp_auth_jwks::{KeySet, Validator};
 use mcp_auth_ratelimit::{Limit, Limits, MemoryRateLimiter};
 use mcp_auth_session::{MemorySessionStore, SessionConfig, SessionManager};
 use mcp_auth_testkit::DevIssuer;
@@ -49,16 +49,16 @@ pub fn bare_app() -> axum::Router {
 pub fn protected_app(url: &str, token_cache: bool) -> (axum::Router, String) {
     let issuer = DevIssuer::new(ISSUER, url);
     let keys = KeySet::from_jwks(issuer.jwks_json().as_bytes()).expect("jwks");
-    let validator =
-        Validator::with_static_keys(Policy::new(ISSUER, url).require_access_token_type(), keys);
     let sessions: SessionManager<McpSessionData> =
         SessionManager::new(MemorySessionStore::new(), SessionConfig::default()).expect("sessions");
     let config = resource_config(url, ISSUER).expect("config");
+    let validator = Validator::with_static_keys(config.policy().require_access_token_type(), keys);
     let stack = if token_cache {
-        McpAuth::with_jwks(config, validator).expect("stack")
+        McpAuth::with_jwks(config, validator)
     } else {
         McpAuth::new(config, Arc::new(validator))
-    };
+    }
+    .expect("stack");
     let app = stack
         .rate_limiter(Arc::new(
             MemoryRateLimiter::new(wide_limits()).expect("limiter"),

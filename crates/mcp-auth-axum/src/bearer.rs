@@ -147,13 +147,13 @@ async fn authenticate(
     };
 
     let verified = match limit {
-        None => verifier.verify_shared(token).await,
+        None => verifier.verify(token).await,
         Some(limit) => match verifier.cached(token) {
             Some(context) => Ok(context),
             None => {
                 // A real verification: charged to the client first.
                 limit.charge(&request).await?;
-                verifier.verify_shared(token).await
+                verifier.verify(token).await
             }
         },
     };
@@ -267,6 +267,14 @@ fn verification_failed(config: &ResourceConfig, error: &VerifyError) -> Response
                 "the access token is invalid"
             };
             challenge(config, Challenge::InvalidToken(description))
+        }
+        // A kind of failure added later: refused, as a bad token.
+        other => {
+            audit::auth_failed(other.rule(), 401);
+            challenge(
+                config,
+                Challenge::InvalidToken("the access token is invalid"),
+            )
         }
     }
 }

@@ -60,6 +60,42 @@ impl ResourceConfig {
         &self.resource
     }
 
+    /// The authorization servers (issuer URLs) whose tokens the resource
+    /// accepts, as advertised in the metadata; the first is the one
+    /// [`ResourceConfig::policy`] and [`ResourceConfig::introspection`] use.
+    pub fn authorization_servers(&self) -> &[String] {
+        &self.authorization_servers
+    }
+
+    /// The JWT acceptance policy this resource implies: tokens from the
+    /// first authorization server, for this resource as audience. Give it
+    /// to [`mcp_auth_jwks::Validator`] so issuer and audience are written
+    /// once; tighten it further (`leeway`, claim rules) as needed. The
+    /// required scopes stay here: the layer checks them, and answers with
+    /// the `scope` the client must ask for.
+    pub fn policy(&self) -> mcp_auth_jwks::Policy {
+        mcp_auth_jwks::Policy::new(&*self.authorization_servers[0], &*self.resource)
+    }
+
+    /// An RFC 7662 introspection verifier for this resource: tokens must
+    /// be for this resource and (from `iss`) from the first authorization
+    /// server. `endpoint` is its introspection endpoint; `client_id` and
+    /// `client_secret` authenticate this server to it.
+    pub fn introspection(
+        &self,
+        endpoint: &str,
+        client_id: &str,
+        client_secret: impl Into<String>,
+    ) -> mcp_auth_token::IntrospectionBuilder {
+        mcp_auth_token::IntrospectionVerifier::builder(
+            endpoint,
+            &self.resource,
+            client_id,
+            client_secret,
+        )
+        .issuer(&self.authorization_servers[0])
+    }
+
     /// The path the MCP endpoint is served on (the resource URL's path).
     pub fn resource_path(&self) -> &str {
         &self.resource_path
@@ -283,46 +319,13 @@ impl ResourceConfigBuilder {
     }
 }
 
-/// `https`, or `http` on a loopback host (development and tests); absolute,
-/// no fragment, no credentials.
+/// The configured-URL rule of the HTTP seam
+/// ([`mcp_auth_http::check_configured_url`]), as a [`ConfigError`].
 pub(crate) fn checked_url(setting: &'static str, value: &str) -> Result<url::Url, ConfigError> {
-    let url = url::Url::parse(value).map_err(|_| ConfigError::Url {
+    mcp_auth_http::check_configured_url(value).map_err(|refusal| ConfigError::Url {
         setting,
-        reason: "not an absolute URL",
-    })?;
-    match url.scheme() {
-        "https" => {}
-        "http" if is_loopback(&url) => {}
-        "http" => {
-            return Err(ConfigError::Url {
-                setting,
-                reason: "plain http is only allowed on loopback hosts",
-            });
-        }
-        _ => {
-            return Err(ConfigError::Url {
-                setting,
-                reason: "the scheme must be https",
-            });
-        }
-    }
-    if url.fragment().is_some() {
-        return Err(ConfigError::Url {
-            setting,
-            reason: "a URL here must not have a fragment",
-        });
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(ConfigError::Url {
-            setting,
-            reason: "a URL here must not carry credentials",
-        });
-    }
-    Ok(url)
-}
-
-fn is_loopback(url: &url::Url) -> bool {
-    url.host_str().is_some_and(mcp_auth_core::is_loopback_host)
+        reason: refusal.reason(),
+    })
 }
 
 /// RFC 6749 section 3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.

@@ -31,8 +31,25 @@ pub enum ConfigError {
         reason: &'static str,
     },
     /// The CORS allow-list contains `*` or an invalid origin.
-    #[error("cors: {0}")]
-    Cors(String),
+    #[error("cors: {origin:?}: {reason}")]
+    Cors {
+        /// The origin as configured.
+        origin: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The token verifier's issuer is not one of the configured
+    /// authorization servers: the metadata would send clients to one server
+    /// while tokens from another are accepted.
+    #[error(
+        "the verifier's issuer {verifier:?} is not among the configured authorization servers {configured:?}"
+    )]
+    IssuerMismatch {
+        /// The issuer the verifier requires.
+        verifier: String,
+        /// The configured authorization servers.
+        configured: Vec<String>,
+    },
     /// The token verifier checks a different audience than the configured
     /// resource (the token passthrough / confused deputy guard).
     #[error(

@@ -153,9 +153,10 @@ impl CorsConfig {
     /// The tower-http layer, or why the configuration is unsafe.
     pub fn layer(&self) -> Result<Option<CorsLayer>, ConfigError> {
         if self.any_origin && self.credentials {
-            return Err(ConfigError::Cors(
-                "any origin (*) cannot be combined with credentials".to_owned(),
-            ));
+            return Err(ConfigError::Cors {
+                origin: "*".to_owned(),
+                reason: "any origin (*) cannot be combined with credentials",
+            });
         }
         let allow_origin = if self.any_origin {
             AllowOrigin::any()
@@ -261,20 +262,21 @@ impl Step for OriginPolicy {
 
 fn checked_origin(origin: &str) -> Result<HeaderValue, ConfigError> {
     if origin == "*" {
-        return Err(ConfigError::Cors(
-            "use CorsConfig::any_origin() for *, never in an allow-list".to_owned(),
-        ));
+        return Err(ConfigError::Cors {
+            origin: origin.to_owned(),
+            reason: "use CorsConfig::any_origin() for *, never in an allow-list",
+        });
     }
-    let url = url::Url::parse(origin)
-        .map_err(|_| ConfigError::Cors(format!("{origin:?} is not an origin")))?;
+    let not_an_origin = || ConfigError::Cors {
+        origin: origin.to_owned(),
+        reason: "not an origin (scheme://host[:port], no path)",
+    };
+    let url = url::Url::parse(origin).map_err(|_| not_an_origin())?;
     let serialized = url.origin().ascii_serialization();
     if serialized == "null" || serialized != origin.trim_end_matches('/') {
-        return Err(ConfigError::Cors(format!(
-            "{origin:?} is not an origin (scheme://host[:port], no path)"
-        )));
+        return Err(not_an_origin());
     }
-    HeaderValue::from_str(&serialized)
-        .map_err(|_| ConfigError::Cors(format!("{origin:?} is not an origin")))
+    HeaderValue::from_str(&serialized).map_err(|_| not_an_origin())
 }
 
 #[cfg(test)]

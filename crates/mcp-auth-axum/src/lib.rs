@@ -77,7 +77,6 @@ mod config;
 mod context;
 mod error;
 mod headers;
-mod introspection;
 mod metadata;
 mod pipeline;
 mod ratelimit;
@@ -85,22 +84,21 @@ mod rpc;
 mod serve;
 mod session;
 mod stack;
-mod token_cache;
 mod verification_limit;
-mod verifier;
 
 pub use bearer::{BearerAuth, BearerAuthLayer, BearerStep};
 pub use config::{
     DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES, OFFLINE_ACCESS, ResourceConfig,
     ResourceConfigBuilder,
 };
-pub use context::{AuthContext, auth_context};
+pub use context::auth_context;
 pub use error::ConfigError;
 pub use headers::{CorsConfig, SecurityHeaders, SecurityHeadersLayer};
-pub use introspection::{
-    DEFAULT_INTROSPECTION_TIMEOUT, IntrospectionBuilder, IntrospectionVerifier,
-    MAX_INTROSPECTION_RESPONSE,
-};
+/// The token crate this one runs: [`token::TokenVerifier`],
+/// [`token::AuthContext`], [`token::CachedVerifier`],
+/// [`token::IntrospectionVerifier`]. Re-exported so a server needs no second
+/// dependency (and no second version) to read the caller.
+pub use mcp_auth_token as token;
 pub use metadata::{ProtectedResourceMetadata, metadata_router};
 pub use pipeline::{Facts, Step, StepLayer, StepService};
 pub use ratelimit::{RateLimit, RateLimitLayer, RateLimitStep};
@@ -113,8 +111,8 @@ pub use session::{
     SessionStep,
 };
 pub use stack::McpAuth;
-pub use token_cache::{CachedVerifier, DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_CACHE_TTL};
 pub use verification_limit::VerificationLimit;
-pub use verifier::{SharedVerifyFuture, TokenVerifier, VerifyError, VerifyFuture};
+
+use mcp_auth_token::{AuthContext, CachedVerifier, TokenVerifier, VerifyError};
 
 type BoxFuture<T> = mcp_auth_core::BoxFuture<'static, T>;

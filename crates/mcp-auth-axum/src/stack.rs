@@ -45,9 +45,39 @@ pub struct McpAuth {
 }
 
 impl McpAuth {
-    /// A stack for `config` that verifies tokens with `verifier`.
-    pub fn new(config: ResourceConfig, verifier: Arc<dyn TokenVerifier>) -> Self {
-        Self {
+    /// A stack for `config` that verifies tokens with `verifier`, as it is
+    /// (no cache is added: wrap it in a [`CachedVerifier`] for one).
+    ///
+    /// The verifier's issuer and audience, when it reports them
+    /// ([`TokenVerifier::issuer`], [`TokenVerifier::audience`]), must agree
+    /// with the configuration: the issuer one of the configured
+    /// authorization servers ([`ConfigError::IssuerMismatch`]), the audience
+    /// the configured resource ([`ConfigError::AudienceMismatch`]).
+    /// Otherwise the metadata would point clients at one server while
+    /// tokens of another, or for another resource, are accepted. Build the
+    /// verifier from the configuration ([`ResourceConfig::policy`],
+    /// [`ResourceConfig::introspection`]) and they agree by construction.
+    pub fn new(
+        config: ResourceConfig,
+        verifier: Arc<dyn TokenVerifier>,
+    ) -> Result<Self, ConfigError> {
+        if let Some(issuer) = verifier.issuer()
+            && !config.authorization_servers().iter().any(|s| s == issuer)
+        {
+            return Err(ConfigError::IssuerMismatch {
+                verifier: issuer.to_owned(),
+                configured: config.authorization_servers().to_vec(),
+            });
+        }
+        if let Some(audience) = verifier.audience()
+            && audience != config.resource()
+        {
+            return Err(ConfigError::AudienceMismatch {
+                verifier: audience.to_owned(),
+                resource: config.resource().to_owned(),
+            });
+        }
+        Ok(Self {
             config: Arc::new(config),
             verifier,
             limiter: None,
@@ -55,38 +85,30 @@ impl McpAuth {
             cors: CorsConfig::default(),
             verification_limit: None,
             known: KnownTools::default(),
-        }
+        })
     }
 
-    /// A stack verifying JWT access tokens with `validator`, whose policy
-    /// must require the configured resource as audience, behind a
-    /// [`CachedVerifier`] with its defaults (10,000 tokens, 60 s).
+    /// A stack verifying JWT access tokens with `validator` (build its
+    /// policy with [`ResourceConfig::policy`]), behind a [`CachedVerifier`]
+    /// with its defaults: a token seen in the last 60 s (10,000 tokens at
+    /// most) is not checked again, so a key withdrawn from the JWKS stops
+    /// working up to 60 s later. For another size or lifetime, or no
+    /// cache, use [`McpAuth::new`] with `CachedVerifier::new(validator)`
+    /// configured, or with the bare validator.
     pub fn with_jwks(config: ResourceConfig, validator: Validator) -> Result<Self, ConfigError> {
-        if validator.policy().audience() != config.resource() {
-            return Err(ConfigError::AudienceMismatch {
-                verifier: validator.policy().audience().to_owned(),
-                resource: config.resource().to_owned(),
-            });
-        }
-        Ok(Self::new(config, Arc::new(CachedVerifier::new(validator))))
+        Self::new(config, Arc::new(CachedVerifier::new(validator)))
     }
 
     /// A stack verifying opaque access tokens by RFC 7662 introspection
-    /// with `verifier`, which must require the configured resource as
-    /// audience, behind a [`CachedVerifier`] with its defaults (10,000
-    /// tokens, 60 s: a token revoked at the authorization server stays
-    /// accepted here for at most that long).
+    /// with `verifier` (build it with [`ResourceConfig::introspection`]),
+    /// behind a [`CachedVerifier`] with its defaults (10,000 tokens, 60 s:
+    /// a token revoked at the authorization server stays accepted here for
+    /// at most that long).
     pub fn with_introspection(
         config: ResourceConfig,
-        verifier: crate::IntrospectionVerifier,
+        verifier: mcp_auth_token::IntrospectionVerifier,
     ) -> Result<Self, ConfigError> {
-        if verifier.resource() != config.resource() {
-            return Err(ConfigError::AudienceMismatch {
-                verifier: verifier.resource().to_owned(),
-                resource: config.resource().to_owned(),
-            });
-        }
-        Ok(Self::new(config, Arc::new(CachedVerifier::new(verifier))))
+        Self::new(config, Arc::new(CachedVerifier::new(verifier)))
     }
 
     /// Rate-limits authenticated requests with `limiter`.

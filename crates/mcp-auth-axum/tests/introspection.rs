@@ -13,10 +13,10 @@ use axum::http::StatusCode;
 use axum::routing::any;
 use common::*;
 use introspection_server::*;
-use mcp_auth_axum::{
-    CachedVerifier, ConfigError, IntrospectionVerifier, McpAuth, ResourceConfig, TokenVerifier,
-    VerifyError,
+use mcp_auth_axum::token::{
+    CachedVerifier, ConfigError, IntrospectionVerifier, TokenVerifier, VerifyError,
 };
+use mcp_auth_axum::{McpAuth, ResourceConfig};
 use mcp_auth_core::ManualClock;
 
 #[tokio::test]
@@ -102,9 +102,10 @@ async fn behind_mcp_auth_with_the_cache_the_server_is_asked_once() {
         .unwrap();
     // What `McpAuth::with_introspection` builds, with the cache on the same
     // manual clock as the verifier.
-    let cached = CachedVerifier::new(verifier(&s.url, CLIENT_SECRET))
-        .clock(Arc::new(ManualClock::at_unix(NOW)));
+    let cached =
+        CachedVerifier::new(verifier(&s.url, CLIENT_SECRET)).clock(ManualClock::at_unix(NOW));
     let app = McpAuth::new(config, Arc::new(cached))
+        .unwrap()
         .into_router(any(echo))
         .unwrap();
     for _ in 0..3 {
@@ -121,7 +122,8 @@ async fn behind_mcp_auth_with_the_cache_the_server_is_asked_once() {
 }
 
 #[tokio::test]
-async fn with_introspection_refuses_a_verifier_for_another_resource() {
+async fn with_introspection_refuses_a_verifier_for_another_resource_or_issuer() {
+    use mcp_auth_axum::ConfigError as StackError;
     let s = server().await;
     let same = ResourceConfig::builder(RESOURCE, ISSUER).build().unwrap();
     assert!(McpAuth::with_introspection(same, verifier(&s.url, CLIENT_SECRET)).is_ok());
@@ -130,8 +132,26 @@ async fn with_introspection_refuses_a_verifier_for_another_resource() {
         .unwrap();
     assert!(matches!(
         McpAuth::with_introspection(config, verifier(&s.url, CLIENT_SECRET)),
-        Err(ConfigError::AudienceMismatch { .. })
+        Err(StackError::AudienceMismatch { .. })
     ));
+    // An issuer the metadata does not advertise.
+    let config = ResourceConfig::builder(RESOURCE, "https://elsewhere.example.com")
+        .build()
+        .unwrap();
+    assert!(matches!(
+        McpAuth::with_introspection(config, verifier(&s.url, CLIENT_SECRET)),
+        Err(StackError::IssuerMismatch { .. })
+    ));
+    // Built from the configuration: resource and issuer agree by
+    // construction.
+    let config = ResourceConfig::builder(RESOURCE, ISSUER).build().unwrap();
+    let built = config
+        .introspection(&s.url, CLIENT_ID, CLIENT_SECRET)
+        .build()
+        .unwrap();
+    assert_eq!(built.resource(), RESOURCE);
+    assert_eq!(TokenVerifier::issuer(&built), Some(ISSUER));
+    assert!(McpAuth::with_introspection(config, built).is_ok());
 }
 
 #[test]
@@ -157,11 +177,11 @@ fn unsafe_settings_are_refused() {
     ));
     assert!(matches!(
         build("https://login.example.com/introspect", "", CLIENT_SECRET),
-        Err(ConfigError::Limit { .. })
+        Err(ConfigError::Credentials { .. })
     ));
     assert!(matches!(
         build("https://login.example.com/introspect", CLIENT_ID, ""),
-        Err(ConfigError::Limit { .. })
+        Err(ConfigError::Credentials { .. })
     ));
     assert!(
         build(
@@ -203,7 +223,7 @@ impl mcp_auth_http::HttpClient for FakeIntrospection {
         assert_eq!(
             limit,
             Some(mcp_auth_http::ResponseLimit(
-                mcp_auth_axum::MAX_INTROSPECTION_RESPONSE
+                mcp_auth_axum::token::MAX_INTROSPECTION_RESPONSE
             ))
         );
         Box::pin(async move { Ok(axum::http::Response::new(answer.to_string().into_bytes())) })

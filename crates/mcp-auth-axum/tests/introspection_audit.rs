@@ -8,7 +8,7 @@ mod introspection_server;
 
 use common::RESOURCE;
 use introspection_server::*;
-use mcp_auth_axum::{IntrospectionVerifier, TokenVerifier};
+use mcp_auth_axum::token::{IntrospectionVerifier, TokenVerifier};
 use mcp_auth_testkit::CapturedLog;
 
 #[tokio::test]

@@ -12,10 +12,8 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::routing::any;
 use common::*;
-use mcp_auth_axum::{
-    AuthContext, ConfigError, CorsConfig, McpAuth, ResourceConfig, TokenVerifier, VerifyError,
-    VerifyFuture,
-};
+use mcp_auth_axum::token::{AuthContext, TokenVerifier, VerifyError, VerifyFuture};
+use mcp_auth_axum::{ConfigError, CorsConfig, McpAuth, ResourceConfig};
 use mcp_auth_core::UserId;
 use mcp_auth_jwks::{KeySet, Policy, Validator};
 use mcp_auth_ratelimit::{
@@ -129,9 +127,11 @@ impl TokenVerifier for Lenient {
     fn verify<'a>(&'a self, _token: &'a str) -> VerifyFuture<'a> {
         let result = match &self.outcome {
             Some(error) => Err(error.clone()),
-            None => Ok(AuthContext::new(UserId::new("mallory").unwrap())
-                .with_scopes(["mcp:tools", "files:write"])
-                .with_audiences([self.audience])),
+            None => Ok(Arc::new(
+                AuthContext::new(UserId::new("mallory").unwrap())
+                    .with_scopes(["mcp:tools", "files:write"])
+                    .with_audiences([self.audience]),
+            )),
         };
         Box::pin(std::future::ready(result))
     }
@@ -139,6 +139,7 @@ impl TokenVerifier for Lenient {
 
 fn with_verifier(f: &Fixture, verifier: Lenient) -> Router {
     McpAuth::new(f.config(), Arc::new(verifier))
+        .unwrap()
         .into_router(any(echo))
         .unwrap()
 }
@@ -177,6 +178,43 @@ async fn a_jwks_validator_for_another_audience_is_a_config_error() {
         Validator::with_static_keys(Policy::new(ISSUER, "https://elsewhere.example.com"), keys);
     let err = McpAuth::with_jwks(f.config(), validator).unwrap_err();
     assert!(matches!(err, ConfigError::AudienceMismatch { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_jwks_validator_for_an_issuer_the_metadata_does_not_name_is_a_config_error() {
+    let f = Fixture::new();
+    let keys = || KeySet::from_jwks(f.issuer.jwks_json().as_bytes()).unwrap();
+    // The metadata would send clients to ISSUER while tokens of another
+    // issuer are accepted.
+    let validator = Validator::with_static_keys(
+        Policy::new("https://elsewhere.example.com", f.config().resource()),
+        keys(),
+    );
+    let err = McpAuth::with_jwks(f.config(), validator).unwrap_err();
+    assert!(matches!(err, ConfigError::IssuerMismatch { .. }), "{err}");
+    assert!(err.to_string().contains("elsewhere.example.com"), "{err}");
+    // The same for a bare verifier given to `new`, and for a second
+    // authorization server that is configured.
+    let validator = Validator::with_static_keys(
+        Policy::new("https://elsewhere.example.com", f.config().resource()),
+        keys(),
+    );
+    assert!(McpAuth::new(f.config(), Arc::new(validator)).is_err());
+    let config = ResourceConfig::builder(RESOURCE, ISSUER)
+        .authorization_server("https://elsewhere.example.com")
+        .build()
+        .unwrap();
+    let validator = Validator::with_static_keys(
+        Policy::new("https://elsewhere.example.com", RESOURCE),
+        keys(),
+    );
+    assert!(McpAuth::with_jwks(config, validator).is_ok());
+    // The policy derived from the configuration agrees by construction.
+    let config = f.config();
+    let validator = Validator::with_static_keys(config.policy(), keys());
+    assert_eq!(validator.policy().issuer(), ISSUER);
+    assert_eq!(validator.policy().audience(), RESOURCE);
+    assert!(McpAuth::with_jwks(config, validator).is_ok());
 }
 
 #[tokio::test]
@@ -633,6 +671,7 @@ async fn security_headers_are_set_and_hsts_only_behind_tls() {
             outcome: None,
         }),
     )
+    .unwrap()
     .into_router(any(echo))
     .unwrap();
     let (_, headers, _) = send(&app, post(None, &list())).await;
@@ -672,15 +711,15 @@ async fn cors_allows_only_configured_origins() {
 
     assert!(matches!(
         CorsConfig::any_origin().allow_credentials().layer(),
-        Err(ConfigError::Cors(_))
+        Err(ConfigError::Cors { .. })
     ));
     assert!(matches!(
         CorsConfig::allow_origins(["*"]).allow_credentials().layer(),
-        Err(ConfigError::Cors(_))
+        Err(ConfigError::Cors { .. })
     ));
     assert!(matches!(
         CorsConfig::allow_origins(["https://app.example.com/path"]).layer(),
-        Err(ConfigError::Cors(_))
+        Err(ConfigError::Cors { .. })
     ));
 }
 
@@ -836,7 +875,8 @@ fn from(peer: &str, mut request: Request) -> Request {
 
 #[tokio::test]
 async fn made_up_tokens_spend_the_clients_verification_budget_and_cache_hits_are_free() {
-    use mcp_auth_axum::{CachedVerifier, VerificationLimit};
+    use mcp_auth_axum::VerificationLimit;
+    use mcp_auth_axum::token::CachedVerifier;
     use mcp_auth_ratelimit::{Limit, MemoryRateLimiter};
     use std::sync::atomic::Ordering;
     let f = Fixture::new();
@@ -852,6 +892,7 @@ async fn made_up_tokens_spend_the_clients_verification_budget_and_cache_hits_are
             .map(|limiter| limiter.clock(f.clock.clone()))
             .unwrap();
     let app = McpAuth::new(f.config(), Arc::new(cached))
+        .unwrap()
         .verification_limit(VerificationLimit::per_peer(Arc::new(budget)))
         .into_router(any(echo))
         .unwrap();

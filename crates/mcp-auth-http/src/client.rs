@@ -44,7 +44,7 @@ pub enum HttpError {
         /// The URL's host (empty when it has none).
         host: String,
         /// Which rule refused it.
-        reason: &'static str,
+        reason: crate::UrlRefusal,
     },
     /// The host resolves to an address that is not public
     /// ([`crate::UrlPolicy::PublicHttps`]).

@@ -47,8 +47,10 @@
 
 mod client;
 mod outbound;
+mod url_rule;
 
 pub use client::{HttpClient, HttpError, HttpRequest, HttpResponse, ResponseLimit};
 pub use outbound::{
     DEFAULT_MAX_RESPONSE, DEFAULT_TIMEOUT, OutboundBuilder, OutboundClient, UrlPolicy,
 };
+pub use url_rule::{UrlRefusal, check_configured_url};

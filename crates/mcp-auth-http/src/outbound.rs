@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use mcp_auth_core::{BoxFuture, is_loopback_host, is_public_ip};
+use mcp_auth_core::{BoxFuture, is_public_ip};
 use zeroize::Zeroizing;
 
 use crate::{HttpClient, HttpError, HttpRequest, HttpResponse, ResponseLimit};
@@ -129,30 +129,15 @@ impl OutboundClient {
 
     /// The URL, parsed, if the policy allows it; its host.
     fn check(&self, uri: &http::Uri) -> Result<(reqwest::Url, String), HttpError> {
-        let refused = |host: &str, reason| HttpError::Refused {
-            host: host.to_owned(),
-            reason,
-        };
-        let url = reqwest::Url::parse(&uri.to_string())
-            .map_err(|_| refused("", "not an absolute URL"))?;
+        let value = uri.to_string();
+        let http_to_loopback = self.policy == UrlPolicy::HttpsOrLoopback || self.allow_loopback;
+        let url = crate::url_rule::parse(&value, http_to_loopback).map_err(|reason| {
+            HttpError::Refused {
+                host: uri.host().unwrap_or("").to_owned(),
+                reason,
+            }
+        })?;
         let host = url.host_str().unwrap_or("").to_owned();
-        if !matches!(url.scheme(), "https" | "http") {
-            return Err(refused(&host, "only https URLs are fetched"));
-        }
-        if host.is_empty() {
-            return Err(refused("", "the URL has no host"));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(refused(&host, "the URL carries credentials"));
-        }
-        let loopback = is_loopback_host(&host);
-        match (self.policy, url.scheme()) {
-            (_, "https") => {}
-            (UrlPolicy::HttpsOrLoopback, "http") if loopback => {}
-            (UrlPolicy::PublicHttps, "http") if loopback && self.allow_loopback => {}
-            (_, "http") => return Err(refused(&host, "plain http is only allowed to loopback")),
-            _ => return Err(refused(&host, "only https URLs are fetched")),
-        }
         if self.policy == UrlPolicy::PublicHttps {
             // IP literals never reach the resolver: judge them here.
             let literal = host.trim_start_matches('[').trim_end_matches(']');

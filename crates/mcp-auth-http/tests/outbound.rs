@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use mcp_auth_http::{HttpClient, HttpError, OutboundClient, ResponseLimit, UrlPolicy};
+use mcp_auth_http::{HttpClient, HttpError, OutboundClient, ResponseLimit, UrlPolicy, UrlRefusal};
 
 async fn server() -> SocketAddr {
     let app = Router::new()
@@ -133,15 +133,16 @@ async fn a_slow_server_times_out() {
 #[tokio::test]
 async fn plain_http_goes_only_to_loopback_and_other_schemes_nowhere() {
     let client = OutboundClient::new().unwrap();
-    for (url, reason) in [
-        ("http://example.com/jwks.json", "plain http"),
-        ("ftp://example.com/x", "only https"),
-        ("file://localhost/etc/passwd", "only https"),
-        ("https://user:pass@example.com/x", "credentials"),
+    for (url, refusal) in [
+        ("http://example.com/jwks.json", UrlRefusal::PlainHttp),
+        ("ftp://example.com/x", UrlRefusal::NotHttps),
+        ("file://localhost/etc/passwd", UrlRefusal::NotHttps),
+        ("https://user:pass@example.com/x", UrlRefusal::Credentials),
     ] {
         let error = client.send(get_request(url)).await.unwrap_err();
         assert!(
-            matches!(&error, HttpError::Refused { .. }) && error.to_string().contains(reason),
+            matches!(&error, HttpError::Refused { reason, .. } if *reason == refusal)
+                && error.to_string().contains(refusal.reason()),
             "{url}: {error}"
         );
         assert!(!error.to_string().contains("pass"), "{error}");

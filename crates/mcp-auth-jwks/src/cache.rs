@@ -85,7 +85,7 @@ struct State {
     attempts: u64,
     successes: u64,
     last_attempt: Option<SystemTime>,
-    last_failure: Option<(SystemTime, String)>,
+    last_failure: Option<(SystemTime, FetchError)>,
 }
 
 #[derive(Debug)]
@@ -298,10 +298,9 @@ impl JwksCache {
     fn usable_keys(&self, s: &State, now: SystemTime) -> Result<Arc<KeySet>, ValidationError> {
         match &s.keys {
             Some(keys) if now < s.usable_until => Ok(keys.clone()),
-            _ => Err(ValidationError::KeysUnavailable(match &s.last_failure {
-                Some((_, why)) => format!("the last fetch of the JWKS failed: {why}"),
-                None => "no key set has been fetched yet".into(),
-            })),
+            _ => Err(ValidationError::KeysUnavailable(
+                s.last_failure.as_ref().map(|(_, why)| why.clone()),
+            )),
         }
     }
 
@@ -322,8 +321,11 @@ impl JwksCache {
         let result = match fetched {
             Ok(fetched) => KeySet::from_jwks(&fetched.body)
                 .map(|keys| (keys, fetched.max_age))
-                .map_err(|e| format!("unusable key set: {e}")),
-            Err(e) => Err(e.to_string()),
+                .map_err(|error| FetchError::UnusableKeySet {
+                    url: self.inner.jwks_uri.clone(),
+                    error,
+                }),
+            Err(e) => Err(e),
         };
         let now = self.inner.clock.now();
         let mut s = self.write();

@@ -54,8 +54,12 @@ pub enum ValidationError {
     InvalidSignature,
     /// No usable key set (the JWKS endpoint has not answered yet, or the last
     /// good key set is older than the maximum staleness).
-    #[error("signing keys are unavailable: {0}")]
-    KeysUnavailable(String),
+    /// `None`: no fetch has finished yet; `Some`: why the last one failed.
+    #[error("signing keys are unavailable: {}", match .0 {
+        Some(last) => format!("the last fetch of the JWKS failed: {last}"),
+        None => "no key set has been fetched yet".to_owned(),
+    })]
+    KeysUnavailable(Option<FetchError>),
     /// A required claim is missing.
     #[error("required claim {0:?} is missing")]
     MissingClaim(&'static str),
@@ -166,13 +170,16 @@ pub enum KeySetError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FetchError {
+    /// The outbound HTTP client could not be built.
+    #[error(transparent)]
+    Client(mcp_auth_http::HttpError),
     /// Could not connect, or the request failed in transit.
-    #[error("request to {url} failed: {reason}")]
+    #[error("request to {url} failed: {error}")]
     Transport {
         /// The URL.
         url: String,
         /// What happened.
-        reason: String,
+        error: mcp_auth_http::HttpError,
     },
     /// No response within the timeout.
     #[error("request to {url} timed out")]
@@ -201,8 +208,16 @@ pub enum FetchError {
     InvalidDocument {
         /// The URL.
         url: String,
-        /// What is wrong.
-        reason: String,
+        /// What is wrong, in fixed words.
+        reason: &'static str,
+    },
+    /// The JWKS document was fetched but its key set is refused.
+    #[error("unusable key set from {url}: {error}")]
+    UnusableKeySet {
+        /// The URL.
+        url: String,
+        /// Why the set is refused.
+        error: KeySetError,
     },
     /// The discovered issuer differs from the configured one.
     #[error("discovery at {url} returned issuer {found:?}, expected exactly {expected:?}")]
@@ -219,7 +234,7 @@ pub enum FetchError {
     InsecureUrl {
         /// The URL.
         url: String,
-        /// Why.
-        reason: &'static str,
+        /// Which rule it breaks.
+        reason: mcp_auth_http::UrlRefusal,
     },
 }

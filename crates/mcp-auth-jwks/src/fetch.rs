@@ -33,10 +33,7 @@ pub fn default_client() -> Result<Arc<dyn HttpClient>, FetchError> {
         .timeout(DEFAULT_FETCH_TIMEOUT)
         .max_response(DEFAULT_MAX_RESPONSE)
         .build()
-        .map_err(|e| FetchError::Transport {
-            url: String::new(),
-            reason: e.to_string(),
-        })?;
+        .map_err(FetchError::Client)?;
     Ok(Arc::new(client))
 }
 
@@ -44,7 +41,7 @@ pub fn default_client() -> Result<Arc<dyn HttpClient>, FetchError> {
 /// `http`, reading at most `max` bytes; anything but 200 is an error.
 ///
 /// The URL rule is not checked again here: the URLs this crate fetches were
-/// checked when configured (`check_url`), and the client enforces it on
+/// checked when configured ([`mcp_auth_http::check_configured_url`]), and the client enforces it on
 /// every request ([`mcp_auth_http::UrlPolicy`]).
 pub async fn fetch(http: &dyn HttpClient, url: &str, max: usize) -> Result<Fetched, FetchError> {
     let mut request = http::Request::get(url)
@@ -52,7 +49,7 @@ pub async fn fetch(http: &dyn HttpClient, url: &str, max: usize) -> Result<Fetch
         .body(Vec::new())
         .map_err(|_| FetchError::InsecureUrl {
             url: url.to_owned(),
-            reason: "not a valid URL",
+            reason: mcp_auth_http::UrlRefusal::NotAbsolute,
         })?;
     request.extensions_mut().insert(ResponseLimit(max));
     let response = http.send(request).await.map_err(|error| match error {
@@ -67,9 +64,9 @@ pub async fn fetch(http: &dyn HttpClient, url: &str, max: usize) -> Result<Fetch
             url: url.to_owned(),
             reason,
         },
-        other => FetchError::Transport {
+        error => FetchError::Transport {
             url: url.to_owned(),
-            reason: other.to_string(),
+            error,
         },
     })?;
     if response.status() != http::StatusCode::OK {
@@ -108,28 +105,12 @@ pub fn parse_max_age(value: &str) -> Option<Duration> {
     max_age
 }
 
-/// Only `https`, or `http` to a loopback host (local development and tests).
+/// The configured-URL rule ([`mcp_auth_http::check_configured_url`]).
 pub(crate) fn check_url(url: &str) -> Result<url::Url, FetchError> {
-    let parsed = url::Url::parse(url).map_err(|_| FetchError::InsecureUrl {
+    mcp_auth_http::check_configured_url(url).map_err(|reason| FetchError::InsecureUrl {
         url: url.to_owned(),
-        reason: "not a valid URL",
-    })?;
-    match parsed.scheme() {
-        "https" => Ok(parsed),
-        "http" if is_loopback(&parsed) => Ok(parsed),
-        "http" => Err(FetchError::InsecureUrl {
-            url: url.to_owned(),
-            reason: "plain http is only allowed to loopback hosts",
-        }),
-        _ => Err(FetchError::InsecureUrl {
-            url: url.to_owned(),
-            reason: "only https URLs are fetched",
-        }),
-    }
-}
-
-fn is_loopback(url: &url::Url) -> bool {
-    url.host_str().is_some_and(mcp_auth_core::is_loopback_host)
+        reason,
+    })
 }
 
 /// The discovery URLs for `issuer`, in the order tried: OpenID Connect
@@ -179,9 +160,9 @@ pub async fn discover(http: &dyn HttpClient, issuer: &str) -> Result<ServerMetad
                 continue;
             }
         };
-        let invalid = |reason: &str| FetchError::InvalidDocument {
+        let invalid = |reason: &'static str| FetchError::InvalidDocument {
             url: url.clone(),
-            reason: reason.to_owned(),
+            reason,
         };
         let document: serde_json::Map<String, Value> =
             serde_json::from_slice(&fetched.body).map_err(|_| invalid("not a JSON object"))?;
@@ -210,7 +191,7 @@ pub async fn discover(http: &dyn HttpClient, issuer: &str) -> Result<ServerMetad
     }
     Err(last_error.unwrap_or(FetchError::InvalidDocument {
         url: issuer.to_owned(),
-        reason: "no discovery document".into(),
+        reason: "no discovery document",
     }))
 }
 

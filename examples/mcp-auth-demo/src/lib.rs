@@ -18,9 +18,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use mcp_auth_axum::{AuthContext, McpAuth, McpSessionData, ResourceConfig};
+use mcp_auth_axum::token::AuthContext;
+use mcp_auth_axum::{McpAuth, McpSessionData, ResourceConfig};
 use mcp_auth_core::UserId;
-use mcp_auth_jwks::{Policy, Validator};
+use mcp_auth_jwks::Validator;
 use mcp_auth_ratelimit::{Limit, Limits, MemoryRateLimiter};
 use mcp_auth_session::{MemorySessionStore, SessionConfig, SessionManager};
 use mcp_auth_testkit::DevIssuer;
@@ -246,9 +247,11 @@ pub async fn start(options: DemoOptions) -> Result<Demo, BoxError> {
     let url = format!("http://{addr}/mcp");
     let (issuer, issuer_addr) = DevIssuer::serve_loopback(url.clone()).await?;
 
-    // JWKS found by OIDC discovery at the issuer and cached, as in production.
-    let policy = Policy::new(issuer.issuer(), &url).require_access_token_type();
-    let validator = Validator::from_issuer(policy).await?;
+    // Issuer and audience come from the resource configuration (written
+    // once); the JWKS is found by OIDC discovery at the issuer and cached,
+    // as in production.
+    let config = resource_config(&url, issuer.issuer())?;
+    let validator = Validator::from_issuer(config.policy().require_access_token_type()).await?;
 
     let vault_dir = tempfile::tempdir()?;
     let vault = Vault::builder(StorageMode::EncryptedFile(vault_dir.path().join("vault")))
@@ -272,7 +275,7 @@ pub async fn start(options: DemoOptions) -> Result<Demo, BoxError> {
         .iter()
         .map(|tool| tool.name.to_string())
         .collect();
-    let app: Router = McpAuth::with_jwks(resource_config(&url, issuer.issuer())?, validator)?
+    let app: Router = McpAuth::with_jwks(config, validator)?
         .tools(tool_names)
         .rate_limiter(Arc::new(limiter))
         .sessions(sessions)

@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use mcp_auth_axum::IntrospectionVerifier;
+use mcp_auth_axum::token::IntrospectionVerifier;
 use mcp_auth_core::ManualClock;
 use serde_json::json;
 

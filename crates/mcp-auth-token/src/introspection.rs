@@ -4,13 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::HeaderValue;
+use http::HeaderValue;
 use mcp_auth_core::{Clock, SystemClock, UserId};
 use mcp_auth_http::{HttpClient, HttpError, OutboundClient, ResponseLimit};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::config::checked_url;
 use crate::{AuthContext, ConfigError, TokenVerifier, VerifyError, VerifyFuture};
 
 /// Default time one introspection call may take.
@@ -39,8 +38,8 @@ pub const MAX_INTROSPECTION_RESPONSE: usize = 64 * 1024;
 /// [`VerifyError::Unavailable`]: 503, fail closed.
 ///
 /// Each call is a round trip to the authorization server: put a
-/// [`crate::CachedVerifier`] in front, as [`crate::McpAuth::with_introspection`]
-/// does. A cached answer outlives a revocation at the server by at most the
+/// [`crate::CachedVerifier`] in front, as `mcp-auth-axum`'s
+/// `McpAuth::with_introspection` does. A cached answer outlives a revocation at the server by at most the
 /// cache's TTL (60 s by default).
 pub struct IntrospectionVerifier {
     client: Arc<dyn HttpClient>,
@@ -144,9 +143,14 @@ impl IntrospectionBuilder {
 
     /// The verifier, or why the settings are unsafe.
     pub fn build(self) -> Result<IntrospectionVerifier, ConfigError> {
-        let endpoint = checked_url("introspection_endpoint", &self.endpoint)?;
+        let endpoint = mcp_auth_http::check_configured_url(&self.endpoint).map_err(|refusal| {
+            ConfigError::Url {
+                setting: "introspection_endpoint",
+                refusal,
+            }
+        })?;
         if self.client_id.is_empty() || self.client_secret.is_empty() {
-            return Err(ConfigError::Limit {
+            return Err(ConfigError::Credentials {
                 setting: "introspection client",
                 reason: "RFC 7662 needs client credentials: a client id and secret",
             });
@@ -161,7 +165,7 @@ impl IntrospectionBuilder {
             data_encoding::BASE64.encode(credentials.as_bytes())
         ));
         let mut authorization =
-            HeaderValue::from_str(&encoded).map_err(|_| ConfigError::Limit {
+            HeaderValue::from_str(&encoded).map_err(|_| ConfigError::Credentials {
                 setting: "introspection client",
                 reason: "the client credentials cannot form a header",
             })?;
@@ -172,11 +176,7 @@ impl IntrospectionBuilder {
                 OutboundClient::builder()
                     .timeout(self.timeout)
                     .max_response(MAX_INTROSPECTION_RESPONSE)
-                    .build()
-                    .map_err(|_| ConfigError::Limit {
-                        setting: "introspection client",
-                        reason: "the HTTP client could not be built",
-                    })?,
+                    .build()?,
             ),
         };
         Ok(IntrospectionVerifier {
@@ -227,22 +227,20 @@ enum Audience {
 
 impl IntrospectionVerifier {
     async fn introspect(&self, token: &str) -> Result<Map<String, Value>, VerifyError> {
-        // The form holds the token: it lives in buffers that are wiped when
-        // the last reference (the one hyper sends from) is dropped.
         // The form holds the token: the HTTP seam wipes the body once sent,
         // and the encoded copy here is wiped on drop.
         let encoded = zeroize::Zeroizing::new(form_encode(token));
         let form = format!("token={}&token_type_hint=access_token", encoded.as_str()).into_bytes();
         let unavailable = |reason: &'static str| {
             tracing::warn!(
-                target: crate::audit::TARGET,
+                target: crate::AUDIT_TARGET,
                 event = "introspection_unavailable",
                 endpoint = %self.endpoint,
                 reason,
             );
             VerifyError::Unavailable
         };
-        let mut request = axum::http::Request::post(&self.endpoint)
+        let mut request = http::Request::post(&self.endpoint)
             .header("authorization", self.authorization.clone())
             .header("content-type", "application/x-www-form-urlencoded")
             .header("accept", "application/json")
@@ -330,10 +328,18 @@ impl IntrospectionVerifier {
 }
 
 impl TokenVerifier for IntrospectionVerifier {
+    fn issuer(&self) -> Option<&str> {
+        self.issuer.as_deref()
+    }
+
+    fn audience(&self) -> Option<&str> {
+        Some(&self.resource)
+    }
+
     fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
         Box::pin(async move {
             let claims = self.introspect(token).await?;
-            self.judge(claims)
+            self.judge(claims).map(Arc::new)
         })
     }
 }

@@ -1,4 +1,4 @@
-//! How the bearer layer turns a token into an [`AuthContext`].
+//! The one trait: a token in, an [`AuthContext`] out.
 
 use std::sync::Arc;
 
@@ -7,37 +7,40 @@ use mcp_auth_jwks::{ValidationError, Validator};
 
 use crate::AuthContext;
 
-/// A boxed future returned by [`TokenVerifier::verify_shared`].
-pub type SharedVerifyFuture<'a> =
-    mcp_auth_core::BoxFuture<'a, Result<Arc<AuthContext>, VerifyError>>;
-
-/// A boxed future returned by [`TokenVerifier::verify`].
-pub type VerifyFuture<'a> = mcp_auth_core::BoxFuture<'a, Result<AuthContext, VerifyError>>;
+/// The boxed future [`TokenVerifier::verify`] returns.
+pub type VerifyFuture<'a> = mcp_auth_core::BoxFuture<'a, Result<Arc<AuthContext>, VerifyError>>;
 
 /// Checks a bearer token and says who it belongs to.
 ///
 /// Implemented for [`mcp_auth_jwks::Validator`] (JWT access tokens against a
-/// JWKS); implement it for other token kinds, e.g. RFC 7662 introspection of
-/// opaque tokens. The layer checks the audience itself as well, so a
-/// verifier that forgets to cannot open the server to tokens minted for
+/// JWKS) and by [`crate::IntrospectionVerifier`] (RFC 7662); implement it for
+/// other token kinds. `mcp-auth-axum` checks the audience itself as well, so
+/// a verifier that forgets to cannot open the server to tokens minted for
 /// another resource.
 pub trait TokenVerifier: Send + Sync + std::fmt::Debug {
-    /// Verifies `token` (the credential after `Bearer `).
+    /// Verifies `token` (the credential after `Bearer `). The context is
+    /// shared so that a cache can hand out the one it holds without a copy.
     fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a>;
 
-    /// The same, returning a shared context: what the layer calls. The
-    /// default wraps [`TokenVerifier::verify`]; a cache overrides it to hand
-    /// out the cached context without copying it.
-    fn verify_shared<'a>(&'a self, token: &'a str) -> SharedVerifyFuture<'a> {
-        Box::pin(async move { self.verify(token).await.map(Arc::new) })
-    }
-
     /// The context for `token` when it is at hand without real work (a
-    /// cache hit), else `None` (the default). A
-    /// [`crate::VerificationLimit`] charges only tokens this returns `None`
-    /// for.
+    /// cache hit), else `None` (the default). `mcp-auth-axum`'s
+    /// verification limit charges only tokens this returns `None` for.
     fn cached(&self, token: &str) -> Option<Arc<AuthContext>> {
         let _ = token;
+        None
+    }
+
+    /// The issuer every accepted token must come from, when this verifier
+    /// requires one (default `None`). A server checks it against the
+    /// authorization servers it advertises.
+    fn issuer(&self) -> Option<&str> {
+        None
+    }
+
+    /// The audience every accepted token must carry, when this verifier
+    /// requires one (default `None`). A server checks it against its own
+    /// resource URL.
+    fn audience(&self) -> Option<&str> {
         None
     }
 }
@@ -96,6 +99,14 @@ impl From<ValidationError> for VerifyError {
 }
 
 impl TokenVerifier for Validator {
+    fn issuer(&self) -> Option<&str> {
+        Some(self.policy().issuer())
+    }
+
+    fn audience(&self) -> Option<&str> {
+        Some(self.policy().audience())
+    }
+
     fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
         Box::pin(async move {
             let verified = self.validate(token).await?;
@@ -107,7 +118,7 @@ impl TokenVerifier for Validator {
                 .with_expires_at(verified.expires_at())
                 .with_claims(verified.claims().clone());
             context.client_id = verified.client_id().map(str::to_owned);
-            Ok(context)
+            Ok(Arc::new(context))
         })
     }
 }
@@ -117,11 +128,15 @@ impl<T: TokenVerifier + ?Sized> TokenVerifier for Arc<T> {
         (**self).verify(token)
     }
 
-    fn verify_shared<'a>(&'a self, token: &'a str) -> SharedVerifyFuture<'a> {
-        (**self).verify_shared(token)
-    }
-
     fn cached(&self, token: &str) -> Option<Arc<AuthContext>> {
         (**self).cached(token)
+    }
+
+    fn issuer(&self) -> Option<&str> {
+        (**self).issuer()
+    }
+
+    fn audience(&self) -> Option<&str> {
+        (**self).audience()
     }
 }

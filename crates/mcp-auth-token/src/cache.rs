@@ -8,7 +8,7 @@ use std::time::Duration;
 use mcp_auth_core::{Clock, SystemClock};
 use sha2::{Digest, Sha256};
 
-use crate::{AuthContext, SharedVerifyFuture, TokenVerifier, VerifyError, VerifyFuture};
+use crate::{AuthContext, TokenVerifier, VerifyFuture};
 
 /// Default number of cached tokens.
 pub const DEFAULT_TOKEN_CACHE_CAPACITY: usize = 10_000;
@@ -128,12 +128,12 @@ impl<V> CachedVerifier<V> {
 }
 
 impl<V: TokenVerifier> TokenVerifier for CachedVerifier<V> {
-    fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
-        Box::pin(async move {
-            self.verify_shared(token)
-                .await
-                .map(|context| AuthContext::clone(&context))
-        })
+    fn issuer(&self) -> Option<&str> {
+        self.inner.issuer()
+    }
+
+    fn audience(&self) -> Option<&str> {
+        self.inner.audience()
     }
 
     fn cached(&self, token: &str) -> Option<Arc<AuthContext>> {
@@ -141,15 +141,14 @@ impl<V: TokenVerifier> TokenVerifier for CachedVerifier<V> {
         self.lookup(&key, self.clock.unix_seconds())
     }
 
-    fn verify_shared<'a>(&'a self, token: &'a str) -> SharedVerifyFuture<'a> {
+    fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let now = self.clock.unix_seconds();
         if let Some(context) = self.lookup(&key, now) {
             return Box::pin(std::future::ready(Ok(context)));
         }
         Box::pin(async move {
-            let context: Result<Arc<AuthContext>, VerifyError> =
-                self.inner.verify(token).await.map(Arc::new);
+            let context = self.inner.verify(token).await;
             if let Ok(context) = &context {
                 self.store(key, context, self.clock.unix_seconds());
             }
@@ -165,6 +164,7 @@ mod tests {
     use mcp_auth_core::{ManualClock, UserId};
 
     use super::*;
+    use crate::VerifyError;
 
     #[derive(Debug, Default)]
     struct Counting {
@@ -175,8 +175,10 @@ mod tests {
         fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             let result = match token.strip_prefix("good-") {
-                Some(exp) => Ok(AuthContext::new(UserId::new("alice").unwrap())
-                    .with_expires_at(exp.parse().unwrap())),
+                Some(exp) => Ok(Arc::new(
+                    AuthContext::new(UserId::new("alice").unwrap())
+                        .with_expires_at(exp.parse().unwrap()),
+                )),
                 None => Err(VerifyError::Invalid { rule: "signature" }),
             };
             Box::pin(std::future::ready(result))
@@ -195,7 +197,7 @@ mod tests {
         let clock = ManualClock::at_unix(1_000);
         let cache = CachedVerifier::new(Counting::default())
             .ttl(Duration::from_secs(60))
-            .clock(Arc::new(clock.clone()));
+            .clock(clock.clone());
         block(async {
             for _ in 0..5 {
                 assert!(cache.verify("good-2000").await.is_ok());
@@ -220,7 +222,7 @@ mod tests {
     fn failures_are_never_cached_and_size_is_bounded() {
         let cache = CachedVerifier::new(Counting::default())
             .capacity(3)
-            .clock(Arc::new(ManualClock::at_unix(1_000)));
+            .clock(ManualClock::at_unix(1_000));
         block(async {
             for _ in 0..3 {
                 assert!(cache.verify("forged").await.is_err());
