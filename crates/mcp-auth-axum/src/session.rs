@@ -17,9 +17,19 @@ pub const MCP_SESSION_ID: &str = "mcp-session-id";
 /// What the binding layer keeps in each `mcp-auth-session` session: the
 /// session id the MCP server issued, which the client never sees.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct McpSessionData {
     /// The MCP server's own session id.
     pub inner: String,
+}
+
+impl McpSessionData {
+    /// The data for the MCP server's session id `inner`.
+    pub fn new(inner: impl Into<String>) -> Self {
+        Self {
+            inner: inner.into(),
+        }
+    }
 }
 
 // Not derived: the server's session id continues the session on the server
@@ -195,7 +205,7 @@ impl Step for SessionStep {
                 };
                 let new = NewSession::new(context.user.clone(), client_key(&context))
                     .with_scopes(context.scopes.iter().cloned())
-                    .with_data(McpSessionData { inner: issued });
+                    .with_data(McpSessionData::new(issued));
                 match self.sessions.create(new).await {
                     Ok(created) => {
                         audit::session_event(

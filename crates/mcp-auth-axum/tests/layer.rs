@@ -846,9 +846,7 @@ async fn the_layers_stacked_by_hand_behave_like_mcp_auth() {
 
 #[test]
 fn session_data_does_not_print_the_servers_session_id() {
-    let data = mcp_auth_axum::McpSessionData {
-        inner: "server-session-secret".into(),
-    };
+    let data = mcp_auth_axum::McpSessionData::new("server-session-secret");
     assert!(!format!("{data:?}").contains("server-session-secret"));
 }
 

@@ -80,6 +80,7 @@ pub enum HttpError {
         host: String,
     },
     /// The client could not be built.
-    #[error("the HTTP client could not be built: {0}")]
-    Build(String),
+    /// (reqwest's reason goes to the log at `error` level.)
+    #[error("the HTTP client could not be built (TLS backend or system configuration)")]
+    Build,
 }

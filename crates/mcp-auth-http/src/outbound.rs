@@ -82,9 +82,10 @@ impl OutboundBuilder {
                 allow_loopback: self.allow_loopback,
             }));
         }
-        let client = builder
-            .build()
-            .map_err(|e| HttpError::Build(e.to_string()))?;
+        let client = builder.build().map_err(|error| {
+            tracing::error!(%error, "the outbound HTTP client could not be built");
+            HttpError::Build
+        })?;
         Ok(OutboundClient {
             client,
             max_response: self.max_response,

@@ -23,8 +23,8 @@ use tokio::sync::watch;
 
 use crate::pending::{PendingAuthorization, PendingKey, PendingStore};
 use crate::{
-    CallbackParams, CodeVerifier, MemoryPendingStore, Nonce, OAuthError, Provider, RedirectUri,
-    StateToken, TokenSet,
+    CallbackParams, CodeVerifier, MemoryPendingStore, NetworkError, Nonce, OAuthError, Provider,
+    RedirectUri, StateToken, TokenSet,
 };
 
 /// Default lifetime of a pending sign-in: 10 minutes.
@@ -284,20 +284,14 @@ fn token_error(error: RequestTokenError<HttpError, BasicErrorResponse>) -> OAuth
             BasicErrorResponseType::InvalidGrant => OAuthError::ReauthenticationRequired,
             other => OAuthError::TokenEndpoint(other.to_string()),
         },
-        RequestTokenError::Request(e) => OAuthError::Network(network(&e)),
+        RequestTokenError::Request(e) => OAuthError::Network(e.into()),
         // The body may hold tokens: never quote it.
-        RequestTokenError::Parse(..) => OAuthError::Network("unparseable token response".into()),
-        RequestTokenError::Other(_) => OAuthError::Network("unexpected token response".into()),
-    }
-}
-
-/// What a transport failure says to the caller: fixed words, no URL.
-fn network(error: &HttpError) -> String {
-    match error {
-        HttpError::Timeout { .. } => "timed out".into(),
-        HttpError::TooLarge { .. } => "the response is too large".into(),
-        HttpError::Refused { reason, .. } => format!("refused: {reason}"),
-        _ => "connection failed".into(),
+        RequestTokenError::Parse(..) => {
+            OAuthError::Network(NetworkError::Unexpected("unparseable token response"))
+        }
+        RequestTokenError::Other(_) => {
+            OAuthError::Network(NetworkError::Unexpected("unexpected token response"))
+        }
     }
 }
 
@@ -472,7 +466,7 @@ impl OAuthClient {
         nonce: Option<&Nonce>,
     ) -> Result<serde_json::Map<String, serde_json::Value>, OAuthError> {
         let (Some(jwks), Some(issuer)) = (&self.jwks, &self.provider.issuer) else {
-            return Err(OAuthError::IdToken("no-jwks".into()));
+            return Err(OAuthError::IdToken("no-jwks"));
         };
         let mut policy = Policy::new(issuer.clone(), self.oauth.client_id().as_str());
         if let Some(nonce) = nonce {
@@ -481,9 +475,9 @@ impl OAuthClient {
         let validator = Validator::new(policy, jwks.clone()).clock(self.clock.clone());
         let verified = validator.validate(id_token).await.map_err(|e| {
             OAuthError::IdToken(if e.rule() == "claim-rule" {
-                "nonce".into()
+                "nonce"
             } else {
-                e.rule().into()
+                e.rule()
             })
         })?;
         Ok(verified.claims().clone())
@@ -523,7 +517,7 @@ impl OAuthClient {
             let mut flights = self
                 .refreshing
                 .lock()
-                .map_err(|_| OAuthError::Network("refresh state poisoned".into()))?;
+                .map_err(|_| OAuthError::Network(NetworkError::RefreshAbandoned))?;
             match flights.get(user) {
                 Some(rx) => Role::Follower(rx.clone()),
                 None => {
@@ -538,10 +532,10 @@ impl OAuthClient {
                 let result = rx
                     .wait_for(Option::is_some)
                     .await
-                    .map_err(|_| OAuthError::Network("the shared refresh was cancelled".into()))?;
+                    .map_err(|_| OAuthError::Network(NetworkError::RefreshAbandoned))?;
                 result
                     .clone()
-                    .unwrap_or(Err(OAuthError::Network("no refresh result".into())))
+                    .unwrap_or(Err(OAuthError::Network(NetworkError::RefreshAbandoned)))
             }
             Role::Leader(tx) => {
                 // Removes the in-flight entry even if this future is dropped.
@@ -645,13 +639,15 @@ impl OAuthClient {
             None => body.push_str(&format!("&client_id={}", enc(client_id))),
         }
         let request = request.body(body.into_bytes()).map_err(|_| {
-            OAuthError::Network("the revocation endpoint is not a valid URL".into())
+            OAuthError::Network(NetworkError::Unexpected(
+                "the revocation endpoint is not a valid URL",
+            ))
         })?;
         let response = self
             .http
             .send(request)
             .await
-            .map_err(|e| OAuthError::Network(network(&e)))?;
+            .map_err(|e| OAuthError::Network(e.into()))?;
         let status = response.status();
         if status.is_success() {
             tracing::info!(target: AUDIT, event = "oauth_revoked", provider = %self.provider.name);
@@ -666,7 +662,7 @@ impl OAuthClient {
             });
         Err(match code {
             Some(code) if status.is_client_error() => OAuthError::TokenEndpoint(code),
-            _ => OAuthError::Network(format!("revocation answered {status}")),
+            _ => OAuthError::Network(NetworkError::Status(status.as_u16())),
         })
     }
 }

@@ -70,11 +70,11 @@ pub enum OAuthError {
     /// The provider could not be reached or answered garbage; retrying may
     /// help.
     #[error("the provider could not be reached or answered unexpectedly: {0}")]
-    Network(String),
+    Network(NetworkError),
     /// The ID token failed validation (rule name from mcp-auth-jwks, or
-    /// `nonce`).
+    /// `nonce`, or `no-jwks` when the provider has no key set).
     #[error("the ID token is invalid (rule: {0})")]
-    IdToken(String),
+    IdToken(&'static str),
     /// An OIDC provider's token response has no ID token.
     #[error("the provider returned no ID token")]
     MissingIdToken,
@@ -84,6 +84,30 @@ pub enum OAuthError {
     /// The provider has no revocation endpoint.
     #[error("the provider does not support token revocation")]
     RevocationUnsupported,
+}
+
+/// Why [`OAuthError::Network`]: the provider could not be reached, or its
+/// answer is not one the protocol allows. Never holds a body (it may hold
+/// tokens) or a query.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetworkError {
+    /// The request got no response (host and fixed reason only).
+    #[error(transparent)]
+    Http(#[from] mcp_auth_http::HttpError),
+    /// Discovery, or fetching the provider's key set, failed.
+    #[error(transparent)]
+    Discovery(#[from] mcp_auth_jwks::FetchError),
+    /// The answer is not what the protocol says (fixed words).
+    #[error("{0}")]
+    Unexpected(&'static str),
+    /// An HTTP status the endpoint must not answer with.
+    #[error("the endpoint answered HTTP {0}")]
+    Status(u16),
+    /// The refresh this call was waiting on (another caller's, for the same
+    /// user) ended without a result.
+    #[error("the shared refresh ended without a result")]
+    RefreshAbandoned,
 }
 
 impl OAuthError {

@@ -67,7 +67,7 @@ pub use client::{
     AuthorizationRequest, DEFAULT_PENDING_LIFETIME, OAuthClient, OAuthClientBuilder, TokenKind,
 };
 pub use config::ClientConfig;
-pub use error::OAuthError;
+pub use error::{NetworkError, OAuthError};
 pub use pending::{
     DEFAULT_PENDING_CAPACITY, MemoryPendingStore, PendingAuthorization, PendingKey, PendingStore,
     StateKey, StoreFuture,

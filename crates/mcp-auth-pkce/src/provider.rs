@@ -2,7 +2,7 @@
 
 use mcp_auth_jwks::FetchError;
 
-use crate::OAuthError;
+use crate::{NetworkError, OAuthError};
 
 /// An upstream OAuth 2.0 / OpenID Connect provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,22 +112,21 @@ impl Provider {
     /// Discovers an issuer's endpoints (OIDC discovery, then RFC 8414). The
     /// document's `issuer` must equal `issuer` exactly.
     pub async fn discover(name: impl Into<String>, issuer: &str) -> Result<Self, OAuthError> {
-        let http =
-            mcp_auth_jwks::default_client().map_err(|e| OAuthError::Network(e.to_string()))?;
+        let http = mcp_auth_jwks::default_client().map_err(|e| OAuthError::Network(e.into()))?;
         let metadata = mcp_auth_jwks::discover(http.as_ref(), issuer)
             .await
             .map_err(|e| match e {
                 FetchError::IssuerMismatch { .. } => OAuthError::DiscoveryIssuerMismatch,
-                other => OAuthError::Network(other.to_string()),
+                other => OAuthError::Network(other.into()),
             })?;
         let doc = &metadata.document;
         let text = |key: &str| doc.get(key).and_then(|v| v.as_str()).map(str::to_owned);
         let (Some(authorization_endpoint), Some(token_endpoint)) =
             (text("authorization_endpoint"), text("token_endpoint"))
         else {
-            return Err(OAuthError::Network(
-                "the discovery document lacks authorization_endpoint or token_endpoint".into(),
-            ));
+            return Err(OAuthError::Network(NetworkError::Unexpected(
+                "the discovery document lacks authorization_endpoint or token_endpoint",
+            )));
         };
         let mut provider = Self::new(name, authorization_endpoint, token_endpoint)
             .with_issuer(metadata.issuer.clone())

@@ -352,25 +352,19 @@ async fn id_tokens_are_validated_signature_issuer_audience_expiry_and_nonce() {
     let client = d.client(d.oidc_provider(), &clock);
     let cases = [
         (IdTokenMode::Good, None),
-        (
-            IdTokenMode::WrongNonce,
-            Some(OAuthError::IdToken("nonce".into())),
-        ),
+        (IdTokenMode::WrongNonce, Some(OAuthError::IdToken("nonce"))),
         (
             IdTokenMode::WrongAudience,
-            Some(OAuthError::IdToken("audience".into())),
+            Some(OAuthError::IdToken("audience")),
         ),
         (
             IdTokenMode::WrongIssuer,
-            Some(OAuthError::IdToken("issuer".into())),
+            Some(OAuthError::IdToken("issuer")),
         ),
-        (
-            IdTokenMode::Expired,
-            Some(OAuthError::IdToken("expired".into())),
-        ),
+        (IdTokenMode::Expired, Some(OAuthError::IdToken("expired"))),
         (
             IdTokenMode::ForeignKey,
-            Some(OAuthError::IdToken("signature".into())),
+            Some(OAuthError::IdToken("signature")),
         ),
         (IdTokenMode::Missing, Some(OAuthError::MissingIdToken)),
     ];

@@ -42,21 +42,19 @@ impl Limit {
     pub fn new(count: u32, period: Duration) -> Result<Self, RateLimitError> {
         if count == 0 {
             return Err(RateLimitError::InvalidLimit(
-                "a limit of zero requests admits nothing; disable the tier instead".into(),
+                "a limit of zero requests admits nothing; disable the tier instead",
             ));
         }
         if period.is_zero() {
-            return Err(RateLimitError::InvalidLimit(
-                "the period must be positive".into(),
-            ));
+            return Err(RateLimitError::InvalidLimit("the period must be positive"));
         }
         let emission_ns = period.as_nanos().div_ceil(u128::from(count));
         let emission_us = u64::try_from(emission_ns.div_ceil(1000))
-            .map_err(|_| RateLimitError::InvalidLimit("the period is too long".into()))?;
+            .map_err(|_| RateLimitError::InvalidLimit("the period is too long"))?;
         if emission_ns < 1000 {
-            return Err(RateLimitError::InvalidLimit(format!(
-                "{count} per {period:?} is finer than one request per microsecond"
-            )));
+            return Err(RateLimitError::InvalidLimit(
+                "finer than one request per microsecond",
+            ));
         }
         Self {
             count,
@@ -86,7 +84,7 @@ impl Limit {
     pub fn with_burst(mut self, burst: u32) -> Result<Self, RateLimitError> {
         if burst == 0 {
             return Err(RateLimitError::InvalidLimit(
-                "a burst of zero admits nothing".into(),
+                "a burst of zero admits nothing",
             ));
         }
         self.burst = burst;
@@ -100,11 +98,9 @@ impl Limit {
             .filter(|us| *us <= MAX_TOLERANCE.as_micros() as u64);
         match tolerance_us {
             Some(_) => Ok(self),
-            None => Err(RateLimitError::InvalidLimit(format!(
-                "burst {} at one request per {:?} overflows (tolerance over ten years)",
-                self.burst,
-                self.emission_interval()
-            ))),
+            None => Err(RateLimitError::InvalidLimit(
+                "the burst at this rate overflows (tolerance over ten years)",
+            )),
         }
     }
 
@@ -335,13 +331,11 @@ impl Limits {
     pub(crate) fn validate(&self) -> Result<(), RateLimitError> {
         if self.max_tracked_keys == 0 {
             return Err(RateLimitError::Config(
-                "max_tracked_keys must be at least 1".into(),
+                "max_tracked_keys must be at least 1",
             ));
         }
         if self.max_tool_name_len == 0 || self.max_tool_name_len > 1024 {
-            return Err(RateLimitError::Config(
-                "max_tool_name_len must be 1..=1024".into(),
-            ));
+            return Err(RateLimitError::Config("max_tool_name_len must be 1..=1024"));
         }
         for name in self
             .tool_overrides
@@ -349,10 +343,10 @@ impl Limits {
             .chain(self.known_tools.iter().flatten())
         {
             if !valid_tool_name(name, self.max_tool_name_len) {
-                return Err(RateLimitError::Config(format!(
-                    "tool name {name:?} is not 1-{} of [A-Za-z0-9_.-/]",
-                    self.max_tool_name_len
-                )));
+                return Err(RateLimitError::InvalidToolName {
+                    name: name.clone(),
+                    max_len: self.max_tool_name_len,
+                });
             }
         }
         Ok(())

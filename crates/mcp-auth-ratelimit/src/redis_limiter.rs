@@ -46,8 +46,11 @@ impl fmt::Debug for TimeSource {
     }
 }
 
-/// Settings of [`RedisRateLimiter`].
+/// Settings of [`RedisRateLimiter`]. Start from `default()` and change
+/// fields (`config.failure_mode = FailureMode::FailOpen`): new settings may
+/// be added without a breaking change.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RedisLimiterConfig {
     /// Key prefix (default `mcp-auth:rl:`).
     pub prefix: String,
@@ -158,9 +161,10 @@ impl RedisRateLimiter {
         config: RedisLimiterConfig,
     ) -> Result<Self, RateLimitError> {
         let limiter = Self::connect_lazy(url, limits, config).await?;
-        ping(&limiter.conn)
-            .await
-            .map_err(|e| RateLimitError::StoreUnavailable(e.to_string()))?;
+        ping(&limiter.conn).await.map_err(|e| match e {
+            RedisSetupError::Unavailable(what) => RateLimitError::StoreUnavailable(what),
+            _ => RateLimitError::StoreUnavailable("unreachable"),
+        })?;
         Ok(limiter)
     }
 
@@ -180,8 +184,11 @@ impl RedisRateLimiter {
             config.response_timeout,
         )
         .map_err(|e| match e {
-            RedisSetupError::Unavailable(_) => RateLimitError::StoreUnavailable(e.to_string()),
-            _ => RateLimitError::Config(e.to_string()),
+            RedisSetupError::Unavailable(what) => RateLimitError::StoreUnavailable(what),
+            RedisSetupError::BadPrefix => RateLimitError::Config(
+                "the Redis key prefix must be non-empty, without control characters",
+            ),
+            _ => RateLimitError::Config("the Redis URL does not parse (redis://host:port/db)"),
         })?;
         Ok(Self {
             conn,

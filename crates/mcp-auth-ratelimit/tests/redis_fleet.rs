@@ -80,14 +80,11 @@ async fn redis_stopped_and_restarted_mid_run() {
     let closed = RedisRateLimiter::connect(&server.url(), limits(), RedisLimiterConfig::default())
         .await
         .unwrap();
-    let open = RedisRateLimiter::connect(
-        &server.url(),
-        limits(),
-        RedisLimiterConfig {
-            failure_mode: FailureMode::FailOpen,
-            ..RedisLimiterConfig::default()
-        },
-    )
+    let open = RedisRateLimiter::connect(&server.url(), limits(), {
+        let mut config = RedisLimiterConfig::default();
+        config.failure_mode = FailureMode::FailOpen;
+        config
+    })
     .await
     .unwrap();
     let alice = UserId::new("alice").unwrap();

@@ -238,10 +238,8 @@ macro_rules! shared_suite {
                         concat!("ratelimit shared_suite redis::", stringify!($case)),
                     );
                     let clock = ManualClock::at_unix(1_800_000_000);
-                    let config = RedisLimiterConfig {
-                        time: TimeSource::Client(Arc::new(clock.clone())),
-                        ..RedisLimiterConfig::default()
-                    };
+                    let mut config = RedisLimiterConfig::default();
+                    config.time = TimeSource::Client(Arc::new(clock.clone()));
                     let limiter = RedisRateLimiter::connect(&server.url(), super::$limits(), config)
                         .await
                         .unwrap();

@@ -145,7 +145,7 @@ impl SessionConfig {
 
     /// Checks the configuration; [`SessionManager::new`](crate::SessionManager::new) calls this.
     pub fn validate(&self) -> Result<(), SessionError> {
-        let bad = |m: &str| Err(SessionError::Config(m.to_owned()));
+        let bad = |m: &'static str| Err(SessionError::Config(m));
         if self.idle_timeout.as_secs() == 0 {
             return bad("idle timeout must be at least one second");
         }

@@ -58,11 +58,11 @@ pub enum SessionError {
     },
     /// The configuration is unusable.
     #[error("invalid session configuration: {0}")]
-    Config(String),
+    Config(&'static str),
     /// The store could not be reached or failed. No session is considered
     /// valid while this lasts (fail closed).
-    #[error("session store unavailable: {0}")]
-    StoreUnavailable(String),
+    #[error("session store unavailable: redis: {0}")]
+    StoreUnavailable(&'static str),
     /// The store returned a record this crate did not write.
     #[error("session store returned a malformed record: {0}")]
     StoreCorrupt(&'static str),

@@ -228,7 +228,7 @@ static SCRIPTS: std::sync::LazyLock<Scripts> = std::sync::LazyLock::new(|| Scrip
 
 /// Redis errors say what failed without echoing the URL or credentials.
 fn unavailable(e: &redis::RedisError) -> SessionError {
-    SessionError::StoreUnavailable(format!("redis: {}", describe(e)))
+    SessionError::StoreUnavailable(describe(e))
 }
 
 fn scopes_json(scopes: &[String]) -> Result<String, SessionError> {
@@ -263,9 +263,10 @@ impl RedisSessionStore {
     /// with `PING`.
     pub async fn connect(url: &str, config: RedisStoreConfig) -> Result<Self, SessionError> {
         let store = Self::connect_lazy(url, config).await?;
-        ping(&store.conn)
-            .await
-            .map_err(|e| SessionError::StoreUnavailable(e.to_string()))?;
+        ping(&store.conn).await.map_err(|e| match e {
+            RedisSetupError::Unavailable(what) => SessionError::StoreUnavailable(what),
+            _ => SessionError::StoreUnavailable("unreachable"),
+        })?;
         Ok(store)
     }
 
@@ -280,8 +281,11 @@ impl RedisSessionStore {
             config.response_timeout,
         )
         .map_err(|e| match e {
-            RedisSetupError::Unavailable(_) => SessionError::StoreUnavailable(e.to_string()),
-            _ => SessionError::Config(e.to_string()),
+            RedisSetupError::Unavailable(what) => SessionError::StoreUnavailable(what),
+            RedisSetupError::BadPrefix => SessionError::Config(
+                "the Redis key prefix must be non-empty, without control characters",
+            ),
+            _ => SessionError::Config("the Redis URL does not parse (redis://host:port/db)"),
         })?;
         Ok(Self {
             conn,

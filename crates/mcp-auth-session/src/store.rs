@@ -13,6 +13,9 @@ use crate::{SessionError, SessionHandle, Timeouts, UserLimitPolicy};
 pub type StoreFuture<'a, T> = mcp_auth_core::BoxFuture<'a, Result<T, SessionError>>;
 
 /// A session as a store keeps it: keyed by the hash of its id, never the id.
+///
+/// Not `#[non_exhaustive]`, on purpose: a [`SessionStore`] written outside
+/// this crate builds it. A new field is a breaking change, listed as such.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoredSession {
     /// SHA-256 of the session id.
@@ -45,7 +48,8 @@ impl fmt::Debug for StoredSession {
     }
 }
 
-/// The rules an insert applies atomically.
+/// The rules an insert applies atomically. (Exhaustive for the same reason
+/// as [`StoredSession`]: store implementations and their tests build it.)
 #[derive(Debug, Clone, Copy)]
 pub struct InsertRules {
     /// Current time (unix seconds) by the manager's clock.
@@ -58,7 +62,8 @@ pub struct InsertRules {
     pub policy: UserLimitPolicy,
 }
 
-/// A change applied by [`SessionStore::update`].
+/// A change applied by [`SessionStore::update`]. (Exhaustive for the same
+/// reason as [`StoredSession`].)
 #[derive(Debug, Clone, Default)]
 pub struct SessionChange {
     /// New scopes, if they change.

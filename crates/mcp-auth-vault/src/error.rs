@@ -99,13 +99,23 @@ pub enum VaultError {
         provider: String,
     },
 
-    /// Key material is malformed (wrong length, bad base64, missing variable).
+    /// Key material is malformed or does not fit the vault.
     #[error("invalid key material: {0}")]
-    InvalidKey(String),
+    InvalidKey(KeyProblem),
 
     /// KDF parameters are below the vault's minimum or otherwise unusable.
     #[error("invalid KDF parameters: {0}")]
-    WeakKdf(String),
+    WeakKdf(KdfProblem),
+
+    /// A storage mode name that is unknown, needs a directory, or may not
+    /// be chosen by configuration.
+    #[error("storage mode {mode}: {reason}")]
+    InvalidStorageMode {
+        /// The mode as given.
+        mode: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 
     /// A file or directory has permissions that let other users read it.
     #[error(
@@ -160,4 +170,126 @@ impl VaultError {
             reason,
         }
     }
+}
+
+/// What is wrong with key material ([`VaultError::InvalidKey`]). Never holds
+/// the key or any part of it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyProblem {
+    /// Not standard or URL-safe base64.
+    #[error("the key is not valid base64")]
+    NotBase64,
+    /// Decodes to the wrong number of bytes.
+    #[error("the key decodes to {bytes} bytes; a vault key is 32 bytes (256 bits)")]
+    WrongLength {
+        /// What it decodes to.
+        bytes: usize,
+    },
+    /// The environment variable is not set.
+    #[error("environment variable {var} is not set (generate one with `openssl rand -base64 32`)")]
+    EnvNotSet {
+        /// The variable.
+        var: String,
+    },
+    /// The environment variable's value is not a key.
+    #[error("{var}: {problem}")]
+    InEnvVar {
+        /// The variable.
+        var: String,
+        /// What is wrong with its value.
+        problem: Box<KeyProblem>,
+    },
+    /// A key file larger than a key file can be (not read).
+    #[error("{} is larger than a key file can be ({max} bytes)", path.display())]
+    KeyFileTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The cap.
+        max: u64,
+    },
+    /// A key file holding neither 32 raw bytes nor base64 text.
+    #[error("{} holds neither 32 raw bytes nor base64 text", path.display())]
+    NotAKeyFile {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A raw key given to a vault whose key is derived from a passphrase.
+    #[error("a raw key was supplied where the vault expects a passphrase")]
+    RawKeyForPassphrase,
+    /// A passphrase given to a vault keyed by a raw key.
+    #[error("a passphrase was supplied where the vault expects a raw key")]
+    PassphraseForRawKey,
+    /// Rotation asked of a plaintext vault.
+    #[error("a plaintext vault has no key to rotate")]
+    PlaintextVault,
+    /// A rotation would keep more keys than a vault holds.
+    #[error("a vault holds at most {max} keys; finish the pending rotation first")]
+    TooManyKeys {
+        /// The most keys a vault holds.
+        max: usize,
+    },
+    /// A directory holding an encrypted vault opened as a plaintext one.
+    #[error("{} holds an encrypted vault; refusing to open it as a plaintext one", dir.display())]
+    EncryptedVaultOpenedAsPlaintext {
+        /// The directory.
+        dir: PathBuf,
+    },
+}
+
+/// Which bound KDF parameters break ([`VaultError::WeakKdf`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KdfProblem {
+    /// Argon2id parameters below the minimum.
+    #[error(
+        "Argon2id m={m_kib} KiB, t={t}, p={p} is below the minimum m={} KiB, t={}, p=1",
+        crate::key::ARGON2ID_MIN_M_KIB,
+        crate::key::ARGON2ID_MIN_T
+    )]
+    Argon2idTooWeak {
+        /// Memory in KiB.
+        m_kib: u32,
+        /// Passes.
+        t: u32,
+        /// Lanes.
+        p: u32,
+    },
+    /// Argon2id parameters above the maximum (a planted file could exhaust
+    /// memory or time).
+    #[error(
+        "Argon2id m={m_kib} KiB, t={t}, p={p} exceeds the maximum m={} KiB, t={}, p={}",
+        crate::key::ARGON2ID_MAX_M_KIB,
+        crate::key::ARGON2ID_MAX_T,
+        crate::key::ARGON2ID_MAX_P
+    )]
+    Argon2idTooCostly {
+        /// Memory in KiB.
+        m_kib: u32,
+        /// Passes.
+        t: u32,
+        /// Lanes.
+        p: u32,
+    },
+    /// PBKDF2 iterations below the minimum.
+    #[error(
+        "PBKDF2 with {iterations} iterations is below the minimum {}",
+        crate::key::PBKDF2_MIN_ITERATIONS
+    )]
+    Pbkdf2TooWeak {
+        /// Iterations.
+        iterations: u32,
+    },
+    /// PBKDF2 iterations above the maximum.
+    #[error(
+        "PBKDF2 with {iterations} iterations exceeds the maximum {}",
+        crate::key::PBKDF2_MAX_ITERATIONS
+    )]
+    Pbkdf2TooCostly {
+        /// Iterations.
+        iterations: u32,
+    },
+    /// The Argon2 implementation refused the parameters.
+    #[error("Argon2id refused the parameters")]
+    Argon2idRejected,
 }

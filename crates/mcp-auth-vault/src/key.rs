@@ -16,7 +16,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::error::VaultError;
+use crate::error::{KdfProblem, KeyProblem, VaultError};
 pub use crate::key_id::KeyId;
 use crate::os::fill_random;
 
@@ -30,13 +30,13 @@ pub const ARGON2ID_MIN_T: u32 = 2;
 /// Minimum PBKDF2-HMAC-SHA256 iterations (OWASP 2023).
 pub const PBKDF2_MIN_ITERATIONS: u32 = 600_000;
 
-const ARGON2ID_MAX_M_KIB: u32 = 4 * 1024 * 1024;
-const ARGON2ID_MAX_T: u32 = 64;
+pub(crate) const ARGON2ID_MAX_M_KIB: u32 = 4 * 1024 * 1024;
+pub(crate) const ARGON2ID_MAX_T: u32 = 64;
 /// A key file holds 32 raw bytes or their base64: anything longer than this
 /// is not a key file, and is not read into memory.
 const MAX_KEY_FILE_BYTES: u64 = 4096;
-const ARGON2ID_MAX_P: u32 = 64;
-const PBKDF2_MAX_ITERATIONS: u32 = 100_000_000;
+pub(crate) const ARGON2ID_MAX_P: u32 = 64;
+pub(crate) const PBKDF2_MAX_ITERATIONS: u32 = 100_000_000;
 
 const INFO_KEY_ID: &[u8] = b"mcp-auth-vault v1 key-id";
 const INFO_USER_KEY: &[u8] = b"mcp-auth-vault v1 user-key ";
@@ -123,27 +123,31 @@ impl KdfParams {
             Self::Raw => Ok(()),
             Self::Argon2id { m_kib, t, p, .. } => {
                 if m_kib < ARGON2ID_MIN_M_KIB || t < ARGON2ID_MIN_T || p < 1 {
-                    return Err(VaultError::WeakKdf(format!(
-                        "Argon2id m={m_kib} KiB, t={t}, p={p} is below the minimum m={ARGON2ID_MIN_M_KIB} KiB, t={ARGON2ID_MIN_T}, p=1"
-                    )));
+                    return Err(VaultError::WeakKdf(KdfProblem::Argon2idTooWeak {
+                        m_kib,
+                        t,
+                        p,
+                    }));
                 }
                 if m_kib > ARGON2ID_MAX_M_KIB || t > ARGON2ID_MAX_T || p > ARGON2ID_MAX_P {
-                    return Err(VaultError::WeakKdf(format!(
-                        "Argon2id m={m_kib} KiB, t={t}, p={p} exceeds the maximum m={ARGON2ID_MAX_M_KIB} KiB, t={ARGON2ID_MAX_T}, p={ARGON2ID_MAX_P}"
-                    )));
+                    return Err(VaultError::WeakKdf(KdfProblem::Argon2idTooCostly {
+                        m_kib,
+                        t,
+                        p,
+                    }));
                 }
                 Ok(())
             }
             Self::Pbkdf2Sha256 { iterations, .. } => {
                 if iterations < PBKDF2_MIN_ITERATIONS {
-                    return Err(VaultError::WeakKdf(format!(
-                        "PBKDF2 with {iterations} iterations is below the minimum {PBKDF2_MIN_ITERATIONS}"
-                    )));
+                    return Err(VaultError::WeakKdf(KdfProblem::Pbkdf2TooWeak {
+                        iterations,
+                    }));
                 }
                 if iterations > PBKDF2_MAX_ITERATIONS {
-                    return Err(VaultError::WeakKdf(format!(
-                        "PBKDF2 with {iterations} iterations exceeds the maximum {PBKDF2_MAX_ITERATIONS}"
-                    )));
+                    return Err(VaultError::WeakKdf(KdfProblem::Pbkdf2TooCostly {
+                        iterations,
+                    }));
                 }
                 Ok(())
             }
@@ -195,13 +199,12 @@ impl KeyMaterial {
             BASE64
                 .decode(trimmed.as_bytes())
                 .or_else(|_| BASE64URL_NOPAD.decode(trimmed.trim_end_matches('=').as_bytes()))
-                .map_err(|_| VaultError::InvalidKey("the key is not valid base64".into()))?,
+                .map_err(|_| VaultError::InvalidKey(KeyProblem::NotBase64))?,
         );
         let key: [u8; 32] = decoded.as_slice().try_into().map_err(|_| {
-            VaultError::InvalidKey(format!(
-                "the key decodes to {} bytes; a vault key is 32 bytes (256 bits)",
-                decoded.len()
-            ))
+            VaultError::InvalidKey(KeyProblem::WrongLength {
+                bytes: decoded.len(),
+            })
         })?;
         Ok(Self::raw(key))
     }
@@ -209,12 +212,15 @@ impl KeyMaterial {
     /// A raw base64 key read from the environment variable `var`.
     pub fn from_env(var: &str) -> Result<Self, VaultError> {
         let value = Zeroizing::new(std::env::var(var).map_err(|_| {
-            VaultError::InvalidKey(format!(
-                "environment variable {var} is not set (generate one with `openssl rand -base64 32`)"
-            ))
+            VaultError::InvalidKey(KeyProblem::EnvNotSet {
+                var: var.to_owned(),
+            })
         })?);
         Self::from_base64(&value).map_err(|e| match e {
-            VaultError::InvalidKey(why) => VaultError::InvalidKey(format!("{var}: {why}")),
+            VaultError::InvalidKey(problem) => VaultError::InvalidKey(KeyProblem::InEnvVar {
+                var: var.to_owned(),
+                problem: Box::new(problem),
+            }),
             other => other,
         })
     }
@@ -233,10 +239,10 @@ impl KeyMaterial {
             .map_err(|e| VaultError::io("inspect key file", path, e))?;
         crate::os::check_private_metadata(&meta, path, 0o600)?;
         if meta.len() > MAX_KEY_FILE_BYTES {
-            return Err(VaultError::InvalidKey(format!(
-                "{} is larger than a key file can be ({MAX_KEY_FILE_BYTES} bytes)",
-                path.display()
-            )));
+            return Err(VaultError::InvalidKey(KeyProblem::KeyFileTooLarge {
+                path: path.to_owned(),
+                max: MAX_KEY_FILE_BYTES,
+            }));
         }
         let mut bytes = Zeroizing::new(Vec::new());
         file.by_ref()
@@ -247,10 +253,9 @@ impl KeyMaterial {
             return Ok(Self::raw(raw));
         }
         let text = std::str::from_utf8(&bytes).map_err(|_| {
-            VaultError::InvalidKey(format!(
-                "{} holds neither 32 raw bytes nor base64 text",
-                path.display()
-            ))
+            VaultError::InvalidKey(KeyProblem::NotAKeyFile {
+                path: path.to_owned(),
+            })
         })?;
         Self::from_base64(text)
     }
@@ -282,14 +287,14 @@ impl KeyMaterial {
             (Material::Raw(raw), KdfParams::Raw) => key.copy_from_slice(raw.as_ref()),
             (Material::Passphrase(pass), KdfParams::Argon2id { m_kib, t, p, salt }) => {
                 let argon_params = argon2::Params::new(*m_kib, *t, *p, Some(32))
-                    .map_err(|e| VaultError::WeakKdf(format!("Argon2id: {e}")))?;
+                    .map_err(|_| VaultError::WeakKdf(KdfProblem::Argon2idRejected))?;
                 argon2::Argon2::new(
                     argon2::Algorithm::Argon2id,
                     argon2::Version::V0x13,
                     argon_params,
                 )
                 .hash_password_into(pass.expose_secret().as_bytes(), salt, key.as_mut())
-                .map_err(|e| VaultError::WeakKdf(format!("Argon2id: {e}")))?;
+                .map_err(|_| VaultError::WeakKdf(KdfProblem::Argon2idRejected))?;
             }
             (Material::Passphrase(pass), KdfParams::Pbkdf2Sha256 { iterations, salt }) => {
                 pbkdf2::pbkdf2_hmac::<Sha256>(
@@ -300,14 +305,10 @@ impl KeyMaterial {
                 );
             }
             (Material::Raw(_), _) => {
-                return Err(VaultError::InvalidKey(
-                    "a raw key was supplied where the vault expects a passphrase".into(),
-                ));
+                return Err(VaultError::InvalidKey(KeyProblem::RawKeyForPassphrase));
             }
             (Material::Passphrase(_), KdfParams::Raw) => {
-                return Err(VaultError::InvalidKey(
-                    "a passphrase was supplied where the vault expects a raw key".into(),
-                ));
+                return Err(VaultError::InvalidKey(KeyProblem::PassphraseForRawKey));
             }
         }
         Ok(MasterKey::new(key, params.clone()))

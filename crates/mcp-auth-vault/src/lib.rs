@@ -74,7 +74,7 @@ pub mod store;
 mod vault;
 
 pub use credential::Credential;
-pub use error::VaultError;
+pub use error::{KdfProblem, KeyProblem, VaultError};
 pub use key::{
     ARGON2ID_MIN_M_KIB, ARGON2ID_MIN_T, KdfParams, KeyId, KeyMaterial, PBKDF2_MIN_ITERATIONS,
     PassphraseKdf, SALT_LEN,

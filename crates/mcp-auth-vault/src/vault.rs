@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 
 use crate::aead;
 use crate::credential::Credential;
-use crate::error::VaultError;
+use crate::error::{KeyProblem, VaultError};
 use crate::format::{
     Cipher, MAX_MANIFEST_KEYS, MAX_PAYLOAD, MAX_PROVIDER_LEN, MAX_RECORDS, Manifest, Record,
     UserFile,
@@ -44,24 +44,24 @@ impl StorageMode {
             .filter(|n| !n.is_empty())
             .unwrap_or("FILE_ENCRYPTED");
         let need_dir = |dir: Option<PathBuf>| {
-            dir.ok_or_else(|| {
-                VaultError::InvalidKey(format!(
-                    "storage mode {name} needs a directory (e.g. set CREDENTIAL_STORAGE_DIR)"
-                ))
+            dir.ok_or_else(|| VaultError::InvalidStorageMode {
+                mode: name.to_owned(),
+                reason: "this mode needs a directory (e.g. set CREDENTIAL_STORAGE_DIR)",
             })
         };
         match name.to_ascii_uppercase().as_str() {
             "MEMORY_ONLY" => Ok(Self::MemoryOnly),
             "FILE_ENCRYPTED" => Ok(Self::EncryptedFile(need_dir(dir)?)),
             "MEMORY_WITH_BACKUP" => Ok(Self::MemoryWithEncryptedBackup(need_dir(dir)?)),
-            "FILE_PLAINTEXT" => Err(VaultError::InvalidKey(
-                "FILE_PLAINTEXT cannot be selected by configuration; for local development call \
-                 Vault::dangerous_plaintext_file_for_development_only"
-                    .into(),
-            )),
-            _ => Err(VaultError::InvalidKey(format!(
-                "unknown storage mode {name:?}; expected FILE_ENCRYPTED, MEMORY_ONLY or MEMORY_WITH_BACKUP"
-            ))),
+            "FILE_PLAINTEXT" => Err(VaultError::InvalidStorageMode {
+                mode: name.to_owned(),
+                reason: "FILE_PLAINTEXT cannot be selected by configuration; for local \
+                         development call Vault::dangerous_plaintext_file_for_development_only",
+            }),
+            _ => Err(VaultError::InvalidStorageMode {
+                mode: name.to_owned(),
+                reason: "unknown; expected FILE_ENCRYPTED, MEMORY_ONLY or MEMORY_WITH_BACKUP",
+            }),
         }
     }
 }
@@ -364,10 +364,11 @@ impl Vault {
     ) -> Result<Self, VaultError> {
         let store = FileStore::open(dir)?;
         if store.load_manifest()?.is_some() {
-            return Err(VaultError::InvalidKey(format!(
-                "{} holds an encrypted vault; refusing to open it as a plaintext one",
-                store.dir().display()
-            )));
+            return Err(VaultError::InvalidKey(
+                KeyProblem::EncryptedVaultOpenedAsPlaintext {
+                    dir: store.dir().to_owned(),
+                },
+            ));
         }
         tracing::warn!(
             dir = %store.dir().display(),
@@ -605,9 +606,7 @@ impl Vault {
     /// process and by any process that opens the vault with both keys.
     pub fn rotate(&self, new_key: KeyMaterial) -> Result<RotationReport, VaultError> {
         let Protection::Encrypted(lock) = &self.protection else {
-            return Err(VaultError::InvalidKey(
-                "a plaintext vault has no key to rotate".into(),
-            ));
+            return Err(VaultError::InvalidKey(KeyProblem::PlaintextVault));
         };
         let params = if new_key.is_passphrase() {
             self.passphrase_kdf.with_fresh_salt()?
@@ -621,9 +620,9 @@ impl Vault {
                 let mut previous = vec![ring.current.clone()];
                 previous.extend(ring.previous.iter().filter(|k| k.id != new_key.id).cloned());
                 if previous.len() + 1 > MAX_MANIFEST_KEYS {
-                    return Err(VaultError::InvalidKey(format!(
-                        "a vault holds at most {MAX_MANIFEST_KEYS} keys; finish the pending rotation first"
-                    )));
+                    return Err(VaultError::InvalidKey(KeyProblem::TooManyKeys {
+                        max: MAX_MANIFEST_KEYS,
+                    }));
                 }
                 let next = Keyring {
                     current: new_key,
@@ -642,9 +641,7 @@ impl Vault {
     /// previous keys if nothing failed.
     pub fn finish_rotation(&self) -> Result<RotationReport, VaultError> {
         let Protection::Encrypted(lock) = &self.protection else {
-            return Err(VaultError::InvalidKey(
-                "a plaintext vault has no key to rotate".into(),
-            ));
+            return Err(VaultError::InvalidKey(KeyProblem::PlaintextVault));
         };
         let mut report = RotationReport::default();
         for user in self.store.users()? {

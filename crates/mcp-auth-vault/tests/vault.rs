@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 
 use common::{KEY_A, KEY_B, file_vault, user, user_file};
 use mcp_auth_core::UserId;
-use mcp_auth_vault::{Credential, KeyMaterial, PassphraseKdf, StorageMode, Vault, VaultError};
+use mcp_auth_vault::{
+    Credential, KeyMaterial, KeyProblem, PassphraseKdf, StorageMode, Vault, VaultError,
+};
 use proptest::prelude::*;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -513,7 +515,10 @@ fn permissions_are_private() {
     fs::set_permissions(&huge, fs::Permissions::from_mode(0o600)).expect("chmod");
     let err = KeyMaterial::from_key_file(&huge).expect_err("huge key file");
     assert!(
-        matches!(&err, VaultError::InvalidKey(why) if why.contains("larger than a key file")),
+        matches!(
+            &err,
+            VaultError::InvalidKey(KeyProblem::KeyFileTooLarge { .. })
+        ) && err.to_string().contains("larger than a key file"),
         "{err}"
     );
 }
