@@ -139,7 +139,19 @@ impl McpAuth {
         self
     }
 
-    /// Binds MCP sessions to their subject through `sessions`.
+    /// Binds MCP sessions to their subject through `sessions`: needed when
+    /// the MCP service keeps sessions (rmcp's default, stateful mode). Each
+    /// `Mcp-Session-Id` the service issues is swapped for the id of an
+    /// `mcp-auth-session` session holding {user, client, the service's
+    /// id}, and every later request must come with a token of that user
+    /// and client (else 404).
+    ///
+    /// Without it, a response carrying an `Mcp-Session-Id` is refused with
+    /// 500 and an `unbound_session_refused` audit event: a session id bound
+    /// to nobody would let anyone with any valid token continue it. With a
+    /// stateless MCP service (rmcp: `legacy_session_mode: false`), no id is
+    /// issued and this is not needed; if set anyway it costs nothing on
+    /// requests without the header.
     pub fn sessions(mut self, sessions: McpSessions) -> Self {
         self.sessions = Some(sessions);
         self
@@ -268,9 +280,37 @@ impl Steps {
             Ok(response) => response.into_response(),
             Err(never) => match never {},
         };
-        // 4'. A session the server opened is bound to the subject.
-        self.session.after(session, response).await
+        // 4'. A session the server opened is bound to the subject; without
+        //     session binding, a session id the server issues is refused.
+        match &self.session {
+            Some(_) => self.session.after(session, response).await,
+            None => refuse_unbound_session(response),
+        }
     }
+}
+
+/// Without [`McpAuth::sessions`], an MCP service that issues an
+/// `Mcp-Session-Id` (rmcp's stateful mode) would hand out session ids that
+/// are bound to nobody: anyone holding one, with any valid token, could
+/// continue the session. The response is replaced by a 500 that says what
+/// to change, and the id never reaches the client.
+fn refuse_unbound_session(response: Response<Body>) -> Response<Body> {
+    if !response.headers().contains_key(crate::MCP_SESSION_ID) {
+        return response;
+    }
+    tracing::error!(
+        target: crate::audit::TARGET,
+        event = "unbound_session_refused",
+        "McpAuth: the MCP service issued an Mcp-Session-Id but no session binding is \
+         configured. Add .sessions(SessionManager::<McpSessionData>::new(..)) to bind \
+         sessions to their user, or run the MCP service stateless (rmcp: \
+         StreamableHttpServerConfig {{ legacy_session_mode: false, .. }})"
+    );
+    crate::challenge::refusal(
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "server_error",
+        "the server is misconfigured: MCP sessions are not bound to their user",
+    )
 }
 
 /// The MCP route's one service: the steps, then the security headers.

@@ -596,6 +596,33 @@ async fn sessions_are_bound_to_their_subject() {
 }
 
 #[tokio::test]
+async fn without_session_binding_a_session_the_server_opens_is_refused() {
+    // A stateful MCP service behind a stack without `.sessions(..)`: the id
+    // it issues would be bound to nobody. It never reaches the client.
+    let f = Fixture::new();
+    let app = McpAuth::with_jwks(f.config(), f.validator())
+        .unwrap()
+        .into_router(any(echo))
+        .unwrap();
+    let alice = f.token("alice", &["mcp:tools"]);
+    let (log, _guard) = mcp_auth_testkit::CapturedLog::install();
+    let mut open = post(Some(&alice), &list());
+    open.headers_mut()
+        .insert("x-open-session", HeaderValue::from_static("inner-123"));
+    let (status, headers, body) = send(&app, open).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(!headers.contains_key("mcp-session-id"));
+    assert_eq!(body["error"], "server_error");
+    let logged = log.contents();
+    assert!(logged.contains("unbound_session_refused"), "{logged}");
+    assert!(logged.contains(".sessions("), "{logged}");
+    assert!(!logged.contains("inner-123"), "{logged}");
+    // A stateless service (no session id issued) is served as usual.
+    let (status, _, _) = send(&app, post(Some(&alice), &list())).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn sessions_expire_when_idle() {
     let f = Fixture::new();
     let app = f.app();

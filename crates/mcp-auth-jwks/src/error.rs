@@ -151,9 +151,18 @@ pub enum KeySetError {
     /// Two keys share a `kid`.
     #[error("key set has two keys with the same kid")]
     DuplicateKid,
-    /// A key carries private key material (`d`, `p`, `q`, ...).
+    /// A key carries private key material (`d`, `p`, `q`, ...), or a PEM
+    /// block is a private key.
     #[error("key set contains private key material; refusing it")]
     PrivateKeyMaterial,
+    /// A key file could not be read.
+    #[error("cannot read {}: {kind}", path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        kind: std::io::ErrorKind,
+    },
     /// Symmetric (`oct`) keys mixed with asymmetric ones, or offered where
     /// only asymmetric keys are allowed.
     #[error("symmetric and asymmetric keys cannot be mixed in one key set")]

@@ -188,14 +188,23 @@ impl KeySet {
     /// odd number ≥ 3, match the ROCA fingerprint, or whose `alg` contradicts
     /// their type are refused one by one.
     pub fn from_jwks(json: &[u8]) -> Result<Self, KeySetError> {
-        let keys = parse_key_array(json)?;
+        let set = Self::import(&parse_key_array(json)?)?;
+        if set.keys.is_empty() {
+            return Err(KeySetError::Empty);
+        }
+        Ok(set)
+    }
+
+    /// Imports public JWKs one by one (refused keys remembered, the set
+    /// possibly empty).
+    pub(crate) fn import(keys: &[Map<String, Value>]) -> Result<Self, KeySetError> {
         let mut set = Self {
             keys: Vec::new(),
             refused: Vec::new(),
             symmetric: false,
         };
         let mut kids = HashSet::new();
-        for jwk in &keys {
+        for jwk in keys {
             check_common(jwk, &mut kids)?;
             if str_member(jwk, "kty") == Some("oct") {
                 return Err(KeySetError::MixedKeySet);
@@ -209,10 +218,12 @@ impl KeySet {
                 }
             }
         }
-        if set.keys.is_empty() {
-            return Err(KeySetError::Empty);
-        }
         Ok(set)
+    }
+
+    /// Why the first refused key was refused, if any was.
+    pub(crate) fn first_refusal(&self) -> Option<&'static str> {
+        self.refused.first().map(|r| r.reason)
     }
 
     /// Parses a single public JWK.

@@ -58,6 +58,7 @@ mod error;
 pub mod fetch;
 mod jws;
 mod keys;
+mod pem;
 mod policy;
 mod validator;
 

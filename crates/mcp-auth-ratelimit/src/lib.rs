@@ -14,7 +14,7 @@
 //! use mcp_auth_core::UserId;
 //! use mcp_auth_ratelimit::{Decision, DeniedBy, Limit, Limits, MemoryRateLimiter};
 //!
-//! let limits = Limits::default()                       // 10k/h global, 1k/h user, 100/min tool
+//! let limits = Limits::default()                       // 120/min per user, 60/min per tool, no global cap
 //!     .tool_limit("send_email", Limit::per_minute(2)?); // a costly tool gets less
 //! let limiter = MemoryRateLimiter::new(limits)?;
 //! let alice = UserId::new("alice@example.com").unwrap();

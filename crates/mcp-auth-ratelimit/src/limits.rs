@@ -217,9 +217,9 @@ impl Decision {
 ///
 /// | setting | default |
 /// |---|---|
-/// | global | 10,000 per hour (burst 10,000) |
-/// | per user | 1,000 per hour (burst 1,000) |
-/// | per (user, tool) | 100 per minute (burst 100) |
+/// | global | off: a server-wide cap is a capacity decision (see docs/ratelimit.md) |
+/// | per user | 120 per minute (burst 120): 2 a second sustained, any 120 at once |
+/// | per (user, tool) | 60 per minute (burst 60) |
 /// | tool name | ≤ 64 bytes of `[A-Za-z0-9_.-/]`; others share one overflow bucket |
 /// | distinct tools | 256 (or the `known_tools` list); the rest share the overflow bucket |
 /// | tracked keys per tier | 100,000 |
@@ -236,13 +236,17 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// The reference servers' defaults (`../shared/reference/`).
+    /// Limits a public server for thousands of users does not hit in normal
+    /// use, while one client cannot take more than its share: no global
+    /// cap, 120 requests a minute per user, 60 calls a minute per (user,
+    /// tool), each usable at once as a burst. The reasoning is in
+    /// docs/ratelimit.md.
     #[allow(clippy::unwrap_used)] // constant, valid quotas
     fn default() -> Self {
         Self {
-            global: Some(Limit::per_hour(10_000).unwrap()),
-            per_user: Some(Limit::per_hour(1_000).unwrap()),
-            per_tool: Some(Limit::per_minute(100).unwrap()),
+            global: None,
+            per_user: Some(Limit::per_minute(120).unwrap()),
+            per_tool: Some(Limit::per_minute(60).unwrap()),
             tool_overrides: BTreeMap::new(),
             known_tools: None,
             max_tool_name_len: 64,

@@ -87,6 +87,27 @@ impl TestKey {
         }
     }
 
+    /// The public key as SubjectPublicKeyInfo PEM (`openssl pkey -pubout`).
+    pub fn spki_pem(&self) -> String {
+        use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
+        let der: PublicKeyX509Der<'static> = match &self.signer {
+            Signer::Rsa(pair) | Signer::RsaPss(pair) => pair.public_key().as_der(),
+            Signer::Ec(pair) => pair.public_key().as_der(),
+            Signer::Ed(pair) => pair.public_key().as_der(),
+        }
+        .expect("public key DER");
+        let b64 = data_encoding::BASE64.encode(der.as_ref());
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).expect("ascii"))
+            .collect();
+        format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            lines.join("\n")
+        )
+    }
+
     pub fn sign_bytes(&self, msg: &[u8]) -> Vec<u8> {
         let rng = SystemRandom::new();
         match &self.signer {
