@@ -96,6 +96,25 @@ impl ResourceConfig {
         .issuer(&self.authorization_servers[0])
     }
 
+    /// The `Host` values clients use to reach this resource, for the MCP
+    /// service's DNS-rebinding check: the resource URL's host, with its port
+    /// when the URL names one. rmcp accepts only loopback hosts unless told
+    /// otherwise, so a server deployed at `mcp.example.com` answers every
+    /// request `403 Host header is not allowed` after every check here
+    /// passed. Give rmcp this list:
+    /// `StreamableHttpServerConfig::default().with_allowed_hosts(config.allowed_hosts())`.
+    /// Behind a proxy that rewrites `Host`, add the name the proxy sends.
+    pub fn allowed_hosts(&self) -> Vec<String> {
+        let Ok(url) = url::Url::parse(&self.resource) else {
+            return Vec::new();
+        };
+        let host = url.host_str().unwrap_or_default();
+        match url.port() {
+            Some(port) => vec![format!("{host}:{port}")],
+            None => vec![host.to_owned()],
+        }
+    }
+
     /// The path the MCP endpoint is served on (the resource URL's path).
     pub fn resource_path(&self) -> &str {
         &self.resource_path

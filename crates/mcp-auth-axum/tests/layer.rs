@@ -180,6 +180,22 @@ async fn a_jwks_validator_for_another_audience_is_a_config_error() {
     assert!(matches!(err, ConfigError::AudienceMismatch { .. }), "{err}");
 }
 
+#[test]
+fn the_allowed_hosts_for_the_mcp_service_follow_the_resource_url() {
+    let hosts = |resource: &str| {
+        ResourceConfig::builder(resource, ISSUER)
+            .build()
+            .unwrap()
+            .allowed_hosts()
+    };
+    assert_eq!(hosts("https://mcp.example.com/mcp"), ["mcp.example.com"]);
+    assert_eq!(hosts("https://mcp.example.com:8443/mcp"), ["mcp.example.com:8443"]);
+    assert_eq!(hosts("http://127.0.0.1:8080/mcp"), ["127.0.0.1:8080"]);
+    assert_eq!(hosts("http://[::1]:9000/mcp"), ["[::1]:9000"]);
+    // The default port is not written, as clients do not send it.
+    assert_eq!(hosts("https://mcp.example.com:443/mcp"), ["mcp.example.com"]);
+}
+
 #[tokio::test]
 async fn a_jwks_validator_for_an_issuer_the_metadata_does_not_name_is_a_config_error() {
     let f = Fixture::new();
