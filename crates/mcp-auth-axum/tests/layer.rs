@@ -189,11 +189,17 @@ fn the_allowed_hosts_for_the_mcp_service_follow_the_resource_url() {
             .allowed_hosts()
     };
     assert_eq!(hosts("https://mcp.example.com/mcp"), ["mcp.example.com"]);
-    assert_eq!(hosts("https://mcp.example.com:8443/mcp"), ["mcp.example.com:8443"]);
+    assert_eq!(
+        hosts("https://mcp.example.com:8443/mcp"),
+        ["mcp.example.com:8443"]
+    );
     assert_eq!(hosts("http://127.0.0.1:8080/mcp"), ["127.0.0.1:8080"]);
     assert_eq!(hosts("http://[::1]:9000/mcp"), ["[::1]:9000"]);
     // The default port is not written, as clients do not send it.
-    assert_eq!(hosts("https://mcp.example.com:443/mcp"), ["mcp.example.com"]);
+    assert_eq!(
+        hosts("https://mcp.example.com:443/mcp"),
+        ["mcp.example.com"]
+    );
 }
 
 #[tokio::test]
