@@ -2,10 +2,10 @@
 //! server, as the MCP authorization specification asks.
 //!
 //! - [`BearerAuthLayer`]: `Authorization: Bearer` only, verified by a
-//!   [`TokenVerifier`] (implemented for [`mcp_auth_jwks::Validator`]), the
+//!   [`token::TokenVerifier`] (implemented for [`mcp_auth_jwks::Validator`]), the
 //!   configured resource required as audience, per-tool scopes read from the
 //!   JSON-RPC body (and checked against `Mcp-Name`), RFC 6750 / RFC 9728
-//!   challenges. Handlers read the caller from an `Arc<`[`AuthContext`]`>`.
+//!   challenges. Handlers read the caller from an `Arc<`[`token::AuthContext`]`>`.
 //! - [`metadata_router`]: `/.well-known/oauth-protected-resource` (and the
 //!   path-suffixed form).
 //! - [`RateLimitLayer`]: `mcp-auth-ratelimit` per subject and per tool, 429
@@ -25,7 +25,7 @@
 //! use std::sync::Arc;
 //! use axum::{Router, routing::post};
 //! use mcp_auth_axum::{McpAuth, ResourceConfig};
-//! use mcp_auth_jwks::{KeySet, Policy, Validator};
+//! use mcp_auth_jwks::{KeySet, Validator};
 //! use mcp_auth_ratelimit::{Limits, MemoryRateLimiter};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -35,8 +35,8 @@
 //!     .build()?;
 //! # let jwks = br#"{"keys":[{"kty":"EC","crv":"P-256","alg":"ES256","kid":"k",
 //! #   "x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#;
-//! let policy = Policy::new("https://login.example.com", config.resource());
-//! let validator = Validator::with_static_keys(policy, KeySet::from_jwks(jwks)?);
+//! // Issuer and audience come from the configuration.
+//! let validator = Validator::with_static_keys(config.policy(), KeySet::from_jwks(jwks)?);
 //! // Your MCP service (e.g. rmcp's StreamableHttpService); a stand-in here.
 //! let mcp = post(|| async { "{}" });
 //! let app: Router = McpAuth::with_jwks(config, validator)?
@@ -62,11 +62,17 @@
 //!   disagrees with the body is refused.
 //! - A session id presented with another subject's (or client's) token gets
 //!   the same 404 as an unknown id, so it tells an attacker nothing.
-//! - [`McpAuth::with_jwks`] puts a [`CachedVerifier`] in front of the JWT
-//!   check: a byte-identical token verified in the last 60 s (and not yet
-//!   expired) is not verified again. A key withdrawn from the JWKS therefore
-//!   stops working up to 60 s later; use [`McpAuth::new`] with the bare
-//!   validator to check every request.
+//! - [`McpAuth::with_jwks`] puts a [`token::CachedVerifier`] in front of the
+//!   JWT check: a byte-identical token verified in the last 60 s (and not
+//!   yet expired) is not verified again. A key withdrawn from the JWKS
+//!   therefore stops working up to 60 s later; use [`McpAuth::new`] with a
+//!   configured `CachedVerifier`, or with the bare validator to check every
+//!   request.
+//! - [`McpAuth::new`] refuses a verifier whose issuer is not one of the
+//!   configured authorization servers, or whose audience is not the
+//!   resource.
+//! - Without [`McpAuth::sessions`], an `Mcp-Session-Id` issued by the MCP
+//!   service (rmcp's stateful mode) is refused: it would be bound to nobody.
 //! - Failures of a dependency (JWKS unreachable, Redis down) answer 503 with
 //!   `Retry-After`: the layers fail closed.
 

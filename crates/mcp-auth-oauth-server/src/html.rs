@@ -1,0 +1,130 @@
+//! The server's pages: plain server-rendered HTML that works without
+//! JavaScript, readable on a phone, with every client-supplied text escaped.
+
+use axum::body::Body;
+use axum::http::{HeaderValue, Response, StatusCode, header};
+
+/// HTML-escapes `text` for element content and quoted attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;\
+margin:0;background:#f4f5f7;color:#1c1e21}main{max-width:28rem;margin:2rem auto;\
+background:#fff;border-radius:12px;padding:1.5rem;box-shadow:0 1px 4px rgba(0,0,0,.12)}\
+h1{font-size:1.3rem;margin:0 0 1rem}dl{margin:0 0 1rem}dt{font-weight:600;margin-top:.6rem}\
+dd{margin:.2rem 0 0;word-break:break-all}ul{padding-left:1.2rem}code{font-size:.95em}\
+.row{display:flex;gap:.75rem;margin-top:1.25rem}button,input[type=text]{font-size:1rem;\
+padding:.7rem 1rem;border-radius:8px;border:1px solid #c4c7cc;width:100%;box-sizing:border-box}\
+button{cursor:pointer;font-weight:600}button.primary{background:#1f6feb;color:#fff;\
+border-color:#1f6feb}.note{color:#57606a;font-size:.9rem}.warn{background:#fff8c5;\
+border:1px solid #d4a72c;border-radius:8px;padding:.6rem;font-size:.9rem}";
+
+/// A whole page with the server's headers: no caching, no framing, no
+/// referrer, no script, no third-party resource.
+pub fn page(status: StatusCode, title: &str, body: &str) -> Response<Body> {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>{}</title><style>{STYLE}</style></head><body><main>{body}</main></body></html>",
+        escape(title)
+    );
+    let mut response = Response::new(Body::from(html));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// The error page for a request that cannot be sent back to the client
+/// (unknown client, bad redirect URI): never a redirect.
+pub(crate) fn error_page(status: StatusCode, message: &str) -> Response<Body> {
+    page(
+        status,
+        "Sign-in failed",
+        &format!(
+            "<h1>This sign-in cannot continue</h1><p>{}</p>\
+             <p class=\"note\">Close this window and try again from your application.</p>",
+            escape(message)
+        ),
+    )
+}
+
+/// What the consent page shows.
+#[derive(Debug)]
+pub(crate) struct ConsentView<'a> {
+    pub(crate) client_name: &'a str,
+    pub(crate) client_source: &'a str,
+    pub(crate) redirect_host: &'a str,
+    pub(crate) resource: &'a str,
+    pub(crate) scopes: &'a [String],
+    pub(crate) user: &'a str,
+    pub(crate) pending: &'a str,
+    pub(crate) csrf: &'a str,
+}
+
+/// The consent page: Approve or Deny, posted to `action`.
+pub(crate) fn consent(view: &ConsentView<'_>, action: &str) -> Response<Body> {
+    let scopes = if view.scopes.is_empty() {
+        "<li>basic access</li>".to_owned()
+    } else {
+        view.scopes
+            .iter()
+            .map(|s| format!("<li><code>{}</code></li>", escape(s)))
+            .collect::<String>()
+    };
+    let body = format!(
+        "<h1>Allow {name} to use your account?</h1>\
+         <p>Signed in as <strong>{user}</strong>.</p>\
+         <dl><dt>Application</dt><dd>{name}<br><span class=\"note\">{source}</span></dd>\
+         <dt>It will return to</dt><dd>{redirect}</dd>\
+         <dt>Access to</dt><dd>{resource}</dd>\
+         <dt>Permissions</dt><dd><ul>{scopes}</ul></dd></dl>\
+         <p class=\"warn\">Only approve if you started this sign-in from {name} yourself.</p>\
+         <form method=\"post\" action=\"{action}\">\
+         <input type=\"hidden\" name=\"pending\" value=\"{pending}\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <div class=\"row\"><button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button>\
+         <button class=\"primary\" type=\"submit\" name=\"decision\" value=\"approve\">Approve</button></div>\
+         </form>",
+        name = escape(view.client_name),
+        user = escape(view.user),
+        source = escape(view.client_source),
+        redirect = escape(view.redirect_host),
+        resource = escape(view.resource),
+        action = escape(action),
+        pending = escape(view.pending),
+        csrf = escape(view.csrf),
+    );
+    page(StatusCode::OK, "Allow access?", &body)
+}

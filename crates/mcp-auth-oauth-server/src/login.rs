@@ -1,0 +1,136 @@
+//! The login step: who is signing in. The server asks a [`Login`] to sign
+//! the browser in when it has no session; [`DangerousDevLogin`] takes any
+//! user name (demo and tests only); the upstream proxy puts Google or
+//! Spotify sign-in here.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::http::{Response, StatusCode};
+use mcp_auth_core::{BoxFuture, UserId};
+
+use crate::html;
+
+/// What a login needs to know about the authorization in progress.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct LoginContext {
+    /// The pending authorization's id: the login must carry it back
+    /// (a form field, or inside its upstream `state`).
+    pub pending: String,
+    /// The CSRF token a form must post back.
+    pub csrf: String,
+    /// The client asking (for display).
+    pub client_name: String,
+    /// Where the login posts or returns to (`{issuer}/login`).
+    pub action: String,
+}
+
+/// Who signed in, and for which pending authorization.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SignedIn {
+    /// The pending authorization id the login carried back.
+    pub pending: String,
+    /// The CSRF token the login carried back (forms), if any.
+    pub csrf: Option<String>,
+    /// The user.
+    pub subject: UserId,
+}
+
+impl SignedIn {
+    /// `subject` signed in for `pending`.
+    pub fn new(pending: String, csrf: Option<String>, subject: UserId) -> Self {
+        Self {
+            pending,
+            csrf,
+            subject,
+        }
+    }
+}
+
+/// Why a login failed: shown to the person as an error page.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoginError {
+    /// The answer is not a login (missing or malformed fields).
+    #[error("the login answer is not valid: {0}")]
+    Invalid(&'static str),
+    /// The person refused, or the provider did.
+    #[error("the sign-in was refused")]
+    Refused,
+    /// The provider could not be reached; try again.
+    #[error("the identity provider is unavailable")]
+    Unavailable,
+}
+
+/// Signs a browser in.
+pub trait Login: Send + Sync + std::fmt::Debug {
+    /// The response that starts signing in: a page or a redirect to an
+    /// identity provider.
+    fn start(&self, context: LoginContext) -> BoxFuture<'_, Result<Response<Body>, LoginError>>;
+
+    /// The answer that came back to `{issuer}/login` (posted form fields,
+    /// or the callback's query): who signed in.
+    fn finish(
+        &self,
+        fields: HashMap<String, String>,
+    ) -> BoxFuture<'_, Result<SignedIn, LoginError>>;
+
+    /// Whether this login is for development only (refused on a
+    /// non-loopback issuer unless forced).
+    fn is_development(&self) -> bool {
+        false
+    }
+}
+
+/// A login form that accepts any user name, with no password: for the
+/// demo and tests on loopback only. The server refuses it on an issuer
+/// that is not loopback unless
+/// `AuthServerBuilder::dangerous_allow_dev_login_on_public_issuer` is set.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DangerousDevLogin;
+
+impl Login for DangerousDevLogin {
+    fn start(&self, context: LoginContext) -> BoxFuture<'_, Result<Response<Body>, LoginError>> {
+        let body = format!(
+            "<h1>Sign in</h1><p>{client} wants to use this server on your behalf.</p>\
+             <p class=\"warn\">Development login: any name signs in, with no password.</p>\
+             <form method=\"post\" action=\"{action}\">\
+             <input type=\"hidden\" name=\"pending\" value=\"{pending}\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <label for=\"user\">User name</label>\
+             <input type=\"text\" id=\"user\" name=\"user\" autocomplete=\"username\" required>\
+             <div class=\"row\"><button class=\"primary\" type=\"submit\">Continue</button></div>\
+             </form>",
+            client = html::escape(&context.client_name),
+            action = html::escape(&context.action),
+            pending = html::escape(&context.pending),
+            csrf = html::escape(&context.csrf),
+        );
+        Box::pin(std::future::ready(Ok(html::page(
+            StatusCode::OK,
+            "Sign in",
+            &body,
+        ))))
+    }
+
+    fn finish(
+        &self,
+        mut fields: HashMap<String, String>,
+    ) -> BoxFuture<'_, Result<SignedIn, LoginError>> {
+        let result = (|| {
+            let pending = fields
+                .remove("pending")
+                .ok_or(LoginError::Invalid("no pending authorization"))?;
+            let user = fields.remove("user").unwrap_or_default();
+            let subject = UserId::new(user.trim()).map_err(|_| LoginError::Invalid("user name"))?;
+            Ok(SignedIn::new(pending, fields.remove("csrf"), subject))
+        })();
+        Box::pin(std::future::ready(result))
+    }
+
+    fn is_development(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,709 @@
+//! The authorization server end to end over HTTP on loopback: a scripted
+//! browser (cookies kept by hand, forms read from the HTML) through
+//! registration, authorize, the development login and consent; the token
+//! endpoint; a resource protected by mcp-auth-axum that finds our keys by
+//! discovery; and the refusals, each one test.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{any, get};
+use data_encoding::BASE64URL_NOPAD;
+use mcp_auth_axum::{McpAuth, ResourceConfig};
+use mcp_auth_jwks::Validator;
+use mcp_auth_oauth_server::{AuthServer, DangerousDevLogin, ServerError};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const REDIRECT: &str = "http://localhost/callback";
+
+async fn listen() -> (tokio::net::TcpListener, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    (listener, url)
+}
+
+fn serve(listener: tokio::net::TcpListener, router: Router) {
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+}
+
+struct Env {
+    issuer: String,
+    resource: String,
+    http: reqwest::Client,
+}
+
+async fn env_with(loopback_documents: bool) -> Env {
+    let (as_listener, issuer) = listen().await;
+    let (mcp_listener, mcp_origin) = listen().await;
+    let resource = format!("{mcp_origin}/mcp");
+    let mut builder = AuthServer::builder(&issuer, &resource)
+        .scopes(["mcp:tools", "files:write", "offline_access"])
+        .default_scopes(["mcp:tools"])
+        .login(DangerousDevLogin)
+        .dynamic_registration(true);
+    if loopback_documents {
+        builder = builder.dangerous_allow_loopback_metadata_documents();
+    }
+    let server = builder.build().unwrap();
+    serve(as_listener, server.router());
+    // The resource finds our keys by discovery, as it would any issuer's.
+    let config = ResourceConfig::builder(&resource, &issuer)
+        .require_scopes(["mcp:tools"])
+        .build()
+        .unwrap();
+    let validator = Validator::from_issuer(config.policy().require_access_token_type())
+        .await
+        .unwrap();
+    let echo = any(|request: axum::extract::Request| async move {
+        let who = request
+            .extensions()
+            .get::<Arc<mcp_auth_axum::token::AuthContext>>()
+            .map(|c| c.subject().to_owned())
+            .unwrap_or_default();
+        axum::Json(json!({"jsonrpc": "2.0", "id": 1, "result": {"subject": who}}))
+    });
+    let app = McpAuth::with_jwks(config, validator)
+        .unwrap()
+        .into_router(echo)
+        .unwrap();
+    serve(mcp_listener, app);
+    Env {
+        issuer,
+        resource,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    }
+}
+
+async fn env() -> Env {
+    env_with(true).await
+}
+
+struct Pkce {
+    verifier: String,
+    challenge: String,
+}
+
+fn new_pkce() -> Pkce {
+    let verifier = format!("{}-verifier-with-enough-entropy-0123456789", rand_id());
+    let challenge = BASE64URL_NOPAD.encode(&Sha256::digest(verifier.as_bytes()));
+    Pkce {
+        verifier,
+        challenge,
+    }
+}
+
+fn rand_id() -> String {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).unwrap();
+    BASE64URL_NOPAD.encode(&b)
+}
+
+/// A browser: cookies by name, kept by hand (they are `Secure`, which
+/// reqwest's jar would not send over loopback http).
+#[derive(Default)]
+struct Browser {
+    cookies: HashMap<String, String>,
+}
+
+impl Browser {
+    fn header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn keep(&mut self, response: &reqwest::Response) {
+        for value in response.headers().get_all("set-cookie") {
+            let text = value.to_str().unwrap();
+            assert!(
+                text.contains("Secure")
+                    && text.contains("HttpOnly")
+                    && text.contains("SameSite=Lax"),
+                "{text}"
+            );
+            let (pair, _) = text.split_once(';').unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            assert!(name.starts_with("__Host-"), "{name}");
+            self.cookies.insert(name.to_owned(), value.to_owned());
+        }
+    }
+
+    async fn get(
+        &mut self,
+        http: &reqwest::Client,
+        url: &str,
+    ) -> (StatusCode, HeaderSnapshot, String) {
+        let response = http
+            .get(url)
+            .header("cookie", self.header())
+            .send()
+            .await
+            .unwrap();
+        self.keep(&response);
+        snapshot(response).await
+    }
+
+    async fn post(
+        &mut self,
+        http: &reqwest::Client,
+        url: &str,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, HeaderSnapshot, String) {
+        let response = http
+            .post(url)
+            .header("cookie", self.header())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        self.keep(&response);
+        snapshot(response).await
+    }
+}
+
+type HeaderSnapshot = reqwest::header::HeaderMap;
+
+async fn snapshot(response: reqwest::Response) -> (StatusCode, HeaderSnapshot, String) {
+    let status = response.status();
+    let headers = response.headers().clone();
+    (status, headers, response.text().await.unwrap())
+}
+
+/// A hidden field's value in a page.
+fn field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {html}"))
+        + marker.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+fn query(location: &str) -> HashMap<String, String> {
+    let url = url::Url::parse(location).unwrap();
+    url.query_pairs().into_owned().collect()
+}
+
+async fn register(env: &Env, name: &str) -> String {
+    let answer: Value = env
+        .http
+        .post(format!("{}/register", env.issuer))
+        .json(
+            &json!({"client_name": name, "redirect_uris": [REDIRECT, "http://evil.example/cb"],
+                      "token_endpoint_auth_method": "none"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer["redirect_uris"],
+        json!([REDIRECT]),
+        "one bad URI does not fail the rest: {answer}"
+    );
+    assert!(answer.get("client_secret").is_none());
+    answer["client_id"].as_str().unwrap().to_owned()
+}
+
+fn authorize_url(env: &Env, client_id: &str, pkce: &Pkce, extra: &[(&str, &str)]) -> String {
+    let mut url = url::Url::parse(&format!("{}/authorize", env.issuer)).unwrap();
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("response_type", "code")
+            .append_pair("client_id", client_id)
+            .append_pair("redirect_uri", "http://localhost:53123/callback")
+            .append_pair("code_challenge", &pkce.challenge)
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("state", "state-123")
+            .append_pair("resource", &env.resource);
+        for (k, v) in extra {
+            q.append_pair(k, v);
+        }
+    }
+    url.to_string()
+}
+
+/// authorize → login as `user` → consent approved: the callback URL.
+async fn sign_in(
+    env: &Env,
+    browser: &mut Browser,
+    client_id: &str,
+    pkce: &Pkce,
+    user: &str,
+) -> String {
+    let (status, _, login) = browser
+        .get(&env.http, &authorize_url(env, client_id, pkce, &[]))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{login}");
+    let form = [
+        ("pending", field(&login, "pending")),
+        ("csrf", field(&login, "csrf")),
+    ];
+    let (status, headers, consent) = browser
+        .post(
+            &env.http,
+            &format!("{}/login", env.issuer),
+            &[
+                ("pending", &form[0].1),
+                ("csrf", &form[1].1),
+                ("user", user),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{consent}");
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    assert_eq!(headers["x-frame-options"], "DENY");
+    let (status, headers, _) = browser
+        .post(
+            &env.http,
+            &format!("{}/consent", env.issuer),
+            &[
+                ("pending", &field(&consent, "pending")),
+                ("csrf", &field(&consent, "csrf")),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    headers["location"].to_str().unwrap().to_owned()
+}
+
+async fn exchange(env: &Env, client_id: &str, code: &str, verifier: &str) -> (StatusCode, Value) {
+    let response = env
+        .http
+        .post(format!("{}/token", env.issuer))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", "http://localhost:53123/callback"),
+            ("client_id", client_id),
+            ("code_verifier", verifier),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    (status, response.json().await.unwrap())
+}
+
+async fn refresh(env: &Env, client_id: &str, token: &str) -> (StatusCode, Value) {
+    let response = env
+        .http
+        .post(format!("{}/token", env.issuer))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", token),
+            ("client_id", client_id),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (response.status(), response.json().await.unwrap())
+}
+
+async fn call_resource(env: &Env, token: &str) -> StatusCode {
+    env.http
+        .post(&env.resource)
+        .bearer_auth(token)
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn a_client_signs_in_and_its_token_opens_the_resource_then_refreshes_with_rotation() {
+    let env = env().await;
+    let client_id = register(&env, "Test client").await;
+    let pkce = new_pkce();
+    let mut browser = Browser::default();
+    let callback = sign_in(&env, &mut browser, &client_id, &pkce, "alice").await;
+    assert!(
+        callback.starts_with("http://localhost:53123/callback?"),
+        "{callback}"
+    );
+    let q = query(&callback);
+    assert_eq!(q["state"], "state-123");
+    assert_eq!(q["iss"], env.issuer);
+    let (status, tokens) = exchange(&env, &client_id, &q["code"], &pkce.verifier).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["scope"], "mcp:tools");
+    let access = tokens["access_token"].as_str().unwrap();
+    // RFC 9068 header and claims.
+    let header: Value = serde_json::from_slice(
+        &BASE64URL_NOPAD
+            .decode(access.split('.').next().unwrap().as_bytes())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["typ"], "at+jwt");
+    assert_eq!(header["alg"], "ES256");
+    let claims: Value = serde_json::from_slice(
+        &BASE64URL_NOPAD
+            .decode(access.split('.').nth(1).unwrap().as_bytes())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["aud"], env.resource);
+    assert_eq!(claims["client_id"], client_id);
+    assert!(claims["jti"].is_string());
+    assert_eq!(call_resource(&env, access).await, StatusCode::OK);
+
+    // Signed in and consented: the same request goes straight back, and a
+    // new grant leaves the first one alone.
+    let pkce2 = new_pkce();
+    let (status, headers, _) = browser
+        .get(&env.http, &authorize_url(&env, &client_id, &pkce2, &[]))
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "remembered consent");
+    let code2 = query(headers["location"].to_str().unwrap())["code"].clone();
+    let (status, _) = exchange(&env, &client_id, &code2, &pkce2.verifier).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Refresh: rotated; the old one presented again revokes the grant.
+    let first = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let (status, rotated) = refresh(&env, &client_id, &first).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let second = rotated["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(first, second);
+    assert_eq!(
+        call_resource(&env, rotated["access_token"].as_str().unwrap()).await,
+        StatusCode::OK
+    );
+    let (status, reused) = refresh(&env, &client_id, &first).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(reused["error"], "invalid_grant");
+    let (status, _) = refresh(&env, &client_id, &second).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "the whole grant is revoked"
+    );
+
+    // The grant's consent went with it: the next sign-in asks again.
+    let pkce3 = new_pkce();
+    let (status, _, page) = browser
+        .get(&env.http, &authorize_url(&env, &client_id, &pkce3, &[]))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Approve"), "{page}");
+}
+
+#[tokio::test]
+async fn a_code_works_once_and_a_replay_revokes_what_it_gave() {
+    let env = env().await;
+    let client_id = register(&env, "Replay").await;
+    let pkce = new_pkce();
+    let mut browser = Browser::default();
+    let q = query(&sign_in(&env, &mut browser, &client_id, &pkce, "bob").await);
+    let (status, tokens) = exchange(&env, &client_id, &q["code"], &pkce.verifier).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, again) = exchange(&env, &client_id, &q["code"], &pkce.verifier).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(again["error"], "invalid_grant");
+    let (status, _) = refresh(&env, &client_id, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "the replay revoked the grant"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_verifier_or_client_does_not_redeem_a_code() {
+    let env = env().await;
+    let client_id = register(&env, "PKCE").await;
+    let other = register(&env, "Other").await;
+    for (who, verifier) in [(&client_id, "x".repeat(50)), (&other, String::new())] {
+        let pkce = new_pkce();
+        let mut browser = Browser::default();
+        let q = query(&sign_in(&env, &mut browser, &client_id, &pkce, "carol").await);
+        let verifier = if verifier.is_empty() {
+            pkce.verifier.clone()
+        } else {
+            verifier
+        };
+        let (status, answer) = exchange(&env, who, &q["code"], &verifier).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert_eq!(answer["error"], "invalid_grant");
+    }
+}
+
+#[tokio::test]
+async fn errors_before_the_client_is_known_are_pages_never_redirects() {
+    let env = env().await;
+    let client_id = register(&env, "Pages").await;
+    let pkce = new_pkce();
+    let mut browser = Browser::default();
+    for url in [
+        authorize_url(&env, "no-such-client", &pkce, &[]),
+        authorize_url(&env, &client_id, &pkce, &[]).replace("localhost%3A53123", "evil.example"),
+        authorize_url(&env, &client_id, &pkce, &[]).replace("%2Fcallback", "%2Fcallback%2F"),
+        authorize_url(&env, &client_id, &pkce, &[]).replace("%2Fcallback", "%2FCallback"),
+        authorize_url(&env, &client_id, &pkce, &[]).replace("%2Fcallback", "%2Fcallback%3Fx%3D1"),
+        authorize_url(&env, &client_id, &pkce, &[]).replace("%2Fcallback", "%2Fcallback%23f"),
+        authorize_url(&env, &client_id, &pkce, &[])
+            .replace("http%3A%2F%2Flocalhost", "http%3A%2F%2Fu%40localhost"),
+        authorize_url(&env, &client_id, &pkce, &[]).replace("%2Fcallback", "%2Fx%2F..%2Fcallback"),
+        authorize_url(&env, &client_id, &pkce, &[])
+            .replace("http%3A%2F%2Flocalhost", "https%3A%2F%2Flocalhost"),
+        format!(
+            "{}&client_id=again",
+            authorize_url(&env, &client_id, &pkce, &[])
+        ),
+    ] {
+        let (status, headers, body) = browser.get(&env.http, &url).await;
+        assert!(status.is_client_error(), "{url}: {status}");
+        assert!(!headers.contains_key("location"), "{url}");
+        assert!(body.contains("cannot continue"), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn errors_after_the_client_is_known_go_back_with_state_and_iss() {
+    let env = env().await;
+    let client_id = register(&env, "Errors").await;
+    let pkce = new_pkce();
+    let mut browser = Browser::default();
+    let no_pkce = authorize_url(&env, &client_id, &pkce, &[]).replace("code_challenge=", "x=");
+    let cases = [
+        (no_pkce, "invalid_request"),
+        (
+            authorize_url(&env, &client_id, &pkce, &[]).replace("method=S256", "method=plain"),
+            "invalid_request",
+        ),
+        (
+            authorize_url(&env, &client_id, &pkce, &[])
+                .replace("response_type=code", "response_type=token"),
+            "unsupported_response_type",
+        ),
+        (
+            authorize_url(&env, &client_id, &pkce, &[]).replace("%2Fmcp", "%2Fother"),
+            "invalid_target",
+        ),
+        (
+            authorize_url(&env, &client_id, &pkce, &[("scope", "admin")]),
+            "invalid_scope",
+        ),
+    ];
+    for (url, error) in cases {
+        let (status, headers, _) = browser.get(&env.http, &url).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{url}");
+        let q = query(headers["location"].to_str().unwrap());
+        assert_eq!(q["error"], error, "{url}");
+        assert_eq!(q["state"], "state-123");
+        assert_eq!(q["iss"], env.issuer);
+    }
+}
+
+#[tokio::test]
+async fn consent_can_be_denied_and_forms_are_bound_to_the_browser() {
+    let env = env().await;
+    let client_id = register(&env, "<script>alert(1)</script> & co").await;
+    let pkce = new_pkce();
+    let mut browser = Browser::default();
+    let (_, _, login) = browser
+        .get(&env.http, &authorize_url(&env, &client_id, &pkce, &[]))
+        .await;
+    assert!(
+        login.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; co"),
+        "escaped: {login}"
+    );
+    assert!(!login.contains("<script>"));
+    let pending = field(&login, "pending");
+    let csrf = field(&login, "csrf");
+    // A forged CSRF token, and the right one from another browser: refused.
+    let (status, _, _) = browser
+        .post(
+            &env.http,
+            &format!("{}/login", env.issuer),
+            &[
+                ("pending", &pending),
+                ("csrf", "forged"),
+                ("user", "mallory"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let mut stranger = Browser::default();
+    let (status, _, _) = stranger
+        .post(
+            &env.http,
+            &format!("{}/login", env.issuer),
+            &[("pending", &pending), ("csrf", &csrf), ("user", "mallory")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // The real browser logs in and denies.
+    let (_, _, consent) = browser
+        .post(
+            &env.http,
+            &format!("{}/login", env.issuer),
+            &[("pending", &pending), ("csrf", &csrf), ("user", "dave")],
+        )
+        .await;
+    assert!(consent.contains("&lt;script&gt;"), "{consent}");
+    let (status, headers, _) = browser
+        .post(
+            &env.http,
+            &format!("{}/consent", env.issuer),
+            &[("pending", &pending), ("csrf", &csrf), ("decision", "deny")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let q = query(headers["location"].to_str().unwrap());
+    assert_eq!(q["error"], "access_denied");
+    assert_eq!(q["state"], "state-123");
+    // Single use: the same form again is refused.
+    let (status, _, _) = browser
+        .post(
+            &env.http,
+            &format!("{}/consent", env.issuer),
+            &[
+                ("pending", &pending),
+                ("csrf", &csrf),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    assert!(status.is_client_error());
+}
+
+#[tokio::test]
+async fn metadata_advertises_exactly_what_is_implemented() {
+    let env = env().await;
+    for path in [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+    ] {
+        let doc: Value = env
+            .http
+            .get(format!("{}{path}", env.issuer))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(doc["issuer"], env.issuer);
+        assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
+        assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
+        assert_eq!(doc["client_id_metadata_document_supported"], true);
+        assert!(
+            doc["token_endpoint_auth_methods_supported"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("none"))
+        );
+        assert_eq!(
+            doc["registration_endpoint"],
+            format!("{}/register", env.issuer)
+        );
+        assert_eq!(doc["response_types_supported"], json!(["code"]));
+    }
+    let jwks: Value = env
+        .http
+        .get(format!("{}/jwks.json", env.issuer))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"][0]["alg"], "ES256");
+    assert!(jwks["keys"][0].get("d").is_none());
+}
+
+#[tokio::test]
+async fn a_client_metadata_document_on_loopback_is_used_only_with_the_development_switch() {
+    // The document, served on loopback.
+    let (listener, origin) = listen().await;
+    let client_id = format!("{origin}/client.json");
+    let document = json!({"client_id": client_id, "client_name": "Document client",
+                          "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"});
+    let wrong =
+        json!({"client_id": "https://elsewhere.example/client.json", "redirect_uris": [REDIRECT]});
+    serve(
+        listener,
+        Router::new()
+            .route(
+                "/client.json",
+                get(move || async move { axum::Json(document) }),
+            )
+            .route("/wrong.json", get(move || async move { axum::Json(wrong) })),
+    );
+    let env = env().await;
+    let verifier = new_pkce();
+    let mut browser = Browser::default();
+    let callback = sign_in(&env, &mut browser, &client_id, &verifier, "erin").await;
+    let (status, tokens) = exchange(
+        &env,
+        &client_id,
+        &query(&callback)["code"],
+        &verifier.verifier,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    // A document naming another client_id is refused (a page, no redirect).
+    let (status, headers, _) = browser
+        .get(
+            &env.http,
+            &authorize_url(&env, &format!("{origin}/wrong.json"), &verifier, &[]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(!headers.contains_key("location"));
+
+    // Without the development switch, the SSRF guard refuses the loopback
+    // document: the client is unknown.
+    let guarded = env_with(false).await;
+    let (status, headers, body) = Browser::default()
+        .get(
+            &guarded.http,
+            &authorize_url(&guarded, &client_id, &verifier, &[]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(!headers.contains_key("location"));
+}
+
+#[test]
+fn the_development_login_is_refused_on_a_public_issuer() {
+    let built = AuthServer::builder("https://mcp.example.com", "https://mcp.example.com/mcp")
+        .login(DangerousDevLogin)
+        .build();
+    assert!(matches!(
+        built,
+        Err(ServerError::Config {
+            setting: "login",
+            ..
+        })
+    ));
+    assert!(
+        AuthServer::builder("https://mcp.example.com", "https://mcp.example.com/mcp")
+            .login(DangerousDevLogin)
+            .dangerous_allow_dev_login_on_public_issuer()
+            .build()
+            .is_ok()
+    );
+}
