@@ -14,9 +14,9 @@ use data_encoding::BASE64URL_NOPAD;
 use mcp_auth_axum::{McpAuth, ResourceConfig};
 use mcp_auth_jwks::Validator;
 use mcp_auth_oauth_server::{AuthServer, DangerousDevLogin, ServerError};
+use mcp_auth_testkit::browser::{Browser, Page, Pkce, query_of};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 const REDIRECT: &str = "http://localhost/callback";
 
@@ -85,112 +85,18 @@ async fn env() -> Env {
     env_with(true).await
 }
 
-struct Pkce {
-    verifier: String,
-    challenge: String,
-}
-
 fn new_pkce() -> Pkce {
-    let verifier = format!("{}-verifier-with-enough-entropy-0123456789", rand_id());
-    let challenge = BASE64URL_NOPAD.encode(&Sha256::digest(verifier.as_bytes()));
-    Pkce {
-        verifier,
-        challenge,
-    }
-}
-
-fn rand_id() -> String {
-    let mut b = [0u8; 8];
-    getrandom::fill(&mut b).unwrap();
-    BASE64URL_NOPAD.encode(&b)
-}
-
-/// A browser: cookies by name, kept by hand (they are `Secure`, which
-/// reqwest's jar would not send over loopback http).
-#[derive(Default)]
-struct Browser {
-    cookies: HashMap<String, String>,
-}
-
-impl Browser {
-    fn header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    fn keep(&mut self, response: &reqwest::Response) {
-        for value in response.headers().get_all("set-cookie") {
-            let text = value.to_str().unwrap();
-            assert!(
-                text.contains("Secure")
-                    && text.contains("HttpOnly")
-                    && text.contains("SameSite=Lax"),
-                "{text}"
-            );
-            let (pair, _) = text.split_once(';').unwrap();
-            let (name, value) = pair.split_once('=').unwrap();
-            assert!(name.starts_with("__Host-"), "{name}");
-            self.cookies.insert(name.to_owned(), value.to_owned());
-        }
-    }
-
-    async fn get(
-        &mut self,
-        http: &reqwest::Client,
-        url: &str,
-    ) -> (StatusCode, HeaderSnapshot, String) {
-        let response = http
-            .get(url)
-            .header("cookie", self.header())
-            .send()
-            .await
-            .unwrap();
-        self.keep(&response);
-        snapshot(response).await
-    }
-
-    async fn post(
-        &mut self,
-        http: &reqwest::Client,
-        url: &str,
-        form: &[(&str, &str)],
-    ) -> (StatusCode, HeaderSnapshot, String) {
-        let response = http
-            .post(url)
-            .header("cookie", self.header())
-            .form(form)
-            .send()
-            .await
-            .unwrap();
-        self.keep(&response);
-        snapshot(response).await
-    }
-}
-
-type HeaderSnapshot = reqwest::header::HeaderMap;
-
-async fn snapshot(response: reqwest::Response) -> (StatusCode, HeaderSnapshot, String) {
-    let status = response.status();
-    let headers = response.headers().clone();
-    (status, headers, response.text().await.unwrap())
-}
-
-/// A hidden field's value in a page.
-fn field(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {html}"))
-        + marker.len();
-    html[start..].split('"').next().unwrap().to_owned()
+    Pkce::new()
 }
 
 fn query(location: &str) -> HashMap<String, String> {
-    let url = url::Url::parse(location).unwrap();
-    url.query_pairs().into_owned().collect()
+    query_of(location)
+}
+
+/// A hidden field's value in a page.
+fn field(page: &Page, name: &str) -> String {
+    page.field(name)
+        .unwrap_or_else(|| panic!("no {name} in {}", page.body))
 }
 
 async fn register(env: &Env, name: &str) -> String {
@@ -242,36 +148,37 @@ async fn sign_in(
     pkce: &Pkce,
     user: &str,
 ) -> String {
-    let (status, _, login) = browser
-        .get(&env.http, &authorize_url(env, client_id, pkce, &[]))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{login}");
-    let form = [
-        ("pending", field(&login, "pending")),
-        ("csrf", field(&login, "csrf")),
-    ];
-    let (status, headers, consent) = browser
+    let url = authorize_url(env, client_id, pkce, &[]);
+    let login = browser.get(&url).await.unwrap();
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    for cookie in login.headers.get_all("set-cookie") {
+        let text = cookie.to_str().unwrap();
+        assert!(text.starts_with("__Host-"), "{text}");
+        for attribute in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+            assert!(text.contains(attribute), "{text}");
+        }
+    }
+    let consent = browser
         .post(
-            &env.http,
             &format!("{}/login", env.issuer),
             &[
-                ("pending", &form[0].1),
-                ("csrf", &form[1].1),
+                ("pending", &field(&login, "pending")),
+                ("csrf", &field(&login, "csrf")),
                 ("user", user),
             ],
         )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{consent}");
+        .await
+        .unwrap();
+    assert_eq!(consent.status, StatusCode::OK, "{}", consent.body);
     assert!(
-        headers["content-security-policy"]
+        consent.headers["content-security-policy"]
             .to_str()
             .unwrap()
             .contains("frame-ancestors 'none'")
     );
-    assert_eq!(headers["x-frame-options"], "DENY");
-    let (status, headers, _) = browser
+    assert_eq!(consent.headers["x-frame-options"], "DENY");
+    let done = browser
         .post(
-            &env.http,
             &format!("{}/consent", env.issuer),
             &[
                 ("pending", &field(&consent, "pending")),
@@ -279,9 +186,10 @@ async fn sign_in(
                 ("decision", "approve"),
             ],
         )
-        .await;
-    assert_eq!(status, StatusCode::SEE_OTHER);
-    headers["location"].to_str().unwrap().to_owned()
+        .await
+        .unwrap();
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    done.location().to_owned()
 }
 
 async fn exchange(env: &Env, client_id: &str, code: &str, verifier: &str) -> (StatusCode, Value) {
@@ -334,7 +242,7 @@ async fn a_client_signs_in_and_its_token_opens_the_resource_then_refreshes_with_
     let env = env().await;
     let client_id = register(&env, "Test client").await;
     let pkce = new_pkce();
-    let mut browser = Browser::default();
+    let mut browser = Browser::new();
     let callback = sign_in(&env, &mut browser, &client_id, &pkce, "alice").await;
     assert!(
         callback.starts_with("http://localhost:53123/callback?"),
@@ -372,9 +280,11 @@ async fn a_client_signs_in_and_its_token_opens_the_resource_then_refreshes_with_
     // Signed in and consented: the same request goes straight back, and a
     // new grant leaves the first one alone.
     let pkce2 = new_pkce();
-    let (status, headers, _) = browser
-        .get(&env.http, &authorize_url(&env, &client_id, &pkce2, &[]))
-        .await;
+    let page = browser
+        .get(&authorize_url(&env, &client_id, &pkce2, &[]))
+        .await
+        .unwrap();
+    let (status, headers, _) = (page.status, page.headers.clone(), page.body.clone());
     assert_eq!(status, StatusCode::SEE_OTHER, "remembered consent");
     let code2 = query(headers["location"].to_str().unwrap())["code"].clone();
     let (status, _) = exchange(&env, &client_id, &code2, &pkce2.verifier).await;
@@ -402,9 +312,11 @@ async fn a_client_signs_in_and_its_token_opens_the_resource_then_refreshes_with_
 
     // The grant's consent went with it: the next sign-in asks again.
     let pkce3 = new_pkce();
-    let (status, _, page) = browser
-        .get(&env.http, &authorize_url(&env, &client_id, &pkce3, &[]))
-        .await;
+    let page = browser
+        .get(&authorize_url(&env, &client_id, &pkce3, &[]))
+        .await
+        .unwrap();
+    let (status, _, page) = (page.status, page.headers.clone(), page.body.clone());
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("Approve"), "{page}");
 }
@@ -414,7 +326,7 @@ async fn a_code_works_once_and_a_replay_revokes_what_it_gave() {
     let env = env().await;
     let client_id = register(&env, "Replay").await;
     let pkce = new_pkce();
-    let mut browser = Browser::default();
+    let mut browser = Browser::new();
     let q = query(&sign_in(&env, &mut browser, &client_id, &pkce, "bob").await);
     let (status, tokens) = exchange(&env, &client_id, &q["code"], &pkce.verifier).await;
     assert_eq!(status, StatusCode::OK);
@@ -436,7 +348,7 @@ async fn a_wrong_verifier_or_client_does_not_redeem_a_code() {
     let other = register(&env, "Other").await;
     for (who, verifier) in [(&client_id, "x".repeat(50)), (&other, String::new())] {
         let pkce = new_pkce();
-        let mut browser = Browser::default();
+        let mut browser = Browser::new();
         let q = query(&sign_in(&env, &mut browser, &client_id, &pkce, "carol").await);
         let verifier = if verifier.is_empty() {
             pkce.verifier.clone()
@@ -454,7 +366,7 @@ async fn errors_before_the_client_is_known_are_pages_never_redirects() {
     let env = env().await;
     let client_id = register(&env, "Pages").await;
     let pkce = new_pkce();
-    let mut browser = Browser::default();
+    let mut browser = Browser::new();
     for url in [
         authorize_url(&env, "no-such-client", &pkce, &[]),
         authorize_url(&env, &client_id, &pkce, &[]).replace("localhost%3A53123", "evil.example"),
@@ -472,10 +384,10 @@ async fn errors_before_the_client_is_known_are_pages_never_redirects() {
             authorize_url(&env, &client_id, &pkce, &[])
         ),
     ] {
-        let (status, headers, body) = browser.get(&env.http, &url).await;
-        assert!(status.is_client_error(), "{url}: {status}");
-        assert!(!headers.contains_key("location"), "{url}");
-        assert!(body.contains("cannot continue"), "{body}");
+        let page = browser.get(&url).await.unwrap();
+        assert!(page.status.is_client_error(), "{url}: {}", page.status);
+        assert!(!page.headers.contains_key("location"), "{url}");
+        assert!(page.body.contains("cannot continue"), "{}", page.body);
     }
 }
 
@@ -484,7 +396,7 @@ async fn errors_after_the_client_is_known_go_back_with_state_and_iss() {
     let env = env().await;
     let client_id = register(&env, "Errors").await;
     let pkce = new_pkce();
-    let mut browser = Browser::default();
+    let mut browser = Browser::new();
     let no_pkce = authorize_url(&env, &client_id, &pkce, &[]).replace("code_challenge=", "x=");
     let cases = [
         (no_pkce, "invalid_request"),
@@ -507,9 +419,9 @@ async fn errors_after_the_client_is_known_go_back_with_state_and_iss() {
         ),
     ];
     for (url, error) in cases {
-        let (status, headers, _) = browser.get(&env.http, &url).await;
-        assert_eq!(status, StatusCode::SEE_OTHER, "{url}");
-        let q = query(headers["location"].to_str().unwrap());
+        let page = browser.get(&url).await.unwrap();
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{url}");
+        let q = query(page.location());
         assert_eq!(q["error"], error, "{url}");
         assert_eq!(q["state"], "state-123");
         assert_eq!(q["iss"], env.issuer);
@@ -521,72 +433,77 @@ async fn consent_can_be_denied_and_forms_are_bound_to_the_browser() {
     let env = env().await;
     let client_id = register(&env, "<script>alert(1)</script> & co").await;
     let pkce = new_pkce();
-    let mut browser = Browser::default();
-    let (_, _, login) = browser
-        .get(&env.http, &authorize_url(&env, &client_id, &pkce, &[]))
-        .await;
+    let mut browser = Browser::new();
+    let login = browser
+        .get(&authorize_url(&env, &client_id, &pkce, &[]))
+        .await
+        .unwrap();
     assert!(
-        login.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; co"),
-        "escaped: {login}"
+        login
+            .body
+            .contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; co"),
+        "escaped: {}",
+        login.body
     );
-    assert!(!login.contains("<script>"));
+    assert!(!login.body.contains("<script>"));
     let pending = field(&login, "pending");
     let csrf = field(&login, "csrf");
+    let login_url = format!("{}/login", env.issuer);
     // A forged CSRF token, and the right one from another browser: refused.
-    let (status, _, _) = browser
+    let forged = browser
         .post(
-            &env.http,
-            &format!("{}/login", env.issuer),
+            &login_url,
             &[
                 ("pending", &pending),
                 ("csrf", "forged"),
                 ("user", "mallory"),
             ],
         )
-        .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    let mut stranger = Browser::default();
-    let (status, _, _) = stranger
+        .await
+        .unwrap();
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let stranger = Browser::new()
         .post(
-            &env.http,
-            &format!("{}/login", env.issuer),
+            &login_url,
             &[("pending", &pending), ("csrf", &csrf), ("user", "mallory")],
         )
-        .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+        .await
+        .unwrap();
+    assert_eq!(stranger.status, StatusCode::FORBIDDEN);
     // The real browser logs in and denies.
-    let (_, _, consent) = browser
+    let consent = browser
         .post(
-            &env.http,
-            &format!("{}/login", env.issuer),
+            &login_url,
             &[("pending", &pending), ("csrf", &csrf), ("user", "dave")],
         )
-        .await;
-    assert!(consent.contains("&lt;script&gt;"), "{consent}");
-    let (status, headers, _) = browser
+        .await
+        .unwrap();
+    assert!(consent.body.contains("&lt;script&gt;"), "{}", consent.body);
+    let consent_url = format!("{}/consent", env.issuer);
+    let denied = browser
         .post(
-            &env.http,
-            &format!("{}/consent", env.issuer),
+            &consent_url,
             &[("pending", &pending), ("csrf", &csrf), ("decision", "deny")],
         )
-        .await;
-    assert_eq!(status, StatusCode::SEE_OTHER);
-    let q = query(headers["location"].to_str().unwrap());
+        .await
+        .unwrap();
+    assert_eq!(denied.status, StatusCode::SEE_OTHER);
+    let q = query(denied.location());
     assert_eq!(q["error"], "access_denied");
     assert_eq!(q["state"], "state-123");
     // Single use: the same form again is refused.
-    let (status, _, _) = browser
+    let again = browser
         .post(
-            &env.http,
-            &format!("{}/consent", env.issuer),
+            &consent_url,
             &[
                 ("pending", &pending),
                 ("csrf", &csrf),
                 ("decision", "approve"),
             ],
         )
-        .await;
-    assert!(status.is_client_error());
+        .await
+        .unwrap();
+    assert!(again.status.is_client_error());
 }
 
 #[tokio::test]
@@ -654,7 +571,7 @@ async fn a_client_metadata_document_on_loopback_is_used_only_with_the_developmen
     );
     let env = env().await;
     let verifier = new_pkce();
-    let mut browser = Browser::default();
+    let mut browser = Browser::new();
     let callback = sign_in(&env, &mut browser, &client_id, &verifier, "erin").await;
     let (status, tokens) = exchange(
         &env,
@@ -665,24 +582,27 @@ async fn a_client_metadata_document_on_loopback_is_used_only_with_the_developmen
     .await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     // A document naming another client_id is refused (a page, no redirect).
-    let (status, headers, _) = browser
-        .get(
-            &env.http,
-            &authorize_url(&env, &format!("{origin}/wrong.json"), &verifier, &[]),
-        )
-        .await;
+    let page = browser
+        .get(&authorize_url(
+            &env,
+            &format!("{origin}/wrong.json"),
+            &verifier,
+            &[],
+        ))
+        .await
+        .unwrap();
+    let (status, headers, _) = (page.status, page.headers.clone(), page.body.clone());
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(!headers.contains_key("location"));
 
     // Without the development switch, the SSRF guard refuses the loopback
     // document: the client is unknown.
     let guarded = env_with(false).await;
-    let (status, headers, body) = Browser::default()
-        .get(
-            &guarded.http,
-            &authorize_url(&guarded, &client_id, &verifier, &[]),
-        )
-        .await;
+    let page = Browser::new()
+        .get(&authorize_url(&guarded, &client_id, &verifier, &[]))
+        .await
+        .unwrap();
+    let (status, headers, body) = (page.status, page.headers.clone(), page.body.clone());
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(!headers.contains_key("location"));
 }

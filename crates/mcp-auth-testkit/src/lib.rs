@@ -17,11 +17,15 @@
 //! [`DevIssuer`] is a development OAuth issuer (ephemeral ES256 key,
 //! discovery, JWKS and an open token mint) for demos and tests on loopback.
 //!
+//! [`browser::Browser`] is a scripted browser for the authorization
+//! server's pages (cookies by hand, forms read from the HTML).
+//!
 //! ```no_run
 //! let redis = mcp_auth_testkit::RedisServer::start("my_test");
 //! println!("connect to {}", redis.url());
 //! ```
 
+pub mod browser;
 mod issuer;
 mod log;
 mod npm;

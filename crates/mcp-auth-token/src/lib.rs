@@ -6,6 +6,8 @@
 //!   [`VerifyError`] out. Implemented for [`mcp_auth_jwks::Validator`] (JWT
 //!   access tokens against a JWKS) and by [`IntrospectionVerifier`] (opaque
 //!   tokens, RFC 7662); implement it for anything else.
+//! - [`ByIssuer`]: one verifier per authorization server, chosen by the
+//!   token's `iss`.
 //! - [`CachedVerifier`]: a bounded cache of verified tokens in front of
 //!   any verifier, so a client sending the same token on every request pays
 //!   for one check per [`DEFAULT_TOKEN_CACHE_TTL`].
@@ -39,12 +41,14 @@
 //! - The introspection client's secret is sent only in the `Authorization`
 //!   header (marked sensitive), never logged, and wiped when dropped.
 
+mod by_issuer;
 mod cache;
 mod context;
 mod error;
 mod introspection;
 mod verifier;
 
+pub use by_issuer::ByIssuer;
 pub use cache::{CachedVerifier, DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_CACHE_TTL};
 pub use context::AuthContext;
 pub use error::ConfigError;

@@ -19,9 +19,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use mcp_auth_axum::token::AuthContext;
+use mcp_auth_axum::token::{ByIssuer, CachedVerifier};
 use mcp_auth_axum::{McpAuth, McpSessionData, ResourceConfig};
 use mcp_auth_core::UserId;
-use mcp_auth_jwks::Validator;
+use mcp_auth_jwks::{JwksCache, Policy, Validator};
+use mcp_auth_oauth_server::{AuthServer, DangerousDevLogin};
 use mcp_auth_ratelimit::{Limit, Limits, MemoryRateLimiter};
 use mcp_auth_session::{MemorySessionStore, SessionConfig, SessionManager};
 use mcp_auth_testkit::DevIssuer;
@@ -214,7 +216,11 @@ pub struct Demo {
     pub url: String,
     /// The server's address.
     pub addr: SocketAddr,
-    /// The development issuer (mints tokens for the demo).
+    /// The authorization server MCP clients sign in through, on the demo's
+    /// own origin (development login: any user name).
+    pub auth_server: AuthServer,
+    /// The development issuer: mints tokens directly, for the `curl`
+    /// walkthrough and the tests (not advertised to clients).
     pub issuer: Arc<DevIssuer>,
     /// Where the issuer listens.
     pub issuer_addr: SocketAddr,
@@ -247,11 +253,30 @@ pub async fn start(options: DemoOptions) -> Result<Demo, BoxError> {
     let url = format!("http://{addr}/mcp");
     let (issuer, issuer_addr) = DevIssuer::serve_loopback(url.clone()).await?;
 
-    // Issuer and audience come from the resource configuration (written
-    // once); the JWKS is found by OIDC discovery at the issuer and cached,
-    // as in production.
-    let config = resource_config(&url, issuer.issuer())?;
-    let validator = Validator::from_issuer(config.policy().require_access_token_type()).await?;
+    // The authorization server clients sign in through, on this origin.
+    let origin = format!("http://{addr}");
+    let auth_server = AuthServer::builder(&origin, &url)
+        .scopes([BASE_SCOPE, READ_SCOPE, WRITE_SCOPE, "offline_access"])
+        .default_scopes([BASE_SCOPE, READ_SCOPE])
+        .login(DangerousDevLogin)
+        .dynamic_registration(true)
+        .dangerous_allow_loopback_metadata_documents()
+        .build()?;
+    // Issuer, audience and scopes come from the resource configuration
+    // (written once). Tokens from the sign-in server are checked against its
+    // JWKS (fetched on first use, cached); tokens from the development mint
+    // against the mint's, found by discovery.
+    let config = resource_config(&url, &origin)?;
+    let signed_in = Validator::new(
+        config.policy().require_access_token_type(),
+        JwksCache::builder(format!("{origin}/jwks.json")).build()?,
+    );
+    let minted =
+        Validator::from_issuer(Policy::new(issuer.issuer(), &url).require_access_token_type())
+            .await?;
+    let verifier = ByIssuer::new()
+        .issuer(&origin, Arc::new(CachedVerifier::new(signed_in)))
+        .issuer(issuer.issuer(), Arc::new(CachedVerifier::new(minted)));
 
     let vault_dir = tempfile::tempdir()?;
     let vault = Vault::builder(StorageMode::EncryptedFile(vault_dir.path().join("vault")))
@@ -275,17 +300,19 @@ pub async fn start(options: DemoOptions) -> Result<Demo, BoxError> {
         .iter()
         .map(|tool| tool.name.to_string())
         .collect();
-    let app: Router = McpAuth::with_jwks(config, validator)?
+    let app: Router = McpAuth::new(config, Arc::new(verifier))?
         .tools(tool_names)
         .rate_limiter(Arc::new(limiter))
         .sessions(sessions)
-        .into_router(mcp)?;
+        .into_router(mcp)?
+        .merge(auth_server.router());
     tokio::spawn(async move {
         let _ = mcp_auth_axum::serve(listener, app).await;
     });
     Ok(Demo {
         url,
         addr,
+        auth_server,
         issuer,
         issuer_addr,
         _vault_dir: vault_dir,

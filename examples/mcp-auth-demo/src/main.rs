@@ -86,13 +86,20 @@ async fn serve(port: u16) -> Result<(), mcp_auth_demo::BoxError> {
     .await?;
     let token = demo.token(DEMO_USER, &[BASE_SCOPE, READ_SCOPE]);
     let issuer = demo.issuer.issuer();
+    let signin = demo.auth_server.issuer();
     let url = &demo.url;
     println!(
-        r#"mcp-auth demo: a protected MCP server (rmcp, streamable HTTP) with an embedded dev issuer.
+        r#"mcp-auth demo: a protected MCP server (rmcp, streamable HTTP), its authorization server, and a dev token mint.
 
   MCP endpoint     {url}
-  issuer           {issuer}   (ephemeral key; discovery, JWKS, POST /token)
+  sign-in server   {signin}   (OAuth 2.1: /authorize, /token, /register; development login: any name)
+  dev token mint   {issuer}   (ephemeral key; POST /token, for curl)
   metadata         {metadata}
+
+Connect a real MCP client and sign in through the browser:
+
+  npx @modelcontextprotocol/inspector               # Streamable HTTP, URL {url}, "Connect":
+                                                    # the browser opens the sign-in page; type any name, Approve
 
 A token for {DEMO_USER} with scopes "{BASE_SCOPE} {READ_SCOPE}" (valid 10 minutes):
 
@@ -107,7 +114,7 @@ Try:
        -d '{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{{"protocolVersion":"2025-06-18","capabilities":{{}},"clientInfo":{{"name":"curl","version":"1"}}}}}}' -i
   # a token with notes:write too (save_note needs it; without it you get 403):
   curl -s {issuer}/token -d sub={DEMO_USER} -d 'scope={BASE_SCOPE} {READ_SCOPE} notes:write'
-  npx @modelcontextprotocol/inspector               # connect to {url} with the bearer token
+  npx @modelcontextprotocol/inspector               # or connect with the bearer token above
 
   cargo run -p mcp-auth-demo -- --smoke             # the scripted check of all of this
 

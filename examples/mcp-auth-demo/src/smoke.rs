@@ -192,9 +192,9 @@ pub async fn run(demo: &Demo) -> Result<(), BoxError> {
     let metadata: Value = s.http.get(&metadata_url).send().await?.json().await?;
     s.check(
         metadata["resource"] == demo.url.as_str()
-            && metadata["authorization_servers"][0] == demo.issuer.issuer()
+            && metadata["authorization_servers"][0] == demo.auth_server.issuer()
             && metadata["bearer_methods_supported"] == json!(["header"]),
-        "the metadata names this resource, the issuer, header-only tokens",
+        "the metadata names this resource, the sign-in server, header-only tokens",
         None,
     )?;
 
@@ -375,6 +375,236 @@ pub async fn run(demo: &Demo) -> Result<(), BoxError> {
         a.status == StatusCode::NOT_FOUND,
         "the closed session is gone: 404",
         Some(&a),
+    )?;
+    sign_in(&mut s).await?;
+    Ok(())
+}
+
+async fn token_request(
+    s: &Script<'_>,
+    form: &[(&str, &str)],
+) -> Result<(StatusCode, Value), BoxError> {
+    let url = format!("{}/token", s.demo.auth_server.issuer());
+    let response = s.http.post(url).form(form).send().await?;
+    Ok((
+        response.status(),
+        response.json().await.unwrap_or(Value::Null),
+    ))
+}
+
+/// 8-14. An MCP client's sign-in, as a real client does it: from the
+/// resource metadata to the authorization server's, registration, authorize
+/// with PKCE, the (development) login and the consent page, the code
+/// exchange, a tool call with our own token, refresh with rotation, reuse
+/// detection and revocation.
+async fn sign_in(s: &mut Script<'_>) -> Result<(), BoxError> {
+    use mcp_auth_testkit::browser::{Browser, Pkce, query_of};
+    let issuer = s.demo.auth_server.issuer().to_owned();
+    let metadata: Value = s
+        .http
+        .get(format!("{issuer}/.well-known/oauth-authorization-server"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    s.check(
+        metadata["issuer"] == issuer.as_str()
+            && metadata["code_challenge_methods_supported"] == json!(["S256"])
+            && metadata["authorization_response_iss_parameter_supported"] == true,
+        "the authorization server's metadata: S256 only, RFC 9207 iss",
+        None,
+    )?;
+    let registration = metadata["registration_endpoint"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let client: Value = s
+        .http
+        .post(&registration)
+        .json(
+            &json!({"client_name": "mcp-auth smoke", "redirect_uris": ["http://localhost/callback"],
+                      "token_endpoint_auth_method": "none"}),
+        )
+        .send()
+        .await?
+        .json()
+        .await?;
+    let client_id = client["client_id"].as_str().unwrap_or_default().to_owned();
+    s.check(!client_id.is_empty(), "dynamic client registration", None)?;
+
+    let mut browser = Browser::new();
+    let grant = |pkce: &Pkce| {
+        let mut url = url::Url::parse(
+            metadata["authorization_endpoint"]
+                .as_str()
+                .unwrap_or_default(),
+        )
+        .unwrap_or_else(|_| url::Url::parse("http://invalid/").expect("a URL"));
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &client_id)
+            .append_pair("redirect_uri", "http://localhost:48123/callback")
+            .append_pair("code_challenge", &pkce.challenge)
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("state", "smoke-state")
+            .append_pair("resource", &s.demo.url)
+            .append_pair("scope", &format!("{BASE_SCOPE} {READ_SCOPE}"));
+        url.to_string()
+    };
+    let pkce = Pkce::new();
+    let callback = browser.sign_in(&issuer, &grant(&pkce), DEMO_USER).await?;
+    let code = match &callback {
+        Ok(url) => {
+            let q = query_of(url);
+            (q.get("state").map(String::as_str) == Some("smoke-state")
+                && q.get("iss") == Some(&issuer))
+            .then(|| q.get("code").cloned())
+            .flatten()
+        }
+        Err(_) => None,
+    };
+    s.check(
+        code.is_some(),
+        "authorize with PKCE, development login, consent: the code comes back with state and iss",
+        None,
+    )?;
+    let code = code.unwrap_or_default();
+    let redirect = "http://localhost:48123/callback";
+    let (status, tokens) = token_request(
+        s,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect),
+            ("client_id", &client_id),
+            ("code_verifier", &pkce.verifier),
+        ],
+    )
+    .await?;
+    let access = tokens["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let refresh = tokens["refresh_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    s.check(
+        status == StatusCode::OK && !access.is_empty() && !refresh.is_empty(),
+        "code exchange: an access token (RFC 9068 JWT) and a refresh token",
+        None,
+    )?;
+
+    // Our own token opens the resource: a new MCP session, a tool call.
+    s.session = None;
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": PROTOCOL, "capabilities": {},
+        "clientInfo": {"name": "mcp-auth-smoke-signed-in", "version": "1"}}});
+    let a = s.post(&access, &initialize).await?;
+    s.session = a
+        .headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let _ = s
+        .post(
+            &access,
+            &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        )
+        .await?;
+    let a = s.post(&access, &call(200, "whoami", json!({}))).await?;
+    s.check(
+        a.status == StatusCode::OK && result_text(&a.message()).contains(DEMO_USER),
+        "tools/call whoami with the signed-in token",
+        Some(&a),
+    )?;
+
+    // Refresh rotates; the old refresh token again revokes the grant.
+    let (status, rotated) = token_request(
+        s,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", &client_id),
+        ],
+    )
+    .await?;
+    let next = rotated["refresh_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    s.check(
+        status == StatusCode::OK && !next.is_empty() && next != refresh,
+        "refresh: a new access token and a rotated refresh token",
+        None,
+    )?;
+    let (status, reused) = token_request(
+        s,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", &client_id),
+        ],
+    )
+    .await?;
+    let (after, _) = token_request(
+        s,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &next),
+            ("client_id", &client_id),
+        ],
+    )
+    .await?;
+    s.check(
+        status == StatusCode::BAD_REQUEST
+            && reused["error"] == "invalid_grant"
+            && after == StatusCode::BAD_REQUEST,
+        "a rotated refresh token used again: invalid_grant, and the whole grant is revoked",
+        None,
+    )?;
+
+    // Revocation (RFC 7009) ends a fresh grant.
+    let pkce = Pkce::new();
+    let code = match browser.sign_in(&issuer, &grant(&pkce), DEMO_USER).await? {
+        Ok(url) => query_of(&url).get("code").cloned().unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    let (_, tokens) = token_request(
+        s,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect),
+            ("client_id", &client_id),
+            ("code_verifier", &pkce.verifier),
+        ],
+    )
+    .await?;
+    let refresh = tokens["refresh_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let revoked = s
+        .http
+        .post(metadata["revocation_endpoint"].as_str().unwrap_or_default())
+        .form(&[("token", refresh.as_str()), ("client_id", &client_id)])
+        .send()
+        .await?
+        .status();
+    let (status, _) = token_request(
+        s,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", &client_id),
+        ],
+    )
+    .await?;
+    s.check(
+        !refresh.is_empty() && revoked == StatusCode::OK && status == StatusCode::BAD_REQUEST,
+        "revocation: the revoked refresh token no longer works",
+        None,
     )?;
     Ok(())
 }
