@@ -22,6 +22,7 @@ use mcp_auth_axum::token::AuthContext;
 use mcp_auth_axum::token::{ByIssuer, CachedVerifier};
 use mcp_auth_axum::{McpAuth, McpSessionData, ResourceConfig};
 use mcp_auth_core::UserId;
+use mcp_auth_http::HttpClient;
 use mcp_auth_jwks::{JwksCache, Policy, Validator};
 use mcp_auth_oauth_server::{AuthServer, DangerousDevLogin};
 use mcp_auth_ratelimit::{Limit, Limits, MemoryRateLimiter};
@@ -190,6 +191,10 @@ pub struct DemoOptions {
     pub limits: Limits,
     /// rmcp's transport settings (sessions on by default).
     pub rmcp: StreamableHttpServerConfig,
+    /// How the authorization server fetches client ID metadata documents
+    /// (default: the workspace's `OutboundClient`, loopback allowed for the
+    /// demo); tests give it a fake that serves an `https` document.
+    pub metadata_documents_http: Option<Arc<dyn HttpClient>>,
 }
 
 impl Default for DemoOptions {
@@ -198,6 +203,7 @@ impl Default for DemoOptions {
             port: 0,
             limits: demo_limits(),
             rmcp: StreamableHttpServerConfig::default().with_sse_keep_alive(None),
+            metadata_documents_http: None,
         }
     }
 }
@@ -255,13 +261,16 @@ pub async fn start(options: DemoOptions) -> Result<Demo, BoxError> {
 
     // The authorization server clients sign in through, on this origin.
     let origin = format!("http://{addr}");
-    let auth_server = AuthServer::builder(&origin, &url)
+    let mut auth_server = AuthServer::builder(&origin, &url)
         .scopes([BASE_SCOPE, READ_SCOPE, WRITE_SCOPE, "offline_access"])
         .default_scopes([BASE_SCOPE, READ_SCOPE])
         .login(DangerousDevLogin)
         .dynamic_registration(true)
-        .dangerous_allow_loopback_metadata_documents()
-        .build()?;
+        .dangerous_allow_loopback_metadata_documents();
+    if let Some(http) = options.metadata_documents_http.clone() {
+        auth_server = auth_server.http(http);
+    }
+    let auth_server = auth_server.build()?;
     // Issuer, audience and scopes come from the resource configuration
     // (written once). Tokens from the sign-in server are checked against its
     // JWKS (fetched on first use, cached); tokens from the development mint

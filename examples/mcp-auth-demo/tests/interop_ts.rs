@@ -42,3 +42,76 @@ async fn typescript_sdk_discovers_metadata_from_the_challenge_and_connects() {
         "{stdout}"
     );
 }
+
+/// Serves one https client metadata document (the SDK only offers https
+/// URLs) to the demo's authorization server, through its HTTP seam.
+#[derive(Debug)]
+struct OneDocument {
+    url: &'static str,
+    document: serde_json::Value,
+}
+
+impl mcp_auth_http::HttpClient for OneDocument {
+    fn send(
+        &self,
+        request: mcp_auth_http::HttpRequest,
+    ) -> mcp_auth_core::BoxFuture<'_, Result<mcp_auth_http::HttpResponse, mcp_auth_http::HttpError>>
+    {
+        let (status, body) = if request.uri() == self.url {
+            (200, self.document.to_string().into_bytes())
+        } else {
+            (404, Vec::new())
+        };
+        let response = http::Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(body)
+            .unwrap();
+        Box::pin(std::future::ready(Ok(response)))
+    }
+}
+
+async fn sdk_signs_in(mode: &str) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/ts");
+    mcp_auth_testkit::npm_ready(&dir, "@modelcontextprotocol/sdk", "typescript_sdk oauth");
+    const DOCUMENT: &str = "https://client.example/mcp-client.json";
+    let options = DemoOptions {
+        metadata_documents_http: Some(std::sync::Arc::new(OneDocument {
+            url: DOCUMENT,
+            document: serde_json::json!({
+                "client_id": DOCUMENT,
+                "client_name": "TS SDK interop",
+                "redirect_uris": ["http://localhost:48999/callback"],
+                "grant_types": ["authorization_code", "refresh_token"],
+                "token_endpoint_auth_method": "none",
+            }),
+        })),
+        ..DemoOptions::default()
+    };
+    let demo = start(options).await.unwrap();
+    let output = tokio::process::Command::new("node")
+        .args(["signin.mjs", &demo.url, mode, DOCUMENT])
+        .current_dir(&dir)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "TS SDK OAuth ({mode}) failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("all checks passed"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs node and npm"]
+async fn typescript_sdk_signs_in_with_dynamic_registration() {
+    sdk_signs_in("dcr").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs node and npm"]
+async fn typescript_sdk_signs_in_with_a_client_metadata_document() {
+    sdk_signs_in("cimd").await;
+}
