@@ -74,5 +74,23 @@ pub use store::{
     Redemption, RefreshRecord, Rotation,
 };
 
+/// The parsers of outside input, for the fuzz targets only (not API).
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Parses a query or form body (repeated parameters refused).
+    pub fn params(raw: &[u8]) -> Option<std::collections::HashMap<String, String>> {
+        crate::server::params(raw).ok()
+    }
+
+    /// Parses client metadata (a registration or a metadata document) the
+    /// way the server does: the redirect URIs kept, and the name shown.
+    pub fn client_metadata(raw: &[u8]) -> Option<(Vec<String>, String)> {
+        let metadata: crate::client::ClientMetadata = serde_json::from_slice(raw).ok()?;
+        let (kept, _) = crate::client::filter_redirects(&metadata.redirect_uris, &[]);
+        let name = crate::client::display_name(metadata.client_name.as_deref(), "x");
+        Some((kept, name))
+    }
+}
+
 /// The `tracing` target of the audit events.
 pub(crate) const AUDIT: &str = "mcp_auth::audit";

@@ -484,7 +484,7 @@ fn short(id: &str) -> &str {
 
 /// Form or query parameters; a repeated parameter is an error (RFC 6749
 /// section 3.1).
-fn params(raw: &[u8]) -> Result<HashMap<String, String>, &'static str> {
+pub(crate) fn params(raw: &[u8]) -> Result<HashMap<String, String>, &'static str> {
     let mut map = HashMap::new();
     for (k, v) in url::form_urlencoded::parse(raw) {
         if map.insert(k.into_owned(), v.into_owned()).is_some() {

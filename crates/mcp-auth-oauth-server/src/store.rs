@@ -49,8 +49,8 @@ pub enum ClientOrigin {
     },
 }
 
-/// A client as the server knows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A client as the server knows it. `Debug` leaves the secret's hash out.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ClientInfo {
     /// `client_id`.
@@ -70,8 +70,9 @@ pub struct ClientInfo {
 }
 
 /// An authorization request between `/authorize` and the code: bound to
-/// the browser that started it.
-#[derive(Debug, Clone)]
+/// the browser that started it. `Debug` leaves the CSRF token and the
+/// browser binding out.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Pending {
     /// The client.
@@ -94,6 +95,31 @@ pub struct Pending {
     pub subject: Option<UserId>,
     /// When it stops being usable.
     pub expires_at: u64,
+}
+
+impl std::fmt::Debug for ClientInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientInfo")
+            .field("client_id", &self.client_id)
+            .field("name", &self.name)
+            .field("redirect_uris", &self.redirect_uris)
+            .field("confidential", &self.secret_hash.is_some())
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("client", &self.client.client_id)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("resource", &self.resource)
+            .field("scopes", &self.scopes)
+            .field("subject", &self.subject)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An authorization code's binding.

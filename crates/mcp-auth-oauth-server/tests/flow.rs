@@ -30,13 +30,25 @@ fn serve(listener: tokio::net::TcpListener, router: Router) {
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
 }
 
+const CONF_SECRET: &str = "conf-secret-value-0123456789";
+
 struct Env {
+    server: AuthServer,
     issuer: String,
     resource: String,
     http: reqwest::Client,
 }
 
 async fn env_with(loopback_documents: bool) -> Env {
+    env_custom(loopback_documents, |b| b).await
+}
+
+async fn env_custom(
+    loopback_documents: bool,
+    custom: impl FnOnce(
+        mcp_auth_oauth_server::AuthServerBuilder,
+    ) -> mcp_auth_oauth_server::AuthServerBuilder,
+) -> Env {
     let (as_listener, issuer) = listen().await;
     let (mcp_listener, mcp_origin) = listen().await;
     let resource = format!("{mcp_origin}/mcp");
@@ -44,12 +56,20 @@ async fn env_with(loopback_documents: bool) -> Env {
         .scopes(["mcp:tools", "files:write", "offline_access"])
         .default_scopes(["mcp:tools"])
         .login(DangerousDevLogin)
-        .dynamic_registration(true);
+        .dynamic_registration(true)
+        .confidential_client(
+            "static-conf",
+            "Static confidential",
+            [REDIRECT],
+            CONF_SECRET,
+        );
+    builder = custom(builder);
     if loopback_documents {
         builder = builder.dangerous_allow_loopback_metadata_documents();
     }
     let server = builder.build().unwrap();
     serve(as_listener, server.router());
+    let operator = server.clone();
     // The resource finds our keys by discovery, as it would any issuer's.
     let config = ResourceConfig::builder(&resource, &issuer)
         .require_scopes(["mcp:tools"])
@@ -72,6 +92,7 @@ async fn env_with(loopback_documents: bool) -> Env {
         .unwrap();
     serve(mcp_listener, app);
     Env {
+        server: operator,
         issuer,
         resource,
         http: reqwest::Client::builder()
@@ -625,5 +646,233 @@ fn the_development_login_is_refused_on_a_public_issuer() {
             .dangerous_allow_dev_login_on_public_issuer()
             .build()
             .is_ok()
+    );
+}
+
+async fn token_form(
+    env: &Env,
+    form: &[(&str, &str)],
+    basic: Option<(&str, &str)>,
+) -> (StatusCode, Value) {
+    let mut request = env.http.post(format!("{}/token", env.issuer)).form(form);
+    if let Some((id, secret)) = basic {
+        request = request.basic_auth(id, Some(secret));
+    }
+    let response = request.send().await.unwrap();
+    (response.status(), response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_confidential_client_must_authenticate_with_its_secret() {
+    let env = env().await;
+    for how in ["none", "wrong", "basic", "post"] {
+        let pkce = new_pkce();
+        let mut browser = Browser::new();
+        let q = query(&sign_in(&env, &mut browser, "static-conf", &pkce, "frank").await);
+        let code = q["code"].as_str();
+        let base = [
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", "http://localhost:53123/callback"),
+            ("code_verifier", pkce.verifier.as_str()),
+        ];
+        let (status, answer) = match how {
+            "none" => {
+                token_form(
+                    &env,
+                    &[&base[..], &[("client_id", "static-conf")]].concat(),
+                    None,
+                )
+                .await
+            }
+            "wrong" => token_form(&env, &base, Some(("static-conf", "not-the-secret"))).await,
+            "basic" => token_form(&env, &base, Some(("static-conf", CONF_SECRET))).await,
+            _ => {
+                let form = [
+                    &base[..],
+                    &[("client_id", "static-conf"), ("client_secret", CONF_SECRET)],
+                ]
+                .concat();
+                token_form(&env, &form, None).await
+            }
+        };
+        match how {
+            "none" | "wrong" => {
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "{how}: {answer}");
+                assert_eq!(answer["error"], "invalid_client");
+            }
+            _ => assert_eq!(status, StatusCode::OK, "{how}: {answer}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_refresh_may_narrow_scopes_never_widen_them() {
+    let env = env().await;
+    let client_id = register(&env, "Scopes").await;
+    let pkce = new_pkce();
+    let mut browser = Browser::new();
+    let url = authorize_url(
+        &env,
+        &client_id,
+        &pkce,
+        &[("scope", "mcp:tools files:write")],
+    );
+    let callback = browser
+        .sign_in(&env.issuer, &url, "gina")
+        .await
+        .unwrap()
+        .unwrap();
+    let (_, tokens) = exchange(&env, &client_id, &query(&callback)["code"], &pkce.verifier).await;
+    assert_eq!(tokens["scope"], "mcp:tools files:write");
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let (status, answer) = token_form(
+        &env,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh_token),
+            ("client_id", &client_id),
+            ("scope", "mcp:tools offline_access"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer["error"], "invalid_scope");
+    let (status, answer) = token_form(
+        &env,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh_token),
+            ("client_id", &client_id),
+            ("scope", "mcp:tools"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["scope"], "mcp:tools");
+}
+
+#[tokio::test]
+async fn within_the_grace_window_a_lost_refresh_answer_can_be_retried() {
+    let env = env_custom(true, |b| {
+        b.refresh_grace(std::time::Duration::from_secs(30))
+    })
+    .await;
+    let client_id = register(&env, "Grace").await;
+    let pkce = new_pkce();
+    let mut browser = Browser::new();
+    let q = query(&sign_in(&env, &mut browser, &client_id, &pkce, "hank").await);
+    let (_, tokens) = exchange(&env, &client_id, &q["code"], &pkce.verifier).await;
+    let first = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let (_, lost) = refresh(&env, &client_id, &first).await;
+    let lost = lost["refresh_token"].as_str().unwrap().to_owned();
+    // The client never saw `lost` and retries with `first`.
+    let (status, retried) = refresh(&env, &client_id, &first).await;
+    assert_eq!(status, StatusCode::OK, "{retried}");
+    let kept = retried["refresh_token"].as_str().unwrap().to_owned();
+    let (status, _) = refresh(&env, &client_id, &lost).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "the lost successor died");
+    let (status, _) = refresh(&env, &client_id, &kept).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_operator_lists_and_revokes_grants_and_other_devices_stay_signed_in() {
+    let env = env().await;
+    let client_id = register(&env, "Operator").await;
+    let mut refresh_tokens = Vec::new();
+    for device in 0..2 {
+        let pkce = new_pkce();
+        // Two browsers (two devices) of the same user.
+        let mut browser = Browser::new();
+        let q = query(&sign_in(&env, &mut browser, &client_id, &pkce, "ivy").await);
+        let (_, tokens) = exchange(&env, &client_id, &q["code"], &pkce.verifier).await;
+        refresh_tokens.push(tokens["refresh_token"].as_str().unwrap().to_owned());
+        let _ = device;
+    }
+    let ivy = mcp_auth_core::UserId::new("ivy").unwrap();
+    let grants = env.server.grants(&ivy).await.unwrap();
+    assert_eq!(
+        grants.len(),
+        2,
+        "a new grant did not revoke the other device's"
+    );
+    assert!(
+        grants
+            .iter()
+            .all(|g| g.client_id == client_id && g.scopes == ["mcp:tools"])
+    );
+    assert!(env.server.revoke_grant(&grants[0].id).await.unwrap());
+    let alive: Vec<StatusCode> = futures_statuses(&env, &client_id, &refresh_tokens).await;
+    assert_eq!(alive.iter().filter(|s| **s == StatusCode::OK).count(), 1);
+    assert_eq!(env.server.revoke_user(&ivy).await.unwrap(), 1);
+    assert!(env.server.grants(&ivy).await.unwrap().is_empty());
+    assert_eq!(env.server.revoke_all().await.unwrap(), 0);
+}
+
+async fn futures_statuses(env: &Env, client_id: &str, tokens: &[String]) -> Vec<StatusCode> {
+    let mut statuses = Vec::new();
+    for token in tokens {
+        statuses.push(refresh(env, client_id, token).await.0);
+    }
+    statuses
+}
+
+#[tokio::test]
+async fn the_audit_log_records_every_decision_and_no_secret() {
+    let (log, _guard) = mcp_auth_testkit::CapturedLog::install();
+    let env = env().await;
+    let client_id = register(&env, "Audit").await;
+    let pkce = new_pkce();
+    let mut browser = Browser::new();
+    let callback = sign_in(&env, &mut browser, &client_id, &pkce, "judy").await;
+    let code = query(&callback)["code"].clone();
+    let (_, tokens) = exchange(&env, &client_id, &code, &pkce.verifier).await;
+    let _ = exchange(&env, &client_id, &code, &pkce.verifier).await; // replay
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let _ = refresh(&env, &client_id, &refresh_token).await;
+    let (_, confidential) = token_form(
+        &env,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "x"),
+            ("client_id", "static-conf"),
+            ("client_secret", CONF_SECRET),
+        ],
+        None,
+    )
+    .await;
+    let _ = confidential;
+    let text = log.contents();
+    for event in [
+        "client_registered",
+        "signed_in",
+        "consent_given",
+        "grant_issued",
+        "code_replayed",
+        "token_refused",
+    ] {
+        assert!(text.contains(event), "{event} missing:\n{text}");
+    }
+    let access = tokens["access_token"].as_str().unwrap();
+    for secret in [
+        code.as_str(),
+        access,
+        refresh_token.as_str(),
+        CONF_SECRET,
+        pkce.verifier.as_str(),
+    ] {
+        assert!(!text.contains(secret), "a secret reached the log:\n{text}");
+    }
+    for cookie in browser.cookies().values() {
+        assert!(!text.contains(cookie.as_str()), "a cookie reached the log");
+    }
+    let debug = format!("{:?}", env.server);
+    assert!(!debug.contains(CONF_SECRET));
+    assert!(
+        debug.contains("confidential: true") && !debug.contains("secret_hash"),
+        "{debug}"
     );
 }
