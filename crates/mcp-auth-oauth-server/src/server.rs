@@ -5,13 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use axum::routing::{get, post};
 use data_encoding::{BASE64, BASE64URL_NOPAD};
 use mcp_auth_core::{Clock, SystemClock, UserId};
 use mcp_auth_http::HttpClient;
+use mcp_auth_ratelimit::{Limit, Limits, MemoryRateLimiter};
 use mcp_auth_session::{MemorySessionStore, NewSession, SessionConfig, SessionManager};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -69,6 +70,7 @@ pub struct AuthServerBuilder {
     refresh_grace: Duration,
     clock: Arc<dyn Clock>,
     force_dev_login: bool,
+    limits: Option<Limits>,
 }
 
 impl std::fmt::Debug for AuthServerBuilder {
@@ -106,6 +108,7 @@ struct Inner {
     refresh_grace: u64,
     clock: Arc<dyn Clock>,
     sessions: SessionManager,
+    limiter: MemoryRateLimiter,
 }
 
 impl AuthServer {
@@ -134,6 +137,7 @@ impl AuthServer {
             refresh_grace: DEFAULT_REFRESH_GRACE,
             clock: Arc::new(SystemClock),
             force_dev_login: false,
+            limits: None,
         }
     }
 
@@ -364,6 +368,16 @@ impl AuthServerBuilder {
         self
     }
 
+    /// Per-address rate limits on the endpoints (the "user" tier is the
+    /// client's address, the "tool" tier the endpoint: `authorize`,
+    /// `login`, `consent`, `token`, `revoke`, `register`). Default: 300
+    /// requests a minute per address, 120 a minute per endpoint, 10
+    /// registrations a minute.
+    pub fn rate_limits(mut self, limits: Limits) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
     /// Allows a development login on an issuer that is not loopback.
     pub fn dangerous_allow_dev_login_on_public_issuer(mut self) -> Self {
         self.force_dev_login = true;
@@ -440,6 +454,14 @@ impl AuthServerBuilder {
             Some(keys) => keys,
             None => KeyRing::new(SigningKey::generate()?, Vec::new()),
         };
+        let limits = match self.limits {
+            Some(limits) => limits,
+            None => default_limits().map_err(|_| config("rate_limits", "invalid default"))?,
+        }
+        .known_tools(ENDPOINTS);
+        let limiter = MemoryRateLimiter::new(limits)
+            .map_err(|_| config("rate_limits", "invalid limits"))?
+            .clock(self.clock.clone());
         let session_config = SessionConfig::default();
         let sessions = SessionManager::new(MemorySessionStore::new(), session_config)
             .map_err(|_| config("sessions", "invalid session configuration"))?;
@@ -465,12 +487,58 @@ impl AuthServerBuilder {
                 refresh_grace: self.refresh_grace.as_secs(),
                 clock: self.clock,
                 sessions,
+                limiter,
             }),
         })
     }
 }
 
 // ---------------------------------------------------------------- helpers
+
+const ENDPOINTS: [&str; 6] = [
+    "authorize",
+    "login",
+    "consent",
+    "token",
+    "revoke",
+    "register",
+];
+
+fn default_limits() -> Result<Limits, mcp_auth_ratelimit::RateLimitError> {
+    Ok(Limits::none()
+        .per_user(Some(Limit::per_minute(300)?))
+        .per_tool(Some(Limit::per_minute(120)?))
+        .tool_limit("register", Limit::per_minute(10)?))
+}
+
+/// `None` when the client's address may call `endpoint` now, else the 429
+/// to answer (a page or JSON, with `Retry-After`).
+fn throttle(s: &Inner, request: &Request, endpoint: &str, page: bool) -> Option<Response<Body>> {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+    let key = UserId::new(format!("ip:{peer}")).ok()?;
+    let decision = s.limiter.check(&key, Some(endpoint));
+    let retry = decision.retry_after_secs()?;
+    tracing::warn!(target: AUDIT, event = "rate_limited", endpoint, peer = %peer);
+    let mut response = if page {
+        html::error_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many attempts. Wait a moment and try again.",
+        )
+    } else {
+        json_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            &json!({"error": "temporarily_unavailable", "error_description": "too many requests"}),
+            "no-store",
+        )
+    };
+    if let Ok(value) = HeaderValue::from_str(&retry.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    Some(response)
+}
 
 fn random(bytes: usize) -> Result<String, ServerError> {
     let mut buf = vec![0u8; bytes];
@@ -756,6 +824,9 @@ fn json_response(status: StatusCode, value: &Value, cache: &'static str) -> Resp
 }
 
 async fn authorize(State(s): State<Arc<Inner>>, request: Request) -> Response<Body> {
+    if let Some(refused) = throttle(&s, &request, "authorize", true) {
+        return refused;
+    }
     let query = request.uri().query().unwrap_or("").as_bytes().to_vec();
     let headers = request.headers().clone();
     let q = match params(&query) {
@@ -949,6 +1020,9 @@ async fn bound_pending(
 }
 
 async fn login_get(State(s): State<Arc<Inner>>, request: Request) -> Response<Body> {
+    if let Some(refused) = throttle(&s, &request, "login", true) {
+        return refused;
+    }
     let query = request.uri().query().unwrap_or("").as_bytes().to_vec();
     let headers = request.headers().clone();
     match params(&query) {
@@ -958,6 +1032,9 @@ async fn login_get(State(s): State<Arc<Inner>>, request: Request) -> Response<Bo
 }
 
 async fn login_post(State(s): State<Arc<Inner>>, request: Request) -> Response<Body> {
+    if let Some(refused) = throttle(&s, &request, "login", true) {
+        return refused;
+    }
     match form(request).await {
         Ok((headers, fields)) => finish_login(&s, &headers, fields, true).await,
         Err(why) => html::error_page(StatusCode::BAD_REQUEST, why),
@@ -1013,6 +1090,9 @@ async fn finish_login(
 }
 
 async fn consent(State(s): State<Arc<Inner>>, request: Request) -> Response<Body> {
+    if let Some(refused) = throttle(&s, &request, "consent", true) {
+        return refused;
+    }
     let (headers, fields) = match form(request).await {
         Ok(parsed) => parsed,
         Err(why) => return html::error_page(StatusCode::BAD_REQUEST, why),
@@ -1152,6 +1232,9 @@ async fn authenticate(
 }
 
 async fn token(State(s): State<Arc<Inner>>, request: Request) -> Response<Body> {
+    if let Some(refused) = throttle(&s, &request, "token", false) {
+        return refused;
+    }
     let (headers, fields) = match form(request).await {
         Ok(parsed) => parsed,
         Err(why) => return token_error(StatusCode::BAD_REQUEST, "invalid_request", why),
@@ -1376,6 +1459,9 @@ async fn issue_tokens(
 // --------------------------------------------------------------- /revoke
 
 async fn revoke(State(s): State<Arc<Inner>>, request: Request) -> Response<Body> {
+    if let Some(refused) = throttle(&s, &request, "revoke", false) {
+        return refused;
+    }
     let (headers, fields) = match form(request).await {
         Ok(parsed) => parsed,
         Err(why) => return token_error(StatusCode::BAD_REQUEST, "invalid_request", why),
@@ -1405,7 +1491,17 @@ async fn revoke(State(s): State<Arc<Inner>>, request: Request) -> Response<Body>
 
 // ------------------------------------------------------------- /register
 
-async fn register(State(s): State<Arc<Inner>>, body: Bytes) -> Response<Body> {
+async fn register(State(s): State<Arc<Inner>>, request: Request) -> Response<Body> {
+    if let Some(refused) = throttle(&s, &request, "register", false) {
+        return refused;
+    }
+    let Ok(body) = axum::body::to_bytes(request.into_body(), MAX_FORM + 1).await else {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": "invalid_client_metadata", "error_description": "the registration is too large"}),
+            "no-store",
+        );
+    };
     let bad = |error: &str, why: &str| {
         tracing::info!(target: AUDIT, event = "registration_refused", error, reason = why);
         json_response(
