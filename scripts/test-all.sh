@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine with only the Rust toolchain:
 # installs what the tests need when it is missing (redis-server from
-# Debian's packages; Node.js 22 from the npm registry when the machine's
-# node is older), then runs every test of the workspace with every feature,
+# Debian's packages, and Chromium with its WebDriver; Node.js 22 from the
+# npm registry when the machine's node is older), then runs every test of the workspace with every feature,
 # including the tests a plain `cargo test` lists as ignored because they
 # need those services. A test that needs a service it cannot find fails.
 #
@@ -38,6 +38,12 @@ if ! command -v redis-server >/dev/null 2>&1; then
   apt_install redis-server
 fi
 say "$(redis-server --version)"
+
+# The authorization server's pages are tested in a real browser.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  apt_install chromium chromium-driver
+fi
+say "$(chromium --version 2>/dev/null || echo chromium)"
 
 if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
   apt_install nodejs npm

@@ -18,7 +18,9 @@
 //! discovery, JWKS and an open token mint) for demos and tests on loopback.
 //!
 //! [`browser::Browser`] is a scripted browser for the authorization
-//! server's pages (cookies by hand, forms read from the HTML).
+//! server's pages (cookies by hand, forms read from the HTML);
+//! [`webdriver::Chromium`] is a real one (headless Chromium through
+//! chromedriver).
 //!
 //! ```no_run
 //! let redis = mcp_auth_testkit::RedisServer::start("my_test");
@@ -29,6 +31,7 @@ pub mod browser;
 mod issuer;
 mod log;
 mod npm;
+pub mod webdriver;
 
 pub use issuer::{DEV_MINT_GRANT, DevIssuer};
 pub use log::CapturedLog;

@@ -1,0 +1,169 @@
+//! The sign-in pages in a real browser: headless Chromium (Debian's
+//! `chromium`, through `chromedriver`) types a user name, approves and
+//! denies, and meets a forged CSRF token and a framing page. A screenshot
+//! of the consent page is kept for review at
+//! `target/screenshots/oauth-consent.png`.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use axum::Router;
+use axum::routing::get;
+use common::*;
+use mcp_auth_testkit::browser::query_of;
+use mcp_auth_testkit::webdriver::Chromium;
+use serde_json::{Value, json};
+
+/// The client's callback, and a page that tries to frame the sign-in.
+async fn client_site(authorize: String) -> String {
+    let (listener, origin) = listen().await;
+    let framing = format!(
+        "<!doctype html><title>framing</title><iframe id=\"f\" src=\"{authorize}\" width=400 height=400></iframe>"
+    );
+    serve(
+        listener,
+        Router::new()
+            .route(
+                "/callback",
+                get(|| async { axum::response::Html("<title>back at the client</title>") }),
+            )
+            .route(
+                "/frame",
+                get(move || async move { axum::response::Html(framing) }),
+            ),
+    );
+    origin
+}
+
+async fn register_at(env: &Env, name: &str, redirect: &str) -> String {
+    let answer: Value = env
+        .http
+        .post(format!("{}/register", env.issuer))
+        .json(&json!({"client_name": name, "redirect_uris": [redirect], "token_endpoint_auth_method": "none"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["client_id"].as_str().unwrap().to_owned()
+}
+
+fn authorize(env: &Env, client_id: &str, redirect: &str, state: &str) -> String {
+    let pkce = new_pkce();
+    let mut url = url::Url::parse(&format!("{}/authorize", env.issuer)).unwrap();
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", redirect)
+        .append_pair("code_challenge", &pkce.challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("state", state)
+        .append_pair("resource", &env.resource);
+    url.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium"]
+async fn login_consent_and_redirect_in_a_real_browser() {
+    let env = env().await;
+    let site = client_site(String::new()).await;
+    let redirect = format!("{site}/callback");
+    let client_id = register_at(&env, "<b>Chromium</b> & friends", &redirect).await;
+    let browser = Chromium::start("oauth-server browser test").await;
+
+    // Login: type a name, continue.
+    browser
+        .open(&authorize(&env, &client_id, &redirect, "s-1"))
+        .await
+        .unwrap();
+    assert_eq!(browser.text("h1").await.unwrap(), "Sign in");
+    browser.type_into("#user", "chromium-user").await.unwrap();
+    browser.click("button[type=submit]").await.unwrap();
+
+    // Consent: the client's name is text, not markup.
+    let heading = browser.text("h1").await.unwrap();
+    assert_eq!(
+        heading,
+        "Allow <b>Chromium</b> & friends to use your account?"
+    );
+    let source = browser.source().await.unwrap();
+    assert!(
+        !source.contains("<b>Chromium</b>"),
+        "markup rendered as HTML"
+    );
+    let png = browser.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"));
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("oauth-consent.png"), &png).unwrap();
+
+    // Approve: back at the client with a code, the state and our issuer.
+    browser.click("button[value=approve]").await.unwrap();
+    let url = browser.wait_for_url(&redirect).await.unwrap();
+    let q = query_of(&url);
+    assert!(q.contains_key("code"));
+    assert_eq!(q["state"], "s-1");
+    assert_eq!(q["iss"], env.issuer);
+
+    // Signed in and consented: the next request goes straight back; after
+    // the consent is forgotten (another redirect) Deny sends an error.
+    browser
+        .open(&authorize(&env, &client_id, &redirect, "s-2"))
+        .await
+        .unwrap();
+    assert!(query_of(&browser.wait_for_url(&redirect).await.unwrap()).contains_key("code"));
+    let other = register_at(&env, "Second client", &redirect).await;
+    browser
+        .open(&authorize(&env, &other, &redirect, "s-3"))
+        .await
+        .unwrap();
+    browser.click("button[value=deny]").await.unwrap();
+    let q = query_of(&browser.wait_for_url(&redirect).await.unwrap());
+    assert_eq!(q["error"], "access_denied");
+    assert_eq!(q["state"], "s-3");
+
+    // A forged CSRF token: refused, nothing issued.
+    browser
+        .open(&authorize(&env, &other, &redirect, "s-4"))
+        .await
+        .unwrap();
+    browser
+        .run("document.querySelector('input[name=csrf]').value = 'forged'; return true;")
+        .await
+        .unwrap();
+    browser.click("button[value=approve]").await.unwrap();
+    assert!(browser.url().await.unwrap().starts_with(&env.issuer));
+    assert!(
+        browser
+            .source()
+            .await
+            .unwrap()
+            .contains("The form is not valid")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium"]
+async fn the_sign_in_pages_cannot_be_framed() {
+    let env = env().await;
+    let placeholder = client_site(String::new()).await;
+    let redirect = format!("{placeholder}/callback");
+    let client_id = register_at(&env, "Framed", &redirect).await;
+    let site = client_site(authorize(&env, &client_id, &redirect, "framed")).await;
+    let browser = Chromium::start("oauth-server framing test").await;
+    browser.open(&format!("{site}/frame")).await.unwrap();
+    browser.frame(Some("#f")).await.unwrap();
+    let framed = browser.source().await.unwrap();
+    assert!(
+        !framed.contains("name=\"user\""),
+        "the login form loaded in a frame: {framed}"
+    );
+    browser.frame(None).await.unwrap();
+    // The same page at the top level loads.
+    browser
+        .open(&authorize(&env, &client_id, &redirect, "top"))
+        .await
+        .unwrap();
+    assert!(browser.source().await.unwrap().contains("name=\"user\""));
+}
