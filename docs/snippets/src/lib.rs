@@ -22,6 +22,10 @@ pub struct Axum;
 pub struct Jwks;
 
 #[cfg(doctest)]
+#[doc = include_str!("../../oauth-server.md")]
+pub struct OauthServer;
+
+#[cfg(doctest)]
 #[doc = include_str!("../../pkce.md")]
 pub struct Pkce;
 
