@@ -186,6 +186,8 @@ impl AuthServer {
             open = open.route(&path, get(metadata));
         }
         let pages = Router::new()
+            .route(&format!("{p}/apps"), get(apps))
+            .route(&format!("{p}/apps/revoke"), post(apps_revoke))
             .route(&format!("{p}/authorize"), get(authorize))
             .route(&format!("{p}/login"), post(login_post).get(login_get))
             .route(&format!("{p}/consent"), post(consent));
@@ -702,13 +704,7 @@ impl Inner {
             Ok(false) => {}
             Err(_) => return unavailable(),
         }
-        let source = match &pending.client.origin {
-            ClientOrigin::Configured => "configured on this server".to_owned(),
-            ClientOrigin::Registered => "registered itself with this server".to_owned(),
-            ClientOrigin::MetadataDocument { host } => format!("identified by {host}"),
-            #[allow(unreachable_patterns)]
-            _ => String::new(),
-        };
+        let source = origin_text(&pending.client.origin);
         let redirect_host = url::Url::parse(&pending.redirect_uri)
             .ok()
             .and_then(|u| u.host_str().map(str::to_owned))
@@ -738,6 +734,7 @@ impl Inner {
             subject,
             client_id: pending.client.client_id.clone(),
             client_name: pending.client.name.clone(),
+            client_origin: pending.client.origin.clone(),
             resource: pending.resource.clone(),
             scopes: pending.scopes.clone(),
             created_at: now,
@@ -1141,6 +1138,113 @@ async fn consent(State(s): State<Arc<Inner>>, request: Request) -> Response<Body
             "access_denied",
             "the user denied the request",
         ),
+    }
+}
+
+// ------------------------------------------------------- connected apps
+
+/// The signed-in person of this browser, and the CSRF token of the
+/// connected-apps page (derived from the browser cookie, which a page of
+/// another site cannot read).
+async fn apps_viewer(s: &Inner, headers: &HeaderMap) -> Option<(UserId, String)> {
+    let session = cookie(headers, LOGIN_COOKIE)?;
+    let user = s.sessions.load_str(session).await.ok()?.user;
+    let browser = cookie(headers, BROWSER_COOKIE)?;
+    let csrf = BASE64URL_NOPAD.encode(&Sha256::digest(
+        format!("apps\0{browser}\0{session}").as_bytes(),
+    ));
+    Some((user, csrf))
+}
+
+fn origin_text(origin: &ClientOrigin) -> String {
+    match origin {
+        ClientOrigin::Configured => "configured on this server".to_owned(),
+        ClientOrigin::Registered => "registered itself with this server".to_owned(),
+        ClientOrigin::MetadataDocument { host } => format!("identified by {host}"),
+        #[allow(unreachable_patterns)]
+        _ => String::new(),
+    }
+}
+
+/// `GET /apps`: the applications holding a grant on the signed-in
+/// person's behalf, each with a Revoke button.
+async fn apps(State(s): State<Arc<Inner>>, request: Request) -> Response<Body> {
+    let Some((user, csrf)) = apps_viewer(&s, request.headers()).await else {
+        return html::error_page(
+            StatusCode::UNAUTHORIZED,
+            "You are not signed in on this server in this browser. Sign in from an application first.",
+        );
+    };
+    let grants = match s.store.grants_of(&user, s.now()).await {
+        Ok(grants) => grants,
+        Err(_) => return unavailable(),
+    };
+    let action = html::escape(&s.endpoint("/apps/revoke"));
+    let mut items = String::new();
+    for grant in &grants {
+        items.push_str(&format!(
+            "<li><strong>{name}</strong><br><span class=\"note\">{origin}</span>\
+             <dl><dt>Permissions</dt><dd>{scopes}</dd><dt>Last used</dt><dd>{last}</dd></dl>\
+             <form method=\"post\" action=\"{action}\">\
+             <input type=\"hidden\" name=\"grant\" value=\"{id}\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <button type=\"submit\">Revoke access</button></form></li>",
+            name = html::escape(&grant.client_name),
+            origin = html::escape(&origin_text(&grant.client_origin)),
+            scopes = html::escape(&grant.scopes.join(" ")),
+            last = html::utc(grant.last_used),
+            id = html::escape(&grant.id),
+            csrf = html::escape(&csrf),
+        ));
+    }
+    if grants.is_empty() {
+        items.push_str("<li>No application holds access on your behalf.</li>");
+    }
+    html::page(
+        StatusCode::OK,
+        "Connected apps",
+        &format!(
+            "<h1>Connected apps</h1><p>Signed in as <strong>{}</strong>.</p><ul>{items}</ul>",
+            html::escape(user.as_str())
+        ),
+    )
+}
+
+/// `POST /apps/revoke`: revokes one of the person's own grants.
+async fn apps_revoke(State(s): State<Arc<Inner>>, request: Request) -> Response<Body> {
+    if let Some(refused) = throttle(&s, &request, "consent", true) {
+        return refused;
+    }
+    let (headers, fields) = match form(request).await {
+        Ok(parsed) => parsed,
+        Err(why) => return html::error_page(StatusCode::BAD_REQUEST, why),
+    };
+    let Some((user, csrf)) = apps_viewer(&s, &headers).await else {
+        return html::error_page(StatusCode::UNAUTHORIZED, "Sign in first.");
+    };
+    let valid = fields
+        .get("csrf")
+        .is_some_and(|given| mcp_auth_core::secrets_equal(given.as_bytes(), csrf.as_bytes()));
+    if !valid {
+        tracing::warn!(target: AUDIT, event = "flow_refused", reason = "csrf");
+        return html::error_page(
+            StatusCode::FORBIDDEN,
+            "The form is not valid. Reload the page.",
+        );
+    }
+    let Some(id) = fields.get("grant") else {
+        return html::error_page(StatusCode::BAD_REQUEST, "No application named.");
+    };
+    match s.store.grant(id, s.now()).await {
+        Ok(Some(grant)) if grant.subject == user => {
+            if s.store.revoke_grant(id).await.is_err() {
+                return unavailable();
+            }
+            tracing::info!(target: AUDIT, event = "grant_revoked", grant = short(id), by = "user");
+            redirect_to(&s.endpoint("/apps"))
+        }
+        Ok(_) => html::error_page(StatusCode::NOT_FOUND, "No such application."),
+        Err(_) => unavailable(),
     }
 }
 

@@ -148,6 +148,8 @@ pub struct Grant {
     pub client_id: String,
     /// Its name when granted.
     pub client_name: String,
+    /// Where the client came from (shown to the user).
+    pub client_origin: ClientOrigin,
     /// The resource (token audience).
     pub resource: String,
     /// Granted scopes.

@@ -1,8 +1,8 @@
 //! The sign-in pages in a real browser: headless Chromium (Debian's
 //! `chromium`, through `chromedriver`) types a user name, approves and
-//! denies, and meets a forged CSRF token and a framing page. A screenshot
-//! of the consent page is kept for review at
-//! `target/screenshots/oauth-consent.png`.
+//! denies, and meets a forged CSRF token and a framing page. Screenshots
+//! of every page (error, login, consent, connected apps) are kept for
+//! review in `target/screenshots/oauth-*.png`.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -50,7 +50,16 @@ async fn register_at(env: &Env, name: &str, redirect: &str) -> String {
 }
 
 fn authorize(env: &Env, client_id: &str, redirect: &str, state: &str) -> String {
-    let pkce = new_pkce();
+    authorize_with(env, client_id, redirect, state, &new_pkce())
+}
+
+fn authorize_with(
+    env: &Env,
+    client_id: &str,
+    redirect: &str,
+    state: &str,
+    pkce: &mcp_auth_testkit::browser::Pkce,
+) -> String {
     let mut url = url::Url::parse(&format!("{}/authorize", env.issuer)).unwrap();
     url.query_pairs_mut()
         .append_pair("response_type", "code")
@@ -72,12 +81,32 @@ async fn login_consent_and_redirect_in_a_real_browser() {
     let client_id = register_at(&env, "<b>Chromium</b> & friends", &redirect).await;
     let browser = Chromium::start("oauth-server browser test").await;
 
-    // Login: type a name, continue.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let keep = |name: &str, png: Vec<u8>| {
+        assert!(png.starts_with(b"\x89PNG"));
+        std::fs::write(dir.join(name), png).unwrap();
+    };
+
+    // An unknown client: an error page, no redirect.
     browser
-        .open(&authorize(&env, &client_id, &redirect, "s-1"))
+        .open(&authorize(&env, "no-such-client", &redirect, "s-0"))
+        .await
+        .unwrap();
+    assert_eq!(
+        browser.text("h1").await.unwrap(),
+        "This sign-in cannot continue"
+    );
+    keep("oauth-error.png", browser.screenshot().await.unwrap());
+
+    // Login: type a name, continue.
+    let pkce = new_pkce();
+    browser
+        .open(&authorize_with(&env, &client_id, &redirect, "s-1", &pkce))
         .await
         .unwrap();
     assert_eq!(browser.text("h1").await.unwrap(), "Sign in");
+    keep("oauth-login.png", browser.screenshot().await.unwrap());
     browser.type_into("#user", "chromium-user").await.unwrap();
     browser.click("button[type=submit]").await.unwrap();
 
@@ -92,11 +121,7 @@ async fn login_consent_and_redirect_in_a_real_browser() {
         !source.contains("<b>Chromium</b>"),
         "markup rendered as HTML"
     );
-    let png = browser.screenshot().await.unwrap();
-    assert!(png.starts_with(b"\x89PNG"));
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("oauth-consent.png"), &png).unwrap();
+    keep("oauth-consent.png", browser.screenshot().await.unwrap());
 
     // Approve: back at the client with a code, the state and our issuer.
     browser.click("button[value=approve]").await.unwrap();
@@ -105,6 +130,31 @@ async fn login_consent_and_redirect_in_a_real_browser() {
     assert!(q.contains_key("code"));
     assert_eq!(q["state"], "s-1");
     assert_eq!(q["iss"], env.issuer);
+
+    // The client redeems the code; the connected-apps page lists the grant.
+    let redeemed = env
+        .http
+        .post(format!("{}/token", env.issuer))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", q["code"].as_str()),
+            ("redirect_uri", redirect.as_str()),
+            ("client_id", client_id.as_str()),
+            ("code_verifier", pkce.verifier.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redeemed.status(), reqwest::StatusCode::OK);
+    browser.open(&format!("{}/apps", env.issuer)).await.unwrap();
+    assert!(
+        browser
+            .text("li strong")
+            .await
+            .unwrap()
+            .contains("<b>Chromium</b>")
+    );
+    keep("oauth-apps.png", browser.screenshot().await.unwrap());
 
     // Signed in and consented: the next request goes straight back; after
     // the consent is forgotten (another redirect) Deny sends an error.

@@ -594,3 +594,71 @@ async fn registration_is_rate_limited_per_address() {
     );
     assert_eq!(statuses[10], StatusCode::TOO_MANY_REQUESTS);
 }
+
+#[tokio::test]
+async fn a_signed_in_person_sees_their_connected_apps_and_revokes_one() {
+    let env = env().await;
+    let first = register(&env, "First <app>").await;
+    let second = register(&env, "Second app").await;
+    let mut browser = Browser::new();
+    let mut refresh_tokens = Vec::new();
+    for client in [&first, &second] {
+        let pkce = new_pkce();
+        let q = query(&sign_in(&env, &mut browser, client, &pkce, "kim").await);
+        let (_, tokens) = exchange(&env, client, &q["code"], &pkce.verifier).await;
+        refresh_tokens.push(tokens["refresh_token"].as_str().unwrap().to_owned());
+    }
+    let apps_url = format!("{}/apps", env.issuer);
+    let page = browser.get(&apps_url).await.unwrap();
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("First &lt;app&gt;") && page.body.contains("Second app"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("registered itself"));
+    // The first Revoke form on the page: its grant and the page's token.
+    let grant = page.field("grant").unwrap();
+    let csrf = page.field("csrf").unwrap();
+    // Another browser, or a forged token, cannot use the form.
+    let stranger = Browser::new()
+        .post(
+            &format!("{apps_url}/revoke"),
+            &[("grant", &grant), ("csrf", &csrf)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(stranger.status, StatusCode::UNAUTHORIZED);
+    let forged = browser
+        .post(
+            &format!("{apps_url}/revoke"),
+            &[("grant", &grant), ("csrf", "forged")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let done = browser
+        .post(
+            &format!("{apps_url}/revoke"),
+            &[("grant", &grant), ("csrf", &csrf)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    let statuses = [
+        refresh(&env, &first, &refresh_tokens[0]).await.0,
+        refresh(&env, &second, &refresh_tokens[1]).await.0,
+    ];
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        1,
+        "one revoked, one kept"
+    );
+    let page = browser.get(&apps_url).await.unwrap();
+    assert_eq!(page.body.matches("Revoke access").count(), 1);
+    // Without a login session there is nothing to show.
+    assert_eq!(
+        Browser::new().get(&apps_url).await.unwrap().status,
+        StatusCode::UNAUTHORIZED
+    );
+}
