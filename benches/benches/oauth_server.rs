@@ -1,0 +1,156 @@
+//! The authorization server's token endpoint on loopback, memory store,
+//! ES256 signing included: refresh grants per second (each one a rotation:
+//! a lookup, an atomic rotate, a signature) and authorization-code grants
+//! per second (a remembered-consent `/authorize` plus the code exchange).
+//! 16 concurrent clients, each on its own grant. Figures are recorded in
+//! docs/oauth-server.md. `cargo test --benches` runs it once, small.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::time::Instant;
+
+use mcp_auth_benches::{bench_mode, join_all};
+use mcp_auth_oauth_server::{AuthServer, DangerousDevLogin};
+use mcp_auth_ratelimit::Limits;
+use mcp_auth_testkit::browser::{Browser, Pkce, query_of};
+use serde_json::{Value, json};
+
+const CLIENTS: usize = 16;
+const REDIRECT: &str = "http://localhost:1/cb";
+
+struct Client {
+    http: reqwest::Client,
+    browser: Browser,
+    client_id: String,
+    refresh: String,
+}
+
+fn authorize_url(issuer: &str, resource: &str, client_id: &str, pkce: &Pkce) -> String {
+    let mut url = url::Url::parse(&format!("{issuer}/authorize")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("code_challenge", &pkce.challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("resource", resource);
+    url.to_string()
+}
+
+async fn token(http: &reqwest::Client, issuer: &str, form: &[(&str, &str)]) -> Value {
+    let response = http
+        .post(format!("{issuer}/token"))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    response.json().await.unwrap()
+}
+
+/// One code grant: authorize (signed in, consent remembered) and exchange.
+async fn code_grant(client: &mut Client, issuer: &str, resource: &str, user: &str) -> Value {
+    let pkce = Pkce::new();
+    let url = authorize_url(issuer, resource, &client.client_id, &pkce);
+    let callback = client
+        .browser
+        .sign_in(issuer, &url, user)
+        .await
+        .unwrap()
+        .unwrap();
+    let code = query_of(&callback)["code"].clone();
+    token(
+        &client.http,
+        issuer,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &client.client_id),
+            ("code_verifier", &pkce.verifier),
+        ],
+    )
+    .await
+}
+
+fn main() {
+    let (refreshes, codes) = if bench_mode() { (400, 60) } else { (3, 2) };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let resource = format!("{issuer}/mcp");
+        let server = AuthServer::builder(&issuer, &resource)
+            .scopes(["mcp:tools"])
+            .login(DangerousDevLogin)
+            .dynamic_registration(true)
+            .rate_limits(Limits::none())
+            .build()
+            .unwrap();
+        tokio::spawn(async move { axum::serve(listener, server.router()).await.unwrap() });
+
+        let mut clients = Vec::new();
+        for i in 0..CLIENTS {
+            let http = reqwest::Client::new();
+            let registered: Value = http
+                .post(format!("{issuer}/register"))
+                .json(&json!({"client_name": format!("bench {i}"), "redirect_uris": [REDIRECT],
+                              "token_endpoint_auth_method": "none"}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let mut client = Client {
+                http,
+                browser: Browser::new(),
+                client_id: registered["client_id"].as_str().unwrap().to_owned(),
+                refresh: String::new(),
+            };
+            let tokens = code_grant(&mut client, &issuer, &resource, &format!("user-{i}")).await;
+            client.refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+            clients.push(client);
+        }
+
+        let started = Instant::now();
+        join_all(clients.iter_mut().map(|client| {
+            let issuer = issuer.clone();
+            async move {
+                for _ in 0..refreshes {
+                    let tokens = token(
+                        &client.http,
+                        &issuer,
+                        &[("grant_type", "refresh_token"), ("refresh_token", &client.refresh),
+                          ("client_id", &client.client_id)],
+                    )
+                    .await;
+                    client.refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+                }
+            }
+        }))
+        .await;
+        let per_second = (CLIENTS * refreshes) as f64 / started.elapsed().as_secs_f64();
+        println!(
+            "figure: refresh grants per second (memory store, {CLIENTS} concurrent clients, loopback, ES256): {per_second:.0} (goal >= 5000)"
+        );
+
+        let started = Instant::now();
+        join_all(clients.iter_mut().enumerate().map(|(i, client)| {
+            let (issuer, resource) = (issuer.clone(), resource.clone());
+            async move {
+                for _ in 0..codes {
+                    code_grant(client, &issuer, &resource, &format!("user-{i}")).await;
+                }
+            }
+        }))
+        .await;
+        let per_second = (CLIENTS * codes) as f64 / started.elapsed().as_secs_f64();
+        println!(
+            "figure: authorization-code grants per second (authorize with remembered consent + exchange, {CLIENTS} clients): {per_second:.0}"
+        );
+    });
+}
