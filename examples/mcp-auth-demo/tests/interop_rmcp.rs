@@ -73,3 +73,53 @@ async fn rmcp_client_without_a_token_cannot_connect() {
     let connected = ClientConfig::default().serve(transport).await;
     assert!(connected.is_err());
 }
+
+/// rmcp's own OAuth client (feature `auth`) signs in through the demo's
+/// authorization server: discovery from the MCP URL, dynamic registration,
+/// the authorization URL with PKCE, a scripted browser step (development
+/// login and consent), the callback with RFC 9207 `iss` checked, the code
+/// exchange, then tool calls with its `AuthClient`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rmcp_oauth_client_signs_in_and_calls_tools() {
+    use rmcp::transport::auth::{AuthClient, AuthorizationRequest, OAuthState};
+    let demo = start(DemoOptions::default()).await.unwrap();
+    let mut state = OAuthState::new(demo.url.as_str(), None).await.unwrap();
+    state
+        .start_authorization(
+            AuthorizationRequest::new("http://localhost:48777/callback")
+                .with_client_name("rmcp OAuth interop")
+                .with_scopes([BASE_SCOPE, READ_SCOPE]),
+        )
+        .await
+        .unwrap();
+    let url = state.get_authorization_url().await.unwrap();
+    assert!(url.contains("code_challenge_method=S256"), "{url}");
+    let mut browser = mcp_auth_testkit::browser::Browser::new();
+    let callback = browser
+        .sign_in(demo.auth_server.issuer(), &url, "rmcp-user@example.com")
+        .await
+        .unwrap()
+        .unwrap_or_else(|page| panic!("the sign-in stopped: {} {}", page.status, page.body));
+    state.handle_callback_url(&callback).await.unwrap();
+    let manager = state.into_authorization_manager().unwrap();
+    let client = AuthClient::new(reqwest::Client::default(), manager);
+    let transport = StreamableHttpClientTransport::with_client(
+        client,
+        StreamableHttpClientTransportConfig::with_uri(demo.url.clone()),
+    );
+    let service = ClientConfig::default().serve(transport).await.unwrap();
+    let who = service
+        .call_tool(CallToolRequestParams::new("whoami"))
+        .await
+        .unwrap();
+    assert!(
+        text(&who).contains("rmcp-user@example.com"),
+        "{}",
+        text(&who)
+    );
+    let read = service
+        .call_tool(CallToolRequestParams::new("read_note"))
+        .await
+        .unwrap();
+    assert!(!text(&read).is_empty());
+}
