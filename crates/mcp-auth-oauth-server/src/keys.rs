@@ -91,26 +91,139 @@ impl SigningKey {
     }
 }
 
-/// The signing key and the keys it replaced, all published until their
-/// tokens have expired.
+/// The signing keys: the current one signs; the next one is already
+/// published (so resource servers have it before it signs); retired ones
+/// stay published until the tokens they signed have expired.
 #[derive(Debug)]
 pub struct KeyRing {
     pub(crate) current: SigningKey,
-    pub(crate) previous: Vec<SigningKey>,
+    pub(crate) next: Option<SigningKey>,
+    pub(crate) previous: Vec<(SigningKey, u64)>,
 }
 
 impl KeyRing {
-    /// A ring signing with `current`, still publishing `previous`.
+    /// A ring signing with `current`, still publishing `previous` (kept
+    /// until removed by a rotation one access-token lifetime later).
     pub fn new(current: SigningKey, previous: Vec<SigningKey>) -> Self {
-        Self { current, previous }
+        Self {
+            current,
+            next: None,
+            previous: previous.into_iter().map(|k| (k, u64::MAX)).collect(),
+        }
+    }
+
+    /// A fresh ring: a current key and a published next key.
+    pub fn generate() -> Result<Self, ServerError> {
+        Ok(Self {
+            current: SigningKey::generate()?,
+            next: Some(SigningKey::generate()?),
+            previous: Vec::new(),
+        })
+    }
+
+    /// The key that signs.
+    pub fn current(&self) -> &SigningKey {
+        &self.current
     }
 
     /// The JWKS document: every key's public half.
     pub fn jwks(&self) -> Value {
         let keys: Vec<&Value> = std::iter::once(&self.current)
-            .chain(&self.previous)
+            .chain(&self.next)
+            .chain(self.previous.iter().map(|(k, _)| k))
             .map(SigningKey::public_jwk)
             .collect();
         json!({ "keys": keys })
+    }
+
+    /// Rotates at `now`: the published next key starts signing, a new next
+    /// key is published, the old current key is kept until `retire_at`
+    /// (now + the access-token lifetime), and keys past their retirement
+    /// are dropped.
+    pub fn rotate(&mut self, now: u64, retire_at: u64) -> Result<(), ServerError> {
+        let promoted = match self.next.take() {
+            Some(next) => next,
+            None => SigningKey::generate()?,
+        };
+        let old = std::mem::replace(&mut self.current, promoted);
+        self.previous.retain(|(_, until)| *until > now);
+        self.previous.push((old, retire_at));
+        self.next = Some(SigningKey::generate()?);
+        Ok(())
+    }
+
+    /// The ring as bytes to keep (store them encrypted): every private key.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let key = |k: &SigningKey| data_encoding::BASE64.encode(&k.to_pkcs8());
+        let doc = json!({
+            "current": key(&self.current),
+            "next": self.next.as_ref().map(key),
+            "previous": self.previous.iter().map(|(k, until)| json!([key(k), until])).collect::<Vec<_>>(),
+        });
+        Zeroizing::new(doc.to_string().into_bytes())
+    }
+
+    /// A ring from [`KeyRing::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ServerError> {
+        let bad = || ServerError::Key("the stored key ring is not readable");
+        let doc: Value = serde_json::from_slice(bytes).map_err(|_| bad())?;
+        let key = |v: &Value| -> Result<SigningKey, ServerError> {
+            let der = Zeroizing::new(
+                data_encoding::BASE64
+                    .decode(v.as_str().ok_or_else(bad)?.as_bytes())
+                    .map_err(|_| bad())?,
+            );
+            SigningKey::from_pkcs8(&der)
+        };
+        let mut previous = Vec::new();
+        for entry in doc["previous"].as_array().ok_or_else(bad)? {
+            previous.push((key(&entry[0])?, entry[1].as_u64().ok_or_else(bad)?));
+        }
+        Ok(Self {
+            current: key(&doc["current"])?,
+            next: match &doc["next"] {
+                Value::Null => None,
+                v => Some(key(v)?),
+            },
+            previous,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_publishes_before_signing_and_retires_after_the_tokens_expire() {
+        let mut ring = KeyRing::generate().unwrap();
+        let first = ring.current().kid().to_owned();
+        let next = ring.next.as_ref().unwrap().kid().to_owned();
+        let published = |ring: &KeyRing| -> Vec<String> {
+            ring.jwks()["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["kid"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(published(&ring), [first.clone(), next.clone()]);
+        ring.rotate(1_000, 4_600).unwrap();
+        assert_eq!(ring.current().kid(), next, "the published key signs now");
+        assert!(
+            published(&ring).contains(&first),
+            "the old key stays published"
+        );
+        assert_eq!(published(&ring).len(), 3);
+        ring.rotate(5_000, 8_600).unwrap();
+        assert!(
+            !published(&ring).contains(&first),
+            "retired after its tokens expired"
+        );
+        // The ring survives a round trip through storage.
+        let again = KeyRing::from_bytes(&ring.to_bytes()).unwrap();
+        assert_eq!(published(&again), published(&ring));
+        assert!(KeyRing::from_bytes(b"{}").is_err());
+        assert!(!format!("{ring:?}").contains("pkcs8"));
     }
 }

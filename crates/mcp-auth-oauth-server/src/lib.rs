@@ -67,7 +67,7 @@ pub use keys::{KeyRing, SigningKey};
 pub use login::{DangerousDevLogin, Login, LoginContext, LoginError, SignedIn};
 pub use server::{
     AuthServer, AuthServerBuilder, CODE_TTL, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_CONSENT_TTL,
-    DEFAULT_GRANT_TTL, DEFAULT_REFRESH_GRACE, PENDING_TTL,
+    DEFAULT_GRANT_TTL, DEFAULT_REFRESH_GRACE, DEFAULT_REGISTRATION_TTL, PENDING_TTL,
 };
 pub use store::{
     AuthStore, ClientInfo, ClientOrigin, CodeRecord, Grant, Key, MemoryAuthStore, Pending,

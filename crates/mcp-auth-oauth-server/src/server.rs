@@ -20,7 +20,7 @@ use tower_http::cors::{Any, CorsLayer};
 
 use crate::client::{self, MetadataDocuments};
 use crate::html::{self, ConsentView};
-use crate::keys::{KeyRing, SigningKey};
+use crate::keys::KeyRing;
 use crate::login::{Login, LoginContext, LoginError};
 use crate::store::{
     AuthStore, ClientInfo, ClientOrigin, CodeRecord, Grant, Key, MemoryAuthStore, Pending,
@@ -41,6 +41,8 @@ pub const DEFAULT_CONSENT_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Default grace window for a client retrying a refresh whose answer it
 /// lost: 0 s (any second use revokes the grant).
 pub const DEFAULT_REFRESH_GRACE: Duration = Duration::ZERO;
+/// Default time a registered client lives unused: 90 days.
+pub const DEFAULT_REGISTRATION_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
 /// Largest form body read.
 const MAX_FORM: usize = 16 * 1024;
 
@@ -64,10 +66,12 @@ pub struct AuthServerBuilder {
     private_use: Vec<String>,
     store: Option<Arc<dyn AuthStore>>,
     keys: Option<KeyRing>,
+    vault: Option<Arc<mcp_auth_vault::Vault>>,
     access_ttl: Duration,
     grant_ttl: Duration,
     consent_ttl: Duration,
     refresh_grace: Duration,
+    registration_ttl: Duration,
     clock: Arc<dyn Clock>,
     force_dev_login: bool,
     limits: Option<Limits>,
@@ -101,11 +105,13 @@ struct Inner {
     documents: Option<MetadataDocuments>,
     private_use: Vec<String>,
     store: Arc<dyn AuthStore>,
-    keys: KeyRing,
+    keys: std::sync::RwLock<KeyRing>,
+    vault: Option<Arc<mcp_auth_vault::Vault>>,
     access_ttl: u64,
     grant_ttl: u64,
     consent_ttl: u64,
     refresh_grace: u64,
+    registration_ttl: u64,
     clock: Arc<dyn Clock>,
     sessions: SessionManager,
     limiter: MemoryRateLimiter,
@@ -131,10 +137,12 @@ impl AuthServer {
             private_use: Vec::new(),
             store: None,
             keys: None,
+            vault: None,
             access_ttl: DEFAULT_ACCESS_TOKEN_TTL,
             grant_ttl: DEFAULT_GRANT_TTL,
             consent_ttl: DEFAULT_CONSENT_TTL,
             refresh_grace: DEFAULT_REFRESH_GRACE,
+            registration_ttl: DEFAULT_REGISTRATION_TTL,
             clock: Arc::new(SystemClock),
             force_dev_login: false,
             limits: None,
@@ -148,7 +156,30 @@ impl AuthServer {
 
     /// The JWKS document the server publishes.
     pub fn jwks(&self) -> Value {
-        self.inner.keys.jwks()
+        self.inner.keys_read().jwks()
+    }
+
+    /// Rotates the signing keys: the already-published next key starts
+    /// signing, a new next key is published, and the old key stays
+    /// published for one access-token lifetime. Stored in the vault when
+    /// one is configured (before the new key signs).
+    pub fn rotate_keys(&self) -> Result<(), ServerError> {
+        let now = self.inner.now();
+        let mut ring = self
+            .inner
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut rotated = KeyRing::from_bytes(&ring.to_bytes())?;
+        rotated.rotate(now, now + self.inner.access_ttl)?;
+        if let Some(vault) = &self.inner.vault {
+            vault
+                .put_bytes(&vault_user(), VAULT_PROVIDER, &rotated.to_bytes())
+                .map_err(|_| ServerError::Key("the vault cannot be written"))?;
+        }
+        *ring = rotated;
+        tracing::info!(target: AUDIT, event = "signing_keys_rotated", kid = ring.current().kid());
+        Ok(())
     }
 
     /// The routes: the metadata documents, `/authorize`, `/login`,
@@ -340,6 +371,16 @@ impl AuthServerBuilder {
         self
     }
 
+    /// Keeps the signing keys in `vault` (encrypted at rest, under the
+    /// reserved user `_mcp-auth-oauth-server`): loaded at build, generated
+    /// and stored there the first time, stored again on every rotation, so
+    /// tokens survive a restart and every process of a fleet signs with
+    /// the same keys.
+    pub fn keys_in_vault(mut self, vault: Arc<mcp_auth_vault::Vault>) -> Self {
+        self.vault = Some(vault);
+        self
+    }
+
     /// Access-token lifetime (default 1 h).
     pub fn access_token_ttl(mut self, ttl: Duration) -> Self {
         self.access_ttl = ttl;
@@ -361,6 +402,13 @@ impl AuthServerBuilder {
     /// Grace window for a refresh retried after a lost answer (default 0).
     pub fn refresh_grace(mut self, grace: Duration) -> Self {
         self.refresh_grace = grace;
+        self
+    }
+
+    /// How long a dynamically registered client lives unused (default 90
+    /// days); each token it obtains renews it.
+    pub fn registration_ttl(mut self, ttl: Duration) -> Self {
+        self.registration_ttl = ttl;
         self
     }
 
@@ -452,9 +500,22 @@ impl AuthServerBuilder {
         } else {
             None
         };
-        let keys = match self.keys {
-            Some(keys) => keys,
-            None => KeyRing::new(SigningKey::generate()?, Vec::new()),
+        let keys = match (self.keys, &self.vault) {
+            (Some(keys), _) => keys,
+            (None, Some(vault)) => match vault
+                .get_bytes(&vault_user(), VAULT_PROVIDER)
+                .map_err(|_| ServerError::Key("the vault cannot be read"))?
+            {
+                Some(bytes) => KeyRing::from_bytes(secrecy::ExposeSecret::expose_secret(&bytes))?,
+                None => {
+                    let ring = KeyRing::generate()?;
+                    vault
+                        .put_bytes(&vault_user(), VAULT_PROVIDER, &ring.to_bytes())
+                        .map_err(|_| ServerError::Key("the vault cannot be written"))?;
+                    ring
+                }
+            },
+            (None, None) => KeyRing::generate()?,
         };
         let limits = match self.limits {
             Some(limits) => limits,
@@ -482,11 +543,13 @@ impl AuthServerBuilder {
                 store: self
                     .store
                     .unwrap_or_else(|| Arc::new(MemoryAuthStore::default())),
-                keys,
+                keys: std::sync::RwLock::new(keys),
+                vault: self.vault,
                 access_ttl: self.access_ttl.as_secs().max(1),
                 grant_ttl: self.grant_ttl.as_secs().max(1),
                 consent_ttl: self.consent_ttl.as_secs(),
                 refresh_grace: self.refresh_grace.as_secs(),
+                registration_ttl: self.registration_ttl.as_secs().max(1),
                 clock: self.clock,
                 sessions,
                 limiter,
@@ -637,7 +700,20 @@ fn scope_list(scope: Option<&String>) -> Vec<String> {
     scopes
 }
 
+const VAULT_PROVIDER: &str = "signing-keys";
+
+#[allow(clippy::expect_used)] // a constant, valid user id
+fn vault_user() -> UserId {
+    UserId::new("_mcp-auth-oauth-server").expect("a valid user id")
+}
+
 impl Inner {
+    fn keys_read(&self) -> std::sync::RwLockReadGuard<'_, KeyRing> {
+        self.keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn now(&self) -> u64 {
         self.clock.unix_seconds()
     }
@@ -663,10 +739,27 @@ impl Inner {
                 })
                 .ok());
         }
-        self.store
-            .client(client_id)
-            .await
-            .map_err(|_| unavailable())
+        match self.store.client(client_id).await {
+            // A registration unused for `registration_ttl` is gone.
+            Ok(Some(client))
+                if client.last_used.saturating_add(self.registration_ttl) <= self.now() =>
+            {
+                tracing::info!(target: AUDIT, event = "client_expired", client = %client.client_id);
+                Ok(None)
+            }
+            Ok(found) => Ok(found),
+            Err(_) => Err(unavailable()),
+        }
+    }
+
+    /// Marks a registered client used (at most once an hour).
+    async fn touch_client(&self, client: &ClientInfo) {
+        let now = self.now();
+        if client.origin == ClientOrigin::Registered && client.last_used + 3600 <= now {
+            let mut touched = client.clone();
+            touched.last_used = now;
+            let _ = self.store.put_client(touched).await;
+        }
     }
 
     fn consent_key(&self, pending: &Pending, subject: &UserId) -> Key {
@@ -804,7 +897,7 @@ async fn metadata(State(s): State<Arc<Inner>>) -> Response<Body> {
 }
 
 async fn jwks(State(s): State<Arc<Inner>>) -> Response<Body> {
-    json_response(StatusCode::OK, &s.keys.jwks(), "public, max-age=300")
+    json_response(StatusCode::OK, &s.keys_read().jwks(), "public, max-age=300")
 }
 
 fn json_response(status: StatusCode, value: &Value, cache: &'static str) -> Response<Body> {
@@ -1347,6 +1440,7 @@ async fn token(State(s): State<Arc<Inner>>, request: Request) -> Response<Body> 
         Ok(client) => client,
         Err(response) => return response,
     };
+    s.touch_client(&client).await;
     match fields.get("grant_type").map(String::as_str) {
         Some("authorization_code") => code_grant(&s, &client, &fields).await,
         Some("refresh_token") => refresh_grant(&s, &client, &fields).await,
@@ -1524,7 +1618,8 @@ async fn issue_tokens(
         "exp": now + s.access_ttl,
         "jti": jti,
     });
-    let Ok(access) = s.keys.current.sign("at+jwt", &claims) else {
+    let signed = s.keys_read().current().sign("at+jwt", &claims);
+    let Ok(access) = signed else {
         return failed();
     };
     let mut body = json!({

@@ -662,3 +662,108 @@ async fn a_signed_in_person_sees_their_connected_apps_and_revokes_one() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn a_registration_unused_for_its_lifetime_is_gone() {
+    let clock = mcp_auth_core::ManualClock::starting_now();
+    let (listener, issuer) = listen().await;
+    let server = AuthServer::builder(&issuer, format!("{issuer}/mcp"))
+        .scopes(["mcp:tools"])
+        .login(DangerousDevLogin)
+        .dynamic_registration(true)
+        .registration_ttl(std::time::Duration::from_secs(24 * 3600))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    serve(listener, server.router());
+    let env = Env {
+        server,
+        resource: format!("{issuer}/mcp"),
+        issuer,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    };
+    let client_id = register(&env, "Short-lived").await;
+    let pkce = new_pkce();
+    let mut browser = Browser::new();
+    let page = browser
+        .get(&authorize_url(&env, &client_id, &pkce, &[]))
+        .await
+        .unwrap();
+    assert_eq!(page.status, StatusCode::OK, "known while fresh");
+    clock.advance(std::time::Duration::from_secs(24 * 3600 + 1));
+    let page = browser
+        .get(&authorize_url(&env, &client_id, &pkce, &[]))
+        .await
+        .unwrap();
+    assert_eq!(
+        page.status,
+        StatusCode::BAD_REQUEST,
+        "unused for a day: gone"
+    );
+    assert!(!page.headers.contains_key("location"));
+}
+
+#[tokio::test]
+async fn signing_keys_live_in_the_vault_and_rotate_without_breaking_tokens() {
+    use mcp_auth_vault::{KeyMaterial, StorageMode, Vault};
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        std::sync::Arc::new(
+            Vault::builder(StorageMode::EncryptedFile(dir.path().join("vault")))
+                .key(KeyMaterial::raw([7; 32]))
+                .open()
+                .unwrap(),
+        )
+    };
+    let env = env_custom(true, |b| b.keys_in_vault(open())).await;
+    let client_id = register(&env, "Rotation").await;
+    let before = fresh_token(&env, &client_id, "lee").await;
+    assert_eq!(call_resource(&env, &before).await, StatusCode::OK);
+    let published = env.server.jwks();
+
+    // A restart with the same vault signs with the same keys.
+    let restarted = AuthServer::builder(&env.issuer, &env.resource)
+        .login(DangerousDevLogin)
+        .keys_in_vault(open())
+        .build()
+        .unwrap();
+    assert_eq!(restarted.jwks(), published);
+
+    // Rotation: the published next key signs; the old one stays published,
+    // so a token issued before still opens the resource.
+    env.server.rotate_keys().unwrap();
+    let kids: Vec<String> = env.server.jwks()["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kids.len(), 3);
+    assert_eq!(
+        kids[0],
+        published["keys"][1]["kid"].as_str().unwrap(),
+        "the published next key signs"
+    );
+    assert_eq!(call_resource(&env, &before).await, StatusCode::OK);
+    let after = fresh_token(&env, &client_id, "lee").await;
+    assert_eq!(call_resource(&env, &after).await, StatusCode::OK);
+    // And the rotation was stored.
+    let reopened = AuthServer::builder(&env.issuer, &env.resource)
+        .login(DangerousDevLogin)
+        .keys_in_vault(open())
+        .build()
+        .unwrap();
+    assert_eq!(reopened.jwks(), env.server.jwks());
+}
+
+/// A whole sign-in in a new browser: the access token.
+async fn fresh_token(env: &Env, client_id: &str, user: &str) -> String {
+    let pkce = new_pkce();
+    let mut browser = Browser::new();
+    let q = query(&sign_in(env, &mut browser, client_id, &pkce, user).await);
+    let (_, tokens) = exchange(env, client_id, &q["code"], &pkce.verifier).await;
+    tokens["access_token"].as_str().unwrap().to_owned()
+}
