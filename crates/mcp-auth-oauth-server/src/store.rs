@@ -174,6 +174,111 @@ pub struct RefreshRecord {
     pub scopes: Vec<String>,
 }
 
+impl ClientInfo {
+    /// A public client (PKCE, no secret) that gets refresh tokens.
+    pub fn public(
+        client_id: impl Into<String>,
+        name: impl Into<String>,
+        redirect_uris: Vec<String>,
+    ) -> Self {
+        Self {
+            client_id: client_id.into(),
+            name: name.into(),
+            redirect_uris,
+            secret_hash: None,
+            refresh: true,
+            origin: ClientOrigin::Registered,
+            last_used: 0,
+        }
+    }
+}
+
+impl Pending {
+    /// A pending authorization (for stores and their tests).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        client: ClientInfo,
+        redirect_uri: impl Into<String>,
+        state: Option<String>,
+        code_challenge: impl Into<String>,
+        resource: impl Into<String>,
+        scopes: Vec<String>,
+        browser: [u8; 32],
+        csrf: String,
+        expires_at: u64,
+    ) -> Self {
+        Self {
+            client,
+            redirect_uri: redirect_uri.into(),
+            state,
+            code_challenge: code_challenge.into(),
+            resource: resource.into(),
+            scopes,
+            browser,
+            csrf,
+            subject: None,
+            expires_at,
+        }
+    }
+}
+
+impl CodeRecord {
+    /// A code's binding.
+    pub fn new(
+        grant: Grant,
+        redirect_uri: impl Into<String>,
+        code_challenge: impl Into<String>,
+        expires_at: u64,
+    ) -> Self {
+        Self {
+            grant,
+            redirect_uri: redirect_uri.into(),
+            code_challenge: code_challenge.into(),
+            expires_at,
+        }
+    }
+}
+
+impl Grant {
+    /// A grant created at `created_at`, ending at `expires_at`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: impl Into<String>,
+        subject: UserId,
+        client_id: impl Into<String>,
+        client_name: impl Into<String>,
+        resource: impl Into<String>,
+        scopes: Vec<String>,
+        created_at: u64,
+        expires_at: u64,
+        consent: Key,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            subject,
+            client_id: client_id.into(),
+            client_name: client_name.into(),
+            client_origin: ClientOrigin::Registered,
+            resource: resource.into(),
+            scopes,
+            created_at,
+            last_used: created_at,
+            expires_at,
+            consent,
+        }
+    }
+}
+
+impl RefreshRecord {
+    /// A refresh token of `grant_id` with `scopes`.
+    pub fn new(grant_id: impl Into<String>, scopes: Vec<String>) -> Self {
+        Self {
+            grant_id: grant_id.into(),
+            scopes,
+        }
+    }
+}
+
 /// The outcome of redeeming a code.
 #[derive(Debug, Clone)]
 #[non_exhaustive]

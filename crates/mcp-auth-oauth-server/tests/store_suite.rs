@@ -1,0 +1,321 @@
+//! The `AuthStore` contract, run against every store: the memory store
+//! always, the Redis store with `--features redis` (it starts its own
+//! `redis-server`; ignored by a plain `cargo test`).
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use mcp_auth_core::UserId;
+use mcp_auth_oauth_server::{
+    AuthStore, ClientInfo, CodeRecord, Grant, Key, MemoryAuthStore, Pending, Redemption,
+    RefreshRecord, Rotation,
+};
+
+const NOW: u64 = 1_800_000_000;
+
+fn user(name: &str) -> UserId {
+    UserId::new(name).unwrap()
+}
+
+fn grant(id: &str, who: &str) -> Grant {
+    Grant::new(
+        id,
+        user(who),
+        "client-1",
+        "Client",
+        "https://mcp.example.com/mcp",
+        vec!["mcp:tools".into()],
+        NOW,
+        NOW + 3600,
+        Key::of(&format!("consent-{id}")),
+    )
+}
+
+fn client() -> ClientInfo {
+    ClientInfo::public("client-1", "Client", vec!["http://localhost/cb".into()])
+}
+
+async fn pending_is_single_use_and_expires(store: &dyn AuthStore) {
+    let pending = Pending::new(
+        client(),
+        "http://localhost/cb",
+        Some("s".into()),
+        "c".repeat(43),
+        "https://mcp.example.com/mcp",
+        vec!["mcp:tools".into()],
+        [7; 32],
+        "csrf".into(),
+        NOW + 600,
+    );
+    let key = Key::of("pending-1");
+    store.put_pending(key, pending).await.unwrap();
+    assert!(store.pending(key, NOW).await.unwrap().is_some());
+    assert!(
+        store.pending(key, NOW + 600).await.unwrap().is_none(),
+        "expired"
+    );
+    let taken = store.take_pending(key, NOW).await.unwrap().unwrap();
+    assert_eq!(taken.csrf, "csrf");
+    assert_eq!(taken.browser, [7; 32]);
+    assert_eq!(taken.client.client_id, "client-1");
+    assert!(
+        store.take_pending(key, NOW).await.unwrap().is_none(),
+        "single use"
+    );
+}
+
+async fn a_code_redeems_once(store: &dyn AuthStore) {
+    let key = Key::of("code-1");
+    let record = CodeRecord::new(
+        grant("g-code", "alice"),
+        "http://localhost/cb",
+        "c".repeat(43),
+        NOW + 60,
+    );
+    store.put_code(key, record).await.unwrap();
+    match store.redeem_code(key, NOW).await.unwrap() {
+        Redemption::Fresh(record) => assert_eq!(record.grant.subject, user("alice")),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        matches!(store.redeem_code(key, NOW).await.unwrap(), Redemption::Replayed { grant_id } if grant_id == "g-code")
+    );
+    assert!(matches!(
+        store.redeem_code(Key::of("nope"), NOW).await.unwrap(),
+        Redemption::Unknown
+    ));
+    let late = Key::of("code-late");
+    store
+        .put_code(
+            late,
+            CodeRecord::new(
+                grant("g-late", "alice"),
+                "http://localhost/cb",
+                "c".repeat(43),
+                NOW + 60,
+            ),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            store.redeem_code(late, NOW + 61).await.unwrap(),
+            Redemption::Unknown
+        ),
+        "expired"
+    );
+}
+
+async fn one_of_many_concurrent_redemptions_wins(store: Arc<dyn AuthStore>) {
+    let key = Key::of("code-race");
+    store
+        .put_code(
+            key,
+            CodeRecord::new(
+                grant("g-race", "bob"),
+                "http://localhost/cb",
+                "c".repeat(43),
+                NOW + 60,
+            ),
+        )
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.redeem_code(key, NOW).await.unwrap() })
+        })
+        .collect();
+    let mut fresh = 0;
+    for task in tasks {
+        if matches!(task.await.unwrap(), Redemption::Fresh(_)) {
+            fresh += 1;
+        }
+    }
+    assert_eq!(fresh, 1);
+}
+
+async fn grants_list_touch_and_revoke_with_their_tokens_and_consent(store: &dyn AuthStore) {
+    let mut first = grant("g-1", "carol");
+    first.created_at = NOW;
+    let mut second = grant("g-2", "carol");
+    second.created_at = NOW + 1;
+    store.put_grant(first.clone()).await.unwrap();
+    store.put_grant(second.clone()).await.unwrap();
+    store.put_grant(grant("g-3", "dave")).await.unwrap();
+    let ids: Vec<String> = store
+        .grants_of(&user("carol"), NOW)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.id)
+        .collect();
+    assert_eq!(ids, ["g-1", "g-2"]);
+    store.touch_grant("g-1", NOW + 5).await.unwrap();
+    assert_eq!(
+        store.grant("g-1", NOW).await.unwrap().unwrap().last_used,
+        NOW + 5
+    );
+    assert!(
+        store.grant("g-1", NOW + 3600).await.unwrap().is_none(),
+        "past its end"
+    );
+    let token = Key::of("refresh-g-1");
+    store
+        .put_refresh(token, RefreshRecord::new("g-1", vec!["mcp:tools".into()]))
+        .await
+        .unwrap();
+    store.put_consent(first.consent, NOW + 100).await.unwrap();
+    assert!(store.consent(first.consent, NOW).await.unwrap());
+    assert!(
+        !store.consent(first.consent, NOW + 100).await.unwrap(),
+        "consent expires"
+    );
+    store.put_consent(first.consent, NOW + 100).await.unwrap();
+    assert!(store.revoke_grant("g-1").await.unwrap());
+    assert!(!store.revoke_grant("g-1").await.unwrap());
+    assert!(store.grant("g-1", NOW).await.unwrap().is_none());
+    assert!(
+        store.refresh(token).await.unwrap().is_none(),
+        "its refresh token went with it"
+    );
+    assert!(
+        !store.consent(first.consent, NOW).await.unwrap(),
+        "its consent went with it"
+    );
+    assert_eq!(store.grants_of(&user("carol"), NOW).await.unwrap().len(), 1);
+    assert_eq!(store.revoke_all().await.unwrap(), 2);
+    assert!(
+        store
+            .grants_of(&user("dave"), NOW)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn refresh_tokens_rotate_and_reuse_revokes_the_grant(store: &dyn AuthStore) {
+    store.put_grant(grant("g-r", "erin")).await.unwrap();
+    let (t0, t1, t2) = (Key::of("t0"), Key::of("t1"), Key::of("t2"));
+    let record = RefreshRecord::new("g-r", vec!["mcp:tools".into()]);
+    store.put_refresh(t0, record.clone()).await.unwrap();
+    assert_eq!(
+        store
+            .rotate_refresh(t0, t1, record.clone(), NOW, 0)
+            .await
+            .unwrap(),
+        Rotation::Rotated(record.clone())
+    );
+    assert_eq!(store.refresh(t1).await.unwrap(), Some(record.clone()));
+    // t0 again, no grace: reuse, the grant and every token of it revoked.
+    assert_eq!(
+        store
+            .rotate_refresh(t0, t2, record.clone(), NOW + 1, 0)
+            .await
+            .unwrap(),
+        Rotation::Reused {
+            grant_id: "g-r".into()
+        }
+    );
+    assert!(store.grant("g-r", NOW).await.unwrap().is_none());
+    assert!(store.refresh(t1).await.unwrap().is_none());
+    assert_eq!(
+        store
+            .rotate_refresh(t1, t2, record.clone(), NOW + 2, 0)
+            .await
+            .unwrap(),
+        Rotation::Unknown
+    );
+    assert_eq!(
+        store
+            .rotate_refresh(Key::of("never"), t2, record, NOW, 0)
+            .await
+            .unwrap(),
+        Rotation::Unknown
+    );
+}
+
+async fn within_grace_a_rotated_token_rotates_again(store: &dyn AuthStore) {
+    store.put_grant(grant("g-grace", "fay")).await.unwrap();
+    let (t0, lost, kept) = (Key::of("g0"), Key::of("g-lost"), Key::of("g-kept"));
+    let record = RefreshRecord::new("g-grace", vec!["mcp:tools".into()]);
+    store.put_refresh(t0, record.clone()).await.unwrap();
+    assert!(matches!(
+        store
+            .rotate_refresh(t0, lost, record.clone(), NOW, 30)
+            .await
+            .unwrap(),
+        Rotation::Rotated(_)
+    ));
+    assert!(matches!(
+        store
+            .rotate_refresh(t0, kept, record.clone(), NOW + 10, 30)
+            .await
+            .unwrap(),
+        Rotation::Rotated(_)
+    ));
+    assert!(
+        store.refresh(lost).await.unwrap().is_none(),
+        "the lost successor died"
+    );
+    assert!(store.refresh(kept).await.unwrap().is_some());
+    assert!(matches!(
+        store
+            .rotate_refresh(t0, Key::of("late"), record, NOW + 100, 30)
+            .await
+            .unwrap(),
+        Rotation::Reused { .. }
+    ));
+}
+
+async fn one_of_many_concurrent_rotations_wins(store: Arc<dyn AuthStore>) {
+    store.put_grant(grant("g-rr", "gus")).await.unwrap();
+    let record = RefreshRecord::new("g-rr", vec!["mcp:tools".into()]);
+    store
+        .put_refresh(Key::of("rr"), record.clone())
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let (store, record) = (store.clone(), record.clone());
+            tokio::spawn(async move {
+                store
+                    .rotate_refresh(Key::of("rr"), Key::of(&format!("rr-{i}")), record, NOW, 0)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut rotated = 0;
+    for task in tasks {
+        if matches!(task.await.unwrap(), Rotation::Rotated(_)) {
+            rotated += 1;
+        }
+    }
+    assert_eq!(
+        rotated, 1,
+        "a token rotates once; racing presentations are reuse"
+    );
+}
+
+async fn clients_are_stored(store: &dyn AuthStore) {
+    assert!(store.client("client-1").await.unwrap().is_none());
+    store.put_client(client()).await.unwrap();
+    assert_eq!(store.client("client-1").await.unwrap(), Some(client()));
+}
+
+async fn suite(store: Arc<dyn AuthStore>) {
+    pending_is_single_use_and_expires(store.as_ref()).await;
+    a_code_redeems_once(store.as_ref()).await;
+    one_of_many_concurrent_redemptions_wins(store.clone()).await;
+    grants_list_touch_and_revoke_with_their_tokens_and_consent(store.as_ref()).await;
+    refresh_tokens_rotate_and_reuse_revokes_the_grant(store.as_ref()).await;
+    within_grace_a_rotated_token_rotates_again(store.as_ref()).await;
+    one_of_many_concurrent_rotations_wins(store.clone()).await;
+    clients_are_stored(store.as_ref()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_store_keeps_the_contract() {
+    suite(Arc::new(MemoryAuthStore::default())).await;
+}
