@@ -54,6 +54,8 @@ mod error;
 mod html;
 mod keys;
 mod login;
+#[cfg(feature = "redis")]
+mod redis_store;
 mod server;
 mod store;
 
@@ -65,6 +67,8 @@ pub use error::{ServerError, StoreError};
 pub use html::{escape, page};
 pub use keys::{KeyRing, SigningKey};
 pub use login::{DangerousDevLogin, Login, LoginContext, LoginError, SignedIn};
+#[cfg(feature = "redis")]
+pub use redis_store::{RedisAuthStore, RedisAuthStoreConfig};
 pub use server::{
     AuthServer, AuthServerBuilder, CODE_TTL, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_CONSENT_TTL,
     DEFAULT_GRANT_TTL, DEFAULT_REFRESH_GRACE, DEFAULT_REGISTRATION_TTL, PENDING_TTL,

@@ -319,3 +319,53 @@ async fn suite(store: Arc<dyn AuthStore>) {
 async fn memory_store_keeps_the_contract() {
     suite(Arc::new(MemoryAuthStore::default())).await;
 }
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs redis-server"]
+async fn redis_store_keeps_the_contract() {
+    use mcp_auth_oauth_server::{RedisAuthStore, RedisAuthStoreConfig};
+    let server = mcp_auth_testkit::RedisServer::start("oauth-server store suite");
+    let store = RedisAuthStore::connect(&server.url(), RedisAuthStoreConfig::default())
+        .await
+        .unwrap();
+    suite(Arc::new(store)).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
+async fn a_dead_redis_fails_closed_and_the_store_recovers_when_it_returns() {
+    use mcp_auth_oauth_server::{RedisAuthStore, RedisAuthStoreConfig, StoreError};
+    let mut server = mcp_auth_testkit::RedisServer::start("oauth-server dead redis");
+    let store = RedisAuthStore::connect(&server.url(), RedisAuthStoreConfig::default())
+        .await
+        .unwrap();
+    store.put_grant(grant("g-kept", "hal")).await.unwrap();
+    server.stop();
+    assert!(matches!(
+        store.grant("g-kept", NOW).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(matches!(
+        store.redeem_code(Key::of("any"), NOW).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    // The test server keeps nothing on disk (persistence is Redis's own
+    // configuration); what matters here is that the same store works again
+    // without a restart of the application.
+    server.restart();
+    let mut back = false;
+    for _ in 0..50 {
+        if store.put_grant(grant("g-after", "hal")).await.is_ok() {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(back, "the store reconnects by itself");
+    assert_eq!(
+        store.grant("g-after", NOW).await.unwrap().map(|g| g.id),
+        Some("g-after".to_owned())
+    );
+}
