@@ -767,3 +767,54 @@ async fn fresh_token(env: &Env, client_id: &str, user: &str) -> String {
     let (_, tokens) = exchange(env, client_id, &q["code"], &pkce.verifier).await;
     tokens["access_token"].as_str().unwrap().to_owned()
 }
+
+#[tokio::test]
+async fn an_issuer_with_a_path_serves_every_metadata_form_and_its_endpoints_under_it() {
+    let (listener, origin) = listen().await;
+    let issuer = format!("{origin}/tenant/auth");
+    let server = AuthServer::builder(&issuer, format!("{origin}/mcp"))
+        .scopes(["mcp:tools"])
+        .login(DangerousDevLogin)
+        .build()
+        .unwrap();
+    serve(listener, server.router());
+    let http = reqwest::Client::new();
+    for path in [
+        "/.well-known/oauth-authorization-server/tenant/auth",
+        "/.well-known/openid-configuration/tenant/auth",
+        "/tenant/auth/.well-known/openid-configuration",
+        "/tenant/auth/.well-known/oauth-authorization-server",
+    ] {
+        let doc: Value = http
+            .get(format!("{origin}{path}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(doc["issuer"], issuer, "{path}");
+        assert_eq!(doc["token_endpoint"], format!("{issuer}/token"));
+        assert!(
+            doc.get("registration_endpoint").is_none(),
+            "registration is off"
+        );
+    }
+    let jwks = http
+        .get(format!("{issuer}/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(jwks.status(), StatusCode::OK);
+    let register = http
+        .post(format!("{issuer}/register"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        register.status(),
+        StatusCode::NOT_FOUND,
+        "no registration endpoint when off"
+    );
+}
