@@ -4,7 +4,9 @@
 //! asked for a browser fails without one (tests that need it are
 //! `#[ignore = "needs chromium"]`; `scripts/test-all.sh` installs it).
 
-use std::net::TcpListener;
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -64,7 +66,10 @@ impl Chromium {
              which are not installed: run scripts/test-all.sh, which brings them"
         );
         let port = free_port();
+        // Its own process group, so that dropping it ends the browsers it
+        // started too, whatever state the session is in.
         let driver = Command::new("chromedriver")
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -284,6 +289,26 @@ impl Chromium {
 
 impl Drop for Chromium {
     fn drop(&mut self) {
+        // End the session (the driver closes the browser), without a
+        // runtime: one blocking request with a short timeout.
+        if let Some(address) = self.base.strip_prefix("http://")
+            && let Ok(mut stream) = TcpStream::connect(address)
+        {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let request = format!(
+                "DELETE /session/{} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                self.session
+            );
+            if stream.write_all(request.as_bytes()).is_ok() {
+                let _ = std::io::Read::read(&mut stream, &mut [0u8; 512]);
+            }
+        }
+        // Then the driver's whole process group: any browser left behind.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
