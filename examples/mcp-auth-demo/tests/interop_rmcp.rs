@@ -78,7 +78,8 @@ async fn rmcp_client_without_a_token_cannot_connect() {
 /// authorization server: discovery from the MCP URL, dynamic registration,
 /// the authorization URL with PKCE, a scripted browser step (development
 /// login and consent), the callback with RFC 9207 `iss` checked, the code
-/// exchange, then tool calls with its `AuthClient`.
+/// exchange, a refresh (rotated), then tool calls with its `AuthClient`
+/// carrying the refreshed token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rmcp_oauth_client_signs_in_and_calls_tools() {
     use rmcp::transport::auth::{AuthClient, AuthorizationRequest, OAuthState};
@@ -102,6 +103,16 @@ async fn rmcp_oauth_client_signs_in_and_calls_tools() {
         .unwrap_or_else(|page| panic!("the sign-in stopped: {} {}", page.status, page.body));
     state.handle_callback_url(&callback).await.unwrap();
     let manager = state.into_authorization_manager().unwrap();
+    // rmcp's own refresh: our server rotates the refresh token.
+    let (_, before) = manager.get_credentials().await.unwrap();
+    let before = serde_json::to_value(before.unwrap()).unwrap();
+    let refreshed = serde_json::to_value(manager.refresh_token().await.unwrap()).unwrap();
+    assert!(refreshed["refresh_token"].is_string());
+    assert_ne!(
+        refreshed["refresh_token"], before["refresh_token"],
+        "rotated"
+    );
+    assert_ne!(refreshed["access_token"], before["access_token"]);
     let client = AuthClient::new(reqwest::Client::default(), manager);
     let transport = StreamableHttpClientTransport::with_client(
         client,
