@@ -244,8 +244,8 @@ pub enum KdfProblem {
     /// Argon2id parameters below the minimum.
     #[error(
         "Argon2id m={m_kib} KiB, t={t}, p={p} is below the minimum m={} KiB, t={}, p=1",
-        crate::key::ARGON2ID_MIN_M_KIB,
-        crate::key::ARGON2ID_MIN_T
+        crate::kdf_limits::ARGON2ID_MIN_M_KIB,
+        crate::kdf_limits::ARGON2ID_MIN_T
     )]
     Argon2idTooWeak {
         /// Memory in KiB.
@@ -259,9 +259,9 @@ pub enum KdfProblem {
     /// memory or time).
     #[error(
         "Argon2id m={m_kib} KiB, t={t}, p={p} exceeds the maximum m={} KiB, t={}, p={}",
-        crate::key::ARGON2ID_MAX_M_KIB,
-        crate::key::ARGON2ID_MAX_T,
-        crate::key::ARGON2ID_MAX_P
+        crate::kdf_limits::ARGON2ID_MAX_M_KIB,
+        crate::kdf_limits::ARGON2ID_MAX_T,
+        crate::kdf_limits::ARGON2ID_MAX_P
     )]
     Argon2idTooCostly {
         /// Memory in KiB.
@@ -274,7 +274,7 @@ pub enum KdfProblem {
     /// PBKDF2 iterations below the minimum.
     #[error(
         "PBKDF2 with {iterations} iterations is below the minimum {}",
-        crate::key::PBKDF2_MIN_ITERATIONS
+        crate::kdf_limits::PBKDF2_MIN_ITERATIONS
     )]
     Pbkdf2TooWeak {
         /// Iterations.
@@ -283,7 +283,7 @@ pub enum KdfProblem {
     /// PBKDF2 iterations above the maximum.
     #[error(
         "PBKDF2 with {iterations} iterations exceeds the maximum {}",
-        crate::key::PBKDF2_MAX_ITERATIONS
+        crate::kdf_limits::PBKDF2_MAX_ITERATIONS
     )]
     Pbkdf2TooCostly {
         /// Iterations.

@@ -23,20 +23,11 @@ use crate::os::fill_random;
 /// Length of salts the vault generates for passphrase KDFs.
 pub const SALT_LEN: usize = 16;
 
-/// Argon2id minimums (OWASP's recommended floor; the defaults).
-pub const ARGON2ID_MIN_M_KIB: u32 = 19_456;
-/// Minimum Argon2id passes.
-pub const ARGON2ID_MIN_T: u32 = 2;
-/// Minimum PBKDF2-HMAC-SHA256 iterations (OWASP 2023).
-pub const PBKDF2_MIN_ITERATIONS: u32 = 600_000;
-
-pub(crate) const ARGON2ID_MAX_M_KIB: u32 = 4 * 1024 * 1024;
-pub(crate) const ARGON2ID_MAX_T: u32 = 64;
+pub use crate::kdf_limits::{ARGON2ID_MIN_M_KIB, ARGON2ID_MIN_T, PBKDF2_MIN_ITERATIONS};
+use crate::kdf_limits::{ARGON2ID_MAX_M_KIB, ARGON2ID_MAX_P, ARGON2ID_MAX_T, PBKDF2_MAX_ITERATIONS};
 /// A key file holds 32 raw bytes or their base64: anything longer than this
 /// is not a key file, and is not read into memory.
 const MAX_KEY_FILE_BYTES: u64 = 4096;
-pub(crate) const ARGON2ID_MAX_P: u32 = 64;
-pub(crate) const PBKDF2_MAX_ITERATIONS: u32 = 100_000_000;
 
 const INFO_KEY_ID: &[u8] = b"mcp-auth-vault v1 key-id";
 const INFO_USER_KEY: &[u8] = b"mcp-auth-vault v1 user-key ";

@@ -67,6 +67,7 @@ mod error;
 /// The record format, public for the fuzz target only: not part of the API.
 #[doc(hidden)]
 pub mod format;
+mod kdf_limits;
 mod key;
 mod key_id;
 mod os;
