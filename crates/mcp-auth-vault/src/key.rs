@@ -23,8 +23,10 @@ use crate::os::fill_random;
 /// Length of salts the vault generates for passphrase KDFs.
 pub const SALT_LEN: usize = 16;
 
+use crate::kdf_limits::{
+    ARGON2ID_MAX_M_KIB, ARGON2ID_MAX_P, ARGON2ID_MAX_T, PBKDF2_MAX_ITERATIONS,
+};
 pub use crate::kdf_limits::{ARGON2ID_MIN_M_KIB, ARGON2ID_MIN_T, PBKDF2_MIN_ITERATIONS};
-use crate::kdf_limits::{ARGON2ID_MAX_M_KIB, ARGON2ID_MAX_P, ARGON2ID_MAX_T, PBKDF2_MAX_ITERATIONS};
 /// A key file holds 32 raw bytes or their base64: anything longer than this
 /// is not a key file, and is not read into memory.
 const MAX_KEY_FILE_BYTES: u64 = 4096;
