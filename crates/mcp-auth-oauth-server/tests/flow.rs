@@ -7,6 +7,8 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::routing::get;
 use common::*;
@@ -817,4 +819,186 @@ async fn an_issuer_with_a_path_serves_every_metadata_form_and_its_endpoints_unde
         StatusCode::NOT_FOUND,
         "no registration endpoint when off"
     );
+}
+
+fn without_param(url: &str, name: &str) -> String {
+    let mut parsed = url::Url::parse(url).unwrap();
+    let kept: Vec<(String, String)> = parsed
+        .query_pairs()
+        .into_owned()
+        .filter(|(k, _)| k != name)
+        .collect();
+    parsed.query_pairs_mut().clear().extend_pairs(kept);
+    parsed.to_string()
+}
+
+#[tokio::test]
+async fn with_several_resources_the_request_must_name_one() {
+    let env = env_custom(true, |b| b.resource("https://other.example.com/mcp")).await;
+    let client_id = register(&env, "Two resources").await;
+    let pkce = new_pkce();
+    let mut browser = Browser::new();
+    let unnamed = without_param(&authorize_url(&env, &client_id, &pkce, &[]), "resource");
+    let page = browser.get(&unnamed).await.unwrap();
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(query(page.location())["error"], "invalid_target");
+    let other = authorize_url(&env, &client_id, &pkce, &[]).replace(
+        &url::form_urlencoded::byte_serialize(env.resource.as_bytes()).collect::<String>(),
+        "https%3A%2F%2Fother.example.com%2Fmcp",
+    );
+    let page = browser.get(&other).await.unwrap();
+    assert_eq!(
+        page.status,
+        StatusCode::OK,
+        "the other configured resource is fine"
+    );
+}
+
+#[tokio::test]
+async fn registration_refuses_what_the_server_does_not_offer() {
+    let env = env().await;
+    for (metadata, error) in [
+        (
+            json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "private_key_jwt"}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"redirect_uris": [REDIRECT], "grant_types": ["client_credentials"]}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"redirect_uris": [REDIRECT], "response_types": ["token"]}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"redirect_uris": ["http://evil.example/cb", "https://ok.example/cb#frag"]}),
+            "invalid_redirect_uri",
+        ),
+        (json!("not an object"), "invalid_client_metadata"),
+    ] {
+        let response = env
+            .http
+            .post(format!("{}/register", env.issuer))
+            .json(&metadata)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{metadata}");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["error"], error, "{metadata}");
+    }
+    // A confidential registration gets a secret once, stored hashed.
+    let answer: Value = env
+        .http
+        .post(format!("{}/register", env.issuer))
+        .json(&json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "client_secret_basic"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = answer["client_secret"].as_str().unwrap();
+    assert!(secret.len() >= 43);
+    assert!(!format!("{:?}", env.server).contains(secret));
+}
+
+#[tokio::test]
+async fn client_metadata_documents_are_cached_by_their_headers_and_failures_briefly() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (listener, origin) = listen().await;
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let good = format!("{origin}/good.json");
+    let document = json!({"client_id": good, "client_name": "Cached", "redirect_uris": [REDIRECT]});
+    let (f, g) = (fetches.clone(), failures.clone());
+    serve(
+        listener,
+        Router::new()
+            .route(
+                "/good.json",
+                get(move || {
+                    f.fetch_add(1, Ordering::SeqCst);
+                    let document = document.clone();
+                    async move { ([("cache-control", "max-age=3600")], axum::Json(document)) }
+                }),
+            )
+            .route(
+                "/bad.json",
+                get(move || {
+                    g.fetch_add(1, Ordering::SeqCst);
+                    async { StatusCode::INTERNAL_SERVER_ERROR }
+                }),
+            ),
+    );
+    let env = env().await;
+    let pkce = new_pkce();
+    let mut browser = Browser::new();
+    for _ in 0..3 {
+        let page = browser
+            .get(&authorize_url(&env, &good, &pkce, &[]))
+            .await
+            .unwrap();
+        assert_eq!(page.status, StatusCode::OK);
+        let page = browser
+            .get(&authorize_url(
+                &env,
+                &format!("{origin}/bad.json"),
+                &pkce,
+                &[],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    }
+    assert_eq!(fetches.load(Ordering::SeqCst), 1, "cached for its max-age");
+    assert_eq!(
+        failures.load(Ordering::SeqCst),
+        1,
+        "a failure is cached briefly too"
+    );
+}
+
+#[tokio::test]
+async fn a_grant_ends_at_its_absolute_lifetime() {
+    let clock = mcp_auth_core::ManualClock::starting_now();
+    let (listener, issuer) = listen().await;
+    let server = AuthServer::builder(&issuer, format!("{issuer}/mcp"))
+        .scopes(["mcp:tools"])
+        .login(DangerousDevLogin)
+        .dynamic_registration(true)
+        .grant_ttl(std::time::Duration::from_secs(3600))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    serve(listener, server.router());
+    let env = Env {
+        server,
+        resource: format!("{issuer}/mcp"),
+        issuer,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    };
+    let client_id = register(&env, "Lifetime").await;
+    let pkce = new_pkce();
+    let mut browser = Browser::new();
+    let q = query(&sign_in(&env, &mut browser, &client_id, &pkce, "max").await);
+    let (_, tokens) = exchange(&env, &client_id, &q["code"], &pkce.verifier).await;
+    let mut token = tokens["refresh_token"].as_str().unwrap().to_owned();
+    for _ in 0..3 {
+        clock.advance(std::time::Duration::from_secs(1000));
+        let (status, answer) = refresh(&env, &client_id, &token).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        token = answer["refresh_token"].as_str().unwrap().to_owned();
+    }
+    clock.advance(std::time::Duration::from_secs(601));
+    let (status, answer) = refresh(&env, &client_id, &token).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "rotation does not extend the grant"
+    );
+    assert_eq!(answer["error"], "invalid_grant");
 }
