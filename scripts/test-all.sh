@@ -70,7 +70,8 @@ say "node $(node --version), npm $(npm --version)"
 log="$TARGET_DIR/test-all.log"
 mkdir -p "$TARGET_DIR"
 set +e
-cargo test --workspace --all-features --locked -- --include-ignored "$@" 2>&1 | tee "$log"
+# --no-fail-fast: one failing test binary does not hide the others' results.
+cargo test --workspace --all-features --locked --no-fail-fast -- --include-ignored "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 

@@ -94,7 +94,10 @@ async fn login_consent_and_redirect_in_a_real_browser() {
         .await
         .unwrap();
     assert_eq!(
-        browser.text("h1").await.unwrap(),
+        browser
+            .wait_for_text("h1", "cannot continue")
+            .await
+            .unwrap(),
         "This sign-in cannot continue"
     );
     keep("oauth-error.png", browser.screenshot().await.unwrap());
@@ -105,13 +108,16 @@ async fn login_consent_and_redirect_in_a_real_browser() {
         .open(&authorize_with(&env, &client_id, &redirect, "s-1", &pkce))
         .await
         .unwrap();
-    assert_eq!(browser.text("h1").await.unwrap(), "Sign in");
+    assert_eq!(
+        browser.wait_for_text("h1", "Sign in").await.unwrap(),
+        "Sign in"
+    );
     keep("oauth-login.png", browser.screenshot().await.unwrap());
     browser.type_into("#user", "chromium-user").await.unwrap();
     browser.click("button[type=submit]").await.unwrap();
 
     // Consent: the client's name is text, not markup.
-    let heading = browser.text("h1").await.unwrap();
+    let heading = browser.wait_for_text("h1", "Allow").await.unwrap();
     assert_eq!(
         heading,
         "Allow <b>Chromium</b> & friends to use your account?"
@@ -147,13 +153,10 @@ async fn login_consent_and_redirect_in_a_real_browser() {
         .unwrap();
     assert_eq!(redeemed.status(), reqwest::StatusCode::OK);
     browser.open(&format!("{}/apps", env.issuer)).await.unwrap();
-    assert!(
-        browser
-            .text("li strong")
-            .await
-            .unwrap()
-            .contains("<b>Chromium</b>")
-    );
+    browser
+        .wait_for_text("li strong", "<b>Chromium</b>")
+        .await
+        .unwrap();
     keep("oauth-apps.png", browser.screenshot().await.unwrap());
 
     // Signed in and consented: the next request goes straight back; after
@@ -168,6 +171,7 @@ async fn login_consent_and_redirect_in_a_real_browser() {
         .open(&authorize(&env, &other, &redirect, "s-3"))
         .await
         .unwrap();
+    browser.wait_for_text("h1", "Allow").await.unwrap();
     browser.click("button[value=deny]").await.unwrap();
     let q = query_of(&browser.wait_for_url(&redirect).await.unwrap());
     assert_eq!(q["error"], "access_denied");
@@ -178,19 +182,17 @@ async fn login_consent_and_redirect_in_a_real_browser() {
         .open(&authorize(&env, &other, &redirect, "s-4"))
         .await
         .unwrap();
+    browser.wait_for_text("h1", "Allow").await.unwrap();
     browser
         .run("document.querySelector('input[name=csrf]').value = 'forged'; return true;")
         .await
         .unwrap();
     browser.click("button[value=approve]").await.unwrap();
+    browser
+        .wait_for_text("p", "The form is not valid")
+        .await
+        .unwrap();
     assert!(browser.url().await.unwrap().starts_with(&env.issuer));
-    assert!(
-        browser
-            .source()
-            .await
-            .unwrap()
-            .contains("The form is not valid")
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,5 +217,5 @@ async fn the_sign_in_pages_cannot_be_framed() {
         .open(&authorize(&env, &client_id, &redirect, "top"))
         .await
         .unwrap();
-    assert!(browser.source().await.unwrap().contains("name=\"user\""));
+    browser.wait_for_text("h1", "Sign in").await.unwrap();
 }

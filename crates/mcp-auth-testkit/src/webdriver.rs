@@ -188,6 +188,27 @@ impl Chromium {
         }
     }
 
+    /// Waits (up to 10 s) until the element matching `selector` exists and
+    /// its text contains `part` (a click's navigation may still be under
+    /// way when the click returns), and returns the text.
+    pub async fn wait_for_text(&self, selector: &str, part: &str) -> Result<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.text(selector).await {
+                Ok(text) if text.contains(part) => return Ok(text),
+                Ok(_) | Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Ok(text) => {
+                    return Err(WebDriverError(format!(
+                        "{selector} says {text:?}, not {part:?}"
+                    )));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// The page's HTML as the browser has it.
     pub async fn source(&self) -> Result<String> {
         let value = self.call(reqwest::Method::GET, "/source", None).await?;
