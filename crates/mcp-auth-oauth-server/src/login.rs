@@ -12,7 +12,8 @@ use mcp_auth_core::{BoxFuture, UserId};
 use crate::html;
 
 /// What a login needs to know about the authorization in progress.
-#[derive(Debug, Clone)]
+/// `Debug` leaves the pending id and the CSRF token out.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct LoginContext {
     /// The pending authorization's id: the login must carry it back
@@ -27,7 +28,8 @@ pub struct LoginContext {
 }
 
 /// Who signed in, and for which pending authorization.
-#[derive(Debug, Clone)]
+/// `Debug` leaves the pending id and the CSRF token out.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct SignedIn {
     /// The pending authorization id the login carried back.
@@ -36,6 +38,23 @@ pub struct SignedIn {
     pub csrf: Option<String>,
     /// The user.
     pub subject: UserId,
+}
+
+impl std::fmt::Debug for LoginContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginContext")
+            .field("client_name", &self.client_name)
+            .field("action", &self.action)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for SignedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedIn")
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SignedIn {
@@ -132,5 +151,31 @@ impl Login for DangerousDevLogin {
 
     fn is_development(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_leaves_the_pending_id_and_csrf_token_out() {
+        let context = LoginContext {
+            pending: "pending-secret".into(),
+            csrf: "csrf-secret".into(),
+            client_name: "App".into(),
+            action: "https://as.example/login".into(),
+        };
+        let signed_in = SignedIn::new(
+            "pending-secret".into(),
+            Some("csrf-secret".into()),
+            UserId::new("alice").unwrap(),
+        );
+        for text in [format!("{context:?}"), format!("{signed_in:?}")] {
+            assert!(
+                !text.contains("pending-secret") && !text.contains("csrf-secret"),
+                "{text}"
+            );
+        }
     }
 }
