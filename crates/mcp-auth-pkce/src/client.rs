@@ -295,6 +295,12 @@ fn token_error(error: RequestTokenError<HttpError, BasicErrorResponse>) -> OAuth
     }
 }
 
+/// The placeholder user of a sign-in whose user the provider names.
+#[allow(clippy::expect_used)] // a constant, valid user id
+fn sign_in_user() -> UserId {
+    UserId::new("_sign-in").expect("a valid user id")
+}
+
 fn trimmed(text: Option<String>) -> Option<String> {
     text.map(|t| t.chars().take(200).collect())
 }
@@ -334,6 +340,32 @@ impl OAuthClient {
         scopes: &[&str],
         extra: &[(&str, &str)],
     ) -> Result<AuthorizationRequest, OAuthError> {
+        self.begin(user.clone(), None, scopes, extra).await
+    }
+
+    /// Starts a sign-in for someone the provider has yet to name (a login
+    /// through the provider): `binding` is the caller's own handle on the
+    /// browser's request (an authorization server's pending request id),
+    /// sealed with the pending entry, never logged, and handed back by
+    /// [`finish_sign_in`](Self::finish_sign_in). The caller must check that
+    /// the browser which comes back is the one `binding` belongs to.
+    pub async fn start_sign_in(
+        &self,
+        binding: &str,
+        scopes: &[&str],
+        extra: &[(&str, &str)],
+    ) -> Result<AuthorizationRequest, OAuthError> {
+        self.begin(sign_in_user(), Some(binding.to_owned()), scopes, extra)
+            .await
+    }
+
+    async fn begin(
+        &self,
+        user: UserId,
+        binding: Option<String>,
+        scopes: &[&str],
+        extra: &[(&str, &str)],
+    ) -> Result<AuthorizationRequest, OAuthError> {
         let state = StateToken::generate()?;
         let verifier = CodeVerifier::generate()?;
         let nonce = if self.provider.is_openid() {
@@ -361,21 +393,40 @@ impl OAuthClient {
         }
         let (url, _) = request.url();
         let now = self.clock.unix_seconds();
+        tracing::info!(target: AUDIT, event = "oauth_start", provider = %self.provider.name, user = user.as_str());
         let pending = PendingAuthorization {
-            user: user.clone(),
+            user,
             verifier,
             nonce,
             expected_issuer: self.provider.issuer.clone(),
             created_at: now,
+            binding,
         };
         let key = PendingKey::for_state(state.as_str());
         self.pending
             .insert(&key, pending, now, self.pending_lifetime.as_secs())
             .await?;
-        tracing::info!(target: AUDIT, event = "oauth_start", provider = %self.provider.name, user = user.as_str());
         Ok(AuthorizationRequest {
             url: url.to_string(),
         })
+    }
+
+    /// Finishes a sign-in [`start_sign_in`](Self::start_sign_in) began, from
+    /// the callback's query string: the same checks as
+    /// [`callback`](Self::callback), and the binding given at the start.
+    /// A callback for a sign-in started with [`start`](Self::start) is
+    /// refused ([`OAuthError::StateUserMismatch`]).
+    pub async fn finish_sign_in(&self, query: &str) -> Result<(String, TokenSet), OAuthError> {
+        let result = self.exchange(None, query).await;
+        match &result {
+            Ok(_) => {
+                tracing::info!(target: AUDIT, event = "oauth_signed_in", provider = %self.provider.name)
+            }
+            Err(e) => {
+                tracing::warn!(target: AUDIT, event = "oauth_callback_refused", provider = %self.provider.name, reason = %e)
+            }
+        }
+        result
     }
 
     /// Finishes a sign-in from the callback's query string, for the `user`
@@ -385,7 +436,7 @@ impl OAuthClient {
     /// for OpenID Connect, validates the ID token (signature via JWKS, iss,
     /// aud, exp, nonce).
     pub async fn callback(&self, user: &UserId, query: &str) -> Result<TokenSet, OAuthError> {
-        let result = self.callback_inner(user, query).await;
+        let result = self.exchange(Some(user), query).await.map(|(_, tokens)| tokens);
         match &result {
             Ok(_) => {
                 tracing::info!(target: AUDIT, event = "oauth_signed_in", provider = %self.provider.name, user = user.as_str())
@@ -397,7 +448,14 @@ impl OAuthClient {
         result
     }
 
-    async fn callback_inner(&self, user: &UserId, query: &str) -> Result<TokenSet, OAuthError> {
+    /// The callback's checks and the code exchange. `user` is the browser's
+    /// user for [`callback`](Self::callback); `None` for a sign-in started
+    /// with [`start_sign_in`](Self::start_sign_in) (its binding is returned).
+    async fn exchange(
+        &self,
+        user: Option<&UserId>,
+        query: &str,
+    ) -> Result<(String, TokenSet), OAuthError> {
         let params = CallbackParams::parse(query)?;
         let state = params.state.as_deref().ok_or(OAuthError::MissingState)?;
         // Single use: the entry is gone from here on, whatever happens next.
@@ -415,9 +473,11 @@ impl OAuthClient {
         {
             return Err(OAuthError::ExpiredState);
         }
-        if &pending.user != user {
-            return Err(OAuthError::StateUserMismatch);
-        }
+        let binding = match (user, pending.binding) {
+            (Some(user), None) if &pending.user == user => String::new(),
+            (None, Some(binding)) => binding,
+            _ => return Err(OAuthError::StateUserMismatch),
+        };
         if let Some(error) = params.error {
             return Err(OAuthError::AuthorizationDenied {
                 error: error.chars().take(64).collect(),
@@ -457,7 +517,7 @@ impl OAuthClient {
                     .await?,
             );
         }
-        Ok(tokens)
+        Ok((binding, tokens))
     }
 
     async fn validate_id_token(

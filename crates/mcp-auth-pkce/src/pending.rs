@@ -30,6 +30,9 @@ pub struct PendingAuthorization {
     pub expected_issuer: Option<String>,
     /// Seconds since the Unix epoch when the sign-in started.
     pub created_at: u64,
+    /// What the caller tied a sign-in for a not-yet-known user to (see
+    /// [`OAuthClient::start_sign_in`](crate::OAuthClient::start_sign_in)).
+    pub binding: Option<String>,
 }
 
 /// The id a pending authorization is stored under: the SHA-256 of its
@@ -93,6 +96,8 @@ struct SealedFields<'a> {
     n: Option<Cow<'a, str>>,
     i: Option<Cow<'a, str>>,
     c: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    b: Option<Cow<'a, str>>,
 }
 
 impl PendingAuthorization {
@@ -106,6 +111,7 @@ impl PendingAuthorization {
             n: self.nonce.as_ref().map(|n| Cow::Borrowed(n.as_str())),
             i: self.expected_issuer.as_deref().map(Cow::Borrowed),
             c: self.created_at,
+            b: self.binding.as_deref().map(Cow::Borrowed),
         };
         let plain =
             Zeroizing::new(serde_json::to_vec(&fields).map_err(|_| OAuthError::CorruptPending)?);
@@ -160,6 +166,7 @@ impl PendingAuthorization {
             nonce: fields.n.map(|n| Nonce::from_stored(n.into_owned())),
             expected_issuer: fields.i.map(Cow::into_owned),
             created_at: fields.c,
+            binding: fields.b.map(Cow::into_owned),
         })
     }
 }
@@ -271,6 +278,7 @@ mod tests {
             nonce: Some(Nonce::from_stored("n".repeat(43))),
             expected_issuer: Some("https://issuer.example".into()),
             created_at: 1_800_000_000,
+            binding: Some("our-request".into()),
         }
     }
 
@@ -280,7 +288,9 @@ mod tests {
         let sealed = pending().seal(&key).unwrap();
         let text = String::from_utf8_lossy(&sealed);
         assert!(!text.contains("vvvv") && !text.contains("alice") && !text.contains("issuer"));
+        assert!(!text.contains("our-request"));
         let opened = PendingAuthorization::open(&key, &sealed).unwrap();
+        assert_eq!(opened.binding.as_deref(), Some("our-request"));
         assert_eq!(opened.user.as_str(), "alice@example.com");
         assert_eq!(opened.verifier.secret(), "v".repeat(43));
         assert!(opened.nonce.unwrap().matches(&"n".repeat(43)));

@@ -408,3 +408,38 @@ async fn the_pending_store_is_bounded() {
     clock.advance(Duration::from_secs(600));
     assert!(client.start(&alice(), &[], &[]).await.is_ok());
 }
+
+#[tokio::test]
+async fn a_sign_in_for_a_user_not_yet_known_hands_its_binding_back_and_does_not_mix_with_user_flows()
+{
+    let d = double().await;
+    let clock = ManualClock::at_unix(1_800_000_000);
+    let client = d.client(d.provider(), &clock);
+    let request = client
+        .start_sign_in("our-pending-request", &["user-read-email"], &[])
+        .await
+        .unwrap();
+    let query = approve(&request.url).await;
+    let (binding, tokens) = client.finish_sign_in(&query).await.unwrap();
+    assert_eq!(binding, "our-pending-request");
+    assert!(tokens.access_token.expose_secret().starts_with("access-"));
+    // Single use.
+    assert_eq!(
+        client.finish_sign_in(&query).await.unwrap_err(),
+        OAuthError::UnknownState
+    );
+    // A sign-in started for a user cannot be finished as an unbound one,
+    // and the other way round.
+    let request = client.start(&alice(), &[], &[]).await.unwrap();
+    let query = approve(&request.url).await;
+    assert_eq!(
+        client.finish_sign_in(&query).await.unwrap_err(),
+        OAuthError::StateUserMismatch
+    );
+    let request = client.start_sign_in("x", &[], &[]).await.unwrap();
+    let query = approve(&request.url).await;
+    assert_eq!(
+        client.callback(&alice(), &query).await.unwrap_err(),
+        OAuthError::StateUserMismatch
+    );
+}
