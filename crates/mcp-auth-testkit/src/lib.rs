@@ -50,6 +50,7 @@ pub struct RedisServer {
     port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    persistent: bool,
 }
 
 impl RedisServer {
@@ -95,9 +96,22 @@ impl RedisServer {
             port: free_port(),
             dir,
             child: None,
+            persistent: false,
         };
         server.spawn();
         Some(server)
+    }
+
+    /// Like [`start`](Self::start), with every write in an append-only
+    /// file synced before it is acknowledged (`appendfsync always`), so a
+    /// [`restart`](Self::restart) keeps the data, as a production Redis
+    /// holding a vault must.
+    pub fn start_persistent(test_name: &str) -> Self {
+        let mut server = Self::start(test_name);
+        server.stop();
+        server.persistent = true;
+        server.spawn();
+        server
     }
 
     /// `redis://127.0.0.1:<port>/`
@@ -128,7 +142,8 @@ impl RedisServer {
         }
     }
 
-    /// Starts the server again on the same port (data is not persisted).
+    /// Starts the server again on the same port (data is kept only when
+    /// started with [`start_persistent`](Self::start_persistent)).
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();
@@ -136,10 +151,16 @@ impl RedisServer {
 
     #[allow(clippy::panic)]
     fn spawn(&mut self) {
+        let persistence: &[&str] = if self.persistent {
+            &["--appendonly", "yes", "--appendfsync", "always"]
+        } else {
+            &["--appendonly", "no"]
+        };
         let child = Command::new(&self.binary)
             .arg("--port")
             .arg(self.port.to_string())
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--bind", "127.0.0.1", "--save", ""])
+            .args(persistence)
             .args(["--protected-mode", "yes", "--loglevel", "warning"])
             .arg("--dir")
             .arg(self.dir.path())

@@ -153,6 +153,11 @@ pub enum VaultError {
     /// The operating system's random number generator failed.
     #[error("the system random number generator failed")]
     Random,
+
+    /// A shared store (Redis) could not answer: nothing was changed, and
+    /// retrying later may help. Never holds the URL (it may hold a password).
+    #[error("the vault store is unavailable: {0}")]
+    StoreUnavailable(&'static str),
 }
 
 impl VaultError {

@@ -442,7 +442,8 @@ impl Vault {
         // cannot retire the key this record is sealed with before it lands.
         let ring = self.keyring();
         let record = self.seal_for(ring.as_deref(), user, provider, secret)?;
-        let mut record = Some(record);
+        // A store with optimistic concurrency (Redis) may call this more
+        // than once: it copies the record rather than consuming it.
         self.store.update(user, &mut |current| {
             let mut file = match current {
                 Some(bytes) => decode_user(user, bytes)?,
@@ -454,9 +455,7 @@ impl Vault {
                     max: MAX_RECORDS,
                 });
             }
-            if let Some(r) = record.take() {
-                file.upsert(r);
-            }
+            file.upsert(record.clone());
             Ok(Update::Write(file.encode()))
         })
     }

@@ -25,19 +25,22 @@ fn secret_bytes(vault: &Vault, user: &UserId, provider: &str) -> Option<Vec<u8>>
 }
 
 /// The same behaviour is required of every storage mode.
+/// `$make` gives the vault and whatever must live as long as it (a
+/// server); `#[...]` attributes after it go on every test.
 macro_rules! conformance {
-    ($name:ident, $make:expr) => {
+    ($name:ident, $make:expr $(, #[$meta:meta])*) => {
         mod $name {
             use super::*;
 
-            fn make() -> (common::TestDir, Vault) {
+            fn make() -> ((common::TestDir, Box<dyn std::any::Any>), Vault) {
                 let dir = common::tempdir();
-                let make: fn(&std::path::Path) -> Vault = $make;
-                let vault = make(&dir.path().join("vault"));
-                (dir, vault)
+                let make: fn(&std::path::Path) -> (Vault, Box<dyn std::any::Any>) = $make;
+                let (vault, guard) = make(&dir.path().join("vault"));
+                ((dir, guard), vault)
             }
 
             #[test]
+            $(#[$meta])*
             fn put_get_overwrite_and_missing() {
                 let (_d, v) = make();
                 let alice = user("alice@example.com");
@@ -66,6 +69,7 @@ macro_rules! conformance {
             }
 
             #[test]
+            $(#[$meta])*
             fn providers_delete_and_users() {
                 let (_d, v) = make();
                 let (alice, bob) = (user("alice"), user("bob"));
@@ -89,6 +93,7 @@ macro_rules! conformance {
             }
 
             #[test]
+            $(#[$meta])*
             fn delete_user_and_wipe_all() {
                 let (_d, v) = make();
                 for i in 0..5 {
@@ -110,6 +115,7 @@ macro_rules! conformance {
             }
 
             #[test]
+            $(#[$meta])*
             fn limits_are_enforced_with_typed_errors() {
                 let (_d, v) = make();
                 let alice = user("alice");
@@ -145,6 +151,7 @@ macro_rules! conformance {
             }
 
             #[test]
+            $(#[$meta])*
             fn bytes_are_not_a_credential() {
                 let (_d, v) = make();
                 let alice = user("alice");
@@ -157,6 +164,7 @@ macro_rules! conformance {
             }
 
             #[test]
+            $(#[$meta])*
             fn rotation_keeps_every_record_readable() {
                 let (_d, v) = make();
                 for i in 0..10 {
@@ -187,6 +195,8 @@ macro_rules! conformance {
             proptest! {
                 #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
                 #[test]
+                $(#[$meta])*
+            $(#[$meta])*
                 fn round_trip_for_arbitrary_ids_names_and_payloads(
                     id in "[^\\p{Cc}]{1,24}",
                     provider in "[^\\p{Cc}]{1,16}",
@@ -203,19 +213,45 @@ macro_rules! conformance {
     };
 }
 
+fn alone(vault: Vault) -> (Vault, Box<dyn std::any::Any>) {
+    (vault, Box::new(()))
+}
+
 conformance!(memory_only, |_dir| {
-    Vault::builder(StorageMode::MemoryOnly)
-        .key(KeyMaterial::raw(KEY_A))
-        .open()
-        .expect("open")
+    alone(
+        Vault::builder(StorageMode::MemoryOnly)
+            .key(KeyMaterial::raw(KEY_A))
+            .open()
+            .expect("open"),
+    )
 });
-conformance!(encrypted_file, |dir| file_vault(dir, KEY_A));
+conformance!(encrypted_file, |dir| alone(file_vault(dir, KEY_A)));
 conformance!(memory_with_encrypted_backup, |dir| {
-    Vault::builder(StorageMode::MemoryWithEncryptedBackup(dir.to_owned()))
-        .key(KeyMaterial::raw(KEY_A))
-        .open()
-        .expect("open")
+    alone(
+        Vault::builder(StorageMode::MemoryWithEncryptedBackup(dir.to_owned()))
+            .key(KeyMaterial::raw(KEY_A))
+            .open()
+            .expect("open"),
+    )
 });
+#[cfg(feature = "redis")]
+conformance!(
+    redis,
+    |_dir| {
+        let redis = mcp_auth_testkit::RedisServer::start("vault conformance (redis)");
+        let store = mcp_auth_vault::store::RedisStore::open(
+            &redis.url(),
+            mcp_auth_vault::store::RedisStoreConfig::default(),
+        )
+        .expect("store");
+        let vault = Vault::builder_with_store(store)
+            .key(KeyMaterial::raw(KEY_A))
+            .open()
+            .expect("open");
+        (vault, Box::new(redis))
+    },
+    #[ignore = "needs redis-server"]
+);
 
 #[test]
 fn file_vault_persists_across_reopen_and_backup_mode_writes_through() {

@@ -4,6 +4,8 @@
 pub(crate) mod cached;
 pub(crate) mod file;
 pub(crate) mod memory;
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
 
 use std::fmt::Debug;
 
@@ -14,6 +16,8 @@ use crate::error::VaultError;
 pub use cached::CachedFileStore;
 pub use file::FileStore;
 pub use memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub use redis::{RedisStore, RedisStoreConfig};
 
 /// What an [`VaultStore::update`] callback wants done with a user's file.
 #[derive(Debug)]
@@ -41,7 +45,9 @@ pub trait VaultStore: Send + Sync + Debug {
     fn load(&self, user: &UserId) -> Result<Option<Vec<u8>>, VaultError>;
 
     /// Read-modify-write of `user`'s file, atomically. If `f` fails, nothing
-    /// is changed and its error is returned.
+    /// is changed and its error is returned. `f` may be called more than
+    /// once (a store with optimistic concurrency calls it again when
+    /// another writer got there first); only its last answer counts.
     fn update(&self, user: &UserId, f: &mut UpdateFn<'_>) -> Result<(), VaultError>;
 
     /// Every user with a file.

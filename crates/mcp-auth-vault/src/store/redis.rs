@@ -1,0 +1,261 @@
+//! A vault store in Redis, for several processes sharing one vault.
+
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use mcp_auth_core::UserId;
+use redis::{Commands, Connection};
+
+use super::{Update, UpdateFn, VaultStore};
+use crate::error::VaultError;
+
+/// How many times [`RedisStore::update`] retries when another process
+/// changed the same user between its read and its write.
+const MAX_ATTEMPTS: usize = 64;
+/// Idle connections kept for reuse.
+const MAX_IDLE: usize = 8;
+
+/// Settings of a [`RedisStore`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RedisStoreConfig {
+    /// Prefix of every key (default `mcp-auth:vault`). Vaults with different
+    /// keys must not share a prefix.
+    pub prefix: String,
+    /// Time to connect (default 2 s).
+    pub connect_timeout: Duration,
+    /// Time for one command's answer (default 2 s).
+    pub response_timeout: Duration,
+}
+
+impl Default for RedisStoreConfig {
+    fn default() -> Self {
+        Self {
+            prefix: "mcp-auth:vault".into(),
+            connect_timeout: Duration::from_secs(2),
+            response_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+impl RedisStoreConfig {
+    /// The same settings under another key prefix.
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+}
+
+/// Keeps the vault's sealed user files in Redis: `{prefix}:u:{storage key}`
+/// holds a user's file (the same bytes a [`FileStore`](super::FileStore)
+/// writes: records encrypted under the vault's key, which Redis never
+/// sees), `{prefix}:users` the set of users, `{prefix}:manifest` the key
+/// manifest (key ids and KDF salts, no key).
+///
+/// Every [`update`](VaultStore::update) is a `WATCH`/`MULTI`/`EXEC`
+/// transaction, retried when another process changed the same user
+/// meanwhile: two writers never lose either write. A failed or timed-out
+/// command gives [`VaultError::StoreUnavailable`] and changes nothing; the
+/// next call reconnects.
+///
+/// The calls block (the vault's API is synchronous, like its file store):
+/// from async code, call the vault inside `tokio::task::spawn_blocking`.
+pub struct RedisStore {
+    client: redis::Client,
+    config: RedisStoreConfig,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password: only the prefix.
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.config.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: &redis::RedisError) -> VaultError {
+    VaultError::StoreUnavailable(if e.is_timeout() {
+        "timed out"
+    } else if e.is_connection_refusal() {
+        "connection refused"
+    } else if e.is_connection_dropped() || e.is_io_error() {
+        "connection lost"
+    } else {
+        "redis refused the command"
+    })
+}
+
+impl RedisStore {
+    /// A store at `url` (`redis://host:port/db`). Connects lazily: a server
+    /// that is down now fails the first call, not this one.
+    pub fn open(url: &str, config: RedisStoreConfig) -> Result<Self, VaultError> {
+        if config.prefix.is_empty() || config.prefix.chars().any(char::is_control) {
+            return Err(VaultError::StoreUnavailable(
+                "the key prefix must be non-empty, without control characters",
+            ));
+        }
+        let client = redis::Client::open(url).map_err(|_| {
+            VaultError::StoreUnavailable("the Redis URL does not parse (redis://host:port/db)")
+        })?;
+        Ok(Self {
+            client,
+            config,
+            idle: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn user_key(&self, user: &UserId) -> String {
+        format!("{}:u:{}", self.config.prefix, user.storage_key().as_str())
+    }
+
+    fn users_key(&self) -> String {
+        format!("{}:users", self.config.prefix)
+    }
+
+    fn manifest_key(&self) -> String {
+        format!("{}:manifest", self.config.prefix)
+    }
+
+    /// Runs `f` on a pooled connection; a connection that failed is dropped.
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
+    ) -> Result<T, VaultError> {
+        let pooled = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let mut conn = match pooled {
+            Some(conn) => conn,
+            None => {
+                let conn = self
+                    .client
+                    .get_connection_with_timeout(self.config.connect_timeout)
+                    .map_err(|e| unavailable(&e))?;
+                conn.set_read_timeout(Some(self.config.response_timeout))
+                    .map_err(|e| unavailable(&e))?;
+                conn.set_write_timeout(Some(self.config.response_timeout))
+                    .map_err(|e| unavailable(&e))?;
+                conn
+            }
+        };
+        match f(&mut conn) {
+            Ok(value) => {
+                let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+                if idle.len() < MAX_IDLE {
+                    idle.push(conn);
+                }
+                Ok(value)
+            }
+            Err(e) => Err(unavailable(&e)),
+        }
+    }
+}
+
+impl VaultStore for RedisStore {
+    fn load(&self, user: &UserId) -> Result<Option<Vec<u8>>, VaultError> {
+        let key = self.user_key(user);
+        self.with(|c| c.get(&key))
+    }
+
+    fn update(&self, user: &UserId, f: &mut UpdateFn<'_>) -> Result<(), VaultError> {
+        let key = self.user_key(user);
+        let users = self.users_key();
+        let member = user.as_str().to_owned();
+        for _ in 0..MAX_ATTEMPTS {
+            // The callback's error must come out as itself, not as a Redis
+            // error: carried beside the transaction.
+            let mut failed: Option<VaultError> = None;
+            let done = self.with(|c| {
+                redis::cmd("WATCH").arg(&key).exec(c)?;
+                let current: Option<Vec<u8>> = c.get(&key)?;
+                let update = match f(current.as_deref()) {
+                    Ok(update) => update,
+                    Err(e) => {
+                        failed = Some(e);
+                        redis::cmd("UNWATCH").exec(c)?;
+                        return Ok(true);
+                    }
+                };
+                let mut pipe = redis::pipe();
+                pipe.atomic();
+                match update {
+                    Update::Keep => {
+                        redis::cmd("UNWATCH").exec(c)?;
+                        return Ok(true);
+                    }
+                    Update::Write(bytes) => {
+                        pipe.set(&key, bytes).ignore();
+                        pipe.sadd(&users, &member).ignore();
+                    }
+                    Update::Delete => {
+                        pipe.del(&key).ignore();
+                        pipe.srem(&users, &member).ignore();
+                    }
+                }
+                // EXEC answers nil when the watched key changed meanwhile.
+                let result: Option<()> = pipe.query(c)?;
+                Ok(result.is_some())
+            })?;
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            if done {
+                return Ok(());
+            }
+        }
+        Err(VaultError::StoreUnavailable(
+            "too many concurrent writers of one user",
+        ))
+    }
+
+    fn users(&self) -> Result<Vec<UserId>, VaultError> {
+        let users = self.users_key();
+        let members: Vec<String> = self.with(|c| c.smembers(&users))?;
+        let mut out: Vec<UserId> = members
+            .into_iter()
+            .filter_map(|m| UserId::new(m).ok())
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    fn load_manifest(&self) -> Result<Option<Vec<u8>>, VaultError> {
+        let key = self.manifest_key();
+        self.with(|c| c.get(&key))
+    }
+
+    fn store_manifest(&self, bytes: &[u8]) -> Result<(), VaultError> {
+        let key = self.manifest_key();
+        self.with(|c| c.set(&key, bytes))
+    }
+
+    fn init_manifest(&self, bytes: &[u8]) -> Result<Vec<u8>, VaultError> {
+        let key = self.manifest_key();
+        self.with(|c| {
+            let _: bool = c.set_nx(&key, bytes)?;
+            let current: Option<Vec<u8>> = c.get(&key)?;
+            Ok(current.unwrap_or_else(|| bytes.to_vec()))
+        })
+    }
+
+    fn wipe(&self) -> Result<usize, VaultError> {
+        let mut n = 0;
+        for user in self.users()? {
+            let mut existed = false;
+            self.update(&user, &mut |current| {
+                existed = current.is_some();
+                Ok(Update::Delete)
+            })?;
+            n += usize::from(existed);
+        }
+        Ok(n)
+    }
+
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+}
