@@ -88,7 +88,10 @@ pub(crate) struct ConsentView<'a> {
     pub(crate) redirect_host: &'a str,
     pub(crate) resource: &'a str,
     pub(crate) scopes: &'a [String],
-    pub(crate) user: &'a str,
+    /// Who is signed in, if anyone yet.
+    pub(crate) user: Option<&'a str>,
+    /// The provider the person signs in with after approving, if any.
+    pub(crate) then_sign_in_with: Option<&'a str>,
     pub(crate) pending: &'a str,
     pub(crate) csrf: &'a str,
 }
@@ -105,7 +108,7 @@ pub(crate) fn consent(view: &ConsentView<'_>, action: &str) -> Response<Body> {
     };
     let body = format!(
         "<h1>Allow {name} to use your account?</h1>\
-         <p>Signed in as <strong>{user}</strong>.</p>\
+         {who}\
          <dl><dt>Application</dt><dd>{name}<br><span class=\"note\">{source}</span></dd>\
          <dt>It will return to</dt><dd>{redirect}</dd>\
          <dt>Access to</dt><dd>{resource}</dd>\
@@ -118,7 +121,19 @@ pub(crate) fn consent(view: &ConsentView<'_>, action: &str) -> Response<Body> {
          <button class=\"primary\" type=\"submit\" name=\"decision\" value=\"approve\">Approve</button></div>\
          </form>",
         name = escape(view.client_name),
-        user = escape(view.user),
+        who = match (view.user, view.then_sign_in_with) {
+            (Some(user), Some(provider)) => format!(
+                "<p>Signed in as <strong>{}</strong>. After you approve, {} asks you for the added permissions.</p>",
+                escape(user),
+                escape(provider)
+            ),
+            (Some(user), None) => format!("<p>Signed in as <strong>{}</strong>.</p>", escape(user)),
+            (None, Some(provider)) => format!(
+                "<p>After you approve, you sign in with <strong>{}</strong>.</p>",
+                escape(provider)
+            ),
+            (None, None) => String::new(),
+        },
         source = escape(view.client_source),
         redirect = escape(view.redirect_host),
         resource = escape(view.resource),

@@ -25,6 +25,12 @@ pub struct LoginContext {
     pub client_name: String,
     /// Where the login posts or returns to (`{issuer}/login`).
     pub action: String,
+    /// Our scopes the client asked for (an upstream login maps them to
+    /// the provider's).
+    pub scopes: Vec<String>,
+    /// Who this browser is signed in as, when it comes back for more
+    /// (incremental authorization).
+    pub subject: Option<UserId>,
 }
 
 /// Who signed in, and for which pending authorization.
@@ -45,6 +51,8 @@ impl std::fmt::Debug for LoginContext {
         f.debug_struct("LoginContext")
             .field("client_name", &self.client_name)
             .field("action", &self.action)
+            .field("scopes", &self.scopes)
+            .field("subject", &self.subject)
             .finish_non_exhaustive()
     }
 }
@@ -100,6 +108,46 @@ pub trait Login: Send + Sync + std::fmt::Debug {
     /// non-loopback issuer unless forced).
     fn is_development(&self) -> bool {
         false
+    }
+
+    /// Whether the consent page comes before the login. A login that
+    /// sends the browser to another site (an upstream provider that may
+    /// answer at once for a signed-in person) must not be reached for a
+    /// client the person has not approved: the confused-deputy rule of the
+    /// MCP security best practices for proxies with a static client id.
+    fn consent_first(&self) -> bool {
+        false
+    }
+
+    /// The provider's name, shown on the consent page ("you sign in with
+    /// Spotify next"), for a login that leaves for one.
+    fn provider_name(&self) -> Option<&str> {
+        None
+    }
+
+    /// Whether `subject`, already signed in, has what `scopes` need
+    /// without signing in again (an upstream login: tokens on file that
+    /// cover the scopes).
+    fn covers<'a>(
+        &'a self,
+        subject: &'a UserId,
+        scopes: &'a [String],
+    ) -> BoxFuture<'a, Result<bool, LoginError>> {
+        let _ = (subject, scopes);
+        Box::pin(std::future::ready(Ok(true)))
+    }
+
+    /// Called when `subject`'s last grant is revoked (by the person, the
+    /// operator or a client): an upstream login revokes the provider's
+    /// refresh token and deletes what it kept.
+    fn forget<'a>(&'a self, subject: &'a UserId) -> BoxFuture<'a, ()> {
+        let _ = subject;
+        Box::pin(std::future::ready(()))
+    }
+
+    /// Called by an emergency revoke-all: forget every subject.
+    fn forget_all(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
     }
 }
 
@@ -165,6 +213,8 @@ mod tests {
             csrf: "csrf-secret".into(),
             client_name: "App".into(),
             action: "https://as.example/login".into(),
+            scopes: Vec::new(),
+            subject: None,
         };
         let signed_in = SignedIn::new(
             "pending-secret".into(),

@@ -163,13 +163,21 @@ struct Scripts {
     rotate: Script,
     revoke: Script,
     put_refresh: Script,
+    unlock: Script,
 }
+
+/// Deletes a lock only if its holder is the caller.
+const UNLOCK: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
 
 static SCRIPTS: std::sync::LazyLock<Scripts> = std::sync::LazyLock::new(|| Scripts {
     redeem: Script::new(REDEEM),
     rotate: Script::new(&format!("{REVOKE_FN}{ROTATE}")),
     revoke: Script::new(&format!("{REVOKE_FN}{REVOKE}")),
     put_refresh: Script::new(PUT_REFRESH),
+    unlock: Script::new(UNLOCK),
 });
 
 /// A grant on the wire (the user as its text, the consent as hex).
@@ -247,6 +255,8 @@ struct PendingWire {
     browser: String,
     csrf: String,
     subject: Option<String>,
+    #[serde(default)]
+    consented: bool,
     expires_at: u64,
 }
 
@@ -341,6 +351,7 @@ impl AuthStore for RedisAuthStore {
             let wire = PendingWire {
                 browser: HEXLOWER.encode(&pending.browser),
                 subject: pending.subject.as_ref().map(|s| s.as_str().to_owned()),
+                consented: pending.consented,
                 client: pending.client,
                 redirect_uri: pending.redirect_uri,
                 state: pending.state,
@@ -665,6 +676,42 @@ impl AuthStore for RedisAuthStore {
                 .transpose()
         })
     }
+
+    fn try_lock(
+        &self,
+        name: Key,
+        holder: &str,
+        _now: u64,
+        ttl: u64,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        let holder = holder.to_owned();
+        Box::pin(async move {
+            let taken: Option<String> = redis::cmd("SET")
+                .arg(self.key("lock", &hex(name)))
+                .arg(holder)
+                .arg("NX")
+                .arg("EX")
+                .arg(ttl.max(1))
+                .query_async(&mut self.conn.clone())
+                .await
+                .map_err(|e| unavailable(&e))?;
+            Ok(taken.is_some())
+        })
+    }
+
+    fn unlock(&self, name: Key, holder: &str) -> BoxFuture<'_, Result<(), StoreError>> {
+        let holder = holder.to_owned();
+        Box::pin(async move {
+            let _: i64 = SCRIPTS
+                .unlock
+                .key(self.key("lock", &hex(name)))
+                .arg(holder)
+                .invoke_async(&mut self.conn.clone())
+                .await
+                .map_err(|e| unavailable(&e))?;
+            Ok(())
+        })
+    }
 }
 
 fn decode_pending(value: Option<String>, now: u64) -> Result<Option<Pending>, StoreError> {
@@ -689,6 +736,7 @@ fn decode_pending(value: Option<String>, now: u64) -> Result<Option<Pending>, St
         wire.csrf,
         wire.expires_at,
     );
+    pending.consented = wire.consented;
     pending.subject = wire
         .subject
         .map(|s| UserId::new(s).map_err(|_| corrupt()))

@@ -234,9 +234,13 @@ impl AuthServer {
     /// Revokes one grant (its refresh tokens stop working at once; access
     /// tokens already issued live until their `exp`).
     pub async fn revoke_grant(&self, id: &str) -> Result<bool, StoreError> {
+        let grant = self.inner.store.grant(id, self.inner.now()).await?;
         let revoked = self.inner.store.revoke_grant(id).await?;
         if revoked {
             tracing::info!(target: AUDIT, event = "grant_revoked", grant = short(id), by = "operator");
+        }
+        if let Some(grant) = grant {
+            self.inner.after_revoke(&grant.subject).await;
         }
         Ok(revoked)
     }
@@ -248,6 +252,7 @@ impl AuthServer {
             n += usize::from(self.inner.store.revoke_grant(&grant.id).await?);
         }
         tracing::info!(target: AUDIT, event = "user_grants_revoked", subject = user.as_str(), count = n);
+        self.inner.after_revoke(user).await;
         Ok(n)
     }
 
@@ -255,6 +260,7 @@ impl AuthServer {
     pub async fn revoke_all(&self) -> Result<usize, StoreError> {
         let n = self.inner.store.revoke_all().await?;
         tracing::warn!(target: AUDIT, event = "all_grants_revoked", count = n);
+        self.inner.login.forget_all().await;
         Ok(n)
     }
 }
@@ -777,26 +783,58 @@ impl Inner {
         Key::of(&text)
     }
 
-    /// After the login: remembered consent issues the code at once,
+    /// After the login: remembered consent issues the code at once (or,
+    /// when the login must go back to the provider for more, goes there),
     /// otherwise the consent page.
     async fn continue_signed_in(
         &self,
         pending_id: &str,
-        pending: Pending,
+        mut pending: Pending,
         subject: &UserId,
     ) -> Response<Body> {
+        let covered = match self.login.covers(subject, &pending.scopes).await {
+            Ok(covered) => covered,
+            Err(_) => return unavailable(),
+        };
         let key = self.consent_key(&pending, subject);
         match self.store.consent(key, self.now()).await {
-            Ok(true) => {
+            Ok(true) if covered => {
                 let _ = self
                     .store
                     .take_pending(Key::of(pending_id), self.now())
                     .await;
                 return self.issue_code(pending, subject.clone(), key).await;
             }
+            Ok(true) => {
+                pending.consented = true;
+                if self
+                    .store
+                    .put_pending(Key::of(pending_id), pending.clone())
+                    .await
+                    .is_err()
+                {
+                    return unavailable();
+                }
+                return self.start_login(pending_id, &pending).await;
+            }
             Ok(false) => {}
             Err(_) => return unavailable(),
         }
+        let then = if covered {
+            None
+        } else {
+            self.login.provider_name()
+        };
+        self.consent_page(pending_id, &pending, Some(subject), then)
+    }
+
+    fn consent_page(
+        &self,
+        pending_id: &str,
+        pending: &Pending,
+        subject: Option<&UserId>,
+        then_sign_in_with: Option<&str>,
+    ) -> Response<Body> {
         let source = origin_text(&pending.client.origin);
         let redirect_host = url::Url::parse(&pending.redirect_uri)
             .ok()
@@ -809,12 +847,39 @@ impl Inner {
                 redirect_host: &redirect_host,
                 resource: &pending.resource,
                 scopes: &pending.scopes,
-                user: subject.as_str(),
+                user: subject.map(UserId::as_str),
+                then_sign_in_with,
                 pending: pending_id,
                 csrf: &pending.csrf,
             },
             &self.endpoint("/consent"),
         )
+    }
+
+    /// Hands the browser to the login (a form, or a redirect upstream).
+    async fn start_login(&self, pending_id: &str, pending: &Pending) -> Response<Body> {
+        let context = LoginContext {
+            pending: pending_id.to_owned(),
+            csrf: pending.csrf.clone(),
+            client_name: pending.client.name.clone(),
+            action: self.endpoint("/login"),
+            scopes: pending.scopes.clone(),
+            subject: pending.subject.clone(),
+        };
+        match self.login.start(context).await {
+            Ok(response) => response,
+            Err(_) => unavailable(),
+        }
+    }
+
+    /// After a revocation: when `subject` has no live grant left, the
+    /// login forgets them (an upstream login revokes the provider's
+    /// refresh token and deletes its vault entry).
+    pub(crate) async fn after_revoke(&self, subject: &UserId) {
+        match self.store.grants_of(subject, self.now()).await {
+            Ok(left) if left.is_empty() => self.login.forget(subject).await,
+            _ => {}
+        }
     }
 
     async fn issue_code(&self, pending: Pending, subject: UserId, consent: Key) -> Response<Body> {
@@ -1036,6 +1101,7 @@ async fn authorize(State(s): State<Arc<Inner>>, request: Request) -> Response<Bo
         browser: browser_hash(&browser),
         csrf,
         subject: subject.clone(),
+        consented: false,
         expires_at: s.now() + PENDING_TTL,
     };
     if s.store
@@ -1047,18 +1113,10 @@ async fn authorize(State(s): State<Arc<Inner>>, request: Request) -> Response<Bo
     }
     let mut response = match subject {
         Some(subject) => s.continue_signed_in(&pending_id, pending, &subject).await,
-        None => {
-            let context = LoginContext {
-                pending: pending_id,
-                csrf: pending.csrf.clone(),
-                client_name: pending.client.name.clone(),
-                action: s.endpoint("/login"),
-            };
-            match s.login.start(context).await {
-                Ok(response) => response,
-                Err(_) => unavailable(),
-            }
+        None if s.login.consent_first() => {
+            s.consent_page(&pending_id, &pending, None, s.login.provider_name())
         }
+        None => s.start_login(&pending_id, &pending).await,
     };
     if new_browser {
         set_cookie(
@@ -1172,9 +1230,24 @@ async fn finish_login(
     {
         return unavailable();
     }
-    let mut response = s
-        .continue_signed_in(&signed_in.pending, pending, &subject)
-        .await;
+    let mut response = if pending.consented {
+        // Approved before the login went upstream: the code now.
+        match s
+            .store
+            .take_pending(Key::of(&signed_in.pending), s.now())
+            .await
+        {
+            Ok(Some(_)) => s.approve(pending, subject).await,
+            Ok(None) => html::error_page(
+                StatusCode::BAD_REQUEST,
+                "This sign-in was already completed.",
+            ),
+            Err(_) => unavailable(),
+        }
+    } else {
+        s.continue_signed_in(&signed_in.pending, pending, &subject)
+            .await
+    };
     set_cookie(&mut response, LOGIN_COOKIE, created.id.expose(), 24 * 3600);
     response
 }
@@ -1197,9 +1270,30 @@ async fn consent(State(s): State<Arc<Inner>>, request: Request) -> Response<Body
         Ok(pending) => pending,
         Err(response) => return response,
     };
-    let Some(subject) = pending.subject.clone() else {
-        return html::error_page(StatusCode::FORBIDDEN, "Sign in first.");
+    let approved = fields.get("decision").map(String::as_str) == Some("approve");
+    let covered = match &pending.subject {
+        Some(subject) if approved => match s.login.covers(subject, &pending.scopes).await {
+            Ok(covered) => covered,
+            Err(_) => return unavailable(),
+        },
+        Some(_) => true,
+        None if s.login.consent_first() => false,
+        None => return html::error_page(StatusCode::FORBIDDEN, "Sign in first."),
     };
+    if approved && !covered {
+        // Approved; now the login (upstream) names the person or adds
+        // the provider's permissions, and the code follows its callback.
+        let mut pending = pending;
+        pending.consented = true;
+        if s.store
+            .put_pending(Key::of(pending_id), pending.clone())
+            .await
+            .is_err()
+        {
+            return unavailable();
+        }
+        return s.start_login(pending_id, &pending).await;
+    }
     // Single use from here on.
     match s.store.take_pending(Key::of(pending_id), s.now()).await {
         Ok(Some(_)) => {}
@@ -1211,26 +1305,32 @@ async fn consent(State(s): State<Arc<Inner>>, request: Request) -> Response<Body
         }
         Err(_) => return unavailable(),
     }
-    match fields.get("decision").map(String::as_str) {
-        Some("approve") => {
-            let key = s.consent_key(&pending, &subject);
-            if s.consent_ttl > 0
-                && s.store
-                    .put_consent(key, s.now() + s.consent_ttl)
-                    .await
-                    .is_err()
-            {
-                return unavailable();
-            }
-            tracing::info!(target: AUDIT, event = "consent_given", subject = subject.as_str(), client = %pending.client.client_id);
-            s.issue_code(pending, subject, key).await
-        }
+    match (approved, pending.subject.clone()) {
+        (true, Some(subject)) => s.approve(pending, subject).await,
         _ => s.error_redirect(
             &pending.redirect_uri,
             pending.state.as_deref(),
             "access_denied",
             "the user denied the request",
         ),
+    }
+}
+
+impl Inner {
+    /// Remembers the consent (taken pending `pending`) and issues the code.
+    async fn approve(&self, pending: Pending, subject: UserId) -> Response<Body> {
+        let key = self.consent_key(&pending, &subject);
+        if self.consent_ttl > 0
+            && self
+                .store
+                .put_consent(key, self.now() + self.consent_ttl)
+                .await
+                .is_err()
+        {
+            return unavailable();
+        }
+        tracing::info!(target: AUDIT, event = "consent_given", subject = subject.as_str(), client = %pending.client.client_id);
+        self.issue_code(pending, subject, key).await
     }
 }
 
@@ -1334,6 +1434,7 @@ async fn apps_revoke(State(s): State<Arc<Inner>>, request: Request) -> Response<
                 return unavailable();
             }
             tracing::info!(target: AUDIT, event = "grant_revoked", grant = short(id), by = "user");
+            s.after_revoke(&user).await;
             redirect_to(&s.endpoint("/apps"))
         }
         Ok(_) => html::error_page(StatusCode::NOT_FOUND, "No such application."),
@@ -1684,6 +1785,7 @@ async fn revoke(State(s): State<Arc<Inner>>, request: Request) -> Response<Body>
         && s.store.revoke_grant(&grant.id).await.unwrap_or(false)
     {
         tracing::info!(target: AUDIT, event = "grant_revoked", grant = short(&grant.id), by = "client");
+        s.after_revoke(&grant.subject).await;
     }
     json_response(StatusCode::OK, &json!({}), "no-store")
 }

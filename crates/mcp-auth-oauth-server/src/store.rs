@@ -93,6 +93,9 @@ pub struct Pending {
     pub csrf: String,
     /// Who signed in, once the login step is done.
     pub subject: Option<UserId>,
+    /// Whether the person approved the consent page before the login
+    /// (a login that leaves for an upstream provider asks first).
+    pub consented: bool,
     /// When it stops being usable.
     pub expires_at: u64,
 }
@@ -117,6 +120,7 @@ impl std::fmt::Debug for Pending {
             .field("resource", &self.resource)
             .field("scopes", &self.scopes)
             .field("subject", &self.subject)
+            .field("consented", &self.consented)
             .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
     }
@@ -217,6 +221,7 @@ impl Pending {
             browser,
             csrf,
             subject: None,
+            consented: false,
             expires_at,
         }
     }
@@ -365,6 +370,18 @@ pub trait AuthStore: Send + Sync + std::fmt::Debug {
     fn put_client(&self, client: ClientInfo) -> BoxFuture<'_, Result<(), StoreError>>;
     /// A registered client.
     fn client(&self, id: &str) -> BoxFuture<'_, Result<Option<ClientInfo>, StoreError>>;
+    /// Takes the short lock `name` for `holder` until `now + ttl` unless
+    /// another holder has it: whether it was taken. Shared by every process
+    /// using the store (one upstream refresh per user across a fleet).
+    fn try_lock(
+        &self,
+        name: Key,
+        holder: &str,
+        now: u64,
+        ttl: u64,
+    ) -> BoxFuture<'_, Result<bool, StoreError>>;
+    /// Releases `name` if `holder` still has it.
+    fn unlock(&self, name: Key, holder: &str) -> BoxFuture<'_, Result<(), StoreError>>;
 }
 
 #[derive(Debug)]
@@ -391,6 +408,7 @@ struct State {
     refresh: HashMap<Key, RefreshState>,
     consents: HashMap<Key, u64>,
     clients: HashMap<String, ClientInfo>,
+    locks: HashMap<Key, (String, u64)>,
 }
 
 /// The in-process store, bounded: each table holds at most `capacity`
@@ -685,5 +703,32 @@ impl AuthStore for MemoryAuthStore {
 
     fn client(&self, id: &str) -> BoxFuture<'_, Result<Option<ClientInfo>, StoreError>> {
         ready(Ok(self.with(|s| s.clients.get(id).cloned())))
+    }
+
+    fn try_lock(
+        &self,
+        name: Key,
+        holder: &str,
+        now: u64,
+        ttl: u64,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        let taken = self.with(|state| {
+            state.locks.retain(|_, (_, until)| *until > now);
+            if state.locks.contains_key(&name) {
+                return false;
+            }
+            state.locks.insert(name, (holder.to_owned(), now + ttl.max(1)));
+            true
+        });
+        ready(Ok(taken))
+    }
+
+    fn unlock(&self, name: Key, holder: &str) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.with(|state| {
+            if state.locks.get(&name).is_some_and(|(h, _)| h == holder) {
+                state.locks.remove(&name);
+            }
+        });
+        ready(Ok(()))
     }
 }

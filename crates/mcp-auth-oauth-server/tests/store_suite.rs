@@ -48,7 +48,12 @@ async fn pending_is_single_use_and_expires(store: &dyn AuthStore) {
         NOW + 600,
     );
     let key = Key::of("pending-1");
+    let mut pending = pending;
+    pending.subject = Some(user("alice"));
+    pending.consented = true;
     store.put_pending(key, pending).await.unwrap();
+    let read = store.pending(key, NOW).await.unwrap().unwrap();
+    assert!(read.consented && read.subject == Some(user("alice")));
     assert!(store.pending(key, NOW).await.unwrap().is_some());
     assert!(
         store.pending(key, NOW + 600).await.unwrap().is_none(),
@@ -304,7 +309,23 @@ async fn clients_are_stored(store: &dyn AuthStore) {
     assert_eq!(store.client("client-1").await.unwrap(), Some(client()));
 }
 
+async fn a_lock_has_one_holder_until_released_or_expired(store: &dyn AuthStore) {
+    let name = Key::of("refresh:alice");
+    assert!(store.try_lock(name, "a", NOW, 10).await.unwrap());
+    assert!(!store.try_lock(name, "b", NOW, 10).await.unwrap(), "held");
+    store.unlock(name, "b").await.unwrap();
+    assert!(
+        !store.try_lock(name, "b", NOW, 10).await.unwrap(),
+        "only the holder releases it"
+    );
+    store.unlock(name, "a").await.unwrap();
+    assert!(store.try_lock(name, "b", NOW, 1).await.unwrap(), "released");
+    assert!(store.try_lock(Key::of("other"), "a", NOW, 10).await.unwrap());
+    store.unlock(name, "b").await.unwrap();
+}
+
 async fn suite(store: Arc<dyn AuthStore>) {
+    a_lock_has_one_holder_until_released_or_expired(store.as_ref()).await;
     pending_is_single_use_and_expires(store.as_ref()).await;
     a_code_redeems_once(store.as_ref()).await;
     one_of_many_concurrent_redemptions_wins(store.clone()).await;
