@@ -18,6 +18,10 @@ pub enum ServerError {
     /// The operating system's random number generator failed.
     #[error("the operating system's random number generator failed")]
     Random,
+    /// The upstream login's configuration is unusable (the reason names
+    /// the setting and the configured value at fault).
+    #[error("upstream login: {0}")]
+    Upstream(String),
     /// The outbound HTTP client (client metadata documents) could not be built.
     #[error(transparent)]
     Http(#[from] mcp_auth_http::HttpError),

@@ -58,6 +58,7 @@ mod login;
 mod redis_store;
 mod server;
 mod store;
+mod upstream;
 
 pub use client::{
     MAX_CLIENT_NAME, MAX_METADATA_DOCUMENT, MAX_REDIRECT_URI_LEN, MAX_REDIRECT_URIS, MetadataError,
@@ -72,6 +73,10 @@ pub use redis_store::{RedisAuthStore, RedisAuthStoreConfig};
 pub use server::{
     AuthServer, AuthServerBuilder, CODE_TTL, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_CONSENT_TTL,
     DEFAULT_GRANT_TTL, DEFAULT_REFRESH_GRACE, DEFAULT_REGISTRATION_TTL, PENDING_TTL,
+};
+pub use upstream::{
+    DEFAULT_REFRESH_MARGIN, Quirks, SubjectSource, UpstreamError, UpstreamLayer, UpstreamLogin,
+    UpstreamLoginBuilder, UpstreamService, UpstreamToken, UpstreamTokens,
 };
 pub use store::{
     AuthStore, ClientInfo, ClientOrigin, CodeRecord, Grant, Key, MemoryAuthStore, Pending,

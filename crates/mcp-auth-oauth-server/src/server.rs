@@ -22,6 +22,7 @@ use crate::client::{self, MetadataDocuments};
 use crate::html::{self, ConsentView};
 use crate::keys::KeyRing;
 use crate::login::{Login, LoginContext, LoginError};
+use crate::upstream::{UpstreamLogin, UpstreamTokens};
 use crate::store::{
     AuthStore, ClientInfo, ClientOrigin, CodeRecord, Grant, Key, MemoryAuthStore, Pending,
     Redemption, RefreshRecord, Rotation,
@@ -75,6 +76,8 @@ pub struct AuthServerBuilder {
     clock: Arc<dyn Clock>,
     force_dev_login: bool,
     limits: Option<Limits>,
+    upstream: Option<UpstreamLogin>,
+    login_sessions: Option<Arc<dyn mcp_auth_session::SessionStore>>,
 }
 
 impl std::fmt::Debug for AuthServerBuilder {
@@ -90,6 +93,7 @@ impl std::fmt::Debug for AuthServerBuilder {
 #[derive(Clone, Debug)]
 pub struct AuthServer {
     inner: Arc<Inner>,
+    upstream: Option<UpstreamTokens>,
 }
 
 #[derive(Debug)]
@@ -145,6 +149,8 @@ impl AuthServer {
             registration_ttl: DEFAULT_REGISTRATION_TTL,
             clock: Arc::new(SystemClock),
             force_dev_login: false,
+            upstream: None,
+            login_sessions: None,
             limits: None,
         }
     }
@@ -225,6 +231,12 @@ impl AuthServer {
         open.layer(cors).merge(pages).with_state(self.inner.clone())
     }
 
+    /// Upstream tokens for tools, when the login is an
+    /// [`UpstreamLogin`] ([`AuthServerBuilder::upstream`]).
+    pub fn upstream_tokens(&self) -> Option<UpstreamTokens> {
+        self.upstream.clone()
+    }
+
     /// A user's live grants (operator view).
     pub async fn grants(&self, user: &UserId) -> Result<Vec<Grant>, StoreError> {
         let now = self.inner.clock.unix_seconds();
@@ -285,8 +297,27 @@ impl AuthServerBuilder {
         self
     }
 
+    /// Sign-in through an upstream provider (Google, Spotify, any OIDC
+    /// issuer), whose tokens tools then get from
+    /// [`AuthServer::upstream_tokens`]. Its OAuth client's redirect URI must
+    /// be `{issuer}/login`. Replaces [`login`](Self::login).
+    pub fn upstream(mut self, login: UpstreamLogin) -> Self {
+        self.login = Some(Arc::new(login.clone()));
+        self.upstream = Some(login);
+        self
+    }
+
+    /// Where the browser sign-in sessions live (default: this process's
+    /// memory). Give a shared store (Redis) to a fleet, so a person signed
+    /// in on one process is signed in on all.
+    pub fn login_sessions(mut self, store: Arc<dyn mcp_auth_session::SessionStore>) -> Self {
+        self.login_sessions = Some(store);
+        self
+    }
+
     /// The login step.
     pub fn login(mut self, login: impl Login + 'static) -> Self {
+        self.upstream = None;
         self.login = Some(Arc::new(login));
         self
     }
@@ -461,6 +492,14 @@ impl AuthServerBuilder {
         let login = self
             .login
             .ok_or(config("login", "a login step is required"))?;
+        if let Some(upstream) = &self.upstream
+            && upstream.redirect_uri() != format!("{issuer_text}/login")
+        {
+            return Err(ServerError::Upstream(format!(
+                "the provider client's redirect URI {:?} must be {issuer_text}/login",
+                upstream.redirect_uri()
+            )));
+        }
         let loopback = issuer
             .host_str()
             .is_some_and(mcp_auth_core::is_loopback_host);
@@ -532,9 +571,20 @@ impl AuthServerBuilder {
             .map_err(|_| config("rate_limits", "invalid limits"))?
             .clock(self.clock.clone());
         let session_config = SessionConfig::default();
-        let sessions = SessionManager::new(MemorySessionStore::new(), session_config)
+        let session_store: Arc<dyn mcp_auth_session::SessionStore> = self
+            .login_sessions
+            .unwrap_or_else(|| Arc::new(MemorySessionStore::new()));
+        let sessions = SessionManager::with_shared_store(session_store, session_config)
             .map_err(|_| config("sessions", "invalid session configuration"))?;
+        let store = self
+            .store
+            .unwrap_or_else(|| Arc::new(MemoryAuthStore::default()));
+        let upstream = self
+            .upstream
+            .as_ref()
+            .map(|login| UpstreamTokens::new(login, store.clone(), issuer_text.clone()));
         Ok(AuthServer {
+            upstream,
             inner: Arc::new(Inner {
                 issuer: issuer_text,
                 prefix,
@@ -546,9 +596,7 @@ impl AuthServerBuilder {
                 registration: self.registration,
                 documents,
                 private_use: self.private_use,
-                store: self
-                    .store
-                    .unwrap_or_else(|| Arc::new(MemoryAuthStore::default())),
+                store,
                 keys: std::sync::RwLock::new(keys),
                 vault: self.vault,
                 access_ttl: self.access_ttl.as_secs().max(1),

@@ -330,6 +330,11 @@ impl OAuthClient {
         &self.provider
     }
 
+    /// The redirect URI this client is registered with.
+    pub fn redirect_uri(&self) -> &RedirectUri {
+        &self.redirect_uri
+    }
+
     /// Starts a sign-in for `user`: remembers a pending authorization (state,
     /// PKCE verifier, nonce) and returns the URL to redirect the browser to.
     /// `scopes` empty means the provider's defaults; `extra` adds parameters

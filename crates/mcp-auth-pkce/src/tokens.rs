@@ -39,6 +39,23 @@ impl std::fmt::Debug for TokenSet {
 }
 
 impl TokenSet {
+    /// Tokens kept from an earlier sign-in (e.g. read back from the vault),
+    /// to refresh or revoke them.
+    pub fn new(
+        access_token: SecretString,
+        refresh_token: Option<SecretString>,
+        expires_at: Option<u64>,
+        scopes: Vec<String>,
+    ) -> Self {
+        Self {
+            access_token,
+            refresh_token,
+            expires_at,
+            scopes,
+            id_token_claims: None,
+        }
+    }
+
     /// Whether the access token expires within `margin_secs` (or has no
     /// known expiry: then `false`).
     pub fn expires_within(&self, clock: &dyn Clock, margin_secs: u64) -> bool {
