@@ -74,13 +74,13 @@ pub use server::{
     AuthServer, AuthServerBuilder, CODE_TTL, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_CONSENT_TTL,
     DEFAULT_GRANT_TTL, DEFAULT_REFRESH_GRACE, DEFAULT_REGISTRATION_TTL, PENDING_TTL,
 };
-pub use upstream::{
-    DEFAULT_REFRESH_MARGIN, Quirks, SubjectSource, UpstreamError, UpstreamLayer, UpstreamLogin,
-    UpstreamLoginBuilder, UpstreamService, UpstreamToken, UpstreamTokens,
-};
 pub use store::{
     AuthStore, ClientInfo, ClientOrigin, CodeRecord, Grant, Key, MemoryAuthStore, Pending,
     Redemption, RefreshRecord, Rotation,
+};
+pub use upstream::{
+    DEFAULT_REFRESH_MARGIN, Quirks, SubjectSource, UpstreamError, UpstreamLayer, UpstreamLogin,
+    UpstreamLoginBuilder, UpstreamService, UpstreamToken, UpstreamTokens,
 };
 
 /// The parsers of outside input, for the fuzz targets only (not API).

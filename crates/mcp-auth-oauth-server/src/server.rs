@@ -22,11 +22,11 @@ use crate::client::{self, MetadataDocuments};
 use crate::html::{self, ConsentView};
 use crate::keys::KeyRing;
 use crate::login::{Login, LoginContext, LoginError};
-use crate::upstream::{UpstreamLogin, UpstreamTokens};
 use crate::store::{
     AuthStore, ClientInfo, ClientOrigin, CodeRecord, Grant, Key, MemoryAuthStore, Pending,
     Redemption, RefreshRecord, Rotation,
 };
+use crate::upstream::{UpstreamLogin, UpstreamTokens};
 use crate::{AUDIT, ServerError, StoreError};
 
 /// Default access-token lifetime: 1 hour.

@@ -717,7 +717,9 @@ impl AuthStore for MemoryAuthStore {
             if state.locks.contains_key(&name) {
                 return false;
             }
-            state.locks.insert(name, (holder.to_owned(), now + ttl.max(1)));
+            state
+                .locks
+                .insert(name, (holder.to_owned(), now + ttl.max(1)));
             true
         });
         ready(Ok(taken))

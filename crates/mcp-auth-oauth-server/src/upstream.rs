@@ -187,10 +187,8 @@ impl UpstreamLoginBuilder {
         ours: impl Into<String>,
         upstream: impl IntoIterator<Item = S>,
     ) -> Self {
-        self.scope_map.insert(
-            ours.into(),
-            upstream.into_iter().map(Into::into).collect(),
-        );
+        self.scope_map
+            .insert(ours.into(), upstream.into_iter().map(Into::into).collect());
         self
     }
 
@@ -244,7 +242,9 @@ impl UpstreamLoginBuilder {
             )));
         }
         let namespace = self.namespace.unwrap_or_else(|| provider.name.clone());
-        if namespace.is_empty() || namespace.contains(':') || namespace.chars().any(char::is_control)
+        if namespace.is_empty()
+            || namespace.contains(':')
+            || namespace.chars().any(char::is_control)
         {
             return Err(config(format!(
                 "the subject namespace {namespace:?} must be non-empty, without ':'"
@@ -386,8 +386,7 @@ impl Upstream {
     async fn delete(&self, subject: &UserId) {
         let vault = self.vault.clone();
         let (subject, key) = (subject.clone(), self.vault_key.clone());
-        if let Ok(Err(e)) =
-            tokio::task::spawn_blocking(move || vault.delete(&subject, &key)).await
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || vault.delete(&subject, &key)).await
         {
             tracing::warn!(target: AUDIT, event = "upstream_vault_error", reason = %e);
         }
@@ -405,10 +404,14 @@ impl Upstream {
     /// The person's subject from the new tokens.
     async fn subject_of(&self, tokens: &TokenSet) -> Result<UserId, LoginError> {
         let id = match &self.subject {
-            SubjectSource::IdToken => tokens
-                .subject()
-                .map(str::to_owned)
-                .ok_or(LoginError::Invalid("the provider's ID token names no subject"))?,
+            SubjectSource::IdToken => {
+                tokens
+                    .subject()
+                    .map(str::to_owned)
+                    .ok_or(LoginError::Invalid(
+                        "the provider's ID token names no subject",
+                    ))?
+            }
             SubjectSource::UserInfo { url, field } => {
                 let request = http::Request::get(url.as_str())
                     .header(header::ACCEPT, "application/json")
@@ -466,7 +469,10 @@ fn see_other(location: &str) -> Response<Body> {
         response.headers_mut().insert(header::LOCATION, value);
     }
     let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
     headers.insert(
         header::REFERRER_POLICY,
         header::HeaderValue::from_static("no-referrer"),
@@ -537,10 +543,17 @@ impl Login for UpstreamLogin {
                 .map_err(|e| login_error(&e))?;
             let (pending, asked) = binding.split_once(' ').unwrap_or((binding.as_str(), ""));
             let subject = up.subject_of(&tokens).await?;
-            let on_file = up.load(&subject).await.map_err(|()| LoginError::Unavailable)?;
+            let on_file = up
+                .load(&subject)
+                .await
+                .map_err(|()| LoginError::Unavailable)?;
             let mut scopes: BTreeSet<String> = if tokens.scopes.is_empty() {
                 // RFC 6749 section 5.1: no scope in the answer means as asked.
-                asked.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()
+                asked
+                    .split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
             } else {
                 tokens.scopes.iter().cloned().collect()
             };
@@ -587,7 +600,11 @@ impl Login for UpstreamLogin {
     ) -> BoxFuture<'a, Result<bool, LoginError>> {
         Box::pin(async move {
             let up = &self.inner;
-            let Some(held) = up.load(subject).await.map_err(|()| LoginError::Unavailable)? else {
+            let Some(held) = up
+                .load(subject)
+                .await
+                .map_err(|()| LoginError::Unavailable)?
+            else {
                 return Ok(false);
             };
             let have: BTreeSet<&String> = held.scopes().iter().collect();
@@ -822,7 +839,10 @@ impl UpstreamToken {
         Ok((up.fresh(&held) && replaced).then(|| held.access_token().clone()))
     }
 
-    async fn refresh(&self, rejected: Option<&SecretString>) -> Result<SecretString, UpstreamError> {
+    async fn refresh(
+        &self,
+        rejected: Option<&SecretString>,
+    ) -> Result<SecretString, UpstreamError> {
         let up = &self.tokens.upstream;
         let flight = up
             .flights

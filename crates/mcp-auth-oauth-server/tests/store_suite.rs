@@ -320,7 +320,12 @@ async fn a_lock_has_one_holder_until_released_or_expired(store: &dyn AuthStore) 
     );
     store.unlock(name, "a").await.unwrap();
     assert!(store.try_lock(name, "b", NOW, 1).await.unwrap(), "released");
-    assert!(store.try_lock(Key::of("other"), "a", NOW, 10).await.unwrap());
+    assert!(
+        store
+            .try_lock(Key::of("other"), "a", NOW, 10)
+            .await
+            .unwrap()
+    );
     store.unlock(name, "b").await.unwrap();
 }
 

@@ -441,7 +441,10 @@ impl OAuthClient {
     /// for OpenID Connect, validates the ID token (signature via JWKS, iss,
     /// aud, exp, nonce).
     pub async fn callback(&self, user: &UserId, query: &str) -> Result<TokenSet, OAuthError> {
-        let result = self.exchange(Some(user), query).await.map(|(_, tokens)| tokens);
+        let result = self
+            .exchange(Some(user), query)
+            .await
+            .map(|(_, tokens)| tokens);
         match &result {
             Ok(_) => {
                 tracing::info!(target: AUDIT, event = "oauth_signed_in", provider = %self.provider.name, user = user.as_str())

@@ -411,7 +411,7 @@ async fn the_pending_store_is_bounded() {
 
 #[tokio::test]
 async fn a_sign_in_for_a_user_not_yet_known_hands_its_binding_back_and_does_not_mix_with_user_flows()
-{
+ {
     let d = double().await;
     let clock = ManualClock::at_unix(1_800_000_000);
     let client = d.client(d.provider(), &clock);

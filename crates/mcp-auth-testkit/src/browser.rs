@@ -189,6 +189,112 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// Follows a sign-in from `start` across sites until a redirect to a
+    /// URL starting with `stop_at` (the client's callback), which it
+    /// returns. On each page with a POST form it submits the form's hidden
+    /// fields, `user` when the form asks for one, and `decision=approve`
+    /// when the form has that button: our login and consent pages and a
+    /// provider double's login page alike. The page that stopped the flow
+    /// otherwise.
+    pub async fn sign_in_through(
+        &mut self,
+        start: &str,
+        user: &str,
+        stop_at: &str,
+    ) -> Result<Result<String, Page>, reqwest::Error> {
+        let Ok(mut at) = url::Url::parse(start) else {
+            return Ok(Err(Page {
+                status: reqwest::StatusCode::BAD_REQUEST,
+                headers: reqwest::header::HeaderMap::new(),
+                body: format!("not a URL: {start}"),
+            }));
+        };
+        let mut page = self.get(at.as_str()).await?;
+        for _ in 0..12 {
+            if page.status.is_redirection() {
+                let location = page.location().to_owned();
+                let Ok(next) = at.join(&location) else {
+                    return Ok(Err(page));
+                };
+                if next.as_str().starts_with(stop_at) {
+                    return Ok(Ok(next.to_string()));
+                }
+                at = next;
+                page = self.get(at.as_str()).await?;
+                continue;
+            }
+            let Some(form) = post_form(&page.body) else {
+                return Ok(Err(page));
+            };
+            let Ok(action) = at.join(&form.action) else {
+                return Ok(Err(page));
+            };
+            let mut fields = form.hidden;
+            if form.asks_user {
+                fields.push(("user".into(), user.into()));
+            }
+            if form.approve {
+                fields.push(("decision".into(), "approve".into()));
+            }
+            let pairs: Vec<(&str, &str)> = fields
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            at = action;
+            page = self.post(at.as_str(), &pairs).await?;
+        }
+        Ok(Err(page))
+    }
+}
+
+struct PostForm {
+    action: String,
+    hidden: Vec<(String, String)>,
+    asks_user: bool,
+    approve: bool,
+}
+
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let marker = format!("{name}=\"");
+    let start = tag.find(&marker)? + marker.len();
+    tag[start..].split('"').next().map(unescape)
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The first `<form method="post">` of `html`.
+fn post_form(html: &str) -> Option<PostForm> {
+    let start = html.find("<form method=\"post\"")?;
+    let end = html[start..]
+        .find("</form>")
+        .map_or(html.len(), |e| start + e);
+    let form = &html[start..end];
+    let open = &form[..form.find('>')?];
+    let action = attribute(open, "action")?;
+    let mut hidden = Vec::new();
+    for tag in form.split("<input").skip(1) {
+        let tag = tag.split('>').next().unwrap_or_default();
+        if tag.contains("type=\"hidden\"")
+            && let (Some(name), Some(value)) = (attribute(tag, "name"), attribute(tag, "value"))
+        {
+            hidden.push((name, value));
+        }
+    }
+    Some(PostForm {
+        action,
+        hidden,
+        asks_user: form.contains("name=\"user\""),
+        approve: form.contains("value=\"approve\""),
+    })
+}
+
 /// The query parameters of `url`.
 pub fn query_of(url: &str) -> HashMap<String, String> {
     url::Url::parse(url)

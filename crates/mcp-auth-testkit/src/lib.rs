@@ -17,6 +17,10 @@
 //! [`DevIssuer`] is a development OAuth issuer (ephemeral ES256 key,
 //! discovery, JWKS and an open token mint) for demos and tests on loopback.
 //!
+//! [`spotify::SpotifyDouble`] is an in-process Spotify (accounts service
+//! with a test-user login page, Web API) for tests and for the example
+//! server's no-account mode.
+//!
 //! [`browser::Browser`] is a scripted browser for the authorization
 //! server's pages (cookies by hand, forms read from the HTML);
 //! [`webdriver::Chromium`] is a real one (headless Chromium through
@@ -31,6 +35,7 @@ pub mod browser;
 mod issuer;
 mod log;
 mod npm;
+pub mod spotify;
 pub mod webdriver;
 
 pub use issuer::{DEV_MINT_GRANT, DevIssuer};

@@ -133,7 +133,10 @@ fn a_redis_restart_mid_run_loses_no_acknowledged_write_and_tears_nothing() {
             .expect("get")
             .expect("present");
         let version = check_payload(value.expose_secret(), u, 0).expect("a whole record");
-        assert_eq!(version, *last, "the last acknowledged write is what is stored");
+        assert_eq!(
+            version, *last,
+            "the last acknowledged write is what is stored"
+        );
     }
     eprintln!("writes refused while Redis was down: {refused}");
 }

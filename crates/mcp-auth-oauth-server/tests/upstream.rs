@@ -1,0 +1,618 @@
+//! The proxy: people sign in through an upstream provider (the Spotify
+//! double of mcp-auth-testkit), the provider's tokens stay in the vault,
+//! tools get fresh upstream tokens, and the failure cases end the way the
+//! issue says (a dead refresh token revokes our grants; an outage revokes
+//! nothing).
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use data_encoding::BASE64URL_NOPAD;
+use mcp_auth_core::UserId;
+use mcp_auth_oauth_server::{
+    AuthServer, Quirks, SubjectSource, UpstreamError, UpstreamLogin, UpstreamToken,
+};
+use mcp_auth_pkce::{OAuthClient, Provider, RedirectUri};
+use mcp_auth_testkit::CapturedLog;
+use mcp_auth_testkit::browser::{Browser, Pkce, query_of};
+use mcp_auth_testkit::spotify::{CLIENT_ID, CLIENT_SECRET, SpotifyDouble};
+use mcp_auth_vault::{KeyMaterial, StorageMode, Vault};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+const CALLBACK: &str = "http://127.0.0.1:9/cb";
+
+struct Setup {
+    server: AuthServer,
+    issuer: String,
+    resource: String,
+    double: SpotifyDouble,
+    vault: Arc<Vault>,
+    http: reqwest::Client,
+}
+
+#[derive(Default)]
+struct Options {
+    google_quirks: bool,
+    revocation: bool,
+}
+
+async fn setup(options: Options) -> Setup {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let resource = format!("{issuer}/mcp");
+    let double = SpotifyDouble::start(&[&format!("{issuer}/login")]).await;
+    let mut provider = Provider::new(
+        "spotify",
+        double.authorization_endpoint(),
+        double.token_endpoint(),
+    );
+    if options.revocation {
+        provider = provider.with_revocation_endpoint(double.revocation_endpoint());
+    }
+    let client = OAuthClient::builder(
+        provider,
+        CLIENT_ID,
+        RedirectUri::new(format!("{issuer}/login")).unwrap(),
+    )
+    .client_secret(SecretString::from(CLIENT_SECRET))
+    .build()
+    .unwrap();
+    let vault = Arc::new(
+        Vault::builder(StorageMode::MemoryOnly)
+            .key(KeyMaterial::raw([7; 32]))
+            .open()
+            .unwrap(),
+    );
+    let login = UpstreamLogin::builder(client, vault.clone())
+        .display_name("Spotify")
+        .subject(SubjectSource::user_info(double.me_endpoint(), "id"))
+        .base_scopes(["user-read-private"])
+        .scope("spotify:read", ["user-read-playback-state"])
+        .scope(
+            "spotify:playback",
+            ["user-modify-playback-state", "user-read-playback-state"],
+        )
+        .quirks(if options.google_quirks {
+            Quirks::google()
+        } else {
+            Quirks::spotify()
+        })
+        .build()
+        .unwrap();
+    let server = AuthServer::builder(&issuer, &resource)
+        .scopes(["spotify:read", "spotify:playback"])
+        .default_scopes(["spotify:read"])
+        .public_client("test-client", "Test client", [CALLBACK])
+        .upstream(login)
+        .build()
+        .unwrap();
+    let router = server.router();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    Setup {
+        server,
+        issuer,
+        resource,
+        double,
+        vault,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Setup {
+    fn authorize_url(&self, pkce: &Pkce, scope: &str) -> String {
+        let mut url = url::Url::parse(&format!("{}/authorize", self.issuer)).unwrap();
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", "test-client")
+            .append_pair("redirect_uri", CALLBACK)
+            .append_pair("code_challenge", &pkce.challenge)
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("state", "client-state")
+            .append_pair("scope", scope)
+            .append_pair("resource", &self.resource);
+        url.to_string()
+    }
+
+    /// The whole sign-in as `user`, then the token exchange: our token
+    /// response.
+    async fn sign_in(&self, browser: &mut Browser, scope: &str, user: &str) -> Value {
+        let pkce = Pkce::new();
+        let callback = browser
+            .sign_in_through(&self.authorize_url(&pkce, scope), user, CALLBACK)
+            .await
+            .unwrap()
+            .unwrap_or_else(|page| panic!("the sign-in stopped: {} {}", page.status, page.body));
+        let q = query_of(&callback);
+        assert_eq!(q["state"], "client-state");
+        self.exchange(&q["code"], &pkce).await
+    }
+
+    async fn exchange(&self, code: &str, pkce: &Pkce) -> Value {
+        let response = self
+            .http
+            .post(format!("{}/token", self.issuer))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", CALLBACK),
+                ("client_id", "test-client"),
+                ("code_verifier", &pkce.verifier),
+                ("resource", &self.resource),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    async fn refresh_ours(&self, refresh_token: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/token", self.issuer))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+                ("client_id", "test-client"),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    fn handle(&self, user: &str) -> UpstreamToken {
+        self.server
+            .upstream_tokens()
+            .unwrap()
+            .for_user(&UserId::new(user).unwrap())
+    }
+
+    fn authorizations(&self) -> usize {
+        self.double.state.authorize_queries.lock().unwrap().len()
+    }
+}
+
+fn claims(jwt: &str) -> Value {
+    let payload = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(&BASE64URL_NOPAD.decode(payload.as_bytes()).unwrap()).unwrap()
+}
+
+// One thread: the captured log is the thread's subscriber.
+#[tokio::test]
+async fn consent_comes_first_then_the_provider_and_the_client_gets_only_our_tokens() {
+    let (log, _guard) = CapturedLog::install();
+    let s = setup(Options::default()).await;
+    let mut browser = Browser::new();
+    let pkce = Pkce::new();
+
+    // Our consent page comes before anything is sent to the provider.
+    let consent = browser
+        .get(&s.authorize_url(&pkce, "spotify:read"))
+        .await
+        .unwrap();
+    assert_eq!(consent.status, 200, "{}", consent.body);
+    assert!(
+        consent.body.contains("value=\"approve\""),
+        "{}",
+        consent.body
+    );
+    assert!(
+        consent
+            .body
+            .contains("you sign in with <strong>Spotify</strong>")
+    );
+    assert_eq!(
+        s.authorizations(),
+        0,
+        "nothing sent upstream before consent"
+    );
+
+    let token = s.sign_in(&mut browser, "spotify:read", "alice").await;
+    // The provider saw our redirect URI and mapped scopes, never the
+    // client's redirect URI or resource.
+    let upstream = s.double.state.authorize_queries.lock().unwrap()[0].clone();
+    assert_eq!(upstream["redirect_uri"], format!("{}/login", s.issuer));
+    assert!(!upstream.contains_key("resource"));
+    assert!(!upstream.values().any(|v| v.contains("127.0.0.1:9")));
+    let asked: Vec<&str> = upstream["scope"].split(' ').collect();
+    assert_eq!(asked, ["user-read-playback-state", "user-read-private"]);
+
+    // Our tokens: the namespaced subject; no upstream token anywhere.
+    let access = token["access_token"].as_str().unwrap();
+    assert_eq!(claims(access)["sub"], "spotify:alice");
+    let text = token.to_string();
+    assert!(
+        !text.contains("sp-at-") && !text.contains("sp-rt-"),
+        "{text}"
+    );
+
+    // The tool's handle gives alice's upstream token, valid at the API.
+    let handle = s.handle("spotify:alice");
+    let upstream_token = handle.access_token().await.unwrap();
+    assert_eq!(
+        s.double
+            .state
+            .user_of(upstream_token.expose_secret())
+            .as_deref(),
+        Some("alice")
+    );
+    // Kept in the vault under (subject, provider), never in the clear.
+    let stored = s
+        .vault
+        .get(&UserId::new("spotify:alice").unwrap(), "upstream:spotify")
+        .unwrap()
+        .unwrap();
+    assert!(stored.refresh_token().is_some());
+    for shown in [
+        format!("{handle:?}"),
+        format!("{stored:?}"),
+        format!("{:?}", s.server.upstream_tokens().unwrap()),
+    ] {
+        assert!(
+            !shown.contains("sp-at-") && !shown.contains("sp-rt-"),
+            "{shown}"
+        );
+    }
+
+    // Signed in again for the same scopes: remembered consent, tokens on
+    // file cover them, so the provider is not asked again.
+    let again = s.sign_in(&mut browser, "spotify:read", "alice").await;
+    assert_eq!(
+        claims(again["access_token"].as_str().unwrap())["sub"],
+        "spotify:alice"
+    );
+    assert_eq!(s.authorizations(), 1);
+
+    let logged = log.contents();
+    assert!(logged.contains("upstream_signed_in"), "{logged}");
+    assert!(
+        !logged.contains("sp-at-") && !logged.contains("sp-rt-") && !logged.contains("code-"),
+        "{logged}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_people_get_different_subjects_and_each_their_own_upstream_token() {
+    let s = setup(Options::default()).await;
+    let alice = s
+        .sign_in(&mut Browser::new(), "spotify:read", "alice")
+        .await;
+    let bob = s.sign_in(&mut Browser::new(), "spotify:read", "bob").await;
+    assert_eq!(
+        claims(alice["access_token"].as_str().unwrap())["sub"],
+        "spotify:alice"
+    );
+    assert_eq!(
+        claims(bob["access_token"].as_str().unwrap())["sub"],
+        "spotify:bob"
+    );
+    let a = s.handle("spotify:alice").access_token().await.unwrap();
+    let b = s.handle("spotify:bob").access_token().await.unwrap();
+    assert_eq!(
+        s.double.state.user_of(a.expose_secret()).as_deref(),
+        Some("alice")
+    );
+    assert_eq!(
+        s.double.state.user_of(b.expose_secret()).as_deref(),
+        Some("bob")
+    );
+    // Someone never signed in has nothing: reconnect.
+    assert!(matches!(
+        s.handle("spotify:carol").access_token().await.unwrap_err(),
+        UpstreamError::Reconnect { .. }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wider_scope_asks_the_provider_again_and_the_person_keeps_what_they_had() {
+    let s = setup(Options::default()).await;
+    let mut browser = Browser::new();
+    s.sign_in(&mut browser, "spotify:read", "alice").await;
+    // Spotify-style: the full set again (Spotify has no incremental
+    // authorization), so the new token still covers the old scopes.
+    let token = s.sign_in(&mut browser, "spotify:playback", "alice").await;
+    assert_eq!(token["scope"], "spotify:playback");
+    assert_eq!(s.authorizations(), 2);
+    let second = s.double.state.authorize_queries.lock().unwrap()[1].clone();
+    let asked: Vec<&str> = second["scope"].split(' ').collect();
+    assert_eq!(
+        asked,
+        [
+            "user-modify-playback-state",
+            "user-read-playback-state",
+            "user-read-private"
+        ]
+    );
+    assert!(!second.contains_key("include_granted_scopes"));
+    let stored = s
+        .vault
+        .get(&UserId::new("spotify:alice").unwrap(), "upstream:spotify")
+        .unwrap()
+        .unwrap();
+    assert!(
+        stored
+            .scopes()
+            .contains(&"user-modify-playback-state".to_owned())
+    );
+    assert!(
+        stored
+            .scopes()
+            .contains(&"user-read-playback-state".to_owned())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn google_quirks_offline_access_consent_once_and_only_the_added_scopes() {
+    let s = setup(Options {
+        google_quirks: true,
+        ..Options::default()
+    })
+    .await;
+    let mut browser = Browser::new();
+    s.sign_in(&mut browser, "spotify:read", "alice").await;
+    s.sign_in(&mut browser, "spotify:playback", "alice").await;
+    let queries = s.double.state.authorize_queries.lock().unwrap().clone();
+    assert_eq!(queries.len(), 2);
+    // First: offline access, and consent because no refresh token is on file.
+    assert_eq!(queries[0]["access_type"], "offline");
+    assert_eq!(queries[0]["prompt"], "consent");
+    assert!(!queries[0].contains_key("include_granted_scopes"));
+    // Then: only the added scope (and the base ones), with
+    // include_granted_scopes, and no forced consent (a refresh token is on file).
+    assert_eq!(queries[1]["access_type"], "offline");
+    assert_eq!(queries[1]["include_granted_scopes"], "true");
+    assert!(!queries[1].contains_key("prompt"));
+    let asked: Vec<&str> = queries[1]["scope"].split(' ').collect();
+    assert_eq!(asked, ["user-modify-playback-state", "user-read-private"]);
+    // What is on file covers old and new.
+    let stored = s
+        .vault
+        .get(&UserId::new("spotify:alice").unwrap(), "upstream:spotify")
+        .unwrap()
+        .unwrap();
+    for scope in ["user-read-playback-state", "user-modify-playback-state"] {
+        assert!(
+            stored.scopes().contains(&scope.to_owned()),
+            "{:?}",
+            stored.scopes()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixteen_concurrent_tool_calls_with_an_expired_token_cause_one_refresh() {
+    let s = setup(Options::default()).await;
+    // Tokens that expire within the refresh margin (60 s).
+    s.double
+        .state
+        .access_token_lifetime
+        .store(30, Ordering::SeqCst);
+    s.sign_in(&mut Browser::new(), "spotify:read", "alice")
+        .await;
+    let stale = s
+        .vault
+        .get(&UserId::new("spotify:alice").unwrap(), "upstream:spotify")
+        .unwrap()
+        .unwrap()
+        .access_token()
+        .expose_secret()
+        .to_owned();
+    s.double
+        .state
+        .access_token_lifetime
+        .store(3600, Ordering::SeqCst);
+    let handle = s.handle("spotify:alice");
+    let calls: Vec<_> = (0..16)
+        .map(|_| {
+            let handle = handle.clone();
+            tokio::spawn(async move { handle.access_token().await })
+        })
+        .collect();
+    let mut tokens = Vec::new();
+    for call in calls {
+        tokens.push(call.await.unwrap().unwrap().expose_secret().to_owned());
+    }
+    assert_eq!(s.double.state.refreshes.load(Ordering::SeqCst), 1);
+    assert!(tokens.iter().all(|t| *t == tokens[0] && *t != stale));
+    assert_eq!(s.double.state.user_of(&tokens[0]).as_deref(), Some("alice"));
+    // Fresh now: no more refreshes.
+    handle.access_token().await.unwrap();
+    assert_eq!(s.double.state.refreshes.load(Ordering::SeqCst), 1);
+    // A token the provider refused (401) is refreshed once, by one caller.
+    let rejected = SecretString::from(tokens[0].clone());
+    let (a, b) = tokio::join!(
+        handle.refresh_rejected(&rejected),
+        handle.refresh_rejected(&rejected)
+    );
+    assert_eq!(a.unwrap().expose_secret(), b.unwrap().expose_secret());
+    assert_eq!(s.double.state.refreshes.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_dead_refresh_token_means_reconnect_and_our_grants_end() {
+    let (log, _guard) = CapturedLog::install();
+    let s = setup(Options::default()).await;
+    s.double
+        .state
+        .access_token_lifetime
+        .store(30, Ordering::SeqCst);
+    let ours = s
+        .sign_in(&mut Browser::new(), "spotify:read", "alice")
+        .await;
+    s.double.state.kill_refresh_tokens("alice");
+    let error = s.handle("spotify:alice").access_token().await.unwrap_err();
+    assert_eq!(
+        error,
+        UpstreamError::Reconnect {
+            provider: "Spotify".into()
+        }
+    );
+    assert!(!error.is_retryable());
+    assert_eq!(
+        error.to_string(),
+        "reconnect your Spotify account: sign in again from your application"
+    );
+    // Our grant is revoked: the client's refresh token no longer works.
+    let refused = s
+        .refresh_ours(ours["refresh_token"].as_str().unwrap())
+        .await;
+    assert_eq!(refused.status(), 400);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant");
+    assert!(
+        s.vault
+            .get(&UserId::new("spotify:alice").unwrap(), "upstream:spotify")
+            .unwrap()
+            .is_none()
+    );
+    assert!(log.contents().contains("upstream_reconnect_required"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_outage_is_retryable_and_revokes_nothing() {
+    let s = setup(Options::default()).await;
+    s.double
+        .state
+        .access_token_lifetime
+        .store(30, Ordering::SeqCst);
+    let ours = s
+        .sign_in(&mut Browser::new(), "spotify:read", "alice")
+        .await;
+    for status in [503, 500, 502] {
+        s.double
+            .state
+            .token_endpoint_status
+            .store(status, Ordering::SeqCst);
+        let error = s.handle("spotify:alice").access_token().await.unwrap_err();
+        assert_eq!(
+            error,
+            UpstreamError::Unavailable {
+                provider: "Spotify".into()
+            }
+        );
+        assert!(error.is_retryable());
+    }
+    // Nothing was revoked or deleted; when the provider is back, it works.
+    assert!(
+        s.vault
+            .get(&UserId::new("spotify:alice").unwrap(), "upstream:spotify")
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        s.refresh_ours(ours["refresh_token"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
+    s.double
+        .state
+        .token_endpoint_status
+        .store(0, Ordering::SeqCst);
+    assert!(s.handle("spotify:alice").access_token().await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_our_last_grant_revokes_the_provider_refresh_token_and_deletes_it() {
+    let s = setup(Options {
+        revocation: true,
+        ..Options::default()
+    })
+    .await;
+    s.sign_in(&mut Browser::new(), "spotify:read", "alice")
+        .await;
+    s.sign_in(&mut Browser::new(), "spotify:read", "bob").await;
+    let alice = UserId::new("spotify:alice").unwrap();
+    let refresh = s
+        .vault
+        .get(&alice, "upstream:spotify")
+        .unwrap()
+        .unwrap()
+        .refresh_token()
+        .unwrap()
+        .expose_secret()
+        .to_owned();
+    assert_eq!(s.server.revoke_user(&alice).await.unwrap(), 1);
+    assert_eq!(*s.double.state.revoked.lock().unwrap(), vec![refresh]);
+    assert!(s.vault.get(&alice, "upstream:spotify").unwrap().is_none());
+    // Bob is untouched; the emergency revoke-all forgets him too.
+    let bob = UserId::new("spotify:bob").unwrap();
+    assert!(s.vault.get(&bob, "upstream:spotify").unwrap().is_some());
+    assert_eq!(s.server.revoke_all().await.unwrap(), 1);
+    assert!(s.vault.get(&bob, "upstream:spotify").unwrap().is_none());
+    assert_eq!(s.double.state.revoked.lock().unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_who_cancels_at_the_provider_gets_an_error_page_and_no_code() {
+    let s = setup(Options::default()).await;
+    let mut browser = Browser::new();
+    let pkce = Pkce::new();
+    let consent = browser
+        .get(&s.authorize_url(&pkce, "spotify:read"))
+        .await
+        .unwrap();
+    let upstream = browser
+        .post(
+            &format!("{}/consent", s.issuer),
+            &[
+                ("pending", &consent.field("pending").unwrap()),
+                ("csrf", &consent.field("csrf").unwrap()),
+                ("decision", "approve"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(upstream.status, 303);
+    let login_page = browser.get(upstream.location()).await.unwrap();
+    let fields: HashMap<String, String> = query_of(upstream.location());
+    let mut form: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    form.push(("decision", "cancel"));
+    assert_eq!(login_page.status, 200);
+    let back = browser
+        .post(&s.double.authorization_endpoint(), &form)
+        .await
+        .unwrap();
+    let callback = browser.get(back.location()).await.unwrap();
+    assert_eq!(callback.status, 400, "{}", callback.body);
+    assert!(callback.body.contains("refused"), "{}", callback.body);
+    assert!(!callback.headers.contains_key("location"));
+}
+
+#[tokio::test]
+async fn the_handle_goes_only_to_tokens_this_server_issued() {
+    use mcp_auth_token::AuthContext;
+    use tower::ServiceExt;
+    let s = setup(Options::default()).await;
+    let layer = s.server.upstream_tokens().unwrap().layer();
+    let probe = tower::service_fn(|request: http::Request<()>| async move {
+        Ok::<_, std::convert::Infallible>(
+            request
+                .extensions()
+                .get::<UpstreamToken>()
+                .map(|h| h.subject().as_str().to_owned()),
+        )
+    });
+    let service = tower::Layer::layer(&layer, probe);
+    for (iss, expected) in [
+        (s.issuer.clone(), Some("spotify:alice".to_owned())),
+        ("http://127.0.0.1:1/dev".to_owned(), None),
+    ] {
+        let mut claims = serde_json::Map::new();
+        claims.insert("iss".into(), Value::String(iss));
+        let context = AuthContext::new(UserId::new("spotify:alice").unwrap()).with_claims(claims);
+        let mut request = http::Request::new(());
+        request.extensions_mut().insert(Arc::new(context));
+        assert_eq!(service.clone().oneshot(request).await.unwrap(), expected);
+    }
+    assert_eq!(
+        service.oneshot(http::Request::new(())).await.unwrap(),
+        None,
+        "no authentication, no handle"
+    );
+}
