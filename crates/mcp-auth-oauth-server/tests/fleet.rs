@@ -136,7 +136,9 @@ async fn the_upstream_proxy_works_across_processes_sharing_redis() {
 
     use mcp_auth_core::UserId;
     use mcp_auth_oauth_server::{SubjectSource, UpstreamError, UpstreamLogin};
-    use mcp_auth_pkce::{OAuthClient, Provider, RedirectUri, RedisPendingConfig, RedisPendingStore};
+    use mcp_auth_pkce::{
+        OAuthClient, Provider, RedirectUri, RedisPendingConfig, RedisPendingStore,
+    };
     use mcp_auth_session::{RedisSessionStore, RedisStoreConfig};
     use mcp_auth_testkit::spotify::{CLIENT_ID, CLIENT_SECRET, SpotifyDouble};
     use mcp_auth_vault::store::{RedisStore, RedisStoreConfig as VaultRedisConfig};
@@ -149,15 +151,22 @@ async fn the_upstream_proxy_works_across_processes_sharing_redis() {
     let resource = format!("{issuer}/mcp");
     let callback = "http://127.0.0.1:9/cb";
     let double = SpotifyDouble::start(&[&format!("{issuer}/login")]).await;
-    double.state.access_token_lifetime.store(30, Ordering::SeqCst);
+    double
+        .state
+        .access_token_lifetime
+        .store(30, Ordering::SeqCst);
     let mut origins = Vec::new();
     let mut servers = Vec::new();
     for _ in 0..2 {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         origins.push(format!("http://{}", listener.local_addr().unwrap()));
         let client = OAuthClient::builder(
-            Provider::new("spotify", double.authorization_endpoint(), double.token_endpoint())
-                .with_revocation_endpoint(double.revocation_endpoint()),
+            Provider::new(
+                "spotify",
+                double.authorization_endpoint(),
+                double.token_endpoint(),
+            )
+            .with_revocation_endpoint(double.revocation_endpoint()),
             CLIENT_ID,
             RedirectUri::new(format!("{issuer}/login")).unwrap(),
         )
@@ -270,7 +279,10 @@ async fn the_upstream_proxy_works_across_processes_sharing_redis() {
 
     // Concurrent tool calls on both processes with a token due for
     // refresh: one refresh for the fleet; everyone gets the new token.
-    double.state.access_token_lifetime.store(3600, Ordering::SeqCst);
+    double
+        .state
+        .access_token_lifetime
+        .store(3600, Ordering::SeqCst);
     let alice = UserId::new("spotify:alice").unwrap();
     let mut calls = Vec::new();
     for server in &servers {
