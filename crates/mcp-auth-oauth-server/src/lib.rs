@@ -21,6 +21,13 @@
 //!   tokens rotated on every use (reuse revokes the grant).
 //! - `POST /revoke` (RFC 7009), `POST /register` (RFC 7591, opt-in),
 //!   `/jwks.json`, and RFC 8414 / OpenID metadata.
+//! - As a proxy ([`UpstreamLogin`], [`AuthServerBuilder::upstream`]):
+//!   consent first, then the provider's sign-in (Google, Spotify, any
+//!   OpenID provider) through mcp-auth-pkce; the provider's tokens kept in
+//!   mcp-auth-vault under (subject, provider); tools get a fresh provider
+//!   token from [`UpstreamToken::access_token`] (one refresh at a time per
+//!   user, across a fleet too); a dead provider refresh token revokes our
+//!   grants; revoking a user's last grant revokes the provider's token.
 //!
 //! ```no_run
 //! use mcp_auth_oauth_server::{AuthServer, DangerousDevLogin};
@@ -48,6 +55,9 @@
 //!   escaped.
 //! - Access tokens are JWTs that cannot be recalled before `exp` (1 h by
 //!   default): revoking a grant stops its refresh tokens at once.
+//! - Provider tokens never leave the vault except to the provider: never
+//!   in our tokens, responses, `Debug` output or logs. The MCP client's
+//!   `resource` and redirect URI are never sent upstream.
 
 mod client;
 mod error;
