@@ -22,10 +22,10 @@ use mcp_auth_vault::{KeyMaterial, StorageMode, Vault};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-const CALLBACK: &str = "http://127.0.0.1:9/cb";
-
 struct Setup {
     server: AuthServer,
+    /// The client's redirect URI (a page that says "back at the client").
+    callback: String,
     issuer: String,
     resource: String,
     double: SpotifyDouble,
@@ -43,6 +43,13 @@ async fn setup(options: Options) -> Setup {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let issuer = format!("http://{}", listener.local_addr().unwrap());
     let resource = format!("{issuer}/mcp");
+    let site = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let callback = format!("http://{}/cb", site.local_addr().unwrap());
+    let back = axum::Router::new().route(
+        "/cb",
+        axum::routing::get(|| async { axum::response::Html("<title>back at the client</title>") }),
+    );
+    tokio::spawn(async move { axum::serve(site, back).await.unwrap() });
     let double = SpotifyDouble::start(&[&format!("{issuer}/login")]).await;
     let mut provider = Provider::new(
         "spotify",
@@ -85,7 +92,7 @@ async fn setup(options: Options) -> Setup {
     let server = AuthServer::builder(&issuer, &resource)
         .scopes(["spotify:read", "spotify:playback"])
         .default_scopes(["spotify:read"])
-        .public_client("test-client", "Test client", [CALLBACK])
+        .public_client("test-client", "Test client", [callback.as_str()])
         .upstream(login)
         .build()
         .unwrap();
@@ -93,6 +100,7 @@ async fn setup(options: Options) -> Setup {
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     Setup {
         server,
+        callback,
         issuer,
         resource,
         double,
@@ -107,7 +115,7 @@ impl Setup {
         url.query_pairs_mut()
             .append_pair("response_type", "code")
             .append_pair("client_id", "test-client")
-            .append_pair("redirect_uri", CALLBACK)
+            .append_pair("redirect_uri", &self.callback)
             .append_pair("code_challenge", &pkce.challenge)
             .append_pair("code_challenge_method", "S256")
             .append_pair("state", "client-state")
@@ -121,7 +129,7 @@ impl Setup {
     async fn sign_in(&self, browser: &mut Browser, scope: &str, user: &str) -> Value {
         let pkce = Pkce::new();
         let callback = browser
-            .sign_in_through(&self.authorize_url(&pkce, scope), user, CALLBACK)
+            .sign_in_through(&self.authorize_url(&pkce, scope), user, &self.callback)
             .await
             .unwrap()
             .unwrap_or_else(|page| panic!("the sign-in stopped: {} {}", page.status, page.body));
@@ -137,7 +145,7 @@ impl Setup {
             .form(&[
                 ("grant_type", "authorization_code"),
                 ("code", code),
-                ("redirect_uri", CALLBACK),
+                ("redirect_uri", self.callback.as_str()),
                 ("client_id", "test-client"),
                 ("code_verifier", &pkce.verifier),
                 ("resource", &self.resource),
@@ -215,7 +223,7 @@ async fn consent_comes_first_then_the_provider_and_the_client_gets_only_our_toke
     let upstream = s.double.state.authorize_queries.lock().unwrap()[0].clone();
     assert_eq!(upstream["redirect_uri"], format!("{}/login", s.issuer));
     assert!(!upstream.contains_key("resource"));
-    assert!(!upstream.values().any(|v| v.contains("127.0.0.1:9")));
+    assert!(!upstream.values().any(|v| v.contains(&s.callback)));
     let asked: Vec<&str> = upstream["scope"].split(' ').collect();
     assert_eq!(asked, ["user-read-playback-state", "user-read-private"]);
 
@@ -614,5 +622,58 @@ async fn the_handle_goes_only_to_tokens_this_server_issued() {
         service.oneshot(http::Request::new(())).await.unwrap(),
         None,
         "no authentication, no handle"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium"]
+async fn the_proxy_sign_in_in_a_real_browser() {
+    use mcp_auth_testkit::webdriver::Chromium;
+    let s = setup(Options::default()).await;
+    let browser = Chromium::start("oauth-server upstream browser test").await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let keep = |name: &str, png: Vec<u8>| {
+        assert!(png.starts_with(b"\x89PNG"));
+        std::fs::write(dir.join(name), png).unwrap();
+    };
+    let pkce = Pkce::new();
+    browser
+        .open(&s.authorize_url(&pkce, "spotify:read"))
+        .await
+        .unwrap();
+    // Our consent, before the provider, saying where the person goes next.
+    browser.wait_for_text("h1", "Allow").await.unwrap();
+    let text = browser.text("body").await.unwrap();
+    assert!(
+        text.contains("After you approve, you sign in with Spotify."),
+        "{text}"
+    );
+    assert!(!text.contains("Signed in as"), "{text}");
+    keep(
+        "oauth-upstream-consent.png",
+        browser.screenshot().await.unwrap(),
+    );
+    // The form POST's 303 to the provider (another origin) is followed.
+    browser.click("button[value=approve]").await.unwrap();
+    browser
+        .wait_for_text("h1", "Sign in to Spotify")
+        .await
+        .unwrap();
+    keep(
+        "spotify-double-login.png",
+        browser.screenshot().await.unwrap(),
+    );
+    browser.type_into("#user", "alice").await.unwrap();
+    browser.click("button[value=approve]").await.unwrap();
+    // The provider's redirect to our /login, then ours to the client.
+    let url = browser.wait_for_url(&s.callback).await.unwrap();
+    let q = query_of(&url);
+    assert_eq!(q["state"], "client-state");
+    assert_eq!(q["iss"], s.issuer);
+    let token = s.exchange(&q["code"], &pkce).await;
+    assert_eq!(
+        claims(token["access_token"].as_str().unwrap())["sub"],
+        "spotify:alice"
     );
 }

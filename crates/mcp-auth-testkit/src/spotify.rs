@@ -290,8 +290,8 @@ async fn authorize_page(
          <title>Spotify (test double): sign in</title>\
          <style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;color:#191414}}\
          .banner{{background:#1db954;color:#fff;padding:.5rem 1rem;border-radius:.5rem;font-weight:600}}\
-         label{{display:block;margin-top:1rem}}input[type=text]{{width:100%;padding:.5rem;font-size:1rem}}\
-         button{{margin-top:1rem;padding:.6rem 1.2rem;font-size:1rem;border-radius:2rem;border:1px solid #191414;background:#fff}}\
+         label{{display:block;margin-top:1rem}}*{{box-sizing:border-box}}input[type=text]{{width:100%;padding:.5rem;font-size:1rem}}\
+         button{{margin:1rem .5rem 0 0;padding:.6rem 1.2rem;font-size:1rem;border-radius:2rem;border:1px solid #191414;background:#fff}}\
          button.primary{{background:#1db954;border-color:#1db954;color:#fff}}</style></head><body>\
          <p class=\"banner\">Spotify test double: not the real Spotify. No password.</p>\
          <h1>Sign in to Spotify</h1><p>Test users:</p><ul>{users}</ul>\
@@ -299,8 +299,8 @@ async fn authorize_page(
          <form method=\"post\" action=\"/authorize\">{hidden}\
          <label for=\"user\">Spotify user id</label>\
          <input type=\"text\" id=\"user\" name=\"user\" autocomplete=\"username\" required>\
-         <button type=\"submit\" name=\"decision\" value=\"cancel\">Cancel</button>\
          <button class=\"primary\" type=\"submit\" name=\"decision\" value=\"approve\">Agree</button>\
+         <button type=\"submit\" name=\"decision\" value=\"cancel\">Cancel</button>\
          </form></body></html>"
     );
     Html(body).into_response()
