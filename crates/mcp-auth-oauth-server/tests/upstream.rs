@@ -677,3 +677,31 @@ async fn the_proxy_sign_in_in_a_real_browser() {
         "spotify:alice"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_provider_refresh_token_replaces_the_one_on_file() {
+    let s = setup(Options::default()).await;
+    s.double.state.access_token_lifetime.store(30, Ordering::SeqCst);
+    s.double.state.rotate_refresh_tokens.store(true, Ordering::SeqCst);
+    s.sign_in(&mut Browser::new(), "spotify:read", "alice").await;
+    let alice = UserId::new("spotify:alice").unwrap();
+    let refresh_on_file = |s: &Setup| {
+        s.vault
+            .get(&alice, "upstream:spotify")
+            .unwrap()
+            .unwrap()
+            .refresh_token()
+            .unwrap()
+            .expose_secret()
+            .to_owned()
+    };
+    let first = refresh_on_file(&s);
+    let handle = s.handle("spotify:alice");
+    handle.access_token().await.unwrap();
+    let second = refresh_on_file(&s);
+    assert_ne!(first, second, "the rotated refresh token is kept");
+    // The old one is dead at the provider; the new one works.
+    handle.access_token().await.unwrap();
+    assert_eq!(s.double.state.refreshes.load(Ordering::SeqCst), 2);
+    assert_ne!(refresh_on_file(&s), second);
+}
