@@ -443,6 +443,35 @@ impl Upstream {
     }
 }
 
+/// What the vault keeps of `tokens`: the refresh token, or `kept` when the
+/// provider sent none.
+fn credential(
+    tokens: &TokenSet,
+    scopes: impl IntoIterator<Item = String>,
+    kept: Option<SecretString>,
+) -> Credential {
+    let mut credential = Credential::new(tokens.access_token.clone())
+        .with_scopes(scopes)
+        .with_token_type("Bearer");
+    if let Some(exp) = tokens.expires_at {
+        credential = credential.with_expires_at(exp);
+    }
+    if let Some(refresh) = tokens.refresh_token.clone().or(kept) {
+        credential = credential.with_refresh_token(refresh);
+    }
+    credential
+}
+
+/// The vault's record as tokens to refresh or revoke.
+fn token_set(held: &Credential) -> TokenSet {
+    TokenSet::new(
+        held.access_token().clone(),
+        held.refresh_token().cloned(),
+        held.expires_at(),
+        held.scopes().to_vec(),
+    )
+}
+
 fn login_error(error: &OAuthError) -> LoginError {
     match error {
         OAuthError::AuthorizationDenied { .. } => LoginError::Refused,
@@ -562,21 +591,10 @@ impl Login for UpstreamLogin {
             {
                 scopes.extend(held.scopes().iter().cloned());
             }
-            let mut credential = Credential::new(tokens.access_token.clone())
-                .with_scopes(scopes)
-                .with_token_type("Bearer");
-            if let Some(exp) = tokens.expires_at {
-                credential = credential.with_expires_at(exp);
-            }
             // A provider that does not issue a new refresh token on every
             // sign-in (Google without a consent screen) keeps the one on file.
-            if let Some(refresh) = tokens
-                .refresh_token
-                .clone()
-                .or_else(|| on_file.as_ref().and_then(|c| c.refresh_token().cloned()))
-            {
-                credential = credential.with_refresh_token(refresh);
-            }
+            let kept = on_file.as_ref().and_then(|c| c.refresh_token().cloned());
+            let credential = credential(&tokens, scopes, kept);
             up.store(&subject, credential)
                 .await
                 .map_err(|()| LoginError::Unavailable)?;
@@ -616,18 +634,15 @@ impl Login for UpstreamLogin {
         Box::pin(async move {
             let up = &self.inner;
             if let Ok(Some(held)) = up.load(subject).await {
-                if up.client.provider().revocation_endpoint.is_some()
-                    && let Some(refresh) = held.refresh_token()
+                let revocable = up.client.provider().revocation_endpoint.is_some()
+                    && held.refresh_token().is_some();
+                if revocable
+                    && let Err(e) = up
+                        .client
+                        .revoke(&token_set(&held), TokenKind::Refresh)
+                        .await
                 {
-                    let tokens = TokenSet::new(
-                        held.access_token().clone(),
-                        Some(refresh.clone()),
-                        held.expires_at(),
-                        held.scopes().to_vec(),
-                    );
-                    if let Err(e) = up.client.revoke(&tokens, TokenKind::Refresh).await {
-                        tracing::warn!(target: AUDIT, event = "upstream_revoke_failed", provider = %up.display, subject = subject.as_str(), reason = %e);
-                    }
+                    tracing::warn!(target: AUDIT, event = "upstream_revoke_failed", provider = %up.display, subject = subject.as_str(), reason = %e);
                 }
                 up.delete(subject).await;
                 tracing::info!(target: AUDIT, event = "upstream_forgotten", provider = %up.display, subject = subject.as_str());
@@ -792,17 +807,23 @@ impl UpstreamToken {
         }
     }
 
+    /// What is on file for this user; nothing is `Reconnect`.
+    async fn held(&self) -> Result<Credential, UpstreamError> {
+        self.tokens
+            .upstream
+            .load(&self.subject)
+            .await
+            .map_err(|()| self.unavailable())?
+            .ok_or_else(|| self.reconnect())
+    }
+
     /// An access token valid for at least the refresh margin, refreshed
     /// first when needed: one refresh per user at a time in this process,
     /// and across a fleet whose grant store is shared (a short lock in the
     /// store; a process that loses the race reads the refreshed token).
     pub async fn access_token(&self) -> Result<SecretString, UpstreamError> {
         let up = &self.tokens.upstream;
-        let held = up
-            .load(&self.subject)
-            .await
-            .map_err(|()| self.unavailable())?
-            .ok_or_else(|| self.reconnect())?;
+        let held = self.held().await?;
         if up.fresh(&held) {
             return Ok(held.access_token().clone());
         }
@@ -825,11 +846,7 @@ impl UpstreamToken {
         rejected: Option<&SecretString>,
     ) -> Result<Option<SecretString>, UpstreamError> {
         let up = &self.tokens.upstream;
-        let held = up
-            .load(&self.subject)
-            .await
-            .map_err(|()| self.unavailable())?
-            .ok_or_else(|| self.reconnect())?;
+        let held = self.held().await?;
         let replaced = rejected.is_none_or(|r| {
             !mcp_auth_core::secrets_equal(
                 r.expose_secret().as_bytes(),
@@ -896,28 +913,10 @@ impl UpstreamToken {
         if let Some(token) = self.settled(rejected).await? {
             return Ok(token);
         }
-        let held = up
-            .load(&self.subject)
-            .await
-            .map_err(|()| self.unavailable())?
-            .ok_or_else(|| self.reconnect())?;
-        let current = TokenSet::new(
-            held.access_token().clone(),
-            held.refresh_token().cloned(),
-            held.expires_at(),
-            held.scopes().to_vec(),
-        );
-        match up.client.refresh(&self.subject, &current).await {
+        let held = self.held().await?;
+        match up.client.refresh(&self.subject, &token_set(&held)).await {
             Ok(fresh) => {
-                let mut credential = Credential::new(fresh.access_token.clone())
-                    .with_scopes(fresh.scopes.clone())
-                    .with_token_type("Bearer");
-                if let Some(exp) = fresh.expires_at {
-                    credential = credential.with_expires_at(exp);
-                }
-                if let Some(refresh) = fresh.refresh_token.clone() {
-                    credential = credential.with_refresh_token(refresh);
-                }
+                let credential = credential(&fresh, fresh.scopes.iter().cloned(), None);
                 up.store(&self.subject, credential)
                     .await
                     .map_err(|()| self.unavailable())?;

@@ -681,9 +681,16 @@ async fn the_proxy_sign_in_in_a_real_browser() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_provider_refresh_token_replaces_the_one_on_file() {
     let s = setup(Options::default()).await;
-    s.double.state.access_token_lifetime.store(30, Ordering::SeqCst);
-    s.double.state.rotate_refresh_tokens.store(true, Ordering::SeqCst);
-    s.sign_in(&mut Browser::new(), "spotify:read", "alice").await;
+    s.double
+        .state
+        .access_token_lifetime
+        .store(30, Ordering::SeqCst);
+    s.double
+        .state
+        .rotate_refresh_tokens
+        .store(true, Ordering::SeqCst);
+    s.sign_in(&mut Browser::new(), "spotify:read", "alice")
+        .await;
     let alice = UserId::new("spotify:alice").unwrap();
     let refresh_on_file = |s: &Setup| {
         s.vault

@@ -76,15 +76,7 @@ impl std::fmt::Debug for RedisStore {
 }
 
 fn unavailable(e: &redis::RedisError) -> VaultError {
-    VaultError::StoreUnavailable(if e.is_timeout() {
-        "timed out"
-    } else if e.is_connection_refusal() {
-        "connection refused"
-    } else if e.is_connection_dropped() || e.is_io_error() {
-        "connection lost"
-    } else {
-        "redis refused the command"
-    })
+    VaultError::StoreUnavailable(mcp_auth_core::redis_conn::describe(e))
 }
 
 impl RedisStore {
