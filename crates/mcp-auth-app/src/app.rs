@@ -1,0 +1,400 @@
+//! Wiring: the vault, the stores, the authorization server with its
+//! upstream login, and the protected MCP endpoint.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::response::IntoResponse;
+use http::Request;
+use mcp_auth_axum::{McpAuth, McpSessions, ResourceConfig};
+use mcp_auth_jwks::{JwksCache, Validator};
+use mcp_auth_oauth_server::{
+    AuthServer, AuthStore, MemoryAuthStore, UpstreamLogin, UpstreamTokens,
+};
+use mcp_auth_pkce::{MemoryPendingStore, OAuthClient, PendingStore, Provider, RedirectUri};
+use mcp_auth_ratelimit::{Limits, MemoryRateLimiter, RateLimiter};
+use mcp_auth_session::{MemorySessionStore, SessionConfig, SessionStore};
+use mcp_auth_token::CachedVerifier;
+use mcp_auth_vault::{StorageMode, Vault, VaultError};
+use secrecy::SecretString;
+use tower::Service;
+
+use crate::AppConfig;
+
+/// Why the server could not be assembled. Each names what to fix.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppError {
+    /// A setting is missing or wrong.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The vault cannot be opened (a wrong key is refused and nothing is
+    /// changed).
+    #[error("the vault cannot be opened: {0}")]
+    Vault(#[from] VaultError),
+    /// The authorization server refused its configuration.
+    #[error("the authorization server: {0}")]
+    Server(#[from] mcp_auth_oauth_server::ServerError),
+    /// The provider's OAuth client refused its configuration.
+    #[error("the provider client: {0}")]
+    OAuth(#[from] mcp_auth_pkce::OAuthError),
+    /// The resource server refused its configuration.
+    #[error("the MCP endpoint: {0}")]
+    Resource(#[from] mcp_auth_axum::ConfigError),
+    /// A store (Redis) could not be set up.
+    #[error("a store: {0}")]
+    Store(String),
+    /// Binding or serving failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// The provider: where it is and this server's registration with it.
+#[non_exhaustive]
+pub struct ProviderSetup {
+    /// Its endpoints.
+    pub provider: Provider,
+    /// The client id from the provider's console.
+    pub client_id: String,
+    /// The client secret.
+    pub client_secret: Option<SecretString>,
+}
+
+impl std::fmt::Debug for ProviderSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderSetup")
+            .field("provider", &self.provider.name)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProviderSetup {
+    /// A registration of `client_id` (with `client_secret`) at `provider`.
+    pub fn new(
+        provider: Provider,
+        client_id: impl Into<String>,
+        client_secret: Option<SecretString>,
+    ) -> Self {
+        Self {
+            provider,
+            client_id: client_id.into(),
+            client_secret,
+        }
+    }
+}
+
+/// The MCP side: our scopes, which tools need which, the limits.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ToolSetup {
+    /// Every scope clients may ask for.
+    pub scopes: Vec<String>,
+    /// Asked for when a client names none (the read-only set).
+    pub default_scopes: Vec<String>,
+    /// Needed for every MCP request.
+    pub required_scopes: Vec<String>,
+    /// Extra scopes per tool (a client without them gets 403
+    /// `insufficient_scope`, then signs in again for more).
+    pub tool_scopes: Vec<(String, Vec<String>)>,
+    /// The tools' names (rate-limit keys).
+    pub tool_names: Vec<String>,
+    /// The rate limits.
+    pub limits: Limits,
+    /// A name for the resource's metadata.
+    pub resource_name: String,
+}
+
+impl ToolSetup {
+    /// Scopes `scopes`, of which `default_scopes` are asked for by default
+    /// and `required_scopes` needed for any request, for `tool_names`.
+    pub fn new<S: Into<String>>(
+        scopes: impl IntoIterator<Item = S>,
+        default_scopes: impl IntoIterator<Item = S>,
+        required_scopes: impl IntoIterator<Item = S>,
+        tool_names: impl IntoIterator<Item = S>,
+    ) -> Self {
+        Self {
+            scopes: scopes.into_iter().map(Into::into).collect(),
+            default_scopes: default_scopes.into_iter().map(Into::into).collect(),
+            required_scopes: required_scopes.into_iter().map(Into::into).collect(),
+            tool_scopes: Vec::new(),
+            tool_names: tool_names.into_iter().map(Into::into).collect(),
+            limits: Limits::default(),
+            resource_name: "MCP server".into(),
+        }
+    }
+
+    /// `tool` needs `scopes` too.
+    pub fn tool_scopes<S: Into<String>>(
+        mut self,
+        tool: impl Into<String>,
+        scopes: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.tool_scopes
+            .push((tool.into(), scopes.into_iter().map(Into::into).collect()));
+        self
+    }
+
+    /// The rate limits (default [`Limits::default`]).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The resource's name in its metadata.
+    pub fn resource_name(mut self, name: impl Into<String>) -> Self {
+        self.resource_name = name.into();
+        self
+    }
+}
+
+struct Stores {
+    auth: Arc<dyn AuthStore>,
+    sessions: Arc<dyn SessionStore>,
+    pending: Arc<dyn PendingStore>,
+    limiter: Arc<dyn RateLimiter>,
+    vault: Vault,
+}
+
+#[cfg(feature = "redis")]
+async fn stores(
+    config: &AppConfig,
+    key: mcp_auth_vault::KeyMaterial,
+    limits: Limits,
+) -> Result<Stores, AppError> {
+    let Some(url) = &config.redis_url else {
+        return memory_stores(config, key, limits);
+    };
+    let store = |e: &dyn std::fmt::Display| AppError::Store(format!("Redis: {e}"));
+    let vault = Vault::builder_with_store(mcp_auth_vault::store::RedisStore::open(
+        url,
+        mcp_auth_vault::store::RedisStoreConfig::default(),
+    )?)
+    .key(key)
+    .open()?;
+    Ok(Stores {
+        auth: Arc::new(
+            mcp_auth_oauth_server::RedisAuthStore::connect(url, Default::default())
+                .await
+                .map_err(|e| store(&e))?,
+        ),
+        sessions: Arc::new(
+            mcp_auth_session::RedisSessionStore::connect(url, Default::default())
+                .await
+                .map_err(|e| store(&e))?,
+        ),
+        pending: Arc::new(
+            mcp_auth_pkce::RedisPendingStore::connect(url, Default::default())
+                .await
+                .map_err(|e| store(&e))?,
+        ),
+        limiter: Arc::new(
+            mcp_auth_ratelimit::RedisRateLimiter::connect(url, limits, Default::default())
+                .await
+                .map_err(|e| store(&e))?,
+        ),
+        vault,
+    })
+}
+
+#[cfg(not(feature = "redis"))]
+async fn stores(
+    config: &AppConfig,
+    key: mcp_auth_vault::KeyMaterial,
+    limits: Limits,
+) -> Result<Stores, AppError> {
+    if config.redis_url.is_some() {
+        return Err(AppError::Config(
+            "REDIS_URL is set but this build has no Redis support (build with the `redis` feature)"
+                .into(),
+        ));
+    }
+    memory_stores(config, key, limits)
+}
+
+fn memory_stores(
+    config: &AppConfig,
+    key: mcp_auth_vault::KeyMaterial,
+    limits: Limits,
+) -> Result<Stores, AppError> {
+    let vault = Vault::builder(StorageMode::EncryptedFile(config.vault_dir.clone()))
+        .key(key)
+        .open()?;
+    Ok(Stores {
+        auth: Arc::new(MemoryAuthStore::default()),
+        sessions: Arc::new(MemorySessionStore::new()),
+        pending: Arc::new(MemoryPendingStore::default()),
+        limiter: Arc::new(
+            MemoryRateLimiter::new(limits).map_err(|e| AppError::Config(format!("limits: {e}")))?,
+        ),
+        vault,
+    })
+}
+
+/// The assembled server, waiting for its MCP service ([`App::serve`]).
+pub struct App {
+    listener: tokio::net::TcpListener,
+    auth_server: AuthServer,
+    upstream: UpstreamTokens,
+    resource: ResourceConfig,
+    verifier: Arc<dyn mcp_auth_token::TokenVerifier>,
+    limiter: Arc<dyn RateLimiter>,
+    sessions: McpSessions,
+    tool_names: Vec<String>,
+    redis: bool,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("issuer", &self.auth_server.issuer())
+            .field("resource", &self.resource.resource())
+            .field("redis", &self.redis)
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// Assembles everything but the MCP service: the vault (needs
+    /// `config.vault_key`), the stores (memory, or Redis when
+    /// `config.redis_url` is set), the provider client (redirect URI
+    /// `{public_url}/login`), the upstream login that `login` configures,
+    /// the authorization server (issuer `{public_url}`, signing keys kept in
+    /// the vault), and the resource server for `{public_url}/mcp`.
+    pub async fn build(
+        mut config: AppConfig,
+        listener: tokio::net::TcpListener,
+        provider: ProviderSetup,
+        login: impl FnOnce(
+            OAuthClient,
+            Arc<Vault>,
+        ) -> Result<UpstreamLogin, mcp_auth_oauth_server::ServerError>,
+        tools: ToolSetup,
+    ) -> Result<Self, AppError> {
+        let key = config
+            .vault_key
+            .take()
+            .ok_or_else(|| AppError::Config("set MCP_VAULT_KEY".into()))?;
+        let redis = config.redis_url.is_some();
+        let stores = stores(
+            &config,
+            key,
+            tools.limits.clone().known_tools(tools.tool_names.clone()),
+        )
+        .await?;
+        let vault = Arc::new(stores.vault);
+        let mut client = OAuthClient::builder(
+            provider.provider,
+            provider.client_id,
+            RedirectUri::new(config.redirect_uri())?,
+        )
+        .pending_store(stores.pending);
+        if let Some(secret) = provider.client_secret {
+            client = client.client_secret(secret);
+        }
+        let upstream_login = login(client.build()?, vault.clone())?;
+        let resource = config.resource();
+        let auth_server = AuthServer::builder(&config.public_url, &resource)
+            .scopes(tools.scopes.clone())
+            .default_scopes(tools.default_scopes.clone())
+            .dynamic_registration(true)
+            .metadata_documents(true)
+            .upstream(upstream_login)
+            .keys_in_vault(vault)
+            .store(stores.auth)
+            .login_sessions(stores.sessions.clone())
+            .build()?;
+        let upstream = auth_server
+            .upstream_tokens()
+            .ok_or_else(|| AppError::Config("the upstream login is missing".into()))?;
+        let mut resource_config = ResourceConfig::builder(&resource, &config.public_url)
+            .require_scopes(tools.required_scopes.clone())
+            .resource_name(tools.resource_name.clone());
+        for (tool, scopes) in &tools.tool_scopes {
+            resource_config = resource_config.tool_scopes(tool.clone(), scopes.clone());
+        }
+        let resource_config = resource_config.build()?;
+        // Our own keys, from this process's listener (no trip through the
+        // public URL, which may sit behind a proxy).
+        let mut own = listener.local_addr()?;
+        if own.ip().is_unspecified() {
+            own.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        let keys = JwksCache::builder(format!("http://{own}/jwks.json"))
+            .build()
+            .map_err(|e| AppError::Config(format!("own key set: {e}")))?;
+        let validator = Validator::new(resource_config.policy().require_access_token_type(), keys);
+        let sessions = McpSessions::with_shared_store(stores.sessions, SessionConfig::default())
+            .map_err(|e| AppError::Config(format!("sessions: {e}")))?;
+        Ok(Self {
+            listener,
+            auth_server,
+            upstream,
+            resource: resource_config,
+            verifier: Arc::new(CachedVerifier::new(validator)),
+            limiter: stores.limiter,
+            sessions,
+            tool_names: tools.tool_names,
+            redis,
+        })
+    }
+
+    /// The authorization server (operator actions: grants, revocation).
+    pub fn auth_server(&self) -> &AuthServer {
+        &self.auth_server
+    }
+
+    /// Upstream tokens, for operator tools and tests.
+    pub fn upstream(&self) -> &UpstreamTokens {
+        &self.upstream
+    }
+
+    /// The host names rmcp must accept (`StreamableHttpServerConfig::with_allowed_hosts`).
+    pub fn allowed_hosts(&self) -> Vec<String> {
+        self.resource.allowed_hosts()
+    }
+
+    /// The address served.
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The router: `mcp` behind authentication, rate limits and session
+    /// binding, with each authenticated request's [`UpstreamToken`](crate::UpstreamToken),
+    /// and the authorization server's routes.
+    pub fn router<S>(&self, mcp: S) -> Result<Router, AppError>
+    where
+        S: Service<Request<Body>, Error = Infallible> + Clone + Send + Sync + 'static,
+        S::Response: IntoResponse,
+        S::Future: Send + 'static,
+    {
+        let mcp = tower::Layer::layer(&self.upstream.layer(), mcp);
+        Ok(McpAuth::new(self.resource.clone(), self.verifier.clone())?
+            .tools(self.tool_names.clone())
+            .rate_limiter(self.limiter.clone())
+            .sessions(self.sessions.clone())
+            .into_router(mcp)?
+            .merge(self.auth_server.router()))
+    }
+
+    /// The listener, for serving [`router`](Self::router)'s answer with
+    /// [`serve`](crate::serve) in a task of one's own.
+    pub fn into_listener(self) -> tokio::net::TcpListener {
+        self.listener
+    }
+
+    /// Serves `mcp` until the process ends.
+    pub async fn serve<S>(self, mcp: S) -> Result<(), AppError>
+    where
+        S: Service<Request<Body>, Error = Infallible> + Clone + Send + Sync + 'static,
+        S::Response: IntoResponse,
+        S::Future: Send + 'static,
+    {
+        let router = self.router(mcp)?;
+        mcp_auth_axum::serve(self.listener, router).await?;
+        Ok(())
+    }
+}

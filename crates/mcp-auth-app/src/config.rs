@@ -1,0 +1,188 @@
+//! The settings every server built with this crate shares.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use mcp_auth_vault::KeyMaterial;
+
+use crate::{Problems, Settings};
+
+/// Where the server is, where its vault is and with which key, and
+/// whether it shares Redis with a fleet. `Debug` leaves the key out.
+#[non_exhaustive]
+pub struct AppConfig {
+    /// The public origin clients reach (`MCP_PUBLIC_URL`, e.g.
+    /// `https://mcp.example.com`): the issuer; the MCP endpoint is
+    /// `{public_url}/mcp`. Default: `http://{listen}`.
+    pub public_url: String,
+    /// The address to bind (`MCP_LISTEN`, default `127.0.0.1:8790`).
+    pub listen: SocketAddr,
+    /// The vault key (`MCP_VAULT_KEY`, 32 bytes in base64: `openssl rand
+    /// -base64 32`). `None` only when the caller allowed a missing key.
+    pub vault_key: Option<KeyMaterial>,
+    /// The vault directory (`MCP_VAULT_DIR`, default `./mcp-vault`), unless
+    /// Redis holds the vault.
+    pub vault_dir: PathBuf,
+    /// Redis for grants, sessions, limits, pending sign-ins and the vault
+    /// (`REDIS_URL`); unset: one process, memory stores, the vault in a
+    /// file.
+    pub redis_url: Option<String>,
+}
+
+impl std::fmt::Debug for AppConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppConfig")
+            .field("public_url", &self.public_url)
+            .field("listen", &self.listen)
+            .field(
+                "vault_key",
+                &self.vault_key.as_ref().map(|_| mcp_auth_core::REDACTED),
+            )
+            .field("vault_dir", &self.vault_dir)
+            .field("redis", &self.redis_url.is_some())
+            .finish()
+    }
+}
+
+impl AppConfig {
+    /// The settings this reads.
+    pub const SETTINGS: &'static [&'static str] = &[
+        "MCP_PUBLIC_URL",
+        "MCP_LISTEN",
+        "MCP_VAULT_KEY",
+        "MCP_VAULT_DIR",
+        "REDIS_URL",
+    ];
+
+    /// Reads and checks the settings; every problem at once. With
+    /// `key_required` false a missing `MCP_VAULT_KEY` is allowed (the
+    /// caller supplies a development key).
+    pub fn from_settings(settings: &Settings, key_required: bool) -> Result<Self, Problems> {
+        let mut problems = Vec::new();
+        let listen = match settings
+            .get("MCP_LISTEN")
+            .unwrap_or("127.0.0.1:8790")
+            .parse()
+        {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                problems.push("MCP_LISTEN: not an address like 127.0.0.1:8790".into());
+                None
+            }
+        };
+        let public_url = match (settings.get("MCP_PUBLIC_URL"), listen) {
+            (Some(url), _) => {
+                let trimmed = url.trim_end_matches('/');
+                match mcp_auth_http::check_configured_url(trimmed) {
+                    Ok(parsed) if parsed.path() == "/" && parsed.query().is_none() => {
+                        Some(trimmed.to_owned())
+                    }
+                    Ok(_) => {
+                        problems.push(
+                            "MCP_PUBLIC_URL: the origin only (https://mcp.example.com), no path"
+                                .into(),
+                        );
+                        None
+                    }
+                    Err(e) => {
+                        problems.push(format!("MCP_PUBLIC_URL: {e}"));
+                        None
+                    }
+                }
+            }
+            (None, Some(addr)) => Some(format!("http://{addr}")),
+            (None, None) => None,
+        };
+        let vault_key = match settings.get("MCP_VAULT_KEY") {
+            Some(encoded) => match KeyMaterial::from_base64(encoded) {
+                Ok(key) => Some(key),
+                Err(e) => {
+                    problems.push(format!("MCP_VAULT_KEY: {e}"));
+                    None
+                }
+            },
+            None if key_required => {
+                problems.push(
+                    "set MCP_VAULT_KEY (32 random bytes in base64: openssl rand -base64 32)".into(),
+                );
+                None
+            }
+            None => None,
+        };
+        let redis_url = settings.get("REDIS_URL").map(str::to_owned);
+        if let Some(url) = &redis_url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            problems.push("REDIS_URL: must start with redis:// or rediss://".into());
+        }
+        match (listen, public_url) {
+            (Some(listen), Some(public_url)) if problems.is_empty() => Ok(Self {
+                public_url,
+                listen,
+                vault_key,
+                vault_dir: PathBuf::from(settings.get("MCP_VAULT_DIR").unwrap_or("./mcp-vault")),
+                redis_url,
+            }),
+            _ => Err(Problems(problems)),
+        }
+    }
+
+    /// The MCP endpoint: `{public_url}/mcp`.
+    pub fn resource(&self) -> String {
+        format!("{}/mcp", self.public_url)
+    }
+
+    /// The provider redirect URI to register: `{public_url}/login`.
+    pub fn redirect_uri(&self) -> String {
+        format!("{}/login", self.public_url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Settings {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_sources(
+            AppConfig::SETTINGS,
+            |k| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
+            None,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn defaults_and_every_problem_at_once() {
+        let c = AppConfig::from_settings(&settings(&[]), false).unwrap();
+        assert_eq!(c.public_url, "http://127.0.0.1:8790");
+        assert_eq!(c.resource(), "http://127.0.0.1:8790/mcp");
+        assert!(c.vault_key.is_none() && c.redis_url.is_none());
+
+        let err = AppConfig::from_settings(
+            &settings(&[
+                ("MCP_LISTEN", "nowhere"),
+                ("MCP_VAULT_KEY", "short"),
+                ("REDIS_URL", "http://x"),
+            ]),
+            true,
+        )
+        .unwrap_err();
+        assert_eq!(err.0.len(), 3, "{err}");
+        assert!(err.0[0].starts_with("MCP_LISTEN"));
+        assert!(err.0[1].starts_with("MCP_VAULT_KEY"));
+        assert!(err.0[2].starts_with("REDIS_URL"));
+
+        let err = AppConfig::from_settings(
+            &settings(&[("MCP_PUBLIC_URL", "http://mcp.example.com/x")]),
+            true,
+        )
+        .unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
+        assert!(err.0[0].starts_with("MCP_PUBLIC_URL"), "{err}");
+        assert!(err.0[1].contains("MCP_VAULT_KEY"), "{err}");
+    }
+}
