@@ -9,6 +9,8 @@
 //! the API. It records every API call's bearer token, so tests can assert
 //! that one user's call never carried another's token.
 
+#![allow(clippy::result_large_err)] // handlers return the error response itself
+
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

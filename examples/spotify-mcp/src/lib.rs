@@ -55,7 +55,15 @@ pub struct Running {
     pub double: Option<SpotifyDouble>,
     /// The authorization server (operator actions).
     pub auth_server: AuthServer,
+    task: tokio::task::JoinHandle<()>,
     _vault_dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Running {
+    /// Stops serving (the listener closes).
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// Starts the server on `listener` with `settings`: against Spotify when
@@ -64,6 +72,16 @@ pub struct Running {
 pub async fn start(
     settings: &Settings,
     listener: tokio::net::TcpListener,
+) -> Result<Running, StartError> {
+    start_with(settings, listener, None).await
+}
+
+/// [`start`], against `double` when no Spotify credentials are set (a
+/// double that outlives a restart, for tests).
+pub async fn start_with(
+    settings: &Settings,
+    listener: tokio::net::TcpListener,
+    double: Option<SpotifyDouble>,
 ) -> Result<Running, StartError> {
     let mut problems = Vec::new();
     let real = match (
@@ -102,7 +120,13 @@ pub async fn start(
             None,
         ),
         None => {
-            let double = SpotifyDouble::start(&[&config.redirect_uri()]).await;
+            let double = match double {
+                Some(double) => {
+                    double.allow_redirect_uri(&config.redirect_uri());
+                    double
+                }
+                None => SpotifyDouble::start(&[&config.redirect_uri()]).await,
+            };
             // No key given: a throwaway vault (the double's users only).
             let dir = if config.vault_key.is_none() {
                 let dir = tempfile::tempdir()?;
@@ -166,8 +190,8 @@ pub async fn start(
     let auth_server = app.auth_server().clone();
     let router = app.router(mcp)?;
     let listener = app.into_listener();
-    tokio::spawn(async move {
-        if let Err(e) = mcp_auth_axum_serve(listener, router).await {
+    let task = tokio::spawn(async move {
+        if let Err(e) = mcp_auth_app::serve(listener, router).await {
             tracing::error!("the server stopped: {e}");
         }
     });
@@ -176,13 +200,7 @@ pub async fn start(
         issuer,
         double,
         auth_server,
+        task,
         _vault_dir: vault_dir,
     })
-}
-
-async fn mcp_auth_axum_serve(
-    listener: tokio::net::TcpListener,
-    router: axum::Router,
-) -> std::io::Result<()> {
-    mcp_auth_app::serve(listener, router).await
 }

@@ -1,0 +1,534 @@
+//! The Spotify MCP server against the embedded Spotify double, with rmcp's
+//! own OAuth client (a client no one here wrote) signing in through the
+//! whole flow: our consent, the double's Spotify login, our callback, the
+//! code exchange; then every tool, two users at once, the step-up to wider
+//! scopes, the upstream failures, input checks, the per-tool limit, and a
+//! restart on the file vault.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::atomic::Ordering;
+
+use mcp_auth_app::Settings;
+use mcp_auth_testkit::browser::Browser;
+use mcp_auth_testkit::spotify::{SpotifyDouble, TRACKS};
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, CallToolResult, ClientConfig};
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::auth::{AuthClient, AuthorizationManager, AuthorizationRequest, OAuthState};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::{Value, json};
+use spotify_mcp::{Running, StartError, start_with};
+
+const CALLBACK: &str = "http://localhost:48781/callback";
+const ALL: [&str; 3] = ["spotify:read", "spotify:playback", "spotify:playlists"];
+
+type Client = RunningService<RoleClient, ClientConfig>;
+
+fn settings(pairs: &[(&str, &str)]) -> Settings {
+    let pairs: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    Settings::from_sources(
+        &spotify_mcp::setting_names(),
+        |k| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
+        None,
+    )
+    .unwrap()
+}
+
+async fn server() -> Running {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    start_with(&settings(&[("MCP_LISTEN", &addr)]), listener, None)
+        .await
+        .unwrap()
+}
+
+fn double(s: &Running) -> &SpotifyDouble {
+    s.double.as_ref().unwrap()
+}
+
+/// rmcp's OAuth client signs in as `user` for `scopes`; the browser part
+/// (our consent, the double's login) is scripted.
+async fn sign_in(s: &Running, user: &str, scopes: &[&str]) -> AuthorizationManager {
+    let mut state = OAuthState::new(s.url.as_str(), None).await.unwrap();
+    state
+        .start_authorization(
+            AuthorizationRequest::new(CALLBACK)
+                .with_client_name("rmcp via spotify-mcp")
+                .with_scopes(scopes.iter().copied()),
+        )
+        .await
+        .unwrap();
+    let url = state.get_authorization_url().await.unwrap();
+    let callback = Browser::new()
+        .sign_in_through(&url, user, CALLBACK)
+        .await
+        .unwrap()
+        .unwrap_or_else(|page| panic!("the sign-in stopped: {} {}", page.status, page.body));
+    state.handle_callback_url(&callback).await.unwrap();
+    state.into_authorization_manager().unwrap()
+}
+
+async fn connect(s: &Running, manager: AuthorizationManager) -> Client {
+    let transport = StreamableHttpClientTransport::with_client(
+        AuthClient::new(reqwest::Client::default(), manager),
+        StreamableHttpClientTransportConfig::with_uri(s.url.clone()),
+    );
+    ClientConfig::default().serve(transport).await.unwrap()
+}
+
+async fn client(s: &Running, user: &str, scopes: &[&str]) -> Client {
+    let manager = sign_in(s, user, scopes).await;
+    connect(s, manager).await
+}
+
+async fn call(client: &Client, tool: &str, args: Value) -> CallToolResult {
+    let mut params = CallToolRequestParams::new(tool.to_owned());
+    if let Value::Object(map) = args {
+        params = params.with_arguments(map);
+    }
+    client.call_tool(params).await.unwrap()
+}
+
+fn ok(result: &CallToolResult) -> Value {
+    assert_ne!(result.is_error, Some(true), "{}", text(result));
+    result.structured_content.clone().unwrap()
+}
+
+fn text(result: &CallToolResult) -> String {
+    serde_json::to_value(&result.content).unwrap()[0]["text"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
+}
+
+fn failed(result: &CallToolResult) -> String {
+    assert_eq!(result.is_error, Some(true), "{}", text(result));
+    let t = text(result);
+    assert!(!t.contains("sp-at-") && !t.contains("sp-rt-"), "{t}");
+    t
+}
+
+fn uri(i: usize) -> String {
+    format!("spotify:track:{}", TRACKS[i].id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rmcps_oauth_client_signs_in_and_calls_every_tool() {
+    let s = server().await;
+    let alice = client(&s, "alice", &ALL).await;
+    let tools = alice.list_all_tools().await.unwrap();
+    assert_eq!(
+        tools.len(),
+        13,
+        "{:?}",
+        tools.iter().map(|t| &t.name).collect::<Vec<_>>()
+    );
+    let search = tools.iter().find(|t| t.name == "search").unwrap();
+    assert_eq!(
+        search.annotations.as_ref().unwrap().read_only_hint,
+        Some(true)
+    );
+    let play = tools.iter().find(|t| t.name == "play").unwrap();
+    assert_eq!(
+        play.annotations.as_ref().unwrap().read_only_hint,
+        Some(false)
+    );
+
+    let found = ok(&call(
+        &alice,
+        "search",
+        json!({"query": "sync", "types": ["track", "artist"]}),
+    )
+    .await);
+    assert_eq!(found["tracks"]["items"][0]["name"], "Send and Sync");
+    assert_eq!(found["tracks"]["items"][0]["uri"], uri(2));
+    assert!(found["artists"]["items"].is_array());
+    let now = ok(&call(&alice, "now_playing", json!({})).await);
+    assert_eq!(now["track"]["name"], "Lifetimes");
+    ok(&call(&alice, "pause", json!({})).await);
+    assert_eq!(
+        double(&s).state.playing("alice"),
+        (Some(TRACKS[0].id.into()), false)
+    );
+    ok(&call(&alice, "play", json!({"track_uri": uri(3)})).await);
+    assert_eq!(
+        double(&s).state.playing("alice"),
+        (Some(TRACKS[3].id.into()), true)
+    );
+    ok(&call(&alice, "add_to_queue", json!({"track_uri": uri(1)})).await);
+    assert_eq!(double(&s).state.queued("alice"), [TRACKS[1].id]);
+    ok(&call(&alice, "next_track", json!({})).await);
+    assert_eq!(
+        double(&s).state.playing("alice").0.as_deref(),
+        Some(TRACKS[1].id)
+    );
+    ok(&call(&alice, "previous_track", json!({})).await);
+    assert_eq!(
+        double(&s).state.playing("alice").0.as_deref(),
+        Some(TRACKS[3].id)
+    );
+    let mine = ok(&call(&alice, "my_playlists", json!({})).await);
+    assert_eq!(mine["total"], 2);
+    let id = mine["items"][0]["id"].as_str().unwrap().to_owned();
+    let items = ok(&call(&alice, "playlist_items", json!({"playlist_id": id})).await);
+    assert_eq!(items["items"][0]["name"], "Lifetimes");
+    let created = ok(&call(
+        &alice,
+        "create_playlist",
+        json!({"name": "From MCP", "description": "made by a tool"}),
+    )
+    .await);
+    assert_eq!(created["name"], "From MCP");
+    let new_id = created["id"].as_str().unwrap().to_owned();
+    let added = ok(&call(
+        &alice,
+        "add_to_playlist",
+        json!({"playlist_id": new_id, "track_uris": [uri(0), uri(4)]}),
+    )
+    .await);
+    assert_eq!(added["added"], 2);
+    let items = ok(&call(&alice, "playlist_items", json!({"playlist_id": new_id})).await);
+    assert_eq!(items["total"], 2);
+    let recent = ok(&call(&alice, "recently_played", json!({"limit": 5})).await);
+    assert!(!recent["items"].as_array().unwrap().is_empty());
+    let top = ok(&call(
+        &alice,
+        "top_items",
+        json!({"kind": "artists", "time_range": "short_term"}),
+    )
+    .await);
+    assert_eq!(top["items"].as_array().unwrap().len(), 3);
+    assert!(
+        double(&s)
+            .state
+            .playlist_names("alice")
+            .contains(&"From MCP".to_owned())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_people_at_once_each_see_only_their_own_spotify() {
+    let s = server().await;
+    let (alice, bob) = tokio::join!(client(&s, "alice", &ALL), client(&s, "bob", &ALL));
+    for _ in 0..3 {
+        let (a, b) = tokio::join!(
+            call(&alice, "my_playlists", json!({})),
+            call(&bob, "my_playlists", json!({}))
+        );
+        let names = |v: Value| -> Vec<String> {
+            v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let (a, b) = (names(ok(&a)), names(ok(&b)));
+        assert!(a.iter().all(|n| n.starts_with("Alice")), "{a:?}");
+        assert_eq!(b, ["Bob's secret favourites"]);
+        let (a, b) = tokio::join!(
+            call(&alice, "now_playing", json!({})),
+            call(&bob, "now_playing", json!({}))
+        );
+        assert_eq!(ok(&a)["track"]["name"], "Lifetimes");
+        assert_eq!(ok(&b)["track"]["name"], "Async Await");
+    }
+    // Bob's private playlist is not Alice's to read.
+    let refused = call(
+        &alice,
+        "playlist_items",
+        json!({"playlist_id": "e3nNyjOq9wMxEhh2FDEEtf"}),
+    )
+    .await;
+    assert!(failed(&refused).contains("not found"));
+    // Every API call carried the token of the person it was for.
+    let state = &double(&s).state;
+    let calls = state.api_tokens();
+    assert!(calls.len() >= 12);
+    let mut seen = std::collections::HashSet::new();
+    for (path, token) in &calls {
+        let owner = state
+            .user_of(token)
+            .unwrap_or_else(|| panic!("{path}: unknown token"));
+        seen.insert(owner);
+    }
+    assert_eq!(seen.len(), 2, "both users' tokens were used: {seen:?}");
+    // The call of Alice's that touched Bob's playlist used Alice's token.
+    let (path, token) = calls
+        .iter()
+        .find(|(p, _)| p.contains("e3nNyjOq9wMxEhh2FDEEtf"))
+        .unwrap();
+    assert_eq!(state.user_of(token).as_deref(), Some("alice"), "{path}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_modifying_tool_needs_the_wider_scope_and_a_second_sign_in_grants_it() {
+    let s = server().await;
+    let reader = client(&s, "alice", &["spotify:read"]).await;
+    ok(&call(&reader, "now_playing", json!({})).await);
+    // The resource server answers 403 insufficient_scope: the call fails
+    // at the transport, before any tool runs.
+    let calls = double(&s).state.api_tokens().len();
+    let mut params = CallToolRequestParams::new("pause");
+    params = params.with_arguments(serde_json::Map::new());
+    let refused = reader.call_tool(params).await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(
+        double(&s).state.api_tokens().len(),
+        calls,
+        "nothing sent upstream"
+    );
+    // Signing in again for playback asks Spotify for the added scope too.
+    let player = client(&s, "alice", &["spotify:read", "spotify:playback"]).await;
+    ok(&call(&player, "pause", json!({})).await);
+    let asked = double(&s).state.authorize_scopes.lock().unwrap().clone();
+    assert_eq!(asked.len(), 2);
+    assert!(!asked[0].contains(&"user-modify-playback-state".to_owned()));
+    assert!(asked[1].contains(&"user-modify-playback-state".to_owned()));
+    assert!(
+        asked[1].contains(&"user-read-playback-state".to_owned()),
+        "kept what it had"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn upstream_failures_become_clear_tool_errors() {
+    let s = server().await;
+    let alice = client(&s, "alice", &ALL).await;
+    let state = &double(&s).state;
+    // 401: one transparent refresh and one retry.
+    let refreshes = state.refreshes.load(Ordering::SeqCst);
+    state.fail_next("/v1/me/player/currently-playing", 401, None);
+    ok(&call(&alice, "now_playing", json!({})).await);
+    assert_eq!(state.refreshes.load(Ordering::SeqCst), refreshes + 1);
+    // 429: when to retry.
+    state.fail_next("/v1/search", 429, Some(7));
+    let t = failed(&call(&alice, "search", json!({"query": "rust"})).await);
+    assert!(t.contains("retry in 7 s"), "{t}");
+    // 404.
+    let t = failed(
+        &call(
+            &alice,
+            "playlist_items",
+            json!({"playlist_id": "WHtP3fS2qHx6kwXoIIXGvO"}),
+        )
+        .await,
+    );
+    assert!(t.contains("not found"), "{t}");
+    // 5xx: retryable.
+    state.fail_next("/v1/me/playlists", 503, None);
+    let t = failed(&call(&alice, "my_playlists", json!({})).await);
+    assert!(t.contains("unavailable right now; try again"), "{t}");
+    // Premium required (carol is on the free plan).
+    let carol = client(&s, "carol", &ALL).await;
+    let t = failed(&call(&carol, "pause", json!({})).await);
+    assert!(t.contains("needs Spotify Premium"), "{t}");
+    // A dead Spotify refresh token: reconnect, and the grant is gone.
+    state.kill_refresh_tokens("alice");
+    state.fail_next("/v1/me/player/currently-playing", 401, None);
+    let t = failed(&call(&alice, "now_playing", json!({})).await);
+    assert!(t.contains("reconnect your Spotify account"), "{t}");
+    let alice_id = mcp_auth_core::UserId::new("spotify:alice").unwrap();
+    assert!(s.auth_server.grants(&alice_id).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_inputs_are_refused_before_anything_reaches_spotify() {
+    let s = server().await;
+    let alice = client(&s, "alice", &ALL).await;
+    let before = double(&s).state.api_tokens().len();
+    for (tool, args, says) in [
+        ("search", json!({"query": ""}), "empty"),
+        (
+            "search",
+            json!({"query": "x".repeat(201)}),
+            "longer than 200",
+        ),
+        (
+            "search",
+            json!({"query": "ok", "limit": 11}),
+            "between 1 and 10",
+        ),
+        (
+            "search",
+            json!({"query": "ok", "types": ["show"]}),
+            "types are",
+        ),
+        ("search", json!({"query": "a\u{7}b"}), "control characters"),
+        (
+            "play",
+            json!({"track_uri": "spotify:album:c9QeWJKY40uvSwMFLZDe1f"}),
+            "spotify:track:",
+        ),
+        (
+            "add_to_queue",
+            json!({"track_uri": "spotify:track:../../me"}),
+            "22 letters",
+        ),
+        (
+            "playlist_items",
+            json!({"playlist_id": "G8NPRVdD53X83RZJzzzzg/"}),
+            "22 letters",
+        ),
+        ("my_playlists", json!({"limit": 51}), "between 1 and 50"),
+        (
+            "my_playlists",
+            json!({"offset": 10001}),
+            "between 0 and 10000",
+        ),
+        ("create_playlist", json!({"name": " "}), "empty"),
+        (
+            "create_playlist",
+            json!({"name": "x".repeat(101)}),
+            "longer than 100",
+        ),
+        (
+            "add_to_playlist",
+            json!({"playlist_id": "G8NPRVdD53X83RZJzzzzgE", "track_uris": []}),
+            "between 1 and 100",
+        ),
+        ("top_items", json!({"kind": "albums"}), "tracks or artists"),
+        (
+            "top_items",
+            json!({"kind": "tracks", "time_range": "forever"}),
+            "time_range",
+        ),
+    ] {
+        let t = failed(&call(&alice, tool, args).await);
+        assert!(
+            t.starts_with("invalid input") && t.contains(says),
+            "{tool}: {t}"
+        );
+    }
+    assert_eq!(
+        double(&s).state.api_tokens().len(),
+        before,
+        "nothing was sent"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_tool_has_its_own_rate_limit() {
+    let s = server().await;
+    let alice = client(&s, "alice", &["spotify:read"]).await;
+    // Limits::default: 60 calls a minute per (user, tool).
+    for _ in 0..60 {
+        ok(&call(&alice, "now_playing", json!({})).await);
+    }
+    let mut params = CallToolRequestParams::new("now_playing");
+    params = params.with_arguments(serde_json::Map::new());
+    assert!(
+        alice.call_tool(params).await.is_err(),
+        "the 61st call is refused"
+    );
+    // Another tool still works.
+    ok(&call(&alice, "my_playlists", json!({})).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restart_on_the_file_vault_keeps_people_signed_in_and_a_wrong_key_destroys_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault_dir = dir.path().join("vault");
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let config = |key: &str| {
+        settings(&[
+            ("MCP_LISTEN", addr.as_str()),
+            ("MCP_VAULT_KEY", key),
+            ("MCP_VAULT_DIR", vault_dir.to_str().unwrap()),
+        ])
+    };
+    let first = start_with(&config(key), listener, None).await.unwrap();
+    let double = first.double.clone().unwrap();
+    let manager = sign_in(&first, "alice", &ALL).await;
+    let (_, credentials) = manager.get_credentials().await.unwrap();
+    let alice = connect(&first, manager).await;
+    ok(&call(&alice, "now_playing", json!({})).await);
+    drop(alice);
+    drop(first);
+
+    // Same address, same vault, same key: the access token still verifies
+    // (the signing keys are in the vault) and Spotify's tokens are there.
+    let listener = loop {
+        match tokio::net::TcpListener::bind(&addr).await {
+            Ok(l) => break l,
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    };
+    let second = start_with(&config(key), listener, Some(double.clone()))
+        .await
+        .unwrap();
+    // The client keeps the access token it had (rmcp's token as it stored it).
+    let credentials = serde_json::to_value(credentials.unwrap()).unwrap();
+    let token = credentials["access_token"].as_str().unwrap().to_owned();
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(second.url.clone()).auth_header(token),
+    );
+    let again = ClientConfig::default().serve(transport).await.unwrap();
+    ok(&call(&again, "now_playing", json!({})).await);
+    drop(again);
+    drop(second);
+
+    // A wrong key: a clear error, and the vault's files are untouched.
+    let snapshot = |dir: &std::path::Path| {
+        let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap_or_default(),
+                )
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let before = snapshot(&vault_dir);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let wrong = start_with(
+        &config("7u7u7u7u7u7u7u7u7u7u7u7u7u7u7u7u7u7u7u7u7u4="),
+        listener,
+        Some(double),
+    )
+    .await
+    .unwrap_err();
+    let message = wrong.to_string();
+    assert!(matches!(wrong, StartError::App(_)), "{message}");
+    assert!(message.contains("wrong passphrase or key"), "{message}");
+    assert_eq!(snapshot(&vault_dir), before);
+}
+
+#[tokio::test]
+async fn every_configuration_problem_at_once() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = start_with(
+        &settings(&[
+            ("SPOTIFY_CLIENT_ID", "id-only"),
+            ("MCP_PUBLIC_URL", "http://mcp.example.com"),
+            ("REDIS_URL", "localhost:6379"),
+        ]),
+        listener,
+        None,
+    )
+    .await
+    .unwrap_err();
+    let StartError::Config(problems) = &err else {
+        panic!("{err}")
+    };
+    let text = err.to_string();
+    for name in [
+        "SPOTIFY_CLIENT_SECRET",
+        "MCP_PUBLIC_URL",
+        "MCP_VAULT_KEY",
+        "REDIS_URL",
+    ] {
+        assert!(text.contains(name), "{text}");
+    }
+    assert_eq!(problems.len(), 4, "{text}");
+}
