@@ -532,3 +532,67 @@ async fn every_configuration_problem_at_once() {
     }
     assert_eq!(problems.len(), 4, "{text}");
 }
+
+/// A balancer in front of two servers: new connections go to the one
+/// `to_second` names.
+async fn balancer(
+    first: std::net::SocketAddr,
+    second: std::net::SocketAddr,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let to_second = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = to_second.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let target = if flag.load(Ordering::SeqCst) {
+                second
+            } else {
+                first
+            };
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    (origin, to_second)
+}
+
+/// `REDIS_URL`: two processes' worth of the server share one Redis behind
+/// one origin; a person signed in through the first uses the tools on the
+/// second, which finds the grant and Spotify's tokens (the Redis vault).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs redis-server"]
+async fn with_redis_two_servers_share_grants_sessions_and_the_vault() {
+    let redis = mcp_auth_testkit::RedisServer::start("spotify-mcp with Redis");
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let a_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let b_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (origin, to_second) = balancer(
+        a_listener.local_addr().unwrap(),
+        b_listener.local_addr().unwrap(),
+    )
+    .await;
+    let config = settings(&[
+        ("MCP_PUBLIC_URL", &origin),
+        ("MCP_VAULT_KEY", key),
+        ("REDIS_URL", &redis.url()),
+    ]);
+    let a = start_with(&config, a_listener, None).await.unwrap();
+    let double = a.double.clone().unwrap();
+    let b = start_with(&config, b_listener, Some(double.clone()))
+        .await
+        .unwrap();
+    let manager = sign_in(&a, "alice", &ALL).await;
+    to_second.store(true, Ordering::SeqCst);
+    let on_b = connect(&b, manager).await;
+    let now = ok(&call(&on_b, "now_playing", json!({})).await);
+    assert_eq!(now["track"]["name"], "Lifetimes");
+    let alice = mcp_auth_core::UserId::new("spotify:alice").unwrap();
+    assert_eq!(b.auth_server.grants(&alice).await.unwrap().len(), 1);
+    // A revoke through the second server ends the grant for both.
+    assert_eq!(b.auth_server.revoke_user(&alice).await.unwrap(), 1);
+    assert!(a.auth_server.grants(&alice).await.unwrap().is_empty());
+}
