@@ -21,6 +21,9 @@
 //! with a test-user login page, Web API) for tests and for the example
 //! server's no-account mode.
 //!
+//! [`google::GoogleDouble`] is an in-process Google (OpenID Connect with
+//! test users, Drive, Gmail, Calendar) for the Google example server.
+//!
 //! [`browser::Browser`] is a scripted browser for the authorization
 //! server's pages (cookies by hand, forms read from the HTML);
 //! [`webdriver::Chromium`] is a real one (headless Chromium through
@@ -32,6 +35,7 @@
 //! ```
 
 pub mod browser;
+pub mod google;
 mod issuer;
 mod log;
 mod npm;
