@@ -257,6 +257,26 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn outside_text_never_panics_and_never_adds_a_header(
+            html in ".{0,300}",
+            subject in ".{0,80}",
+            to in "[a-z.@\r\n<>, ]{0,40}",
+        ) {
+            let _ = html_to_text(&html);
+            let _ = capped(&html);
+            let _ = drive_name_query(&html);
+            let _ = gmail_phrase(&html);
+            if let Ok(raw) = message(&[to], &[], &subject, "body") {
+                let text = String::from_utf8(BASE64URL_NOPAD.decode(raw.as_bytes()).unwrap()).unwrap();
+                let head = text.split_once("\r\n\r\n").unwrap().0;
+                let names: Vec<&str> = head.split("\r\n").map(|l| l.split(':').next().unwrap()).collect();
+                proptest::prop_assert_eq!(names, ["To", "Subject", "MIME-Version", "Content-Type", "Content-Transfer-Encoding"]);
+            }
+        }
+    }
+
     #[test]
     fn html_becomes_text() {
         assert_eq!(
