@@ -712,3 +712,53 @@ async fn a_rotated_provider_refresh_token_replaces_the_one_on_file() {
     assert_eq!(s.double.state.refreshes.load(Ordering::SeqCst), 2);
     assert_ne!(refresh_on_file(&s), second);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_person_or_the_client_revoking_the_last_grant_also_ends_the_provider_tokens() {
+    let s = setup(Options {
+        revocation: true,
+        ..Options::default()
+    })
+    .await;
+    let alice = UserId::new("spotify:alice").unwrap();
+    let on_file = |s: &Setup| s.vault.get(&alice, "upstream:spotify").unwrap();
+    // Two grants (two sign-ins): revoking one keeps the provider tokens.
+    let mut browser = Browser::new();
+    let first = s.sign_in(&mut browser, "spotify:read", "alice").await;
+    let second = s.sign_in(&mut browser, "spotify:playback", "alice").await;
+    let response = s
+        .http
+        .post(format!("{}/revoke", s.issuer))
+        .form(&[
+            ("token", first["refresh_token"].as_str().unwrap()),
+            ("client_id", "test-client"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(on_file(&s).is_some(), "another grant still uses them");
+    assert!(s.double.state.revoked.lock().unwrap().is_empty());
+    // The person revokes the other on the connected-apps page: the last
+    // grant, so the provider's refresh token is revoked and forgotten.
+    let page = browser.get(&format!("{}/apps", s.issuer)).await.unwrap();
+    let done = browser
+        .post(
+            &format!("{}/apps/revoke", s.issuer),
+            &[
+                ("grant", &page.field("grant").unwrap()),
+                ("csrf", &page.field("csrf").unwrap()),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.status, 303);
+    assert!(on_file(&s).is_none());
+    assert_eq!(s.double.state.revoked.lock().unwrap().len(), 1);
+    assert_eq!(
+        s.refresh_ours(second["refresh_token"].as_str().unwrap())
+            .await
+            .status(),
+        400
+    );
+}

@@ -278,6 +278,15 @@ mod tests {
     }
 
     #[test]
+    fn long_text_is_cut_with_a_note() {
+        let long = "é".repeat(MAX_TEXT + 5);
+        let cut = capped(&long);
+        assert!(cut.starts_with(&"é".repeat(MAX_TEXT)));
+        assert!(cut.ends_with("[… cut at 20000 characters]"));
+        assert_eq!(capped("short"), "short");
+    }
+
+    #[test]
     fn html_becomes_text() {
         assert_eq!(
             html_to_text(
