@@ -357,6 +357,11 @@ impl App {
         self.resource.allowed_hosts()
     }
 
+    /// The MCP endpoint's URL.
+    pub fn resource_url(&self) -> String {
+        self.resource.resource().to_owned()
+    }
+
     /// The address served.
     pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
         self.listener.local_addr()

@@ -36,12 +36,14 @@
 mod api;
 mod app;
 mod config;
+mod run;
 mod settings;
 
 pub use api::{ApiError, ProviderApi};
 pub use app::{App, AppError, ProviderSetup, ToolSetup};
 pub use config::AppConfig;
 pub use mcp_auth_axum::serve;
+pub use run::{Serving, StartError, cli, provider_config};
 pub use settings::{Problems, Settings};
 
 pub use mcp_auth_oauth_server::{

@@ -4,9 +4,7 @@
 //! embedded Google double with test users, so everything runs on one
 //! machine with no account.
 
-use std::path::PathBuf;
-
-use mcp_auth_app::Settings;
+use mcp_auth_app::{Settings, cli};
 
 const USAGE: &str = "usage: google-mcp [--config FILE]
 
@@ -18,30 +16,9 @@ Settings come from the environment, then from FILE (KEY=VALUE lines):
   MCP_VAULT_DIR    the encrypted vault's directory (default ./mcp-vault)
   REDIS_URL        share grants, sessions, limits and the vault with a fleet";
 
-fn arguments() -> Result<Option<PathBuf>, String> {
-    let mut args = std::env::args().skip(1);
-    let mut config = None;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--config" => config = Some(PathBuf::from(args.next().ok_or("--config needs a file")?)),
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
-        }
-    }
-    Ok(config)
-}
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    cli::init_logging();
     match run().await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -52,28 +29,12 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let file = arguments()?;
-    let names = google_mcp::setting_names();
-    let settings = Settings::load(&names, file.as_deref())?;
-    let listen = settings
-        .get("MCP_LISTEN")
-        .unwrap_or("127.0.0.1:8790")
-        .to_owned();
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .map_err(|e| format!("MCP_LISTEN {listen}: {e}"))?;
-    let running = google_mcp::start(&settings, listener).await?;
+    let file = cli::config_argument(USAGE)?;
+    let settings = Settings::load(&google_mcp::setting_names(), file.as_deref())?;
+    let running = google_mcp::start(&settings, cli::bind(&settings).await?).await?;
     if let Some(double) = &running.double {
-        eprintln!(
-            "\n  ************************************************************\n  \
-             NO GOOGLE CREDENTIALS: serving an EMBEDDED GOOGLE DOUBLE.\n  \
-             Sign in as alice@example.com or bob@example.com (no password).\n  \
-             Nothing here touches the real Google. Set GOOGLE_CLIENT_ID\n  \
-             and GOOGLE_CLIENT_SECRET to serve the real one.\n  \
-             (double at {})\n  \
-             ************************************************************\n",
-            double.base
-        );
+        let users = "alice@example.com or bob@example.com";
+        eprintln!("{}", cli::double_banner("Google", users, &double.base));
     }
     println!("Google MCP server: {}", running.url);
     println!("Connect an MCP client (the MCP Inspector, Claude, VS Code) to that URL.");
