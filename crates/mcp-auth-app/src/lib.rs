@@ -38,6 +38,7 @@ mod app;
 mod config;
 mod run;
 mod settings;
+pub mod tool;
 
 pub use api::{ApiError, ProviderApi};
 pub use app::{App, AppError, ProviderSetup, ToolSetup};
@@ -45,6 +46,7 @@ pub use config::AppConfig;
 pub use mcp_auth_axum::serve;
 pub use run::{Serving, StartError, cli, provider_config};
 pub use settings::{Problems, Settings};
+pub use tool::ToolError;
 
 pub use mcp_auth_oauth_server::{
     AuthServer, Quirks, SubjectSource, UpstreamError, UpstreamLogin, UpstreamToken, UpstreamTokens,

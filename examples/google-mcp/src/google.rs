@@ -1,36 +1,8 @@
 //! The Google API calls the tools make, and what their failures say.
 
 use http::Method;
-use mcp_auth_app::{ApiError, ProviderApi, UpstreamToken};
+use mcp_auth_app::{ApiError, ProviderApi, ToolError, UpstreamToken};
 use serde_json::Value;
-
-/// Why a tool call failed: the text a model and a person read. Never a
-/// token, never Google's body verbatim.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ToolError {
-    /// The input is not acceptable; nothing was sent to Google.
-    Invalid(String),
-    /// Google said no, with a reason we can state.
-    Google(String),
-    /// The call could not be made (reconnect, rate limit, outage).
-    Api(ApiError),
-}
-
-impl std::fmt::Display for ToolError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Invalid(why) => write!(f, "invalid input: {why}"),
-            Self::Google(why) => f.write_str(why),
-            Self::Api(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl From<ApiError> for ToolError {
-    fn from(e: ApiError) -> Self {
-        Self::Api(e)
-    }
-}
 
 /// What an answer was.
 #[derive(Debug)]
@@ -74,7 +46,7 @@ impl Google {
                 .is_some_and(|t| t.starts_with("application/json"));
             return Ok(if json {
                 Answer::Json(serde_json::from_slice(response.body()).map_err(|_| {
-                    ToolError::Google("Google answered something that is not JSON".into())
+                    ToolError::Provider("Google answered something that is not JSON".into())
                 })?)
             } else {
                 Answer::Bytes(response.body().clone())
@@ -101,14 +73,14 @@ impl Google {
                     retry_after,
                 })
             }
-            (403, Some("insufficientPermissions")) => ToolError::Google(
+            (403, Some("insufficientPermissions")) => ToolError::Provider(
                 "this needs a Google permission you have not granted: sign in again and approve it"
                     .into(),
             ),
-            (403, _) => ToolError::Google("Google refused this action for your account".into()),
-            (404, _) => ToolError::Google("not found in your Google account".into()),
-            (400, _) => ToolError::Google("Google refused the request as invalid".into()),
-            (other, _) => ToolError::Google(format!("Google answered HTTP {other}")),
+            (403, _) => ToolError::Provider("Google refused this action for your account".into()),
+            (404, _) => ToolError::Provider("not found in your Google account".into()),
+            (400, _) => ToolError::Provider("Google refused the request as invalid".into()),
+            (other, _) => ToolError::Provider(format!("Google answered HTTP {other}")),
         })
     }
 
@@ -122,7 +94,7 @@ impl Google {
     ) -> Result<Value, ToolError> {
         match self.call(upstream, method, path_and_query, body).await? {
             Answer::Json(v) => Ok(v),
-            Answer::Bytes(_) => Err(ToolError::Google(
+            Answer::Bytes(_) => Err(ToolError::Provider(
                 "Google answered something that is not JSON".into(),
             )),
         }

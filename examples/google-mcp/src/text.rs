@@ -4,7 +4,7 @@
 
 use data_encoding::{BASE64, BASE64URL_NOPAD};
 
-use crate::google::ToolError;
+use mcp_auth_app::ToolError;
 
 /// Most characters of a message or file returned to the model.
 pub const MAX_TEXT: usize = 20_000;
@@ -16,19 +16,7 @@ fn invalid(why: impl Into<String>) -> ToolError {
 /// Plain text from a person or a model: trimmed, non-empty, at most `max`
 /// characters, no control characters (CR and LF included).
 pub fn line<'a>(value: &'a str, max: usize, what: &str) -> Result<&'a str, ToolError> {
-    let value = value.trim();
-    if value.is_empty() {
-        return Err(invalid(format!("{what} is empty")));
-    }
-    if value.chars().count() > max {
-        return Err(invalid(format!("{what} is longer than {max} characters")));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(invalid(format!(
-            "{what} has control characters (line breaks are not allowed)"
-        )));
-    }
-    Ok(value)
+    mcp_auth_app::tool::text(value, max, what)
 }
 
 /// `name contains '<value>'` for Drive's query language: the value is a

@@ -6,12 +6,15 @@ use http::Method;
 use mcp_auth_app::UpstreamToken;
 use mcp_auth_testkit::google::{CALENDAR_READONLY, DRIVE_READONLY, GMAIL_READONLY, GMAIL_SEND};
 use rmcp::handler::server::{router::tool::ToolRouter, tool::Extension, wrapper::Parameters};
-use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
+use rmcp::model::{CallToolResult, ServerCapabilities, ServerConfig};
 use rmcp::{ServerHandler, schemars, tool, tool_handler, tool_router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::google::{Answer, Google, ToolError};
+use mcp_auth_app::ToolError;
+use mcp_auth_app::tool::{query, result as done, within};
+
+use crate::google::{Answer, Google};
 use crate::text;
 
 /// Read Drive.
@@ -50,23 +53,6 @@ fn id<'a>(value: &'a str, what: &str) -> Result<&'a str, ToolError> {
         .ok_or_else(|| ToolError::Invalid(format!("{what} must be letters, digits, - or _")))
 }
 
-fn within(
-    value: Option<u32>,
-    default: u32,
-    min: u32,
-    max: u32,
-    what: &str,
-) -> Result<u32, ToolError> {
-    let value = value.unwrap_or(default);
-    if (min..=max).contains(&value) {
-        Ok(value)
-    } else {
-        Err(ToolError::Invalid(format!(
-            "{what} must be between {min} and {max}"
-        )))
-    }
-}
-
 /// An RFC 3339 UTC instant: `YYYY-MM-DDTHH:MM:SSZ`.
 fn instant<'a>(value: &'a str, what: &str) -> Result<&'a str, ToolError> {
     let b = value.as_bytes();
@@ -92,26 +78,13 @@ fn instant<'a>(value: &'a str, what: &str) -> Result<&'a str, ToolError> {
     })
 }
 
-fn query(pairs: &[(&str, String)]) -> String {
-    url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())))
-        .finish()
-}
-
-fn done(result: Result<Value, ToolError>) -> CallToolResult {
-    match result {
-        Ok(value) => CallToolResult::structured(value),
-        Err(e) => CallToolResult::error(vec![ContentBlock::text(e.to_string())]),
-    }
-}
-
 fn upstream(parts: &Parts) -> Result<UpstreamToken, ToolError> {
     parts
         .extensions
         .get::<UpstreamToken>()
         .cloned()
         .ok_or_else(|| {
-            ToolError::Google(
+            ToolError::Provider(
                 "sign in through this server's authorization server to use Google".into(),
             )
         })

@@ -1,36 +1,8 @@
 //! The Spotify Web API calls the tools make, and what their failures say.
 
 use http::Method;
-use mcp_auth_app::{ApiError, ProviderApi, UpstreamToken};
+use mcp_auth_app::{ProviderApi, ToolError, UpstreamToken};
 use serde_json::Value;
-
-/// Why a tool call failed: the text a model and a person read. Never a
-/// token, never Spotify's body verbatim.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ToolError {
-    /// The input is not acceptable; nothing was sent to Spotify.
-    Invalid(String),
-    /// Spotify said no, with a reason we can state.
-    Spotify(String),
-    /// The call could not be made (reconnect, rate limit, outage).
-    Api(ApiError),
-}
-
-impl std::fmt::Display for ToolError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Invalid(why) => write!(f, "invalid input: {why}"),
-            Self::Spotify(why) => f.write_str(why),
-            Self::Api(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl From<ApiError> for ToolError {
-    fn from(e: ApiError) -> Self {
-        Self::Api(e)
-    }
-}
 
 /// Spotify's Web API for one caller.
 #[derive(Debug, Clone)]
@@ -62,14 +34,14 @@ impl Spotify {
                 return Ok(Value::Null);
             }
             return serde_json::from_slice(response.body()).map_err(|_| {
-                ToolError::Spotify("Spotify answered something that is not JSON".into())
+                ToolError::Provider("Spotify answered something that is not JSON".into())
             });
         }
         // Read Spotify's reason code, never forward its text.
         let reason = serde_json::from_slice::<Value>(response.body())
             .ok()
             .and_then(|v| v["error"]["reason"].as_str().map(str::to_owned));
-        Err(ToolError::Spotify(match (status, reason.as_deref()) {
+        Err(ToolError::Provider(match (status, reason.as_deref()) {
             (403, Some("PREMIUM_REQUIRED")) => {
                 "playback control needs Spotify Premium on this account".into()
             }

@@ -6,12 +6,15 @@ use axum::http::request::Parts;
 use http::Method;
 use mcp_auth_app::UpstreamToken;
 use rmcp::handler::server::{router::tool::ToolRouter, tool::Extension, wrapper::Parameters};
-use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
+use rmcp::model::{CallToolResult, ServerCapabilities, ServerConfig};
 use rmcp::{ServerHandler, schemars, tool, tool_handler, tool_router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::spotify::{Spotify, ToolError};
+use mcp_auth_app::ToolError;
+use mcp_auth_app::tool::{query, result as done, text, within};
+
+use crate::spotify::Spotify;
 
 /// Scope for reading (every tool needs it).
 pub const READ: &str = "spotify:read";
@@ -72,45 +75,6 @@ pub fn track_uri(value: &str) -> Result<&str, ToolError> {
     Ok(value)
 }
 
-fn within(
-    value: Option<u32>,
-    default: u32,
-    min: u32,
-    max: u32,
-    what: &str,
-) -> Result<u32, ToolError> {
-    let value = value.unwrap_or(default);
-    if (min..=max).contains(&value) {
-        Ok(value)
-    } else {
-        Err(ToolError::Invalid(format!(
-            "{what} must be between {min} and {max}"
-        )))
-    }
-}
-
-fn text<'a>(value: &'a str, max: usize, what: &str) -> Result<&'a str, ToolError> {
-    let value = value.trim();
-    if value.is_empty() {
-        return Err(ToolError::Invalid(format!("{what} is empty")));
-    }
-    if value.chars().count() > max {
-        return Err(ToolError::Invalid(format!(
-            "{what} is longer than {max} characters"
-        )));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(ToolError::Invalid(format!("{what} has control characters")));
-    }
-    Ok(value)
-}
-
-fn query(pairs: &[(&str, String)]) -> String {
-    url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())))
-        .finish()
-}
-
 // ------------------------------------------------------------ results
 
 fn track(t: &Value) -> Value {
@@ -136,13 +100,6 @@ fn list(v: &Value, each: fn(&Value) -> Value) -> Value {
         .map(|a| a.iter().map(each).collect())
         .unwrap_or_default();
     json!({"items": items, "total": v["total"], "offset": v["offset"]})
-}
-
-fn done(result: Result<Value, ToolError>) -> CallToolResult {
-    match result {
-        Ok(value) => CallToolResult::structured(value),
-        Err(e) => CallToolResult::error(vec![ContentBlock::text(e.to_string())]),
-    }
 }
 
 // ------------------------------------------------------------ arguments
@@ -246,7 +203,7 @@ fn upstream(parts: &Parts) -> Result<UpstreamToken, ToolError> {
         .get::<UpstreamToken>()
         .cloned()
         .ok_or_else(|| {
-            ToolError::Spotify(
+            ToolError::Provider(
                 "sign in through this server's authorization server to use Spotify".into(),
             )
         })
