@@ -27,7 +27,25 @@ pub fn npm_ready(dir: &Path, probe: &str, test: &str) {
         "{test} needs node (22 or newer) and npm, which are not installed: \
          run scripts/test-all.sh, which brings them"
     );
-    if !dir.join("node_modules").join(probe).exists() {
+    // Tests of one binary run in parallel threads, and several binaries may
+    // share a directory: one `npm ci` at a time per directory (a second one
+    // would delete what the first is writing), the others wait and find it
+    // done. npm writes `node_modules/.package-lock.json` last.
+    let key: u64 = dir
+        .to_string_lossy()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let lock_path = std::env::temp_dir().join(format!("mcp-auth-npm-{key:016x}.lock"));
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .expect("the npm lock file can be opened");
+    lock.lock().expect("the npm lock can be taken");
+    let modules = dir.join("node_modules");
+    let installed = modules.join(probe).exists() && modules.join(".package-lock.json").exists();
+    if !installed {
         let status = Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts"])
             .current_dir(dir)
@@ -39,4 +57,5 @@ pub fn npm_ready(dir: &Path, probe: &str, test: &str) {
             dir.display()
         );
     }
+    drop(lock);
 }
