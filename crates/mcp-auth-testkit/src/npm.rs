@@ -34,7 +34,9 @@ pub fn npm_ready(dir: &Path, probe: &str, test: &str) {
     let key: u64 = dir
         .to_string_lossy()
         .bytes()
-        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
     let lock_path = std::env::temp_dir().join(format!("mcp-auth-npm-{key:016x}.lock"));
     let lock = std::fs::OpenOptions::new()
         .create(true)
