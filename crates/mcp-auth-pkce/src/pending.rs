@@ -17,7 +17,7 @@ use crate::{CodeVerifier, Nonce, OAuthError};
 pub const DEFAULT_PENDING_CAPACITY: usize = 10_000;
 
 /// What is remembered between the redirect to the provider and the callback.
-#[derive(Debug)]
+/// `Debug` leaves the verifier, the nonce and the binding out.
 #[non_exhaustive]
 pub struct PendingAuthorization {
     /// Who started the sign-in (a local user or session key).
@@ -33,6 +33,17 @@ pub struct PendingAuthorization {
     /// What the caller tied a sign-in for a not-yet-known user to (see
     /// [`OAuthClient::start_sign_in`](crate::OAuthClient::start_sign_in)).
     pub binding: Option<String>,
+}
+
+impl std::fmt::Debug for PendingAuthorization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingAuthorization")
+            .field("user", &self.user)
+            .field("expected_issuer", &self.expected_issuer)
+            .field("created_at", &self.created_at)
+            .field("bound", &self.binding.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The id a pending authorization is stored under: the SHA-256 of its
@@ -291,6 +302,11 @@ mod tests {
         assert!(!text.contains("our-request"));
         let opened = PendingAuthorization::open(&key, &sealed).unwrap();
         assert_eq!(opened.binding.as_deref(), Some("our-request"));
+        let shown = format!("{opened:?} {:?}", pending());
+        assert!(
+            !shown.contains("our-request") && !shown.contains("vvvv") && !shown.contains("nnnn"),
+            "{shown}"
+        );
         assert_eq!(opened.user.as_str(), "alice@example.com");
         assert_eq!(opened.verifier.secret(), "v".repeat(43));
         assert!(opened.nonce.unwrap().matches(&"n".repeat(43)));
