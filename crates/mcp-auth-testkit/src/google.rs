@@ -14,9 +14,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
 
+use crate::double::{escape, lock, now, oauth_error, pkce_holds, with_query};
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -54,17 +54,6 @@ pub enum IdTokenMode {
     Expired,
     /// From another issuer.
     WrongIssuer,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 #[derive(Debug, Clone)]
@@ -342,13 +331,6 @@ async fn jwks(State(s): State<Arc<GoogleState>>) -> Response {
         .into_response()
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 async fn authorize_page(
     State(s): State<Arc<GoogleState>>,
     Query(q): Query<HashMap<String, String>>,
@@ -407,16 +389,6 @@ async fn authorize_page(
          </form></body></html>"
     ))
     .into_response()
-}
-
-fn with_query(base: &str, pairs: &[(&str, &str)]) -> String {
-    let query = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish();
-    format!(
-        "{base}{}{query}",
-        if base.contains('?') { '&' } else { '?' }
-    )
 }
 
 async fn authorize_approve(
@@ -479,10 +451,6 @@ async fn authorize_approve(
         &[("code", &code), ("state", &state), ("iss", &iss)],
     ))
     .into_response()
-}
-
-fn oauth_error(status: StatusCode, code: &str) -> Response {
-    (status, Json(json!({"error": code}))).into_response()
 }
 
 fn client_ok(headers: &HeaderMap, form: &HashMap<String, String>) -> bool {
@@ -552,8 +520,7 @@ async fn token(
                 return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
             };
             let verifier = f.get("code_verifier").cloned().unwrap_or_default();
-            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
-            if BASE64URL_NOPAD.encode(digest.as_ref()) != code.challenge
+            if !pkce_holds(&verifier, &code.challenge)
                 || f.get("redirect_uri") != Some(&code.redirect_uri)
             {
                 return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");

@@ -35,6 +35,7 @@
 //! ```
 
 pub mod browser;
+mod double;
 pub mod google;
 mod issuer;
 mod log;

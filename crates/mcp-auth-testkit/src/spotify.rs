@@ -13,9 +13,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
 
+use crate::double::{escape, lock, now, oauth_error, pkce_holds, with_query};
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -191,17 +191,6 @@ struct Library {
     playlists: Vec<Playlist>,
     players: HashMap<String, Player>,
     next_playlist: usize,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 impl SpotifyState {
@@ -384,13 +373,6 @@ impl SpotifyDouble {
     }
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 fn refuse(status: StatusCode, what: &str) -> Response {
     (status, what.to_owned()).into_response()
 }
@@ -468,14 +450,6 @@ async fn authorize_page(
     Html(body).into_response()
 }
 
-fn with_query(base: &str, pairs: &[(&str, &str)]) -> String {
-    let query = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish();
-    let sep = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{sep}{query}")
-}
-
 async fn authorize_approve(
     State(s): State<Arc<SpotifyState>>,
     Form(f): Form<HashMap<String, String>>,
@@ -520,10 +494,6 @@ async fn authorize_approve(
         &[("code", &code), ("state", &state)],
     ))
     .into_response()
-}
-
-fn oauth_error(status: StatusCode, code: &str) -> Response {
-    (status, Json(json!({"error": code}))).into_response()
 }
 
 fn client_authenticated(headers: &HeaderMap) -> bool {
@@ -576,8 +546,7 @@ async fn token(
                 return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
             };
             let verifier = f.get("code_verifier").cloned().unwrap_or_default();
-            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
-            if data_encoding::BASE64URL_NOPAD.encode(digest.as_ref()) != grant.challenge
+            if !pkce_holds(&verifier, &grant.challenge)
                 || f.get("redirect_uri") != Some(&grant.redirect_uri)
             {
                 return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
