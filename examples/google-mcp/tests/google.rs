@@ -589,3 +589,29 @@ async fn the_sign_in_in_a_real_browser() {
     let back = browser.wait_for_url(CALLBACK).await.unwrap();
     state.handle_callback_url(&back).await.unwrap();
 }
+
+#[tokio::test]
+async fn every_configuration_problem_at_once() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let settings = Settings::from_sources(
+        &google_mcp::setting_names(),
+        |k| match k {
+            "GOOGLE_CLIENT_SECRET" => Some("secret-only".into()),
+            "MCP_VAULT_KEY" => Some("not base64!".into()),
+            _ => None,
+        },
+        None,
+    )
+    .unwrap();
+    let err = start_with(&settings, listener, None).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, google_mcp::StartError::Config(ref p) if p.len() == 2),
+        "{text}"
+    );
+    assert!(
+        text.contains("GOOGLE_CLIENT_ID") && text.contains("MCP_VAULT_KEY"),
+        "{text}"
+    );
+    assert!(!text.contains("secret-only"), "{text}");
+}
