@@ -61,11 +61,12 @@
 
 mod client;
 mod error;
-mod html;
 mod keys;
 mod login;
+mod pages;
 #[cfg(feature = "redis")]
 mod redis_store;
+mod secrets;
 mod server;
 mod store;
 mod upstream;
@@ -75,11 +76,12 @@ pub use client::{
     acceptable_redirect, redirect_matches,
 };
 pub use error::{ServerError, StoreError};
-pub use html::{escape, page};
 pub use keys::{KeyRing, SigningKey};
 pub use login::{DangerousDevLogin, Login, LoginContext, LoginError, SignedIn};
+pub use pages::{PAGE_CSP, apply_page_headers};
 #[cfg(feature = "redis")]
 pub use redis_store::{RedisAuthStore, RedisAuthStoreConfig};
+pub use server::builder::{RATE_LIMITED_ENDPOINTS, default_rate_limits};
 pub use server::{
     AuthServer, AuthServerBuilder, CODE_TTL, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_CONSENT_TTL,
     DEFAULT_GRANT_TTL, DEFAULT_REFRESH_GRACE, DEFAULT_REGISTRATION_TTL, PENDING_TTL,
@@ -98,7 +100,7 @@ pub use upstream::{
 pub mod fuzzing {
     /// Parses a query or form body (repeated parameters refused).
     pub fn params(raw: &[u8]) -> Option<std::collections::HashMap<String, String>> {
-        crate::server::params(raw).ok()
+        crate::server::params(raw)
     }
 
     /// Parses client metadata (a registration or a metadata document) the

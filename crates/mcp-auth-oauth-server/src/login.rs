@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::http::{Response, StatusCode};
 use mcp_auth_core::{BoxFuture, UserId};
 
-use crate::html;
+use crate::pages::{self, DevLoginPage};
 
 /// What a login needs to know about the authorization in progress.
 /// `Debug` leaves the pending id and the CSRF token out.
@@ -160,26 +160,16 @@ pub struct DangerousDevLogin;
 
 impl Login for DangerousDevLogin {
     fn start(&self, context: LoginContext) -> BoxFuture<'_, Result<Response<Body>, LoginError>> {
-        let body = format!(
-            "<h1>Sign in</h1><p>{client} wants to use this server on your behalf.</p>\
-             <p class=\"warn\">Development login: any name signs in, with no password.</p>\
-             <form method=\"post\" action=\"{action}\">\
-             <input type=\"hidden\" name=\"pending\" value=\"{pending}\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-             <label for=\"user\">User name</label>\
-             <input type=\"text\" id=\"user\" name=\"user\" autocomplete=\"username\" required>\
-             <div class=\"row\"><button class=\"primary\" type=\"submit\">Continue</button></div>\
-             </form>",
-            client = html::escape(&context.client_name),
-            action = html::escape(&context.action),
-            pending = html::escape(&context.pending),
-            csrf = html::escape(&context.csrf),
-        );
-        Box::pin(std::future::ready(Ok(html::page(
+        let page = pages::render(
             StatusCode::OK,
-            "Sign in",
-            &body,
-        ))))
+            &DevLoginPage {
+                client_name: &context.client_name,
+                action: &context.action,
+                pending: &context.pending,
+                csrf: &context.csrf,
+            },
+        );
+        Box::pin(std::future::ready(Ok(page)))
     }
 
     fn finish(

@@ -222,7 +222,7 @@ async fn consent_can_be_denied_and_forms_are_bound_to_the_browser() {
     assert!(
         login
             .body
-            .contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; co"),
+            .contains("&#60;script&#62;alert(1)&#60;/script&#62; &#38; co"),
         "escaped: {}",
         login.body
     );
@@ -259,7 +259,11 @@ async fn consent_can_be_denied_and_forms_are_bound_to_the_browser() {
         )
         .await
         .unwrap();
-    assert!(consent.body.contains("&lt;script&gt;"), "{}", consent.body);
+    assert!(
+        consent.body.contains("&#60;script&#62;"),
+        "{}",
+        consent.body
+    );
     let consent_url = format!("{}/consent", env.issuer);
     let denied = browser
         .post(
@@ -614,7 +618,7 @@ async fn a_signed_in_person_sees_their_connected_apps_and_revokes_one() {
     let page = browser.get(&apps_url).await.unwrap();
     assert_eq!(page.status, StatusCode::OK);
     assert!(
-        page.body.contains("First &lt;app&gt;") && page.body.contains("Second app"),
+        page.body.contains("First &#60;app&#62;") && page.body.contains("Second app"),
         "{}",
         page.body
     );
@@ -1001,4 +1005,49 @@ async fn a_grant_ends_at_its_absolute_lifetime() {
         "rotation does not extend the grant"
     );
     assert_eq!(answer["error"], "invalid_grant");
+}
+
+#[tokio::test]
+async fn the_browser_sign_in_ends_on_the_servers_clock() {
+    // The login session follows the clock the server was given, not the
+    // system's: a day later on that clock the person signs in again.
+    let clock = mcp_auth_core::ManualClock::starting_now();
+    let (listener, issuer) = listen().await;
+    let server = AuthServer::builder(&issuer, format!("{issuer}/mcp"))
+        .scopes(["mcp:tools"])
+        .login(DangerousDevLogin)
+        .dynamic_registration(true)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    serve(listener, server.router());
+    let env = Env {
+        server,
+        resource: format!("{issuer}/mcp"),
+        issuer,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    };
+    let client_id = register(&env, "Clock").await;
+    let mut browser = Browser::new();
+    sign_in(&env, &mut browser, &client_id, &new_pkce(), "kim").await;
+    // Still signed in (and consent remembered): straight back with a code.
+    let again = browser
+        .get(&authorize_url(&env, &client_id, &new_pkce(), &[]))
+        .await
+        .unwrap();
+    assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.body);
+    clock.advance(std::time::Duration::from_secs(25 * 3600));
+    let later = browser
+        .get(&authorize_url(&env, &client_id, &new_pkce(), &[]))
+        .await
+        .unwrap();
+    assert_eq!(later.status, StatusCode::OK, "{}", later.body);
+    assert!(
+        later.body.contains("name=\"user\""),
+        "the login form again: {}",
+        later.body
+    );
 }

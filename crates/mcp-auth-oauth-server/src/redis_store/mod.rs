@@ -1,0 +1,348 @@
+//! The Redis store (feature `redis`), for a fleet of processes sharing
+//! sign-ins: a code can be redeemed, and a refresh token rotated, once
+//! across the fleet (one Lua script each, one round trip).
+
+use std::time::Duration;
+
+use data_encoding::HEXLOWER;
+use mcp_auth_core::redis_conn::{RedisSetupError, describe, lazy_connection, ping};
+use mcp_auth_core::{BoxFuture, UserId};
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
+use serde::{Deserialize, Serialize};
+
+use crate::StoreError;
+use crate::store::{
+    AuthStore, ClientInfo, ClientOrigin, CodeRecord, Grant, Key, Pending, Redemption,
+    RefreshRecord, Rotation,
+};
+
+/// Settings of [`RedisAuthStore`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RedisAuthStoreConfig {
+    /// Prefix of every key (default `mcp-auth:as:`).
+    pub prefix: String,
+    /// How long one command may take (default 2 s).
+    pub response_timeout: Duration,
+    /// How long connecting may take (default 1 s).
+    pub connection_timeout: Duration,
+}
+
+impl Default for RedisAuthStoreConfig {
+    fn default() -> Self {
+        Self {
+            prefix: "mcp-auth:as:".to_owned(),
+            response_timeout: Duration::from_secs(2),
+            connection_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The authorization server's records in Redis. Codes, refresh tokens and
+/// pending ids appear only as SHA-256 hex in key names; records are JSON.
+///
+/// | key (prefix `P`) | contents | expiry |
+/// |---|---|---|
+/// | `P pending:<hex>` | the pending authorization | its end |
+/// | `P code:<hex>` | `F:<grant id>\n<record>`, then `U:<grant id>` once redeemed | the code's end + 1 h |
+/// | `P grant:<id>` | `<user key>\n<consent hex>\n<grant>` | the grant's end |
+/// | `P grant-refresh:<id>` | set of the grant's refresh token hashes | the grant's end |
+/// | `P refresh:<hex>` | `A:<grant id>\n<record>`, or `R:<grant id>\n<at>\n<successor>\n<record>` | the grant's end |
+/// | `P user:<user key>`, `P grants` | sets of grant ids | none (pruned on read) |
+/// | `P consent:<hex>` | `1` | the consent's end |
+/// | `P client:<id>` | the registered client | none |
+///
+/// Redis failures are [`StoreError::Unavailable`]: the server fails closed.
+/// Not for Redis Cluster (scripts derive key names).
+#[derive(Clone)]
+pub struct RedisAuthStore {
+    conn: ConnectionManager,
+    prefix: String,
+}
+
+impl std::fmt::Debug for RedisAuthStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisAuthStore")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: &redis::RedisError) -> StoreError {
+    StoreError::Unavailable(describe(e))
+}
+
+fn corrupt() -> StoreError {
+    StoreError::Unavailable("a stored record is not readable")
+}
+
+const REVOKE_FN: &str = r"
+local function revoke(p, gid)
+  local g = redis.call('GET', p .. 'grant:' .. gid)
+  redis.call('SREM', p .. 'grants', gid)
+  if not g then return 0 end
+  local nl1 = string.find(g, '\n', 1, true)
+  local nl2 = string.find(g, '\n', nl1 + 1, true)
+  local user = string.sub(g, 1, nl1 - 1)
+  local consent = string.sub(g, nl1 + 1, nl2 - 1)
+  local tokens = redis.call('SMEMBERS', p .. 'grant-refresh:' .. gid)
+  for _, t in ipairs(tokens) do redis.call('DEL', p .. 'refresh:' .. t) end
+  redis.call('DEL', p .. 'grant-refresh:' .. gid, p .. 'grant:' .. gid, p .. 'consent:' .. consent)
+  redis.call('SREM', p .. 'user:' .. user, gid)
+  return 1
+end
+";
+
+/// KEYS[1] code key; ARGV[1] grant's end (for the tombstone).
+const REDEEM: &str = r"
+local v = redis.call('GET', KEYS[1])
+if not v then return {'unknown'} end
+local kind = string.sub(v, 1, 2)
+if kind == 'U:' then return {'replayed', string.sub(v, 3)} end
+local nl = string.find(v, '\n', 1, true)
+local gid = string.sub(v, 3, nl - 1)
+redis.call('SET', KEYS[1], 'U:' .. gid, 'KEEPTTL')
+return {'fresh', string.sub(v, nl + 1)}
+";
+
+/// ARGV[1] prefix, ARGV[2] old hex, ARGV[3] new hex, ARGV[4] now,
+/// ARGV[5] grace, ARGV[6] new record JSON.
+const ROTATE: &str = r"
+local p = ARGV[1]
+local v = redis.call('GET', p .. 'refresh:' .. ARGV[2])
+if not v then return {'unknown'} end
+local kind = string.sub(v, 1, 2)
+local parts = {}
+for line in string.gmatch(string.sub(v, 3), '[^\n]+') do table.insert(parts, line) end
+local gid = parts[1]
+local now = tonumber(ARGV[4])
+local grace = tonumber(ARGV[5])
+local record
+local kill = nil
+if kind == 'R:' then
+  local at = tonumber(parts[2])
+  if grace == 0 or now > at + grace then
+    revoke(p, gid)
+    return {'reused', gid}
+  end
+  kill = parts[3]
+  record = parts[4]
+else
+  record = parts[2]
+end
+local ttl = redis.call('TTL', p .. 'grant:' .. gid)
+if ttl < 0 then return {'unknown'} end
+if kill then
+  redis.call('DEL', p .. 'refresh:' .. kill)
+  redis.call('SREM', p .. 'grant-refresh:' .. gid, kill)
+end
+redis.call('SET', p .. 'refresh:' .. ARGV[2], 'R:' .. gid .. '\n' .. now .. '\n' .. ARGV[3] .. '\n' .. record, 'EX', ttl)
+redis.call('SET', p .. 'refresh:' .. ARGV[3], 'A:' .. gid .. '\n' .. ARGV[6], 'EX', ttl)
+redis.call('SADD', p .. 'grant-refresh:' .. gid, ARGV[2], ARGV[3])
+return {'rotated', record}
+";
+
+/// ARGV[1] prefix, ARGV[2] grant id.
+const REVOKE: &str = "return revoke(ARGV[1], ARGV[2])";
+
+/// ARGV[1] prefix, ARGV[2] hex, ARGV[3] value; the grant must be live.
+const PUT_REFRESH: &str = r"
+local p = ARGV[1]
+local gid = ARGV[4]
+local ttl = redis.call('TTL', p .. 'grant:' .. gid)
+if ttl < 0 then return 0 end
+redis.call('SET', p .. 'refresh:' .. ARGV[2], ARGV[3], 'EX', ttl)
+redis.call('SADD', p .. 'grant-refresh:' .. gid, ARGV[2])
+redis.call('EXPIRE', p .. 'grant-refresh:' .. gid, ttl)
+return 1
+";
+
+struct Scripts {
+    redeem: Script,
+    rotate: Script,
+    revoke: Script,
+    put_refresh: Script,
+    unlock: Script,
+}
+
+/// Deletes a lock only if its holder is the caller.
+const UNLOCK: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+static SCRIPTS: std::sync::LazyLock<Scripts> = std::sync::LazyLock::new(|| Scripts {
+    redeem: Script::new(REDEEM),
+    rotate: Script::new(&format!("{REVOKE_FN}{ROTATE}")),
+    revoke: Script::new(&format!("{REVOKE_FN}{REVOKE}")),
+    put_refresh: Script::new(PUT_REFRESH),
+    unlock: Script::new(UNLOCK),
+});
+
+/// A grant on the wire (the user as its text, the consent as hex).
+#[derive(Serialize, Deserialize)]
+struct GrantWire {
+    id: String,
+    subject: String,
+    client_id: String,
+    client_name: String,
+    client_origin: ClientOrigin,
+    resource: String,
+    scopes: Vec<String>,
+    created_at: u64,
+    last_used: u64,
+    expires_at: u64,
+    consent: String,
+}
+
+impl GrantWire {
+    fn from(g: &Grant) -> Self {
+        Self {
+            id: g.id.clone(),
+            subject: g.subject.as_str().to_owned(),
+            client_id: g.client_id.clone(),
+            client_name: g.client_name.clone(),
+            client_origin: g.client_origin.clone(),
+            resource: g.resource.clone(),
+            scopes: g.scopes.clone(),
+            created_at: g.created_at,
+            last_used: g.last_used,
+            expires_at: g.expires_at,
+            consent: HEXLOWER.encode(&g.consent.0),
+        }
+    }
+
+    fn into_grant(self) -> Result<Grant, StoreError> {
+        let consent: [u8; 32] = HEXLOWER
+            .decode(self.consent.as_bytes())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(corrupt)?;
+        let mut grant = Grant::new(
+            self.id,
+            UserId::new(self.subject).map_err(|_| corrupt())?,
+            self.client_id,
+            self.client_name,
+            self.resource,
+            self.scopes,
+            self.created_at,
+            self.expires_at,
+            Key(consent),
+        );
+        grant.client_origin = self.client_origin;
+        grant.last_used = self.last_used;
+        Ok(grant)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct CodeWire {
+    grant: GrantWire,
+    redirect_uri: String,
+    code_challenge: String,
+    expires_at: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PendingWire {
+    client: ClientInfo,
+    redirect_uri: String,
+    state: Option<String>,
+    code_challenge: String,
+    resource: String,
+    scopes: Vec<String>,
+    browser: String,
+    csrf: String,
+    subject: Option<String>,
+    #[serde(default)]
+    consented: bool,
+    expires_at: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RefreshWire {
+    grant_id: String,
+    scopes: Vec<String>,
+}
+
+fn json<T: Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|_| corrupt())
+}
+
+fn hex(key: Key) -> String {
+    HEXLOWER.encode(&key.0)
+}
+
+impl RedisAuthStore {
+    /// Connects to `url` and checks the connection with `PING`.
+    pub async fn connect(url: &str, config: RedisAuthStoreConfig) -> Result<Self, StoreError> {
+        let store = Self::connect_lazy(url, config)?;
+        ping(&store.conn).await.map_err(|e| match e {
+            RedisSetupError::Unavailable(what) => StoreError::Unavailable(what),
+            _ => StoreError::Unavailable("unreachable"),
+        })?;
+        Ok(store)
+    }
+
+    /// Like [`RedisAuthStore::connect`] without connecting: the first
+    /// operation connects (every operation fails closed until Redis is up).
+    /// Must be called within a Tokio runtime.
+    pub fn connect_lazy(url: &str, config: RedisAuthStoreConfig) -> Result<Self, StoreError> {
+        let conn = lazy_connection(
+            url,
+            &config.prefix,
+            config.connection_timeout,
+            config.response_timeout,
+        )
+        .map_err(|e| match e {
+            RedisSetupError::Unavailable(what) => StoreError::Unavailable(what),
+            _ => StoreError::Unavailable("the Redis URL or key prefix is not valid"),
+        })?;
+        Ok(Self {
+            conn,
+            prefix: config.prefix,
+        })
+    }
+
+    fn key(&self, kind: &str, id: &str) -> String {
+        format!("{}{kind}:{id}", self.prefix)
+    }
+
+    async fn read_grant(&self, id: &str) -> Result<Option<Grant>, StoreError> {
+        let value: Option<String> = self
+            .conn
+            .clone()
+            .get(self.key("grant", id))
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let Some(value) = value else { return Ok(None) };
+        let record = value.splitn(3, '\n').nth(2).ok_or_else(corrupt)?;
+        let wire: GrantWire = serde_json::from_str(record).map_err(|_| corrupt())?;
+        wire.into_grant().map(Some)
+    }
+
+    async fn write_grant(&self, grant: &Grant, keep_ttl: bool) -> Result<(), StoreError> {
+        let value = format!(
+            "{}\n{}\n{}",
+            grant.subject.storage_key().as_str(),
+            hex(grant.consent),
+            json(&GrantWire::from(grant))?
+        );
+        let mut conn = self.conn.clone();
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.key("grant", &grant.id)).arg(value);
+        if keep_ttl {
+            cmd.arg("KEEPTTL");
+        } else {
+            cmd.arg("EXAT").arg(grant.expires_at.max(1));
+        }
+        let _: () = cmd
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(())
+    }
+}
+
+mod store;

@@ -1,0 +1,96 @@
+//! The connected-apps page: the applications holding a grant on the
+//! signed-in person's behalf, each with a Revoke button.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{Response, StatusCode};
+use data_encoding::BASE64URL_NOPAD;
+use mcp_auth_core::UserId;
+use sha2::{Digest, Sha256};
+
+use super::extract::{ClientAddr, Cookies, ParamError, StrictForm};
+use super::reply::{PageError, redirect_to};
+use super::{Inner, origin_text, short};
+use crate::AUDIT;
+use crate::pages::{self, AppItem, AppsPage};
+
+/// The signed-in person of this browser, and the CSRF token of the
+/// connected-apps page (derived from the browser cookie, which a page of
+/// another site cannot read).
+async fn apps_viewer(s: &Inner, cookies: &Cookies) -> Option<(UserId, String)> {
+    let session = cookies.login.as_ref()?;
+    let user = s.sessions.load(session).await.ok()?.user;
+    let browser = cookies.browser.as_ref()?;
+    let csrf = BASE64URL_NOPAD.encode(&Sha256::digest(
+        format!("apps\0{}\0{}", browser.expose(), session.expose()).as_bytes(),
+    ));
+    Some((user, csrf))
+}
+
+/// `GET /apps`.
+pub(super) async fn apps(
+    State(s): State<Arc<Inner>>,
+    cookies: Cookies,
+) -> Result<Response<Body>, PageError> {
+    let (user, csrf) = apps_viewer(&s, &cookies).await.ok_or(PageError::Unauthorized(
+        "You are not signed in on this server in this browser. Sign in from an application first.",
+    ))?;
+    let grants = s.store.grants_of(&user, s.now()).await?;
+    let apps = grants
+        .iter()
+        .map(|grant| AppItem {
+            id: grant.id.clone(),
+            name: grant.client_name.clone(),
+            origin: origin_text(&grant.client_origin),
+            scopes: grant.scopes.join(" "),
+            last_used: pages::utc(grant.last_used),
+        })
+        .collect();
+    let action = s.endpoint("/apps/revoke");
+    Ok(pages::render(
+        StatusCode::OK,
+        &AppsPage {
+            user: user.as_str(),
+            apps,
+            action: &action,
+            csrf: &csrf,
+        },
+    ))
+}
+
+/// `POST /apps/revoke`: revokes one of the person's own grants.
+pub(super) async fn apps_revoke(
+    State(s): State<Arc<Inner>>,
+    addr: ClientAddr,
+    cookies: Cookies,
+    form: Result<StrictForm, ParamError>,
+) -> Result<Response<Body>, PageError> {
+    s.throttle(addr, "consent").await?;
+    let StrictForm(fields) = form?;
+    let (user, csrf) = apps_viewer(&s, &cookies)
+        .await
+        .ok_or(PageError::Unauthorized("Sign in first."))?;
+    let valid = fields
+        .get("csrf")
+        .is_some_and(|given| mcp_auth_core::secrets_equal(given.as_bytes(), csrf.as_bytes()));
+    if !valid {
+        tracing::warn!(target: AUDIT, event = "flow_refused", reason = "csrf");
+        return Err(PageError::Forbidden(
+            "The form is not valid. Reload the page.",
+        ));
+    }
+    let id = fields
+        .get("grant")
+        .ok_or(PageError::bad_request("No application named."))?;
+    match s.store.grant(id, s.now()).await? {
+        Some(grant) if grant.subject == user => {
+            s.store.revoke_grant(id).await?;
+            tracing::info!(target: AUDIT, event = "grant_revoked", grant = short(id), by = "user");
+            s.after_revoke(&user).await;
+            Ok(redirect_to(&s.endpoint("/apps")))
+        }
+        _ => Err(PageError::NotFound("No such application.")),
+    }
+}

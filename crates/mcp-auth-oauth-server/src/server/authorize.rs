@@ -1,0 +1,301 @@
+//! `GET /authorize`: the client's request checked, a pending authorization
+//! bound to this browser, then the login or the consent page; and the
+//! authorization code that ends the flow.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::Response;
+use mcp_auth_core::UserId;
+use mcp_auth_session::SessionId;
+
+use super::extract::{ClientAddr, Cookies, ParamError, Params, StrictQuery};
+use super::reply::{self, PageError, redirect_to, with_params};
+use super::{CODE_TTL, Inner, PENDING_TTL, scope_list};
+use crate::AUDIT;
+use crate::client;
+use crate::login::LoginContext;
+use crate::secrets::{AuthorizationCode, CsrfToken, PendingId, random_id};
+use crate::store::{ClientInfo, CodeRecord, Grant, Key, Pending};
+
+/// An error that goes back to the client's redirect URI (RFC 6749
+/// section 4.1.2.1), with `state` and `iss`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Refusal {
+    pub(super) error: &'static str,
+    pub(super) description: &'static str,
+}
+
+const fn refuse(error: &'static str, description: &'static str) -> Refusal {
+    Refusal { error, description }
+}
+
+/// What a valid request asks for.
+struct Asked {
+    challenge: String,
+    resource: String,
+    scopes: Vec<String>,
+}
+
+pub(super) async fn authorize(
+    State(s): State<Arc<Inner>>,
+    addr: ClientAddr,
+    cookies: Cookies,
+    query: Result<StrictQuery, ParamError>,
+) -> Result<Response<Body>, PageError> {
+    s.throttle(addr, "authorize").await?;
+    let StrictQuery(q) = query?;
+    // 1. The client and its redirect URI: until both are known good, every
+    //    error is a page, never a redirect (no open redirector).
+    let client_id = q
+        .get("client_id")
+        .ok_or(PageError::bad_request("The request names no client."))?;
+    let Some(client) = s.client(client_id).await? else {
+        tracing::info!(target: AUDIT, event = "authorize_refused", reason = "unknown client");
+        return Err(PageError::bad_request(
+            "The application is not known to this server.",
+        ));
+    };
+    let redirect_uri = redirect_uri(&client, q.get("redirect_uri"))?;
+    let state = q.get("state");
+    // 2. From here on, errors go back to the client, with state and iss.
+    let asked = match s.check_request(&q) {
+        Ok(asked) => asked,
+        Err(refusal) => return Ok(s.error_redirect(&redirect_uri, state, refusal)),
+    };
+    // 3. The pending authorization, bound to this browser.
+    let (browser, new_browser) = match cookies.browser {
+        Some(browser) => (browser, false),
+        None => (
+            SessionId::generate().map_err(|_| PageError::Unavailable)?,
+            true,
+        ),
+    };
+    let pending_id = PendingId::generate()?;
+    let csrf = CsrfToken::generate()?;
+    let subject = match &cookies.login {
+        Some(id) => s.sessions.load(id).await.ok().map(|session| session.user),
+        None => None,
+    };
+    let pending = Pending {
+        client,
+        redirect_uri,
+        state: state.map(str::to_owned),
+        code_challenge: asked.challenge,
+        resource: asked.resource,
+        scopes: asked.scopes,
+        browser: *browser.handle().as_bytes(),
+        csrf: csrf.expose().to_owned(),
+        subject: subject.clone(),
+        consented: false,
+        expires_at: s.now() + PENDING_TTL,
+    };
+    s.store
+        .put_pending(pending_id.key(), pending.clone())
+        .await?;
+    let mut response = match subject {
+        Some(subject) => s.continue_signed_in(&pending_id, pending, &subject).await?,
+        None if s.login.consent_first() => {
+            s.consent_page(&pending_id, &pending, None, s.login.provider_name())
+        }
+        None => s.start_login(&pending_id, &pending).await?,
+    };
+    if new_browser {
+        reply::set_cookie(&mut response, &s.browser_cookie.set_cookie(&browser));
+    }
+    Ok(response)
+}
+
+/// The redirect URI the request names, if the client registered it (or
+/// the client's only one when it names none).
+fn redirect_uri(client: &ClientInfo, requested: Option<&str>) -> Result<String, PageError> {
+    match requested {
+        Some(requested)
+            if client
+                .redirect_uris
+                .iter()
+                .any(|r| client::redirect_matches(r, requested)) =>
+        {
+            Ok(requested.to_owned())
+        }
+        Some(_) => {
+            tracing::info!(target: AUDIT, event = "authorize_refused", reason = "redirect_uri not registered");
+            Err(PageError::bad_request(
+                "The application asked to return to an address it did not register.",
+            ))
+        }
+        None if client.redirect_uris.len() == 1 => Ok(client.redirect_uris[0].clone()),
+        None => Err(PageError::bad_request("The request names no redirect URI.")),
+    }
+}
+
+impl Inner {
+    /// The request's OAuth parameters: code flow, PKCE S256, resource,
+    /// scopes.
+    fn check_request(&self, q: &Params) -> Result<Asked, Refusal> {
+        if q.get("response_type") != Some("code") {
+            return Err(refuse(
+                "unsupported_response_type",
+                "only response_type=code is supported",
+            ));
+        }
+        let challenge = q.get("code_challenge").ok_or(refuse(
+            "invalid_request",
+            "PKCE is required: code_challenge is missing",
+        ))?;
+        if q.get("code_challenge_method") != Some("S256") {
+            return Err(refuse(
+                "invalid_request",
+                "code_challenge_method must be S256",
+            ));
+        }
+        if challenge.len() != 43
+            || data_encoding::BASE64URL_NOPAD
+                .decode(challenge.as_bytes())
+                .is_err()
+        {
+            return Err(refuse(
+                "invalid_request",
+                "code_challenge is not a base64url SHA-256",
+            ));
+        }
+        let resource = match q.get("resource") {
+            Some(r) if self.resources.iter().any(|x| x == r) => r.to_owned(),
+            Some(_) => {
+                return Err(refuse(
+                    "invalid_target",
+                    "the resource is not served by this server",
+                ));
+            }
+            None if self.resources.len() == 1 => self.resources[0].clone(),
+            None => return Err(refuse("invalid_target", "name the resource (RFC 8707)")),
+        };
+        let mut scopes = scope_list(q.get("scope"));
+        if scopes.is_empty() {
+            scopes.clone_from(&self.default_scopes);
+        }
+        if scopes.iter().any(|x| !self.scopes.contains(x)) {
+            return Err(refuse(
+                "invalid_scope",
+                "a requested scope is not supported",
+            ));
+        }
+        Ok(Asked {
+            challenge: challenge.to_owned(),
+            resource,
+            scopes,
+        })
+    }
+
+    /// After the login: remembered consent issues the code at once (or,
+    /// when the login must go back to the provider for more, goes there),
+    /// otherwise the consent page.
+    pub(super) async fn continue_signed_in(
+        &self,
+        pending_id: &PendingId,
+        mut pending: Pending,
+        subject: &UserId,
+    ) -> Result<Response<Body>, PageError> {
+        let covered = self
+            .login
+            .covers(subject, &pending.scopes)
+            .await
+            .map_err(|_| PageError::Unavailable)?;
+        let key = self.consent_key(&pending, subject);
+        if self.store.consent(key, self.now()).await? {
+            if covered {
+                let _ = self.store.take_pending(pending_id.key(), self.now()).await;
+                return self.issue_code(pending, subject.clone(), key).await;
+            }
+            pending.consented = true;
+            self.store
+                .put_pending(pending_id.key(), pending.clone())
+                .await?;
+            return self.start_login(pending_id, &pending).await;
+        }
+        let then = if covered {
+            None
+        } else {
+            self.login.provider_name()
+        };
+        Ok(self.consent_page(pending_id, &pending, Some(subject), then))
+    }
+
+    /// Hands the browser to the login (a form, or a redirect upstream).
+    pub(super) async fn start_login(
+        &self,
+        pending_id: &PendingId,
+        pending: &Pending,
+    ) -> Result<Response<Body>, PageError> {
+        let context = LoginContext {
+            pending: pending_id.expose().to_owned(),
+            csrf: pending.csrf.clone(),
+            client_name: pending.client.name.clone(),
+            action: self.endpoint("/login"),
+            scopes: pending.scopes.clone(),
+            subject: pending.subject.clone(),
+        };
+        self.login
+            .start(context)
+            .await
+            .map_err(|_| PageError::Unavailable)
+    }
+
+    /// The authorization code, sent back to the client with `state` and
+    /// `iss`; the grant it will open is written when it is redeemed.
+    pub(super) async fn issue_code(
+        &self,
+        pending: Pending,
+        subject: UserId,
+        consent: Key,
+    ) -> Result<Response<Body>, PageError> {
+        let now = self.now();
+        let code = AuthorizationCode::generate()?;
+        let grant = Grant {
+            id: random_id(16)?,
+            subject,
+            client_id: pending.client.client_id.clone(),
+            client_name: pending.client.name.clone(),
+            client_origin: pending.client.origin.clone(),
+            resource: pending.resource.clone(),
+            scopes: pending.scopes.clone(),
+            created_at: now,
+            last_used: now,
+            expires_at: now + self.grant_ttl,
+            consent,
+        };
+        let record = CodeRecord {
+            grant,
+            redirect_uri: pending.redirect_uri.clone(),
+            code_challenge: pending.code_challenge.clone(),
+            expires_at: now + CODE_TTL,
+        };
+        self.store.put_code(code.key(), record).await?;
+        let mut pairs = vec![("code", code.expose()), ("iss", self.issuer.as_str())];
+        if let Some(state) = &pending.state {
+            pairs.push(("state", state));
+        }
+        Ok(redirect_to(&with_params(&pending.redirect_uri, &pairs)))
+    }
+
+    /// An error sent back to the client's (checked) redirect URI.
+    pub(super) fn error_redirect(
+        &self,
+        redirect_uri: &str,
+        state: Option<&str>,
+        refusal: Refusal,
+    ) -> Response<Body> {
+        let Refusal { error, description } = refusal;
+        tracing::info!(target: AUDIT, event = "authorize_refused", error, reason = description);
+        let mut pairs = vec![
+            ("error", error),
+            ("error_description", description),
+            ("iss", self.issuer.as_str()),
+        ];
+        if let Some(state) = state {
+            pairs.push(("state", state));
+        }
+        redirect_to(&with_params(redirect_uri, &pairs))
+    }
+}

@@ -1,0 +1,93 @@
+//! `{issuer}/login`: the login's answer comes back here, as a posted form
+//! (the development login) or as the provider's callback (an upstream
+//! login). Who signed in gets a login session; the flow goes on to consent
+//! or, when consent came first, straight to the code.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::Response;
+use mcp_auth_session::NewSession;
+
+use super::Inner;
+use super::extract::{ClientAddr, Cookies, ParamError, Params, StrictForm, StrictQuery};
+use super::reply::{self, PageError};
+use crate::AUDIT;
+use crate::login::LoginError;
+use crate::secrets::PendingId;
+
+/// `GET /login`: a provider's callback.
+pub(super) async fn login_get(
+    State(s): State<Arc<Inner>>,
+    addr: ClientAddr,
+    cookies: Cookies,
+    query: Result<StrictQuery, ParamError>,
+) -> Result<Response<Body>, PageError> {
+    s.throttle(addr, "login").await?;
+    let StrictQuery(fields) = query?;
+    s.finish_login(&cookies, fields, false).await
+}
+
+/// `POST /login`: a login form.
+pub(super) async fn login_post(
+    State(s): State<Arc<Inner>>,
+    addr: ClientAddr,
+    cookies: Cookies,
+    form: Result<StrictForm, ParamError>,
+) -> Result<Response<Body>, PageError> {
+    s.throttle(addr, "login").await?;
+    let StrictForm(fields) = form?;
+    s.finish_login(&cookies, fields, true).await
+}
+
+impl Inner {
+    async fn finish_login(
+        &self,
+        cookies: &Cookies,
+        fields: Params,
+        posted: bool,
+    ) -> Result<Response<Body>, PageError> {
+        let signed_in = match self.login.finish(fields.into_map()).await {
+            Ok(signed_in) => signed_in,
+            Err(LoginError::Unavailable) => return Err(PageError::Unavailable),
+            Err(e) => return Err(PageError::BadRequest(e.to_string().into())),
+        };
+        // A posted form must carry the page's CSRF token; a callback (GET)
+        // is vouched for by the login's own state.
+        let csrf = signed_in.csrf.as_deref();
+        if posted && csrf.is_none() {
+            return Err(PageError::BAD_FORM);
+        }
+        let pending_id = PendingId::presented(&signed_in.pending);
+        let mut pending = self.bound_pending(cookies, &pending_id, csrf).await?;
+        let subject = signed_in.subject;
+        let created = self
+            .sessions
+            .create(NewSession::new(subject.clone(), "browser"))
+            .await
+            .map_err(|_| PageError::Unavailable)?;
+        tracing::info!(target: AUDIT, event = "signed_in", subject = subject.as_str());
+        pending.subject = Some(subject.clone());
+        self.store
+            .put_pending(pending_id.key(), pending.clone())
+            .await?;
+        let mut response = if pending.consented {
+            // Approved before the login went upstream: the code now.
+            if self
+                .store
+                .take_pending(pending_id.key(), self.now())
+                .await?
+                .is_none()
+            {
+                return Err(PageError::COMPLETED);
+            }
+            self.approve(pending, subject).await?
+        } else {
+            self.continue_signed_in(&pending_id, pending, &subject)
+                .await?
+        };
+        reply::set_cookie(&mut response, &self.login_cookie.set_cookie(&created.id));
+        Ok(response)
+    }
+}

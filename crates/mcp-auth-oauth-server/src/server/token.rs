@@ -1,0 +1,271 @@
+//! `POST /token`: the client authenticated per its registration, then the
+//! authorization-code grant (single use, PKCE, bound to client, redirect
+//! URI and resource) or the refresh grant (rotated on every use, reuse
+//! revokes the grant); both end in an RFC 9068 access token.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderValue, Response, StatusCode, header};
+use mcp_auth_pkce::CodeVerifier;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::extract::{BasicAuth, ClientAddr, ParamError, Params, StrictForm};
+use super::reply::{OAuthError, json};
+use super::{Inner, scope_list, short};
+use crate::AUDIT;
+use crate::secrets::{AuthorizationCode, RefreshToken, random_id};
+use crate::store::{ClientInfo, Grant, Redemption, RefreshRecord, Rotation};
+
+pub(super) async fn token(
+    State(s): State<Arc<Inner>>,
+    addr: ClientAddr,
+    basic: BasicAuth,
+    form: Result<StrictForm, ParamError>,
+) -> Result<Response<Body>, OAuthError> {
+    s.throttle(addr, "token").await?;
+    let StrictForm(fields) = form?;
+    let client = s.authenticate(basic, &fields).await?;
+    s.touch_client(&client).await;
+    match fields.get("grant_type") {
+        Some("authorization_code") => s.code_grant(&client, &fields).await,
+        Some("refresh_token") => s.refresh_grant(&client, &fields).await,
+        _ => Err(OAuthError::UnsupportedGrantType),
+    }
+}
+
+/// Whether `verifier` is an RFC 7636 verifier whose S256 challenge is
+/// `challenge` (compared in constant time).
+fn pkce_holds(verifier: &str, challenge: &str) -> bool {
+    CodeVerifier::from_string(verifier.to_owned()).is_ok_and(|verifier| {
+        mcp_auth_core::secrets_equal(
+            verifier.s256_challenge().as_str().as_bytes(),
+            challenge.as_bytes(),
+        )
+    })
+}
+
+impl Inner {
+    /// The calling client, authenticated per its registration: Basic or
+    /// form credentials for a confidential client, the `client_id` alone
+    /// for a public one.
+    pub(super) async fn authenticate(
+        &self,
+        basic: BasicAuth,
+        fields: &Params,
+    ) -> Result<ClientInfo, OAuthError> {
+        const FAILED: OAuthError = OAuthError::InvalidClient("client authentication failed");
+        let (client_id, secret) = match (basic.0, fields.get("client_id")) {
+            (Some((id, secret)), None) => (id, Some(secret)),
+            (Some((id, secret)), Some(form_id)) if form_id == id => (id, Some(secret)),
+            (Some(_), Some(_)) => return Err(FAILED),
+            (None, Some(id)) => (
+                id.to_owned(),
+                fields.get("client_secret").map(str::to_owned),
+            ),
+            (None, None) => return Err(OAuthError::InvalidClient("no client_id")),
+        };
+        let client = self.client(&client_id).await?.ok_or(FAILED)?;
+        match (&client.secret_hash, secret) {
+            (None, _) => Ok(client),
+            (Some(hash), Some(secret)) => {
+                let presented: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+                if mcp_auth_core::secrets_equal(&presented, hash) {
+                    Ok(client)
+                } else {
+                    Err(FAILED)
+                }
+            }
+            (Some(_), None) => Err(FAILED),
+        }
+    }
+
+    async fn code_grant(
+        &self,
+        client: &ClientInfo,
+        fields: &Params,
+    ) -> Result<Response<Body>, OAuthError> {
+        let code = fields
+            .get("code")
+            .map(AuthorizationCode::presented)
+            .ok_or(OAuthError::InvalidRequest("code is missing"))?;
+        let record = match self.store.redeem_code(code.key(), self.now()).await? {
+            Redemption::Fresh(record) => record,
+            Redemption::Replayed { grant_id } => {
+                // RFC 6749 section 4.1.2: a code used twice revokes what it gave.
+                let _ = self.store.revoke_grant(&grant_id).await;
+                tracing::warn!(target: AUDIT, event = "code_replayed", grant = short(&grant_id));
+                return Err(OAuthError::InvalidGrant(
+                    "the code was already used; its grant is revoked",
+                ));
+            }
+            _ => return Err(OAuthError::InvalidGrant("unknown or expired code")),
+        };
+        if record.grant.client_id != client.client_id {
+            return Err(OAuthError::InvalidGrant(
+                "the code was issued to another client",
+            ));
+        }
+        if fields
+            .get("redirect_uri")
+            .is_some_and(|r| r != record.redirect_uri)
+        {
+            return Err(OAuthError::InvalidGrant(
+                "redirect_uri differs from the authorization request",
+            ));
+        }
+        if fields
+            .get("resource")
+            .is_some_and(|r| r != record.grant.resource)
+        {
+            return Err(OAuthError::InvalidTarget(
+                "resource differs from the authorization request",
+            ));
+        }
+        let verifier = fields
+            .get("code_verifier")
+            .ok_or(OAuthError::InvalidRequest("code_verifier is missing"))?;
+        if !pkce_holds(verifier, &record.code_challenge) {
+            return Err(OAuthError::InvalidGrant("PKCE verification failed"));
+        }
+        let grant = record.grant;
+        self.store.put_grant(grant.clone()).await?;
+        tracing::info!(target: AUDIT, event = "grant_issued", grant = short(&grant.id), subject = grant.subject.as_str(), client = %grant.client_id);
+        self.issue_tokens(client, &grant, &grant.scopes, None).await
+    }
+
+    async fn refresh_grant(
+        &self,
+        client: &ClientInfo,
+        fields: &Params,
+    ) -> Result<Response<Body>, OAuthError> {
+        let presented = fields
+            .get("refresh_token")
+            .map(RefreshToken::presented)
+            .ok_or(OAuthError::InvalidRequest("refresh_token is missing"))?;
+        let now = self.now();
+        let old = presented.key();
+        let record = self
+            .store
+            .refresh(old)
+            .await?
+            .ok_or(OAuthError::InvalidGrant("unknown refresh token"))?;
+        let grant = self
+            .store
+            .grant(&record.grant_id, now)
+            .await?
+            .ok_or(OAuthError::InvalidGrant("the grant has ended"))?;
+        if grant.client_id != client.client_id {
+            return Err(OAuthError::InvalidGrant(
+                "the refresh token was issued to another client",
+            ));
+        }
+        if fields.get("resource").is_some_and(|r| r != grant.resource) {
+            return Err(OAuthError::InvalidTarget("resource differs from the grant"));
+        }
+        // A refresh may narrow the scopes, never widen them.
+        let scopes = match fields.get("scope") {
+            Some(asked) => {
+                let asked = scope_list(Some(asked));
+                if asked.iter().any(|x| !record.scopes.contains(x)) {
+                    return Err(OAuthError::InvalidScope(
+                        "a refresh cannot widen the scopes",
+                    ));
+                }
+                asked
+            }
+            None => record.scopes.clone(),
+        };
+        let next = RefreshToken::generate()?;
+        let new_record = RefreshRecord {
+            grant_id: grant.id.clone(),
+            scopes: scopes.clone(),
+        };
+        match self
+            .store
+            .rotate_refresh(old, next.key(), new_record, now, self.refresh_grace)
+            .await?
+        {
+            Rotation::Rotated(_) => {}
+            Rotation::Reused { grant_id } => {
+                tracing::warn!(target: AUDIT, event = "refresh_reused", grant = short(&grant_id), subject = grant.subject.as_str());
+                return Err(OAuthError::InvalidGrant(
+                    "the refresh token was already used; its grant is revoked",
+                ));
+            }
+            _ => return Err(OAuthError::InvalidGrant("unknown refresh token")),
+        }
+        let _ = self.store.touch_grant(&grant.id, now).await;
+        tracing::info!(target: AUDIT, event = "refresh_rotated", grant = short(&grant.id));
+        self.issue_tokens(client, &grant, &scopes, Some(next)).await
+    }
+
+    /// The access token (and a refresh token when the client uses them).
+    async fn issue_tokens(
+        &self,
+        client: &ClientInfo,
+        grant: &Grant,
+        scopes: &[String],
+        refresh: Option<RefreshToken>,
+    ) -> Result<Response<Body>, OAuthError> {
+        let now = self.now();
+        let claims = json!({
+            "iss": self.issuer,
+            "sub": grant.subject.as_str(),
+            "aud": grant.resource,
+            "client_id": grant.client_id,
+            "scope": scopes.join(" "),
+            "iat": now,
+            "exp": now + self.access_ttl,
+            "jti": random_id(16)?,
+        });
+        let access = self
+            .keys_read()
+            .current()
+            .sign("at+jwt", &claims)
+            .map_err(|_| OAuthError::Unavailable)?;
+        let mut body = json!({
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": self.access_ttl,
+            "scope": scopes.join(" "),
+        });
+        let refresh = match refresh {
+            Some(token) => Some(token),
+            None if client.refresh => {
+                let token = RefreshToken::generate()?;
+                let record = RefreshRecord {
+                    grant_id: grant.id.clone(),
+                    scopes: scopes.to_vec(),
+                };
+                self.store.put_refresh(token.key(), record).await?;
+                Some(token)
+            }
+            None => None,
+        };
+        if let Some(token) = refresh {
+            body["refresh_token"] = json!(token.expose());
+        }
+        let mut response = json(StatusCode::OK, &body, "no-store");
+        response
+            .headers_mut()
+            .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        Ok(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pkce_holds_for_rfc_7636_appendix_b_only() {
+        // RFC 7636 Appendix B.
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+        assert!(super::pkce_holds(verifier, challenge));
+        assert!(!super::pkce_holds(&verifier[1..], challenge));
+        assert!(!super::pkce_holds(verifier, &challenge[1..]));
+        assert!(!super::pkce_holds("short", challenge));
+    }
+}

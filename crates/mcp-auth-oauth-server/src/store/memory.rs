@@ -1,0 +1,354 @@
+//! The in-process store: bounded tables behind one mutex.
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+#[derive(Debug)]
+enum CodeState {
+    Fresh(Box<CodeRecord>),
+    Used { grant_id: String, until: u64 },
+}
+
+#[derive(Debug)]
+enum RefreshState {
+    Active(RefreshRecord),
+    Rotated {
+        record: RefreshRecord,
+        at: u64,
+        successor: Key,
+    },
+}
+
+#[derive(Debug, Default)]
+struct State {
+    pending: HashMap<Key, Pending>,
+    codes: HashMap<Key, CodeState>,
+    grants: HashMap<String, Grant>,
+    refresh: HashMap<Key, RefreshState>,
+    consents: HashMap<Key, u64>,
+    clients: HashMap<String, ClientInfo>,
+    locks: HashMap<Key, (String, u64)>,
+}
+
+/// The in-process store, bounded: each table holds at most `capacity`
+/// entries (expired ones are dropped first; then a write is refused with
+/// [`StoreError::Full`]).
+#[derive(Debug)]
+pub struct MemoryAuthStore {
+    state: Mutex<State>,
+    capacity: usize,
+}
+
+impl Default for MemoryAuthStore {
+    fn default() -> Self {
+        Self::new(100_000)
+    }
+}
+
+impl MemoryAuthStore {
+    /// A store holding at most `capacity` entries per table.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut state)
+    }
+}
+
+fn ready<'a, T: Send + 'a>(value: T) -> BoxFuture<'a, T> {
+    Box::pin(std::future::ready(value))
+}
+
+fn revoke(state: &mut State, id: &str) -> bool {
+    let Some(grant) = state.grants.remove(id) else {
+        return false;
+    };
+    state.refresh.retain(|_, r| match r {
+        RefreshState::Active(rec) | RefreshState::Rotated { record: rec, .. } => rec.grant_id != id,
+    });
+    state.consents.remove(&grant.consent);
+    true
+}
+
+impl AuthStore for MemoryAuthStore {
+    fn put_pending(&self, key: Key, pending: Pending) -> BoxFuture<'_, Result<(), StoreError>> {
+        let capacity = self.capacity;
+        ready(self.with(|s| {
+            if s.pending.len() >= capacity {
+                let now = pending.expires_at.saturating_sub(600);
+                s.pending.retain(|_, p| p.expires_at > now);
+                if s.pending.len() >= capacity {
+                    return Err(StoreError::Full);
+                }
+            }
+            s.pending.insert(key, pending);
+            Ok(())
+        }))
+    }
+
+    fn pending(&self, key: Key, now: u64) -> BoxFuture<'_, Result<Option<Pending>, StoreError>> {
+        ready(Ok(self.with(|s| {
+            s.pending.get(&key).filter(|p| p.expires_at > now).cloned()
+        })))
+    }
+
+    fn take_pending(
+        &self,
+        key: Key,
+        now: u64,
+    ) -> BoxFuture<'_, Result<Option<Pending>, StoreError>> {
+        ready(Ok(self.with(|s| {
+            s.pending.remove(&key).filter(|p| p.expires_at > now)
+        })))
+    }
+
+    fn put_code(&self, key: Key, code: CodeRecord) -> BoxFuture<'_, Result<(), StoreError>> {
+        let capacity = self.capacity;
+        ready(self.with(|s| {
+            if s.codes.len() >= capacity {
+                let now = code.expires_at.saturating_sub(60);
+                s.codes.retain(|_, c| match c {
+                    CodeState::Fresh(r) => r.expires_at > now,
+                    CodeState::Used { until, .. } => *until > now,
+                });
+                if s.codes.len() >= capacity {
+                    return Err(StoreError::Full);
+                }
+            }
+            s.codes.insert(key, CodeState::Fresh(Box::new(code)));
+            Ok(())
+        }))
+    }
+
+    fn redeem_code(&self, key: Key, now: u64) -> BoxFuture<'_, Result<Redemption, StoreError>> {
+        ready(Ok(self.with(|s| match s.codes.get(&key) {
+            None => Redemption::Unknown,
+            Some(CodeState::Used { grant_id, .. }) => Redemption::Replayed {
+                grant_id: grant_id.clone(),
+            },
+            Some(CodeState::Fresh(record)) => {
+                let record = record.clone();
+                // Remembered long enough to catch a replay of this code.
+                let used = CodeState::Used {
+                    grant_id: record.grant.id.clone(),
+                    until: now + 3600,
+                };
+                s.codes.insert(key, used);
+                if record.expires_at <= now {
+                    Redemption::Unknown
+                } else {
+                    Redemption::Fresh(record)
+                }
+            }
+        })))
+    }
+
+    fn put_grant(&self, grant: Grant) -> BoxFuture<'_, Result<(), StoreError>> {
+        let capacity = self.capacity;
+        ready(self.with(|s| {
+            if s.grants.len() >= capacity && !s.grants.contains_key(&grant.id) {
+                let now = grant.created_at;
+                let dead: Vec<String> = s
+                    .grants
+                    .values()
+                    .filter(|g| g.expires_at <= now)
+                    .map(|g| g.id.clone())
+                    .collect();
+                for id in dead {
+                    revoke(s, &id);
+                }
+                if s.grants.len() >= capacity {
+                    return Err(StoreError::Full);
+                }
+            }
+            s.grants.insert(grant.id.clone(), grant);
+            Ok(())
+        }))
+    }
+
+    fn grant(&self, id: &str, now: u64) -> BoxFuture<'_, Result<Option<Grant>, StoreError>> {
+        ready(Ok(self.with(|s| {
+            s.grants.get(id).filter(|g| g.expires_at > now).cloned()
+        })))
+    }
+
+    fn touch_grant(&self, id: &str, now: u64) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.with(|s| {
+            if let Some(grant) = s.grants.get_mut(id) {
+                grant.last_used = now;
+            }
+        });
+        ready(Ok(()))
+    }
+
+    fn revoke_grant(&self, id: &str) -> BoxFuture<'_, Result<bool, StoreError>> {
+        ready(Ok(self.with(|s| revoke(s, id))))
+    }
+
+    fn grants_of(&self, user: &UserId, now: u64) -> BoxFuture<'_, Result<Vec<Grant>, StoreError>> {
+        ready(Ok(self.with(|s| {
+            let mut grants: Vec<Grant> = s
+                .grants
+                .values()
+                .filter(|g| &g.subject == user && g.expires_at > now)
+                .cloned()
+                .collect();
+            grants.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+            grants
+        })))
+    }
+
+    fn revoke_all(&self) -> BoxFuture<'_, Result<usize, StoreError>> {
+        ready(Ok(self.with(|s| {
+            let n = s.grants.len();
+            s.grants.clear();
+            s.refresh.clear();
+            s.consents.clear();
+            n
+        })))
+    }
+
+    fn put_refresh(
+        &self,
+        key: Key,
+        record: RefreshRecord,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        let capacity = self.capacity;
+        ready(self.with(|s| {
+            if s.refresh.len() >= capacity {
+                let live = s
+                    .grants
+                    .keys()
+                    .cloned()
+                    .collect::<std::collections::HashSet<_>>();
+                s.refresh.retain(|_, r| match r {
+                    RefreshState::Active(rec) => live.contains(&rec.grant_id),
+                    RefreshState::Rotated { record, .. } => live.contains(&record.grant_id),
+                });
+                if s.refresh.len() >= capacity {
+                    return Err(StoreError::Full);
+                }
+            }
+            s.refresh.insert(key, RefreshState::Active(record));
+            Ok(())
+        }))
+    }
+
+    fn refresh(&self, key: Key) -> BoxFuture<'_, Result<Option<RefreshRecord>, StoreError>> {
+        ready(Ok(self.with(|s| match s.refresh.get(&key) {
+            Some(RefreshState::Active(record)) | Some(RefreshState::Rotated { record, .. }) => {
+                Some(record.clone())
+            }
+            None => None,
+        })))
+    }
+
+    fn rotate_refresh(
+        &self,
+        old: Key,
+        new: Key,
+        record: RefreshRecord,
+        now: u64,
+        grace: u64,
+    ) -> BoxFuture<'_, Result<Rotation, StoreError>> {
+        ready(Ok(self.with(|s| {
+            let (previous, kill) = match s.refresh.get(&old) {
+                None => return Rotation::Unknown,
+                Some(RefreshState::Active(previous)) => (previous.clone(), None),
+                Some(RefreshState::Rotated {
+                    record: previous,
+                    at,
+                    successor,
+                }) => {
+                    if now > at.saturating_add(grace) || grace == 0 {
+                        let grant_id = previous.grant_id.clone();
+                        revoke(s, &grant_id);
+                        return Rotation::Reused { grant_id };
+                    }
+                    (previous.clone(), Some(*successor))
+                }
+            };
+            if !s.grants.contains_key(&previous.grant_id) {
+                return Rotation::Unknown;
+            }
+            if let Some(successor) = kill {
+                s.refresh.remove(&successor);
+            }
+            s.refresh.insert(
+                old,
+                RefreshState::Rotated {
+                    record: previous.clone(),
+                    at: now,
+                    successor: new,
+                },
+            );
+            s.refresh.insert(new, RefreshState::Active(record));
+            Rotation::Rotated(previous)
+        })))
+    }
+
+    fn put_consent(&self, key: Key, until: u64) -> BoxFuture<'_, Result<(), StoreError>> {
+        let capacity = self.capacity;
+        ready(self.with(|s| {
+            if s.consents.len() >= capacity && !s.consents.contains_key(&key) {
+                return Err(StoreError::Full);
+            }
+            s.consents.insert(key, until);
+            Ok(())
+        }))
+    }
+
+    fn consent(&self, key: Key, now: u64) -> BoxFuture<'_, Result<bool, StoreError>> {
+        ready(Ok(self.with(|s| {
+            s.consents.get(&key).is_some_and(|until| *until > now)
+        })))
+    }
+
+    fn put_client(&self, client: ClientInfo) -> BoxFuture<'_, Result<(), StoreError>> {
+        let capacity = self.capacity;
+        ready(self.with(|s| {
+            if s.clients.len() >= capacity && !s.clients.contains_key(&client.client_id) {
+                return Err(StoreError::Full);
+            }
+            s.clients.insert(client.client_id.clone(), client);
+            Ok(())
+        }))
+    }
+
+    fn client(&self, id: &str) -> BoxFuture<'_, Result<Option<ClientInfo>, StoreError>> {
+        ready(Ok(self.with(|s| s.clients.get(id).cloned())))
+    }
+
+    fn try_lock(
+        &self,
+        name: Key,
+        holder: &str,
+        now: u64,
+        ttl: u64,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        let taken = self.with(|state| {
+            state.locks.retain(|_, (_, until)| *until > now);
+            if state.locks.contains_key(&name) {
+                return false;
+            }
+            state
+                .locks
+                .insert(name, (holder.to_owned(), now + ttl.max(1)));
+            true
+        });
+        ready(Ok(taken))
+    }
+
+    fn unlock(&self, name: Key, holder: &str) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.with(|state| {
+            if state.locks.get(&name).is_some_and(|(h, _)| h == holder) {
+                state.locks.remove(&name);
+            }
+        });
+        ready(Ok(()))
+    }
+}
