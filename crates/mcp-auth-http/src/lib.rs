@@ -45,10 +45,12 @@
 //!   forms that embed them ([`mcp_auth_core::is_public_ip`]). Its loopback
 //!   exception for tests and demos is [`OutboundBuilder::dangerous_allow_loopback`].
 
+mod cache_control;
 mod client;
 mod outbound;
 mod url_rule;
 
+pub use cache_control::cache_max_age;
 pub use client::{HttpClient, HttpError, HttpRequest, HttpResponse, ResponseLimit};
 pub use outbound::{
     DEFAULT_MAX_RESPONSE, DEFAULT_TIMEOUT, OutboundBuilder, OutboundClient, UrlPolicy,

@@ -79,30 +79,11 @@ pub async fn fetch(http: &dyn HttpClient, url: &str, max: usize) -> Result<Fetch
         .headers()
         .get("cache-control")
         .and_then(|v| v.to_str().ok())
-        .and_then(parse_max_age);
+        .and_then(mcp_auth_http::cache_max_age);
     Ok(Fetched {
         body: response.into_body(),
         max_age,
     })
-}
-
-/// `max-age` from a `Cache-Control` value; `no-cache`/`no-store` mean zero.
-pub fn parse_max_age(value: &str) -> Option<Duration> {
-    let mut max_age = None;
-    for directive in value.split(',').map(str::trim) {
-        let lower = directive.to_ascii_lowercase();
-        if lower == "no-cache" || lower == "no-store" {
-            return Some(Duration::ZERO);
-        }
-        if let Some(secs) = lower.strip_prefix("max-age=") {
-            max_age = secs
-                .trim_matches('"')
-                .parse::<u64>()
-                .ok()
-                .map(Duration::from_secs);
-        }
-    }
-    max_age
 }
 
 /// The configured-URL rule ([`mcp_auth_http::check_configured_url`]).
@@ -198,21 +179,6 @@ pub async fn discover(http: &dyn HttpClient, issuer: &str) -> Result<ServerMetad
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cache_control_parsing() {
-        assert_eq!(
-            parse_max_age("public, max-age=3600"),
-            Some(Duration::from_secs(3600))
-        );
-        assert_eq!(
-            parse_max_age("max-age=60, must-revalidate"),
-            Some(Duration::from_secs(60))
-        );
-        assert_eq!(parse_max_age("no-store"), Some(Duration::ZERO));
-        assert_eq!(parse_max_age("public"), None);
-        assert_eq!(parse_max_age("max-age=abc"), None);
-    }
 
     #[test]
     fn discovery_urls_follow_oidc_and_rfc8414() {

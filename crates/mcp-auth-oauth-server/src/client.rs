@@ -295,7 +295,8 @@ impl MetadataDocuments {
             .headers()
             .get(http::header::CACHE_CONTROL)
             .and_then(|v| v.to_str().ok())
-            .and_then(max_age)
+            .and_then(mcp_auth_http::cache_max_age)
+            .map(|age| age.as_secs())
             .unwrap_or(DEFAULT_TTL)
             .clamp(MIN_TTL, MAX_TTL);
         let Ok(document) = serde_json::from_slice::<ClientMetadata>(response.body()) else {
@@ -330,20 +331,6 @@ impl MetadataDocuments {
         };
         (Ok(client), ttl)
     }
-}
-
-fn max_age(value: &str) -> Option<u64> {
-    let mut age = None;
-    for directive in value.split(',').map(str::trim) {
-        let lower = directive.to_ascii_lowercase();
-        if lower == "no-store" || lower == "no-cache" {
-            return Some(0);
-        }
-        if let Some(secs) = lower.strip_prefix("max-age=") {
-            age = secs.parse().ok();
-        }
-    }
-    age
 }
 
 #[cfg(test)]

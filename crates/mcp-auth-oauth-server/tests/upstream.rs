@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use data_encoding::BASE64URL_NOPAD;
 use mcp_auth_core::UserId;
@@ -18,7 +18,8 @@ use mcp_auth_pkce::{OAuthClient, Provider, RedirectUri};
 use mcp_auth_testkit::CapturedLog;
 use mcp_auth_testkit::browser::{Browser, Pkce, query_of};
 use mcp_auth_testkit::spotify::{CLIENT_ID, CLIENT_SECRET, SpotifyDouble};
-use mcp_auth_vault::{KeyMaterial, StorageMode, Vault};
+use mcp_auth_vault::store::{MemoryStore, UpdateFn};
+use mcp_auth_vault::{KeyMaterial, Vault, VaultError, VaultStore};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
@@ -30,7 +31,44 @@ struct Setup {
     resource: String,
     double: SpotifyDouble,
     vault: Arc<Vault>,
+    /// How often the vault's files were read.
+    vault_loads: Arc<AtomicUsize>,
     http: reqwest::Client,
+}
+
+/// A memory vault store that counts its reads.
+#[derive(Debug, Default)]
+struct CountingStore {
+    inner: MemoryStore,
+    loads: Arc<AtomicUsize>,
+}
+
+impl VaultStore for CountingStore {
+    fn load(&self, user: &UserId) -> Result<Option<Vec<u8>>, VaultError> {
+        self.loads.fetch_add(1, Ordering::SeqCst);
+        self.inner.load(user)
+    }
+    fn update(&self, user: &UserId, f: &mut UpdateFn<'_>) -> Result<(), VaultError> {
+        self.inner.update(user, f)
+    }
+    fn users(&self) -> Result<Vec<UserId>, VaultError> {
+        self.inner.users()
+    }
+    fn load_manifest(&self) -> Result<Option<Vec<u8>>, VaultError> {
+        self.inner.load_manifest()
+    }
+    fn store_manifest(&self, bytes: &[u8]) -> Result<(), VaultError> {
+        self.inner.store_manifest(bytes)
+    }
+    fn init_manifest(&self, bytes: &[u8]) -> Result<Vec<u8>, VaultError> {
+        self.inner.init_manifest(bytes)
+    }
+    fn wipe(&self) -> Result<usize, VaultError> {
+        self.inner.wipe()
+    }
+    fn kind(&self) -> &'static str {
+        "counting memory"
+    }
 }
 
 #[derive(Default)]
@@ -67,8 +105,10 @@ async fn setup(options: Options) -> Setup {
     .client_secret(SecretString::from(CLIENT_SECRET))
     .build()
     .unwrap();
+    let store = CountingStore::default();
+    let vault_loads = store.loads.clone();
     let vault = Arc::new(
-        Vault::builder(StorageMode::MemoryOnly)
+        Vault::builder_with_store(store)
             .key(KeyMaterial::raw([7; 32]))
             .open()
             .unwrap(),
@@ -105,6 +145,7 @@ async fn setup(options: Options) -> Setup {
         resource,
         double,
         vault,
+        vault_loads,
         http: reqwest::Client::new(),
     }
 }
@@ -761,4 +802,35 @@ async fn the_person_or_the_client_revoking_the_last_grant_also_ends_the_provider
             .status(),
         400
     );
+}
+
+#[tokio::test]
+async fn a_refresh_reads_the_vault_once_under_its_locks() {
+    let s = setup(Options::default()).await;
+    s.double
+        .state
+        .access_token_lifetime
+        .store(30, Ordering::SeqCst);
+    s.sign_in(&mut Browser::new(), "spotify:read", "alice")
+        .await;
+    s.double
+        .state
+        .access_token_lifetime
+        .store(3600, Ordering::SeqCst);
+    let handle = s.handle("spotify:alice");
+    // Stale by the clock: one read finds it stale, one under the locks
+    // finds what to refresh with.
+    s.vault_loads.store(0, Ordering::SeqCst);
+    let fresh = handle.access_token().await.unwrap();
+    assert_eq!(s.double.state.refreshes.load(Ordering::SeqCst), 1);
+    assert_eq!(s.vault_loads.load(Ordering::SeqCst), 2);
+    // Fresh: one read, no refresh.
+    s.vault_loads.store(0, Ordering::SeqCst);
+    handle.access_token().await.unwrap();
+    assert_eq!(s.vault_loads.load(Ordering::SeqCst), 1);
+    // Refused by the provider: the refresh path alone, one read.
+    s.vault_loads.store(0, Ordering::SeqCst);
+    handle.refresh_rejected(&fresh).await.unwrap();
+    assert_eq!(s.double.state.refreshes.load(Ordering::SeqCst), 2);
+    assert_eq!(s.vault_loads.load(Ordering::SeqCst), 1);
 }

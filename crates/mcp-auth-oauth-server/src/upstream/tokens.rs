@@ -180,22 +180,25 @@ impl UpstreamToken {
         self.refresh(Some(rejected)).await
     }
 
-    /// A token on file that is fresh and not the rejected one, if any.
-    async fn settled(
+    /// `held`'s access token if it is fresh and not the rejected one.
+    fn settled_in(
         &self,
+        held: &Credential,
         rejected: Option<&SecretString>,
-    ) -> Result<Option<SecretString>, UpstreamError> {
-        let up = &self.tokens.upstream;
-        let held = self.held().await?;
+    ) -> Option<SecretString> {
         let replaced = rejected.is_none_or(|r| {
             !mcp_auth_core::secrets_equal(
                 r.expose_secret().as_bytes(),
                 held.access_token().expose_secret().as_bytes(),
             )
         });
-        Ok((up.fresh(&held) && replaced).then(|| held.access_token().clone()))
+        (self.tokens.upstream.fresh(held) && replaced).then(|| held.access_token().clone())
     }
 
+    /// Refreshes under the in-process and the fleet lock. The vault is
+    /// read once, under both locks (the only read that can see another
+    /// caller's refresh); while waiting for a lock another process holds,
+    /// it is polled for that process's result.
     async fn refresh(
         &self,
         rejected: Option<&SecretString>,
@@ -209,9 +212,6 @@ impl UpstreamToken {
             .or_default()
             .clone();
         let _in_process = flight.lock().await;
-        if let Some(token) = self.settled(rejected).await? {
-            return Ok(token);
-        }
         // Across the fleet: one holder of the lock refreshes; the others
         // wait for its result in the vault.
         let store = &self.tokens.store;
@@ -235,7 +235,7 @@ impl UpstreamToken {
                 return Err(self.unavailable());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
-            if let Some(token) = self.settled(rejected).await? {
+            if let Some(token) = self.settled_in(&self.held().await?, rejected) {
                 return Ok(token);
             }
         }
@@ -249,11 +249,12 @@ impl UpstreamToken {
         rejected: Option<&SecretString>,
     ) -> Result<SecretString, UpstreamError> {
         let up = &self.tokens.upstream;
-        // Another process may have refreshed just before the lock was ours.
-        if let Some(token) = self.settled(rejected).await? {
+        let held = self.held().await?;
+        // Another caller (a task of this process, or another process) may
+        // have refreshed before the locks were ours.
+        if let Some(token) = self.settled_in(&held, rejected) {
             return Ok(token);
         }
-        let held = self.held().await?;
         match up.client.refresh(&self.subject, &token_set(&held)).await {
             Ok(fresh) => {
                 let credential = credential(&fresh, fresh.scopes.iter().cloned(), None);
