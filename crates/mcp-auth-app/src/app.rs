@@ -156,6 +156,9 @@ struct Stores {
     sessions: Arc<dyn SessionStore>,
     pending: Arc<dyn PendingStore>,
     limiter: Arc<dyn RateLimiter>,
+    /// The authorization server's per-address limits; `None`: its own, in
+    /// this process.
+    auth_limiter: Option<Arc<dyn RateLimiter>>,
     vault: Vault,
 }
 
@@ -196,6 +199,21 @@ async fn stores(
                 .await
                 .map_err(|e| store(&e))?,
         ),
+        // The authorization server's per-address budgets, shared by the
+        // fleet, under their own prefix (its endpoint names are not tools).
+        auth_limiter: Some(Arc::new(
+            mcp_auth_ratelimit::RedisRateLimiter::connect(
+                url,
+                mcp_auth_oauth_server::default_rate_limits(),
+                {
+                    let mut config = mcp_auth_ratelimit::RedisLimiterConfig::default();
+                    config.prefix = "mcp-auth:as-rl:".into();
+                    config
+                },
+            )
+            .await
+            .map_err(|e| store(&e))?,
+        )),
         vault,
     })
 }
@@ -230,6 +248,7 @@ fn memory_stores(
         limiter: Arc::new(
             MemoryRateLimiter::new(limits).map_err(|e| AppError::Config(format!("limits: {e}")))?,
         ),
+        auth_limiter: None,
         vault,
     })
 }
@@ -297,7 +316,11 @@ impl App {
         }
         let upstream_login = login(client.build()?, vault.clone())?;
         let resource = config.resource();
-        let auth_server = AuthServer::builder(&config.public_url, &resource)
+        let mut auth_server = AuthServer::builder(&config.public_url, &resource);
+        if let Some(limiter) = stores.auth_limiter {
+            auth_server = auth_server.rate_limiter(limiter);
+        }
+        let auth_server = auth_server
             .scopes(tools.scopes.clone())
             .default_scopes(tools.default_scopes.clone())
             .dynamic_registration(true)

@@ -596,3 +596,48 @@ async fn with_redis_two_servers_share_grants_sessions_and_the_vault() {
     assert_eq!(b.auth_server.revoke_user(&alice).await.unwrap(), 1);
     assert!(a.auth_server.grants(&alice).await.unwrap().is_empty());
 }
+
+/// `REDIS_URL`: the authorization server's per-address budget is the
+/// fleet's, not each process's: 70 token requests to each of two servers
+/// from one address exceed the 120 a minute they share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs redis-server"]
+async fn with_redis_two_servers_spend_one_budget_per_address() {
+    let redis = mcp_auth_testkit::RedisServer::start("spotify-mcp with Redis");
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let a_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let b_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a_addr = a_listener.local_addr().unwrap();
+    let b_addr = b_listener.local_addr().unwrap();
+    let (origin, _) = balancer(a_addr, b_addr).await;
+    let config = settings(&[
+        ("MCP_PUBLIC_URL", &origin),
+        ("MCP_VAULT_KEY", key),
+        ("REDIS_URL", &redis.url()),
+    ]);
+    let a = start_with(&config, a_listener, None).await.unwrap();
+    let _b = start_with(&config, b_listener, a.double.clone())
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let mut limited = [0usize; 2];
+    for (i, addr) in [a_addr, b_addr].iter().enumerate() {
+        for _ in 0..70 {
+            let status = http
+                .post(format!("http://{addr}/token"))
+                .form(&[("grant_type", "refresh_token"), ("client_id", "nobody")])
+                .send()
+                .await
+                .unwrap()
+                .status();
+            if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+                limited[i] += 1;
+            }
+        }
+    }
+    assert_eq!(limited[0], 0, "the first 70 are within the budget");
+    assert!(
+        (15..=25).contains(&limited[1]),
+        "the second server spends what the first left: {limited:?}"
+    );
+}
