@@ -24,14 +24,6 @@ pub(crate) struct Params(HashMap<String, String>);
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ParamError(pub(crate) &'static str);
 
-/// Handlers take `Result<StrictForm, ParamError>` and turn the error into
-/// their own shape (a page or OAuth JSON); alone, it is a 400 page.
-impl axum::response::IntoResponse for ParamError {
-    fn into_response(self) -> axum::response::Response {
-        super::reply::PageError::from(self).into_response()
-    }
-}
-
 impl Params {
     /// Parses `application/x-www-form-urlencoded` text.
     pub(crate) fn parse(raw: &[u8]) -> Result<Self, ParamError> {

@@ -211,6 +211,14 @@ impl From<ParamError> for OAuthError {
     }
 }
 
+/// Handlers take `Result<StrictForm, ParamError>` and turn the error into
+/// their own shape (a page or OAuth JSON); alone, it is a 400 page.
+impl axum::response::IntoResponse for ParamError {
+    fn into_response(self) -> axum::response::Response {
+        PageError::from(self).into_response()
+    }
+}
+
 /// A JSON answer with `cache`.
 pub(crate) fn json(status: StatusCode, value: &Value, cache: &'static str) -> Response<Body> {
     let mut response = Response::new(Body::from(value.to_string()));
