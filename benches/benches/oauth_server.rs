@@ -101,8 +101,8 @@ fn main() {
 /// A resource request (cache hit) with one of our tokens and with the
 /// development issuer's: the same work, so the same time.
 async fn resource_requests(requests: usize) {
+    use mcp_auth_axum::McpAuth;
     use mcp_auth_axum::token::{ByIssuer, CachedVerifier};
-    use mcp_auth_axum::{McpAuth, ResourceConfig};
     use mcp_auth_jwks::{KeySet, Policy, Validator};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let origin = format!("http://{}", listener.local_addr().unwrap());
@@ -115,14 +115,12 @@ async fn resource_requests(requests: usize) {
         .build()
         .unwrap();
     let dev = mcp_auth_testkit::DevIssuer::new("http://127.0.0.1:9", &resource);
-    let config = ResourceConfig::builder(&resource, &origin)
+    let config = server
+        .resource_config()
         .require_scopes(["mcp:tools"])
         .build()
         .unwrap();
-    let ours = Validator::with_static_keys(
-        config.policy(),
-        KeySet::from_jwks(server.jwks().to_string().as_bytes()).unwrap(),
-    );
+    let ours = server.token_verifier(&config);
     let theirs = Validator::with_static_keys(
         Policy::new("http://127.0.0.1:9", &resource),
         KeySet::from_jwks(dev.jwks_json().as_bytes()).unwrap(),

@@ -9,7 +9,6 @@ use axum::body::Body;
 use axum::response::IntoResponse;
 use http::Request;
 use mcp_auth_axum::{McpAuth, McpSessions, ResourceConfig};
-use mcp_auth_jwks::{JwksCache, Validator};
 use mcp_auth_oauth_server::{
     AuthServer, AuthStore, MemoryAuthStore, UpstreamLogin, UpstreamTokens,
 };
@@ -333,23 +332,17 @@ impl App {
         let upstream = auth_server
             .upstream_tokens()
             .ok_or_else(|| AppError::Config("the upstream login is missing".into()))?;
-        let mut resource_config = ResourceConfig::builder(&resource, &config.public_url)
+        // The issuer and the resource are the authorization server's; its
+        // tokens are checked against its key ring in this process.
+        let mut resource_config = auth_server
+            .resource_config()
             .require_scopes(tools.required_scopes.clone())
             .resource_name(tools.resource_name.clone());
         for (tool, scopes) in &tools.tool_scopes {
             resource_config = resource_config.tool_scopes(tool.clone(), scopes.clone());
         }
         let resource_config = resource_config.build()?;
-        // Our own keys, from this process's listener (no trip through the
-        // public URL, which may sit behind a proxy).
-        let mut own = listener.local_addr()?;
-        if own.ip().is_unspecified() {
-            own.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-        }
-        let keys = JwksCache::builder(format!("http://{own}/jwks.json"))
-            .build()
-            .map_err(|e| AppError::Config(format!("own key set: {e}")))?;
-        let validator = Validator::new(resource_config.policy().require_access_token_type(), keys);
+        let validator = auth_server.token_verifier(&resource_config);
         let sessions = McpSessions::with_shared_store(stores.sessions, SessionConfig::default())
             .map_err(|e| AppError::Config(format!("sessions: {e}")))?;
         Ok(Self {

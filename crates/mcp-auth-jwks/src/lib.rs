@@ -70,4 +70,4 @@ pub use keys::{Algorithm, DEFAULT_MAX_JWKS_BYTES, DEFAULT_MAX_KEYS, KeySet, Veri
 pub use policy::{
     ClaimRule, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN, Policy, VerifiedToken, verify_token,
 };
-pub use validator::Validator;
+pub use validator::{SharedKeySet, Validator};

@@ -8,9 +8,10 @@
 mod common;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{any, get};
 use common::*;
 use data_encoding::BASE64URL_NOPAD;
 use mcp_auth_oauth_server::{AuthServer, DangerousDevLogin, ServerError};
@@ -1050,4 +1051,70 @@ async fn the_browser_sign_in_ends_on_the_servers_clock() {
         "the login form again: {}",
         later.body
     );
+}
+
+#[tokio::test]
+async fn the_protected_endpoint_checks_tokens_in_process_and_sees_a_rotation_at_once() {
+    let (listener, issuer) = listen().await;
+    let resource = format!("{issuer}/mcp");
+    let server = AuthServer::builder(&issuer, &resource)
+        .scopes(["mcp:tools"])
+        .login(DangerousDevLogin)
+        .dynamic_registration(true)
+        .build()
+        .unwrap();
+    // Issuer and resource written once, in the builder above.
+    let config = server
+        .resource_config()
+        .require_scopes(["mcp:tools"])
+        .build()
+        .unwrap();
+    assert_eq!(config.resource(), resource);
+    assert_eq!(config.authorization_servers(), std::slice::from_ref(&issuer));
+    let echo = any(|| async { axum::Json(json!({"jsonrpc": "2.0", "id": 1, "result": {}})) });
+    let protected = server.protect(config).unwrap().into_router(echo).unwrap();
+    let jwks_fetches = Arc::new(AtomicUsize::new(0));
+    let counter = jwks_fetches.clone();
+    let app = server
+        .router()
+        .merge(protected)
+        .layer(tower::util::MapRequestLayer::new(
+            move |request: axum::extract::Request| {
+                if request.uri().path().ends_with("/jwks.json") {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+                request
+            },
+        ));
+    serve(listener, app);
+    let env = Env {
+        server: server.clone(),
+        issuer,
+        resource,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    };
+    let client_id = register(&env, "In process").await;
+    let before = fresh_token(&env, &client_id, "ana").await;
+    assert_eq!(call_resource(&env, &before).await, StatusCode::OK);
+    server.rotate_keys().unwrap();
+    let after = fresh_token(&env, &client_id, "ana").await;
+    assert_ne!(kid(&before), kid(&after), "signed with the next key");
+    assert_eq!(call_resource(&env, &after).await, StatusCode::OK);
+    assert_eq!(call_resource(&env, &before).await, StatusCode::OK);
+    assert_eq!(
+        jwks_fetches.load(Ordering::SeqCst),
+        0,
+        "the server never asked itself for its keys"
+    );
+}
+
+fn kid(jwt: &str) -> String {
+    let header = data_encoding::BASE64URL_NOPAD
+        .decode(jwt.split('.').next().unwrap().as_bytes())
+        .unwrap();
+    let header: serde_json::Value = serde_json::from_slice(&header).unwrap();
+    header["kid"].as_str().unwrap().to_owned()
 }

@@ -20,10 +20,10 @@ use std::sync::Arc;
 use axum::Router;
 use mcp_auth_axum::token::AuthContext;
 use mcp_auth_axum::token::{ByIssuer, CachedVerifier};
-use mcp_auth_axum::{McpAuth, McpSessionData, ResourceConfig};
+use mcp_auth_axum::{McpAuth, McpSessionData, ResourceConfig, ResourceConfigBuilder};
 use mcp_auth_core::UserId;
 use mcp_auth_http::HttpClient;
-use mcp_auth_jwks::{JwksCache, Policy, Validator};
+use mcp_auth_jwks::{Policy, Validator};
 use mcp_auth_oauth_server::{AuthServer, DangerousDevLogin};
 use mcp_auth_ratelimit::{Limit, Limits, MemoryRateLimiter};
 use mcp_auth_session::{MemorySessionStore, SessionConfig, SessionManager};
@@ -240,14 +240,19 @@ impl Demo {
     }
 }
 
-/// The resource configuration the demo uses for `url`.
+/// The resource configuration the demo uses for `url`, with tokens from
+/// `issuer`.
 pub fn resource_config(url: &str, issuer: &str) -> Result<ResourceConfig, BoxError> {
-    Ok(ResourceConfig::builder(url, issuer)
+    Ok(demo_resource(ResourceConfig::builder(url, issuer)).build()?)
+}
+
+/// The demo's scopes and name on a resource configuration.
+fn demo_resource(config: ResourceConfigBuilder) -> ResourceConfigBuilder {
+    config
         .require_scopes([BASE_SCOPE])
         .tool_scopes("read_note", [READ_SCOPE])
         .tool_scopes("save_note", [WRITE_SCOPE])
         .resource_name("mcp-auth demo")
-        .build()?)
 }
 
 /// Starts the issuer and the protected MCP server on loopback; both run until
@@ -271,15 +276,11 @@ pub async fn start(options: DemoOptions) -> Result<Demo, BoxError> {
         auth_server = auth_server.http(http);
     }
     let auth_server = auth_server.build()?;
-    // Issuer, audience and scopes come from the resource configuration
-    // (written once). Tokens from the sign-in server are checked against its
-    // JWKS (fetched on first use, cached); tokens from the development mint
-    // against the mint's, found by discovery.
-    let config = resource_config(&url, &origin)?;
-    let signed_in = Validator::new(
-        config.policy().require_access_token_type(),
-        JwksCache::builder(format!("{origin}/jwks.json")).build()?,
-    );
+    // Issuer and resource come from the authorization server; tokens it
+    // signed are checked against its key ring in this process; tokens from
+    // the development mint against the mint's JWKS, found by discovery.
+    let config = demo_resource(auth_server.resource_config()).build()?;
+    let signed_in = auth_server.token_verifier(&config);
     let minted =
         Validator::from_issuer(Policy::new(issuer.issuer(), &url).require_access_token_type())
             .await?;

@@ -460,6 +460,7 @@ impl AuthServerBuilder {
                 documents,
                 private_use: self.private_use,
                 store,
+                published: mcp_auth_jwks::SharedKeySet::new(super::published_keys(&keys)?),
                 keys: std::sync::RwLock::new(keys),
                 vault: self.vault,
                 access_ttl: self.access_ttl.as_secs().max(1),

@@ -12,7 +12,9 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{Method, header};
 use axum::routing::{get, post};
+use mcp_auth_axum::{ConfigError, McpAuth, ResourceConfig, ResourceConfigBuilder};
 use mcp_auth_core::{Clock, UserId};
+use mcp_auth_jwks::{KeySet, SharedKeySet, Validator};
 use mcp_auth_ratelimit::RateLimiter;
 use mcp_auth_session::{SessionCookie, SessionManager};
 use serde_json::Value;
@@ -81,6 +83,8 @@ pub(crate) struct Inner {
     private_use: Vec<String>,
     store: Arc<dyn AuthStore>,
     keys: std::sync::RwLock<KeyRing>,
+    /// The public keys of `keys`, for the in-process token verifier.
+    published: SharedKeySet,
     vault: Option<Arc<mcp_auth_vault::Vault>>,
     access_ttl: u64,
     grant_ttl: u64,
@@ -123,9 +127,38 @@ impl AuthServer {
                 .put_bytes(&vault_user(), VAULT_PROVIDER, &rotated.to_bytes())
                 .map_err(|_| ServerError::Key("the vault cannot be written"))?;
         }
+        self.inner.published.replace(published_keys(&rotated)?);
         *ring = rotated;
         tracing::info!(target: AUDIT, event = "signing_keys_rotated", kid = ring.current().kid());
         Ok(())
+    }
+
+    /// The protected resource's configuration, seeded with this server's
+    /// issuer (as its authorization server) and its first resource: the
+    /// pair is written once, here, in the server's builder.
+    pub fn resource_config(&self) -> ResourceConfigBuilder {
+        ResourceConfig::builder(&self.inner.resources[0], &self.inner.issuer)
+    }
+
+    /// A verifier of this server's access tokens for `config`'s resource,
+    /// checked against the key ring in this process: no HTTP to itself, and
+    /// a rotation is seen by the next request. It requires RFC 9068
+    /// `at+jwt` tokens and runs on the server's clock.
+    pub fn token_verifier(&self, config: &ResourceConfig) -> Validator {
+        Validator::with_shared_keys(
+            config.policy().require_access_token_type(),
+            self.inner.published.clone(),
+        )
+        .clock(self.inner.clock.clone())
+    }
+
+    /// The protected endpoint for `config` (from
+    /// [`resource_config`](Self::resource_config)), verifying with
+    /// [`token_verifier`](Self::token_verifier) behind the verified-token
+    /// cache.
+    pub fn protect(&self, config: ResourceConfig) -> Result<McpAuth, ConfigError> {
+        let verifier = self.token_verifier(&config);
+        McpAuth::with_jwks(config, verifier)
     }
 
     /// The routes: the metadata documents, `/authorize`, `/login`,
@@ -222,6 +255,12 @@ impl AuthServer {
 }
 
 // ---------------------------------------------------------------- helpers
+
+/// The public keys of `ring`, as a validator reads them.
+fn published_keys(ring: &KeyRing) -> Result<KeySet, ServerError> {
+    KeySet::from_jwks(ring.jwks().to_string().as_bytes())
+        .map_err(|_| ServerError::Key("the published keys do not load"))
+}
 
 /// The first characters of an id, for the audit log.
 fn short(id: &str) -> &str {
