@@ -36,6 +36,7 @@
 mod api;
 mod app;
 mod config;
+mod profile;
 mod run;
 mod settings;
 pub mod tool;
@@ -44,6 +45,7 @@ pub use api::{ApiError, ProviderApi};
 pub use app::{App, AppError, ProviderSetup, ToolSetup};
 pub use config::AppConfig;
 pub use mcp_auth_axum::serve;
+pub use profile::{Endpoints, Guards, McpTools, ProviderProfile, Scope, StandIn};
 pub use run::{Serving, StartError, cli, provider_config};
 pub use settings::{Problems, Settings};
 pub use tool::ToolError;

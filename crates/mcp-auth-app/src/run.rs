@@ -188,7 +188,7 @@ pub mod cli {
     }
 
     /// The banner of the no-account mode.
-    pub fn double_banner(provider: &str, users: &str, double: &str) -> String {
+    pub fn double_banner(provider: &str, users: &str) -> String {
         let upper = provider.to_uppercase();
         format!(
             "\n  ************************************************************\n  \
@@ -196,7 +196,6 @@ pub mod cli {
              Sign in as a test user: {users}. No password.\n  \
              Nothing here touches the real {provider}. Set {upper}_CLIENT_ID\n  \
              and {upper}_CLIENT_SECRET to serve the real one.\n  \
-             (double at {double})\n  \
              ************************************************************\n"
         )
     }

@@ -35,7 +35,7 @@ fn unquote(value: &str) -> &str {
 impl Settings {
     /// The process environment over `file` (if given) for the names in
     /// `names`. A file that cannot be read is a problem naming it.
-    pub fn load(names: &[&str], file: Option<&Path>) -> Result<Self, Problems> {
+    pub fn load<N: AsRef<str>>(names: &[N], file: Option<&Path>) -> Result<Self, Problems> {
         let contents = match file {
             Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
                 Problems(vec![format!(
@@ -53,11 +53,12 @@ impl Settings {
     /// configuration systems). A file line that is not `KEY=VALUE`, or
     /// names a variable not in `names`, is a problem (a typo would
     /// otherwise be silently ignored).
-    pub fn from_sources(
-        names: &[&str],
+    pub fn from_sources<N: AsRef<str>>(
+        names: &[N],
         env: impl Fn(&str) -> Option<String>,
         file: Option<&str>,
     ) -> Result<Self, Problems> {
+        let names: Vec<&str> = names.iter().map(AsRef::as_ref).collect();
         let mut problems = Vec::new();
         let mut from_file = HashMap::new();
         for (n, line) in file.unwrap_or("").lines().enumerate() {
@@ -83,7 +84,7 @@ impl Settings {
             return Err(Problems(problems));
         }
         let mut values = HashMap::new();
-        for name in names {
+        for name in &names {
             let value = env(name)
                 .filter(|v| !v.trim().is_empty())
                 .or_else(|| from_file.remove(*name).filter(|v| !v.trim().is_empty()));

@@ -1070,7 +1070,10 @@ async fn the_protected_endpoint_checks_tokens_in_process_and_sees_a_rotation_at_
         .build()
         .unwrap();
     assert_eq!(config.resource(), resource);
-    assert_eq!(config.authorization_servers(), std::slice::from_ref(&issuer));
+    assert_eq!(
+        config.authorization_servers(),
+        std::slice::from_ref(&issuer)
+    );
     let echo = any(|| async { axum::Json(json!({"jsonrpc": "2.0", "id": 1, "result": {}})) });
     let protected = server.protect(config).unwrap().into_router(echo).unwrap();
     let jwks_fetches = Arc::new(AtomicUsize::new(0));

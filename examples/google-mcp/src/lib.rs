@@ -3,34 +3,55 @@
 //! is the verified ID token's issuer and subject) through this server's
 //! authorization server and gets tools that act on their account only.
 //! Sign-in, tokens, sessions, limits and secrets come from the mcp-auth
-//! crates (through `mcp-auth-app`); this crate holds the tools, the Google
-//! API calls, the text handling and the configuration.
+//! crates (through `mcp-auth-app`); this crate holds the provider profile,
+//! the tools, the Google API calls and the text handling.
 
 pub mod google;
 pub mod text;
 pub mod tools;
 
-use mcp_auth_app::{
-    App, AppConfig, ProviderApi, ProviderSetup, Quirks, Serving, Settings, SubjectSource,
-    ToolSetup, UpstreamLogin, provider_config,
-};
+use mcp_auth_app::{Endpoints, ProviderProfile, Quirks, Serving, Settings, SubjectSource};
 use mcp_auth_pkce::Provider;
-use mcp_auth_testkit::google::{CLIENT_ID, CLIENT_SECRET, GoogleDouble};
-use secrecy::SecretString;
 
 pub use mcp_auth_app::StartError;
 
 use crate::google::Google;
-use crate::tools::{CALENDAR, DRIVE, GMAIL, GMAIL_SEND_SCOPE, GoogleTools, SCOPE_MAP, TOOL_SCOPES};
+use crate::tools::{GoogleTools, SCOPES};
+
+/// The no-account mode's Google double (`()` without the `no-account`
+/// feature).
+#[cfg(feature = "no-account")]
+pub type Double = mcp_auth_testkit::google::GoogleDouble;
+/// The no-account mode's Google double (`()` without the `no-account`
+/// feature).
+#[cfg(not(feature = "no-account"))]
+pub type Double = ();
 
 /// A running server (stops when dropped).
-pub type Running = Serving<GoogleDouble>;
+pub type Running = Serving<Double>;
+
+/// Google: its endpoints, the person named by the verified ID token, its
+/// quirks (offline access, incremental consent), our scopes and theirs,
+/// and the double that stands in for it.
+pub fn profile() -> ProviderProfile<Double> {
+    let profile = ProviderProfile::new(
+        "Google",
+        Endpoints::Known(Provider::google()),
+        "https://www.googleapis.com",
+    )
+    .console("the Google Cloud console")
+    .subject(SubjectSource::IdToken)
+    .base_scopes(["openid", "email"])
+    .quirks(Quirks::google())
+    .scopes(SCOPES);
+    #[cfg(feature = "no-account")]
+    let profile = profile.no_account("alice@example.com or bob@example.com", no_account::start);
+    profile
+}
 
 /// The settings this server reads (environment over the `--config` file).
-pub fn setting_names() -> Vec<&'static str> {
-    let mut names = AppConfig::SETTINGS.to_vec();
-    names.extend(["GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_SECRET"]);
-    names
+pub fn setting_names() -> Vec<String> {
+    profile().setting_names()
 }
 
 /// Starts the server on `listener` with `settings`: against Google when
@@ -47,62 +68,38 @@ pub async fn start(
 pub async fn start_with(
     settings: &Settings,
     listener: tokio::net::TcpListener,
-    double: Option<GoogleDouble>,
+    double: Option<Double>,
 ) -> Result<Running, StartError> {
-    let (mut config, credentials) =
-        provider_config(settings, "GOOGLE", "the Google Cloud console")?;
-    let (setup, api, double, vault_dir) = match credentials {
-        Some((id, secret)) => (
-            ProviderSetup::new(Provider::google(), id, Some(secret)),
-            ProviderApi::new("Google", "https://www.googleapis.com"),
-            None,
-            None,
-        ),
-        None => {
-            let double = match double {
-                Some(double) => {
-                    double.allow_redirect_uri(&config.redirect_uri());
-                    double
-                }
-                None => GoogleDouble::start(&[&config.redirect_uri()]).await,
-            };
-            // The double is an OpenID provider found by discovery.
-            let provider = Provider::discover("google", &double.base)
-                .await
-                .map_err(|e| StartError::Config(vec![format!("the Google double: {e}")]))?;
-            (
-                ProviderSetup::new(provider, CLIENT_ID, Some(SecretString::from(CLIENT_SECRET))),
-                ProviderApi::new("Google", double.base.clone()),
-                Some(double),
-                config.throwaway_vault_unless_keyed()?,
-            )
-        }
-    };
-    let api = api.map_err(|e| StartError::Config(vec![format!("HTTP client: {e}")]))?;
-    let mut tool_setup = ToolSetup::new(
-        [DRIVE, GMAIL, GMAIL_SEND_SCOPE, CALENDAR],
-        [DRIVE, GMAIL, CALENDAR],
-        [],
-        [],
-    )
-    .resource_name("Google MCP");
-    tool_setup.tool_names = GoogleTools::names();
-    for (tool, scope) in TOOL_SCOPES {
-        tool_setup = tool_setup.tool_scopes(*tool, [*scope]);
+    profile()
+        .start(settings, listener, double, |api| {
+            GoogleTools::new(Google::new(api))
+        })
+        .await
+}
+
+#[cfg(feature = "no-account")]
+mod no_account {
+    use mcp_auth_app::{Endpoints, StandIn};
+    use mcp_auth_testkit::google::{CLIENT_ID, CLIENT_SECRET, GoogleDouble};
+
+    /// The double (reused when given), accepting `redirect_uri`; an OpenID
+    /// provider found by discovery.
+    pub(crate) async fn start(
+        redirect_uri: String,
+        reuse: Option<GoogleDouble>,
+    ) -> Result<(GoogleDouble, StandIn), String> {
+        let double = match reuse {
+            Some(double) => {
+                double.allow_redirect_uri(&redirect_uri);
+                double
+            }
+            None => GoogleDouble::start(&[&redirect_uri]).await,
+        };
+        let endpoints = Endpoints::Discover {
+            name: "google".into(),
+            issuer: double.base.clone(),
+        };
+        let stand_in = StandIn::new(endpoints, double.base.clone(), CLIENT_ID, CLIENT_SECRET);
+        Ok((double, stand_in))
     }
-    let login = |client, vault| {
-        let mut login = UpstreamLogin::builder(client, vault)
-            .display_name("Google")
-            .namespace("google")
-            .subject(SubjectSource::IdToken)
-            .base_scopes(["openid", "email"])
-            .quirks(Quirks::google());
-        for (ours, theirs) in SCOPE_MAP {
-            login = login.scope(*ours, theirs.iter().copied());
-        }
-        login.build()
-    };
-    let app = App::build(config, listener, setup, login, tool_setup).await?;
-    let tools = GoogleTools::new(Google::new(api));
-    Ok(app.spawn(tools, double, vault_dir)?)
 }

@@ -4,15 +4,14 @@ use axum::http::request::Parts;
 use data_encoding::BASE64URL_NOPAD;
 use http::Method;
 use mcp_auth_app::UpstreamToken;
-use mcp_auth_testkit::google::{CALENDAR_READONLY, DRIVE_READONLY, GMAIL_READONLY, GMAIL_SEND};
 use rmcp::handler::server::{router::tool::ToolRouter, tool::Extension, wrapper::Parameters};
 use rmcp::model::{CallToolResult, ServerCapabilities, ServerConfig};
 use rmcp::{ServerHandler, schemars, tool, tool_handler, tool_router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use mcp_auth_app::ToolError;
 use mcp_auth_app::tool::{query, result as done, within};
+use mcp_auth_app::{McpTools, Scope, ToolError};
 
 use crate::google::{Answer, Google};
 use crate::text;
@@ -26,22 +25,22 @@ pub const GMAIL_SEND_SCOPE: &str = "google:gmail.send";
 /// Read Calendar.
 pub const CALENDAR: &str = "google:calendar";
 
-/// Which tool needs which of our scopes.
-pub const TOOL_SCOPES: &[(&str, &str)] = &[
-    ("drive_search", DRIVE),
-    ("drive_read", DRIVE),
-    ("gmail_search", GMAIL),
-    ("gmail_read", GMAIL),
-    ("gmail_send", GMAIL_SEND_SCOPE),
-    ("calendar_events", CALENDAR),
-];
+/// Google's scope for reading Drive.
+pub const DRIVE_READONLY: &str = "https://www.googleapis.com/auth/drive.readonly";
+/// Google's scope for reading Gmail.
+pub const GMAIL_READONLY: &str = "https://www.googleapis.com/auth/gmail.readonly";
+/// Google's scope for sending mail.
+pub const GMAIL_SEND: &str = "https://www.googleapis.com/auth/gmail.send";
+/// Google's scope for reading Calendar.
+pub const CALENDAR_READONLY: &str = "https://www.googleapis.com/auth/calendar.readonly";
 
-/// Our scopes mapped to Google's.
-pub const SCOPE_MAP: &[(&str, &[&str])] = &[
-    (DRIVE, &[DRIVE_READONLY]),
-    (GMAIL, &[GMAIL_READONLY]),
-    (GMAIL_SEND_SCOPE, &[GMAIL_SEND]),
-    (CALENDAR, &[CALENDAR_READONLY]),
+/// Our scopes: the Google scope each asks for and the tools it opens.
+/// Sending mail is asked for only when a client needs it (step-up).
+pub const SCOPES: &[Scope] = &[
+    Scope::tools(DRIVE, &[DRIVE_READONLY], &["drive_search", "drive_read"]).by_default(),
+    Scope::tools(GMAIL, &[GMAIL_READONLY], &["gmail_search", "gmail_read"]).by_default(),
+    Scope::tools(GMAIL_SEND_SCOPE, &[GMAIL_SEND], &["gmail_send"]),
+    Scope::tools(CALENDAR, &[CALENDAR_READONLY], &["calendar_events"]).by_default(),
 ];
 
 fn id<'a>(value: &'a str, what: &str) -> Result<&'a str, ToolError> {
@@ -178,15 +177,6 @@ impl GoogleTools {
             google,
             tool_router: Self::tool_router(),
         }
-    }
-
-    /// The tools' names.
-    pub fn names() -> Vec<String> {
-        Self::tool_router()
-            .list_all()
-            .iter()
-            .map(|t| t.name.to_string())
-            .collect()
     }
 
     #[tool(
@@ -373,6 +363,16 @@ impl GoogleTools {
             let events: Vec<Value> = found["items"].as_array().map(|a| a.iter().map(|e| json!({"summary": e["summary"], "start": e["start"]["dateTime"], "end": e["end"]["dateTime"]})).collect()).unwrap_or_default();
             Ok(json!({"events": events}))
         }.await)
+    }
+}
+
+impl McpTools for GoogleTools {
+    fn tool_names(&self) -> Vec<String> {
+        self.tool_router
+            .list_all()
+            .iter()
+            .map(|t| t.name.to_string())
+            .collect()
     }
 }
 

@@ -2,33 +2,52 @@
 //! their own Spotify account through this server's authorization server and
 //! gets tools that act on their Spotify only. Everything about sign-in,
 //! tokens, sessions, limits and secrets comes from the mcp-auth crates
-//! (through `mcp-auth-app`); this crate holds the tools, the Spotify Web API
-//! calls and the configuration.
+//! (through `mcp-auth-app`); this crate holds the provider profile, the
+//! tools and the Spotify Web API calls.
 
 pub mod spotify;
 pub mod tools;
 
-use mcp_auth_app::{
-    App, AppConfig, ProviderApi, ProviderSetup, Quirks, Serving, Settings, SubjectSource,
-    ToolSetup, UpstreamLogin, provider_config,
-};
+use mcp_auth_app::{Endpoints, ProviderProfile, Quirks, Serving, Settings, SubjectSource};
 use mcp_auth_pkce::Provider;
-use mcp_auth_testkit::spotify::{CLIENT_ID, CLIENT_SECRET, SpotifyDouble};
-use secrecy::SecretString;
 
 pub use mcp_auth_app::StartError;
 
 use crate::spotify::Spotify;
-use crate::tools::{PLAYBACK, PLAYLISTS, READ, SCOPE_MAP, SpotifyTools, TOOL_SCOPES};
+use crate::tools::{SCOPES, SpotifyTools};
+
+/// The no-account mode's Spotify double (`()` without the `no-account`
+/// feature).
+#[cfg(feature = "no-account")]
+pub type Double = mcp_auth_testkit::spotify::SpotifyDouble;
+/// The no-account mode's Spotify double (`()` without the `no-account`
+/// feature).
+#[cfg(not(feature = "no-account"))]
+pub type Double = ();
 
 /// A running server (stops when dropped).
-pub type Running = Serving<SpotifyDouble>;
+pub type Running = Serving<Double>;
+
+/// Spotify: its endpoints, who the person is (`/v1/me`), its quirks, our
+/// scopes and theirs, and the double that stands in for it.
+pub fn profile() -> ProviderProfile<Double> {
+    let profile = ProviderProfile::new(
+        "Spotify",
+        Endpoints::Known(Provider::spotify()),
+        "https://api.spotify.com",
+    )
+    .console("the Spotify developer dashboard")
+    .subject(SubjectSource::spotify())
+    .quirks(Quirks::spotify())
+    .scopes(SCOPES);
+    #[cfg(feature = "no-account")]
+    let profile = profile.no_account("alice, bob (Premium) or carol (free)", no_account::start);
+    profile
+}
 
 /// The settings this server reads (environment over the `--config` file).
-pub fn setting_names() -> Vec<&'static str> {
-    let mut names = AppConfig::SETTINGS.to_vec();
-    names.extend(["SPOTIFY_CLIENT_ID", "SPOTIFY_CLIENT_SECRET"]);
-    names
+pub fn setting_names() -> Vec<String> {
+    profile().setting_names()
 }
 
 /// Starts the server on `listener` with `settings`: against Spotify when
@@ -46,59 +65,40 @@ pub async fn start(
 pub async fn start_with(
     settings: &Settings,
     listener: tokio::net::TcpListener,
-    double: Option<SpotifyDouble>,
+    double: Option<Double>,
 ) -> Result<Running, StartError> {
-    let (mut config, credentials) =
-        provider_config(settings, "SPOTIFY", "the Spotify developer dashboard")?;
-    let (setup, api, subject, double, vault_dir) = match credentials {
-        Some((id, secret)) => (
-            ProviderSetup::new(Provider::spotify(), id, Some(secret)),
-            ProviderApi::new("Spotify", "https://api.spotify.com"),
-            SubjectSource::spotify(),
-            None,
-            None,
-        ),
-        None => {
-            let double = match double {
-                Some(double) => {
-                    double.allow_redirect_uri(&config.redirect_uri());
-                    double
-                }
-                None => SpotifyDouble::start(&[&config.redirect_uri()]).await,
-            };
-            let provider = Provider::new(
-                "spotify",
-                double.authorization_endpoint(),
-                double.token_endpoint(),
-            );
-            (
-                ProviderSetup::new(provider, CLIENT_ID, Some(SecretString::from(CLIENT_SECRET))),
-                ProviderApi::new("Spotify", double.base.clone()),
-                SubjectSource::user_info(double.me_endpoint(), "id"),
-                Some(double),
-                config.throwaway_vault_unless_keyed()?,
-            )
-        }
-    };
-    let api = api.map_err(|e| StartError::Config(vec![format!("HTTP client: {e}")]))?;
-    let mut tool_setup = ToolSetup::new([READ, PLAYBACK, PLAYLISTS], [READ], [READ], [])
-        .resource_name("Spotify MCP");
-    tool_setup.tool_names = SpotifyTools::names();
-    for (tool, scope) in TOOL_SCOPES {
-        tool_setup = tool_setup.tool_scopes(*tool, [*scope]);
+    profile()
+        .start(settings, listener, double, |api| {
+            SpotifyTools::new(Spotify::new(api))
+        })
+        .await
+}
+
+#[cfg(feature = "no-account")]
+mod no_account {
+    use mcp_auth_app::{Endpoints, StandIn, SubjectSource};
+    use mcp_auth_pkce::Provider;
+    use mcp_auth_testkit::spotify::{CLIENT_ID, CLIENT_SECRET, SpotifyDouble};
+
+    /// The double (reused when given), accepting `redirect_uri`.
+    pub(crate) async fn start(
+        redirect_uri: String,
+        reuse: Option<SpotifyDouble>,
+    ) -> Result<(SpotifyDouble, StandIn), String> {
+        let double = match reuse {
+            Some(double) => {
+                double.allow_redirect_uri(&redirect_uri);
+                double
+            }
+            None => SpotifyDouble::start(&[&redirect_uri]).await,
+        };
+        let endpoints = Endpoints::Known(Provider::new(
+            "spotify",
+            double.authorization_endpoint(),
+            double.token_endpoint(),
+        ));
+        let stand_in = StandIn::new(endpoints, double.base.clone(), CLIENT_ID, CLIENT_SECRET)
+            .subject(SubjectSource::user_info(double.me_endpoint(), "id"));
+        Ok((double, stand_in))
     }
-    let login = |client, vault| {
-        let mut login = UpstreamLogin::builder(client, vault)
-            .display_name("Spotify")
-            .namespace("spotify")
-            .subject(subject)
-            .quirks(Quirks::spotify());
-        for (ours, theirs) in SCOPE_MAP {
-            login = login.scope(*ours, theirs.iter().copied());
-        }
-        login.build()
-    };
-    let app = App::build(config, listener, setup, login, tool_setup).await?;
-    let tools = SpotifyTools::new(Spotify::new(api));
-    Ok(app.spawn(tools, double, vault_dir)?)
 }

@@ -11,8 +11,8 @@ use rmcp::{ServerHandler, schemars, tool, tool_handler, tool_router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use mcp_auth_app::ToolError;
 use mcp_auth_app::tool::{query, result as done, text, within};
+use mcp_auth_app::{McpTools, Scope, ToolError};
 
 use crate::spotify::Spotify;
 
@@ -23,20 +23,10 @@ pub const PLAYBACK: &str = "spotify:playback";
 /// Scope for changing playlists.
 pub const PLAYLISTS: &str = "spotify:playlists";
 
-/// Which tools need more than [`READ`].
-pub const TOOL_SCOPES: &[(&str, &str)] = &[
-    ("play", PLAYBACK),
-    ("pause", PLAYBACK),
-    ("next_track", PLAYBACK),
-    ("previous_track", PLAYBACK),
-    ("add_to_queue", PLAYBACK),
-    ("create_playlist", PLAYLISTS),
-    ("add_to_playlist", PLAYLISTS),
-];
-
-/// Our scopes mapped to Spotify's.
-pub const SCOPE_MAP: &[(&str, &[&str])] = &[
-    (
+/// Our scopes: the Spotify scopes each asks for, and the tools each opens
+/// beyond [`READ`] (which every tool needs).
+pub const SCOPES: &[Scope] = &[
+    Scope::every_tool(
         READ,
         &[
             "user-read-private",
@@ -47,10 +37,21 @@ pub const SCOPE_MAP: &[(&str, &[&str])] = &[
             "playlist-read-private",
         ],
     ),
-    (PLAYBACK, &["user-modify-playback-state"]),
-    (
+    Scope::tools(
+        PLAYBACK,
+        &["user-modify-playback-state"],
+        &[
+            "play",
+            "pause",
+            "next_track",
+            "previous_track",
+            "add_to_queue",
+        ],
+    ),
+    Scope::tools(
         PLAYLISTS,
         &["playlist-modify-private", "playlist-modify-public"],
+        &["create_playlist", "add_to_playlist"],
     ),
 ];
 
@@ -217,15 +218,6 @@ impl SpotifyTools {
             spotify,
             tool_router: Self::tool_router(),
         }
-    }
-
-    /// The tools' names.
-    pub fn names() -> Vec<String> {
-        Self::tool_router()
-            .list_all()
-            .iter()
-            .map(|t| t.name.to_string())
-            .collect()
     }
 
     async fn get(&self, parts: &Parts, path: &str) -> Result<Value, ToolError> {
@@ -607,6 +599,16 @@ impl SpotifyTools {
             }
             .await,
         )
+    }
+}
+
+impl McpTools for SpotifyTools {
+    fn tool_names(&self) -> Vec<String> {
+        self.tool_router
+            .list_all()
+            .iter()
+            .map(|t| t.name.to_string())
+            .collect()
     }
 }
 

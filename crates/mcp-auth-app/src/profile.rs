@@ -1,0 +1,441 @@
+//! A provider profile: everything a server in front of one provider needs
+//! to know about it (where it is, who the person is, its scopes, its
+//! quirks, its API, the double that stands in for it without an account),
+//! so that a server is its profile, its tools and [`ProviderProfile::start`].
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use mcp_auth_core::BoxFuture;
+use mcp_auth_pkce::Provider;
+use secrecy::SecretString;
+
+use crate::{
+    App, ProviderApi, ProviderSetup, Quirks, Serving, Settings, StartError, SubjectSource,
+    ToolSetup, UpstreamLogin, cli, provider_config,
+};
+
+/// Which tools one of our scopes opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guards {
+    /// Every request needs it.
+    EveryTool,
+    /// These tools need it (a client without it gets 403
+    /// `insufficient_scope` and signs in again for more).
+    Tools(&'static [&'static str]),
+}
+
+/// One of our scopes: the provider's scopes it stands for and the tools it
+/// guards, declared in one table next to the tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scope {
+    /// Our scope, as clients ask for it (e.g. `spotify:read`).
+    pub name: &'static str,
+    /// The provider's scopes it asks for.
+    pub provider_scopes: &'static [&'static str],
+    /// What it opens.
+    pub guards: Guards,
+    /// Asked for when a client names no scope.
+    pub default: bool,
+}
+
+impl Scope {
+    /// A scope every request needs (asked for by default).
+    pub const fn every_tool(name: &'static str, provider_scopes: &'static [&'static str]) -> Self {
+        Self {
+            name,
+            provider_scopes,
+            guards: Guards::EveryTool,
+            default: true,
+        }
+    }
+
+    /// A scope only `tools` need (asked for on step-up, unless
+    /// [`by_default`](Self::by_default)).
+    pub const fn tools(
+        name: &'static str,
+        provider_scopes: &'static [&'static str],
+        tools: &'static [&'static str],
+    ) -> Self {
+        Self {
+            name,
+            provider_scopes,
+            guards: Guards::Tools(tools),
+            default: false,
+        }
+    }
+
+    /// Asked for at the first sign-in too.
+    pub const fn by_default(mut self) -> Self {
+        self.default = true;
+        self
+    }
+}
+
+/// Where a provider's endpoints come from.
+#[derive(Debug, Clone)]
+pub enum Endpoints {
+    /// Known in advance (Google's, Spotify's presets).
+    Known(Provider),
+    /// OpenID Connect discovery from an issuer URL, at start.
+    Discover {
+        /// A short name for logs.
+        name: String,
+        /// The issuer.
+        issuer: String,
+    },
+}
+
+impl Endpoints {
+    async fn provider(&self) -> Result<Provider, StartError> {
+        match self {
+            Self::Known(provider) => Ok(provider.clone()),
+            Self::Discover { name, issuer } => Provider::discover(name, issuer)
+                .await
+                .map_err(|e| StartError::Config(vec![format!("discovery at {issuer}: {e}")])),
+        }
+    }
+}
+
+/// What the no-account mode serves in the provider's place.
+#[non_exhaustive]
+pub struct StandIn {
+    /// The double's endpoints.
+    pub endpoints: Endpoints,
+    /// The double's API base URL.
+    pub api_base: String,
+    /// Who the person is, when the double says it differently.
+    pub subject: Option<SubjectSource>,
+    /// The registration the double knows.
+    pub client_id: String,
+    /// Its secret.
+    pub client_secret: SecretString,
+}
+
+impl std::fmt::Debug for StandIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StandIn")
+            .field("endpoints", &self.endpoints)
+            .field("api_base", &self.api_base)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StandIn {
+    /// A double at `endpoints` with its API at `api_base`, knowing the
+    /// client `client_id` / `client_secret`.
+    pub fn new(
+        endpoints: Endpoints,
+        api_base: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> Self {
+        Self {
+            endpoints,
+            api_base: api_base.into(),
+            subject: None,
+            client_id: client_id.into(),
+            client_secret: SecretString::from(client_secret.into()),
+        }
+    }
+
+    /// Who the person is, at the double.
+    pub fn subject(mut self, subject: SubjectSource) -> Self {
+        self.subject = Some(subject);
+        self
+    }
+}
+
+/// Starts (or, given one, reuses) the double for a redirect URI.
+type StartDouble<D> = Arc<
+    dyn Fn(String, Option<D>) -> BoxFuture<'static, Result<(D, StandIn), String>> + Send + Sync,
+>;
+
+/// The tools an rmcp server offers, by name (for per-tool limits and the
+/// scope table's check).
+pub trait McpTools: rmcp::ServerHandler + Clone + Send + Sync + 'static {
+    /// The tools' names.
+    fn tool_names(&self) -> Vec<String>;
+}
+
+/// Everything about one provider. `D` is the double of the no-account
+/// mode (`()` when there is none).
+pub struct ProviderProfile<D = ()> {
+    display: String,
+    namespace: String,
+    prefix: String,
+    console: String,
+    endpoints: Endpoints,
+    api_base: String,
+    subject: SubjectSource,
+    base_scopes: Vec<String>,
+    quirks: Quirks,
+    scopes: &'static [Scope],
+    resource_name: String,
+    no_account: Option<(StartDouble<D>, String)>,
+}
+
+impl<D> std::fmt::Debug for ProviderProfile<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderProfile")
+            .field("display", &self.display)
+            .field("api_base", &self.api_base)
+            .field("scopes", &self.scopes)
+            .field("no_account", &self.no_account.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<D: Clone + Send + Sync + 'static> ProviderProfile<D> {
+    /// The provider shown as `display` (its lower case names subjects,
+    /// `spotify:alice`; its upper case prefixes the credentials' settings,
+    /// `SPOTIFY_CLIENT_ID`), at `endpoints`, with its API at `api_base`.
+    /// The person is named by the ID token until [`subject`](Self::subject)
+    /// says otherwise.
+    pub fn new(display: &str, endpoints: Endpoints, api_base: &str) -> Self {
+        Self {
+            display: display.to_owned(),
+            namespace: display.to_lowercase(),
+            prefix: display.to_uppercase(),
+            console: format!("{display}'s developer console"),
+            endpoints,
+            api_base: api_base.to_owned(),
+            subject: SubjectSource::IdToken,
+            base_scopes: Vec::new(),
+            quirks: Quirks::default(),
+            scopes: &[],
+            resource_name: format!("{display} MCP"),
+            no_account: None,
+        }
+    }
+
+    /// Where the operator gets the client id and secret (for messages).
+    pub fn console(mut self, console: &str) -> Self {
+        self.console = console.to_owned();
+        self
+    }
+
+    /// Who the person is at the provider.
+    pub fn subject(mut self, subject: SubjectSource) -> Self {
+        self.subject = subject;
+        self
+    }
+
+    /// Provider scopes asked for at every sign-in (e.g. `openid email`).
+    pub fn base_scopes<S: Into<String>>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
+        self.base_scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The provider's quirks ([`Quirks::google`], [`Quirks::spotify`]).
+    pub fn quirks(mut self, quirks: Quirks) -> Self {
+        self.quirks = quirks;
+        self
+    }
+
+    /// Our scopes, each with the provider's and the tools it guards.
+    pub fn scopes(mut self, scopes: &'static [Scope]) -> Self {
+        self.scopes = scopes;
+        self
+    }
+
+    /// The name in the resource's metadata (default "`display` MCP").
+    pub fn resource_name(mut self, name: &str) -> Self {
+        self.resource_name = name.to_owned();
+        self
+    }
+
+    /// The no-account mode: with no credentials set, `start` runs a double
+    /// (given the redirect URI to accept, and the double to reuse if the
+    /// caller has one) and signs people in there. `users` tells the banner
+    /// whom to sign in as.
+    pub fn no_account<F, Fut>(mut self, users: &str, start: F) -> Self
+    where
+        F: Fn(String, Option<D>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(D, StandIn), String>> + Send + 'static,
+    {
+        let start: StartDouble<D> = Arc::new(move |uri, double| Box::pin(start(uri, double)));
+        self.no_account = Some((start, users.to_owned()));
+        self
+    }
+
+    /// The settings this server reads: [`AppConfig::SETTINGS`](crate::AppConfig::SETTINGS)
+    /// and `<PREFIX>_CLIENT_ID`, `<PREFIX>_CLIENT_SECRET`.
+    pub fn setting_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = crate::AppConfig::SETTINGS
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        names.push(format!("{}_CLIENT_ID", self.prefix));
+        names.push(format!("{}_CLIENT_SECRET", self.prefix));
+        names
+    }
+
+    /// The tool setup the scope table describes, checked against `names`:
+    /// a scope that names a tool the server does not have is an error.
+    fn tool_setup(&self, names: Vec<String>) -> Result<ToolSetup, StartError> {
+        let mut problems = Vec::new();
+        let mut per_tool: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for scope in self.scopes {
+            if let Guards::Tools(tools) = scope.guards {
+                for tool in tools {
+                    if !names.iter().any(|n| n == tool) {
+                        problems.push(format!(
+                            "the scope {} guards {tool:?}, which is not a tool of this server",
+                            scope.name
+                        ));
+                    }
+                    per_tool.entry(tool).or_default().push(scope.name);
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(StartError::Config(problems));
+        }
+        let pick = |keep: fn(&Scope) -> bool| {
+            self.scopes
+                .iter()
+                .filter(|s| keep(s))
+                .map(|s| s.name)
+                .collect::<Vec<_>>()
+        };
+        let mut setup = ToolSetup::new(
+            pick(|_| true),
+            pick(|s| s.default),
+            pick(|s| s.guards == Guards::EveryTool),
+            Vec::new(),
+        )
+        .resource_name(self.resource_name.clone());
+        setup.tool_names = names;
+        for (tool, scopes) in per_tool {
+            setup = setup.tool_scopes(tool, scopes);
+        }
+        Ok(setup)
+    }
+
+    /// Starts serving on `listener`: against the provider when its client
+    /// id and secret are set, else against the no-account double (`double`
+    /// reused when given). `tools` makes the server's tools from the
+    /// provider's API client.
+    pub async fn start<H: McpTools>(
+        &self,
+        settings: &Settings,
+        listener: tokio::net::TcpListener,
+        double: Option<D>,
+        tools: impl FnOnce(ProviderApi) -> H,
+    ) -> Result<Serving<D>, StartError> {
+        let (mut config, credentials) = provider_config(settings, &self.prefix, &self.console)?;
+        let (setup, api_base, subject, double, vault_dir) = match credentials {
+            Some((id, secret)) => (
+                ProviderSetup::new(self.endpoints.provider().await?, id, Some(secret)),
+                self.api_base.clone(),
+                self.subject.clone(),
+                None,
+                None,
+            ),
+            None => {
+                let Some((start_double, _)) = &self.no_account else {
+                    return Err(StartError::Config(vec![format!(
+                        "set {0}_CLIENT_ID and {0}_CLIENT_SECRET (from {1})",
+                        self.prefix, self.console
+                    )]));
+                };
+                let (double, stand_in) = start_double(config.redirect_uri(), double)
+                    .await
+                    .map_err(|e| {
+                        StartError::Config(vec![format!("the {} double: {e}", self.display)])
+                    })?;
+                let vault_dir = config.throwaway_vault_unless_keyed()?;
+                (
+                    ProviderSetup::new(
+                        stand_in.endpoints.provider().await?,
+                        stand_in.client_id,
+                        Some(stand_in.client_secret),
+                    ),
+                    stand_in.api_base,
+                    stand_in.subject.unwrap_or_else(|| self.subject.clone()),
+                    Some(double),
+                    vault_dir,
+                )
+            }
+        };
+        let api = ProviderApi::new(&self.display, api_base)
+            .map_err(|e| StartError::Config(vec![format!("HTTP client: {e}")]))?;
+        let tools = tools(api);
+        let tool_setup = self.tool_setup(tools.tool_names())?;
+        let login = |client, vault| {
+            let mut login = UpstreamLogin::builder(client, vault)
+                .display_name(&self.display)
+                .namespace(&self.namespace)
+                .subject(subject)
+                .base_scopes(self.base_scopes.clone())
+                .quirks(self.quirks.clone());
+            for scope in self.scopes {
+                login = login.scope(scope.name, scope.provider_scopes.iter().copied());
+            }
+            login.build()
+        };
+        let app = App::build(config, listener, setup, login, tool_setup).await?;
+        Ok(app.spawn(tools, double, vault_dir)?)
+    }
+
+    /// The binary: `--config FILE`, logs, `MCP_LISTEN`, the banner of the
+    /// no-account mode, then serving until Ctrl-C. Exits 1 with every
+    /// problem named.
+    pub async fn main<H: McpTools>(
+        &self,
+        tools: impl FnOnce(ProviderApi) -> H,
+    ) -> std::process::ExitCode {
+        cli::init_logging();
+        let program = format!("{}-mcp", self.namespace);
+        match self.run(&program, tools).await {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{program}: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        }
+    }
+
+    fn usage(&self, program: &str) -> String {
+        format!(
+            "usage: {program} [--config FILE]\n\n\
+             Settings come from the environment, then from FILE (KEY=VALUE lines):\n  \
+             {p}_CLIENT_ID, {p}_CLIENT_SECRET  from {console}{double}\n  \
+             MCP_PUBLIC_URL   the public origin, e.g. https://mcp.example.com (default http://MCP_LISTEN)\n  \
+             MCP_LISTEN       the address to bind (default 127.0.0.1:8790)\n  \
+             MCP_VAULT_KEY    32 random bytes in base64 (openssl rand -base64 32); required with {display}\n  \
+             MCP_VAULT_DIR    the encrypted vault's directory (default ./mcp-vault)\n  \
+             REDIS_URL        share grants, sessions, limits and the vault with a fleet",
+            p = self.prefix,
+            console = self.console,
+            display = self.display,
+            double = if self.no_account.is_some() {
+                " (unset: the embedded double)"
+            } else {
+                ""
+            },
+        )
+    }
+
+    async fn run<H: McpTools>(
+        &self,
+        program: &str,
+        tools: impl FnOnce(ProviderApi) -> H,
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let file = cli::config_argument(&self.usage(program))?;
+        let settings = Settings::load(&self.setting_names(), file.as_deref())?;
+        let running = self
+            .start(&settings, cli::bind(&settings).await?, None, tools)
+            .await?;
+        if let (Some(_), Some((_, users))) = (&running.double, &self.no_account) {
+            eprintln!("{}", cli::double_banner(&self.display, users));
+        }
+        println!("{} MCP server: {}", self.display, running.url);
+        println!("Connect an MCP client (the MCP Inspector, Claude, VS Code) to that URL.");
+        tokio::signal::ctrl_c().await?;
+        Ok(())
+    }
+}
