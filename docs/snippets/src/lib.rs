@@ -22,6 +22,10 @@ pub struct Axum;
 pub struct Jwks;
 
 #[cfg(doctest)]
+#[doc = include_str!("../../new-provider.md")]
+pub struct NewProvider;
+
+#[cfg(doctest)]
 #[doc = include_str!("../../oauth-server.md")]
 pub struct OauthServer;
 
