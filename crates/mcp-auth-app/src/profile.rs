@@ -439,3 +439,100 @@ impl<D: Clone + Send + Sync + 'static> ProviderProfile<D> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCOPES: &[Scope] = &[
+        Scope::every_tool("x:read", &["read"]),
+        Scope::tools("x:write", &["write"], &["save", "delete"]),
+        Scope::tools("x:mail", &["mail"], &["send"]).by_default(),
+        Scope::tools("x:admin", &["admin"], &["delete"]),
+    ];
+
+    fn profile(scopes: &'static [Scope]) -> ProviderProfile {
+        ProviderProfile::new(
+            "Example",
+            Endpoints::Discover {
+                name: "x".into(),
+                issuer: "https://login.example.com".into(),
+            },
+            "https://api.example.com",
+        )
+        .scopes(scopes)
+    }
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn the_scope_table_becomes_the_tool_setup() {
+        let setup = profile(SCOPES)
+            .tool_setup(names(&["list", "save", "delete", "send"]))
+            .unwrap();
+        assert_eq!(setup.scopes, ["x:read", "x:write", "x:mail", "x:admin"]);
+        assert_eq!(setup.default_scopes, ["x:read", "x:mail"]);
+        assert_eq!(setup.required_scopes, ["x:read"]);
+        assert_eq!(setup.tool_names, ["list", "save", "delete", "send"]);
+        let mut tool_scopes = setup.tool_scopes.clone();
+        tool_scopes.sort();
+        assert_eq!(
+            tool_scopes,
+            [
+                ("delete".to_owned(), names(&["x:write", "x:admin"])),
+                ("save".to_owned(), names(&["x:write"])),
+                ("send".to_owned(), names(&["x:mail"])),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_scope_guarding_a_tool_the_server_lacks_stops_the_start() {
+        let Err(StartError::Config(problems)) =
+            profile(SCOPES).tool_setup(names(&["list", "save"]))
+        else {
+            panic!("accepted");
+        };
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].contains("\"delete\""), "{problems:?}");
+    }
+
+    #[test]
+    fn settings_are_named_after_the_provider() {
+        let names = profile(SCOPES).setting_names();
+        assert!(names.iter().any(|n| n == "EXAMPLE_CLIENT_ID"));
+        assert!(names.iter().any(|n| n == "EXAMPLE_CLIENT_SECRET"));
+        assert!(names.iter().any(|n| n == "MCP_PUBLIC_URL"));
+    }
+
+    #[tokio::test]
+    async fn without_credentials_or_a_double_the_start_names_what_to_set() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let settings =
+            Settings::from_sources(&profile(SCOPES).setting_names(), |_| None, None).unwrap();
+        let Err(StartError::Config(problems)) = profile(SCOPES)
+            .start(&settings, listener, None, |_| -> NoTools { unreachable!() })
+            .await
+        else {
+            panic!("started");
+        };
+        assert!(
+            problems[0].contains("EXAMPLE_CLIENT_ID")
+                && problems[0].contains("EXAMPLE_CLIENT_SECRET"),
+            "{problems:?}"
+        );
+    }
+
+    #[derive(Clone)]
+    struct NoTools;
+
+    impl rmcp::ServerHandler for NoTools {}
+
+    impl McpTools for NoTools {
+        fn tool_names(&self) -> Vec<String> {
+            Vec::new()
+        }
+    }
+}
