@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use http::Request;
 use mcp_auth_axum::{McpAuth, McpSessions, ResourceConfig};
 use mcp_auth_oauth_server::{
-    AuthServer, AuthStore, MemoryAuthStore, UpstreamLogin, UpstreamTokens,
+    AuthServer, AuthStore, MemoryAuthStore, UpstreamLogin, UpstreamTokenSource,
 };
 use mcp_auth_pkce::{MemoryPendingStore, OAuthClient, PendingStore, Provider, RedirectUri};
 use mcp_auth_ratelimit::{Limits, MemoryRateLimiter, RateLimiter};
@@ -256,7 +256,7 @@ fn memory_stores(
 pub struct App {
     listener: tokio::net::TcpListener,
     auth_server: AuthServer,
-    upstream: UpstreamTokens,
+    upstream: UpstreamTokenSource,
     resource: ResourceConfig,
     verifier: Arc<dyn mcp_auth_token::TokenVerifier>,
     limiter: Arc<dyn RateLimiter>,
@@ -364,7 +364,7 @@ impl App {
     }
 
     /// Upstream tokens, for operator tools and tests.
-    pub fn upstream(&self) -> &UpstreamTokens {
+    pub fn upstream(&self) -> &UpstreamTokenSource {
         &self.upstream
     }
 

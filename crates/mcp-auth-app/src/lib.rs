@@ -51,5 +51,6 @@ pub use settings::{Problems, Settings};
 pub use tool::ToolError;
 
 pub use mcp_auth_oauth_server::{
-    AuthServer, Quirks, SubjectSource, UpstreamError, UpstreamLogin, UpstreamToken, UpstreamTokens,
+    AuthServer, ProviderQuirks, SubjectSource, UpstreamError, UpstreamLogin, UpstreamToken,
+    UpstreamTokenSource,
 };

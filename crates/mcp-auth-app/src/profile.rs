@@ -12,7 +12,7 @@ use mcp_auth_pkce::Provider;
 use secrecy::SecretString;
 
 use crate::{
-    App, ProviderApi, ProviderSetup, Quirks, Serving, Settings, StartError, SubjectSource,
+    App, ProviderApi, ProviderQuirks, ProviderSetup, Serving, Settings, StartError, SubjectSource,
     ToolSetup, UpstreamLogin, cli, provider_config,
 };
 
@@ -171,7 +171,7 @@ pub struct ProviderProfile<D = ()> {
     api_base: String,
     subject: SubjectSource,
     base_scopes: Vec<String>,
-    quirks: Quirks,
+    quirks: ProviderQuirks,
     scopes: &'static [Scope],
     resource_name: String,
     no_account: Option<(StartDouble<D>, String)>,
@@ -204,7 +204,7 @@ impl<D: Clone + Send + Sync + 'static> ProviderProfile<D> {
             api_base: api_base.to_owned(),
             subject: SubjectSource::IdToken,
             base_scopes: Vec::new(),
-            quirks: Quirks::default(),
+            quirks: ProviderQuirks::default(),
             scopes: &[],
             resource_name: format!("{display} MCP"),
             no_account: None,
@@ -229,8 +229,8 @@ impl<D: Clone + Send + Sync + 'static> ProviderProfile<D> {
         self
     }
 
-    /// The provider's quirks ([`Quirks::google`], [`Quirks::spotify`]).
-    pub fn quirks(mut self, quirks: Quirks) -> Self {
+    /// The provider's quirks ([`ProviderQuirks::google`], [`ProviderQuirks::spotify`]).
+    pub fn quirks(mut self, quirks: ProviderQuirks) -> Self {
         self.quirks = quirks;
         self
     }

@@ -153,7 +153,10 @@ async fn the_documented_server_signs_a_person_in_through_oidc_provider() {
         "{consent}"
     );
     browser.click("button[value=approve]").await.unwrap();
-    browser.find("input[name=login]").await.unwrap();
+    browser
+        .wait_for_text("button[type=submit]", "Sign-in")
+        .await
+        .unwrap();
     browser
         .type_into("input[name=login]", "alice")
         .await
@@ -165,7 +168,10 @@ async fn the_documented_server_signs_a_person_in_through_oidc_provider() {
     browser.click("button[type=submit]").await.unwrap();
     // The provider's own consent for our client, then back to us, then to
     // the MCP client.
-    browser.find("button[type=submit]").await.unwrap();
+    browser
+        .wait_for_text("button[type=submit]", "Continue")
+        .await
+        .unwrap();
     browser.click("button[type=submit]").await.unwrap();
     let back = browser.wait_for_url(&callback).await.unwrap();
     state.handle_callback_url(&back).await.unwrap();

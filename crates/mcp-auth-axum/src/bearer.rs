@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, Response, StatusCode, header};
 
 use crate::challenge::{Challenge, challenge, insufficient_scope, refusal, retry_later};
-use crate::pipeline::{Facts, Step, StepLayer, StepService, Summary};
+use crate::pipeline::{RequestFacts, Step, StepLayer, StepService, Summary};
 use crate::rpc::{RpcError, read_summary};
 use crate::{AuthContext, RpcSummary};
 use crate::{ResourceConfig, TokenVerifier, VerificationLimit, VerifyError, audit};
@@ -71,12 +71,12 @@ impl BearerStep {
 }
 
 impl Step for BearerStep {
-    type Carry = ();
+    type Kept = ();
 
     async fn before(
         &self,
         request: Request<Body>,
-        facts: &mut Facts,
+        facts: &mut RequestFacts,
     ) -> Result<(Request<Body>, ()), Response<Body>> {
         let (request, context, summary) =
             authenticate(&self.config, &*self.verifier, self.limit.as_ref(), request).await?;

@@ -14,7 +14,7 @@ use axum::body::Body;
 use axum::http::{Request, Response};
 
 use crate::ConfigError;
-use crate::pipeline::{Facts, Step};
+use crate::pipeline::{RequestFacts, Step};
 
 /// Response headers every answer carries (unless the handler set its own).
 ///
@@ -241,12 +241,12 @@ impl OriginPolicy {
 
 /// The Origin step: refuses with 403 before anything else.
 impl Step for OriginPolicy {
-    type Carry = ();
+    type Kept = ();
 
     async fn before(
         &self,
         request: Request<Body>,
-        _facts: &mut Facts,
+        _facts: &mut RequestFacts,
     ) -> Result<(Request<Body>, ()), Response<Body>> {
         if self.allows(request.headers()) {
             return Ok((request, ()));

@@ -106,7 +106,7 @@ pub use headers::{CorsConfig, SecurityHeaders, SecurityHeadersLayer};
 /// dependency (and no second version) to read the caller.
 pub use mcp_auth_token as token;
 pub use metadata::{ProtectedResourceMetadata, metadata_router};
-pub use pipeline::{Facts, Step, StepLayer, StepService};
+pub use pipeline::{RequestFacts, Step, StepLayer, StepService};
 pub use ratelimit::{RateLimit, RateLimitLayer, RateLimitStep};
 pub use rpc::{MCP_NAME_HEADER, MalformedRpc, RpcCall, RpcSummary};
 pub use serve::{

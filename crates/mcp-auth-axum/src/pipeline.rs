@@ -19,7 +19,7 @@ use crate::{AuthContext, RpcSummary};
 /// What the steps have learnt about one request, handed from one step to
 /// the next: who is calling, and what the JSON-RPC body asks for.
 #[derive(Debug, Default)]
-pub struct Facts {
+pub struct RequestFacts {
     pub(crate) context: Option<Arc<AuthContext>>,
     pub(crate) summary: Option<Summary>,
 }
@@ -32,7 +32,7 @@ pub(crate) enum Summary {
     Shared(Arc<RpcSummary>),
 }
 
-impl Facts {
+impl RequestFacts {
     /// The authenticated caller, once the bearer step has run.
     pub fn context(&self) -> Option<&Arc<AuthContext>> {
         self.context.as_ref()
@@ -72,25 +72,25 @@ impl Facts {
 
 /// One concern of the MCP route.
 ///
-/// [`Step::before`] sees the request (and the [`Facts`] earlier steps
+/// [`Step::before`] sees the request (and the [`RequestFacts`] earlier steps
 /// established) and returns it, possibly changed, with something to keep for
 /// the response, or returns the response to send instead. [`Step::after`]
 /// sees the inner service's response, with what `before` kept.
 pub trait Step: Send + Sync + 'static {
     /// What `before` keeps for `after`.
-    type Carry: Send + 'static;
+    type Kept: Send + 'static;
 
     /// Lets the request go on, or answers it.
     fn before<'a>(
         &'a self,
         request: Request<Body>,
-        facts: &'a mut Facts,
-    ) -> impl Future<Output = Result<(Request<Body>, Self::Carry), Response<Body>>> + Send + 'a;
+        facts: &'a mut RequestFacts,
+    ) -> impl Future<Output = Result<(Request<Body>, Self::Kept), Response<Body>>> + Send + 'a;
 
     /// Looks at the response on its way out (by default: nothing).
     fn after(
         &self,
-        carry: Self::Carry,
+        carry: Self::Kept,
         response: Response<Body>,
     ) -> impl Future<Output = Response<Body>> + Send + '_ {
         let _ = carry;
@@ -100,13 +100,13 @@ pub trait Step: Send + Sync + 'static {
 
 /// A step that is configured or not: when not, it lets everything through.
 impl<T: Step> Step for Option<T> {
-    type Carry = Option<T::Carry>;
+    type Kept = Option<T::Kept>;
 
     async fn before(
         &self,
         request: Request<Body>,
-        facts: &mut Facts,
-    ) -> Result<(Request<Body>, Self::Carry), Response<Body>> {
+        facts: &mut RequestFacts,
+    ) -> Result<(Request<Body>, Self::Kept), Response<Body>> {
         match self {
             Some(step) => {
                 let (request, carry) = step.before(request, facts).await?;
@@ -116,7 +116,7 @@ impl<T: Step> Step for Option<T> {
         }
     }
 
-    async fn after(&self, carry: Self::Carry, response: Response<Body>) -> Response<Body> {
+    async fn after(&self, carry: Self::Kept, response: Response<Body>) -> Response<Body> {
         match (self, carry) {
             (Some(step), Some(carry)) => step.after(carry, response).await,
             _ => response,
@@ -197,7 +197,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let step = self.step.clone();
         Box::pin(async move {
-            let mut facts = Facts::from_extensions(&request);
+            let mut facts = RequestFacts::from_extensions(&request);
             let (mut request, carry) = match step.before(request, &mut facts).await {
                 Ok(passed) => passed,
                 Err(refused) => return Ok(refused),

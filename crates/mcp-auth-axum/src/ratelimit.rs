@@ -8,7 +8,7 @@ use axum::http::{Request, Response, StatusCode};
 use mcp_auth_ratelimit::{Decision, DeniedBy, OVERFLOW_TOOL, RateLimiter};
 
 use crate::challenge::retry_later;
-use crate::pipeline::{Facts, Step, StepLayer, StepService};
+use crate::pipeline::{RequestFacts, Step, StepLayer, StepService};
 use crate::{AuthContext, RpcSummary, audit};
 
 /// The rate-limit step: a [`RateLimiter`] applied to authenticated requests.
@@ -52,12 +52,12 @@ impl RateLimitStep {
 }
 
 impl Step for RateLimitStep {
-    type Carry = ();
+    type Kept = ();
 
     async fn before(
         &self,
         request: Request<Body>,
-        facts: &mut Facts,
+        facts: &mut RequestFacts,
     ) -> Result<(Request<Body>, ()), Response<Body>> {
         let Some(context) = facts.context() else {
             return Err(crate::context::misplaced("RateLimitLayer"));

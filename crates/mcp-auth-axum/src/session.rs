@@ -8,7 +8,7 @@ use mcp_auth_session::{NewSession, SessionError, SessionManager};
 use serde::{Deserialize, Serialize};
 
 use crate::challenge::{refusal, retry_later};
-use crate::pipeline::{Facts, Step, StepLayer, StepService};
+use crate::pipeline::{RequestFacts, Step, StepLayer, StepService};
 use crate::{AuthContext, audit};
 
 /// The MCP session header of the streamable HTTP transport.
@@ -127,12 +127,12 @@ impl std::fmt::Debug for SessionCarry {
 }
 
 impl Step for SessionStep {
-    type Carry = SessionCarry;
+    type Kept = SessionCarry;
 
     async fn before(
         &self,
         request: Request<Body>,
-        facts: &mut Facts,
+        facts: &mut RequestFacts,
     ) -> Result<(Request<Body>, SessionCarry), Response<Body>> {
         let Some(context) = facts.context().cloned() else {
             return Err(crate::context::misplaced("SessionBindingLayer"));

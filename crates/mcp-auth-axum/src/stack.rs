@@ -13,7 +13,7 @@ use tower::Service;
 
 use crate::bearer::BearerStep;
 use crate::headers::OriginPolicy;
-use crate::pipeline::{Facts, Step};
+use crate::pipeline::{RequestFacts, Step};
 use crate::ratelimit::{KnownTools, RateLimitStep};
 use crate::session::SessionStep;
 use crate::{
@@ -264,7 +264,7 @@ impl Steps {
         S: Service<Request<Body>, Error = Infallible>,
         S::Response: IntoResponse,
     {
-        let mut facts = Facts::default();
+        let mut facts = RequestFacts::default();
         // 1. A browser page from an origin we do not serve: 403 (DNS rebinding).
         let (request, ()) = pass!(self.origin.before(request, &mut facts));
         // 2. The token (one `Authorization: Bearer`, verified, for this

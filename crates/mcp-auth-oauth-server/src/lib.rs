@@ -87,12 +87,12 @@ pub use server::{
     DEFAULT_GRANT_TTL, DEFAULT_REFRESH_GRACE, DEFAULT_REGISTRATION_TTL, PENDING_TTL,
 };
 pub use store::{
-    AuthStore, ClientInfo, ClientOrigin, CodeRecord, Grant, Key, MemoryAuthStore, Pending,
-    Redemption, RefreshRecord, Rotation,
+    AuthStore, ClientInfo, ClientOrigin, CodeRecord, Grant, MemoryAuthStore, PendingSignIn,
+    Redemption, RefreshRecord, Rotation, StoreKey,
 };
 pub use upstream::{
-    DEFAULT_REFRESH_MARGIN, Quirks, SubjectSource, UpstreamError, UpstreamLayer, UpstreamLogin,
-    UpstreamLoginBuilder, UpstreamService, UpstreamToken, UpstreamTokens,
+    DEFAULT_REFRESH_MARGIN, ProviderQuirks, SubjectSource, UpstreamError, UpstreamLayer,
+    UpstreamLogin, UpstreamLoginBuilder, UpstreamService, UpstreamToken, UpstreamTokenSource,
 };
 
 /// The parsers of outside input, for the fuzz targets only (not API).

@@ -1,11 +1,11 @@
 //! The secrets the server hands out, each its own type (the way oauth2-rs
 //! declares them): a redacting `Debug`, no `Display`, zeroized on drop,
-//! compared in constant time, stored only as their SHA-256 [`Key`]. The
+//! compared in constant time, stored only as their SHA-256 [`StoreKey`]. The
 //! random generator returns them typed, so a code cannot be passed where a
 //! refresh token is expected, nor printed by accident.
 
 use crate::ServerError;
-use crate::store::Key;
+use crate::store::StoreKey;
 
 macro_rules! random_secret {
     ($(#[$doc:meta])* $name:ident, $bytes:expr) => {
@@ -28,8 +28,8 @@ macro_rules! random_secret {
             }
 
             /// The key it is stored under (SHA-256).
-            pub(crate) fn key(&self) -> Key {
-                Key::of(self.expose())
+            pub(crate) fn key(&self) -> StoreKey {
+                StoreKey::of(self.expose())
             }
         }
     };
@@ -96,7 +96,7 @@ mod tests {
         }
         assert!(!format!("{code:?}").contains(code.expose()));
         assert!(code.matches(code.expose()) && !code.matches(refresh.expose()));
-        assert!(code.key() == Key::of(code.expose()));
+        assert!(code.key() == StoreKey::of(code.expose()));
         assert!(AuthorizationCode::presented(code.expose()).key() == code.key());
     }
 }

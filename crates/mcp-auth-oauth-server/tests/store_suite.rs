@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use mcp_auth_core::UserId;
 use mcp_auth_oauth_server::{
-    AuthStore, ClientInfo, CodeRecord, Grant, Key, MemoryAuthStore, Pending, Redemption,
-    RefreshRecord, Rotation,
+    AuthStore, ClientInfo, CodeRecord, Grant, MemoryAuthStore, PendingSignIn, Redemption,
+    RefreshRecord, Rotation, StoreKey,
 };
 
 const NOW: u64 = 1_800_000_000;
@@ -27,7 +27,7 @@ fn grant(id: &str, who: &str) -> Grant {
         vec!["mcp:tools".into()],
         NOW,
         NOW + 3600,
-        Key::of(&format!("consent-{id}")),
+        StoreKey::of(&format!("consent-{id}")),
     )
 }
 
@@ -36,7 +36,7 @@ fn client() -> ClientInfo {
 }
 
 async fn pending_is_single_use_and_expires(store: &dyn AuthStore) {
-    let pending = Pending::new(
+    let pending = PendingSignIn::new(
         client(),
         "http://localhost/cb",
         Some("s".into()),
@@ -47,7 +47,7 @@ async fn pending_is_single_use_and_expires(store: &dyn AuthStore) {
         "csrf".into(),
         NOW + 600,
     );
-    let key = Key::of("pending-1");
+    let key = StoreKey::of("pending-1");
     let mut pending = pending;
     pending.subject = Some(user("alice"));
     pending.consented = true;
@@ -70,7 +70,7 @@ async fn pending_is_single_use_and_expires(store: &dyn AuthStore) {
 }
 
 async fn a_code_redeems_once(store: &dyn AuthStore) {
-    let key = Key::of("code-1");
+    let key = StoreKey::of("code-1");
     let record = CodeRecord::new(
         grant("g-code", "alice"),
         "http://localhost/cb",
@@ -86,10 +86,10 @@ async fn a_code_redeems_once(store: &dyn AuthStore) {
         matches!(store.redeem_code(key, NOW).await.unwrap(), Redemption::Replayed { grant_id } if grant_id == "g-code")
     );
     assert!(matches!(
-        store.redeem_code(Key::of("nope"), NOW).await.unwrap(),
+        store.redeem_code(StoreKey::of("nope"), NOW).await.unwrap(),
         Redemption::Unknown
     ));
-    let late = Key::of("code-late");
+    let late = StoreKey::of("code-late");
     store
         .put_code(
             late,
@@ -112,7 +112,7 @@ async fn a_code_redeems_once(store: &dyn AuthStore) {
 }
 
 async fn one_of_many_concurrent_redemptions_wins(store: Arc<dyn AuthStore>) {
-    let key = Key::of("code-race");
+    let key = StoreKey::of("code-race");
     store
         .put_code(
             key,
@@ -165,7 +165,7 @@ async fn grants_list_touch_and_revoke_with_their_tokens_and_consent(store: &dyn 
         store.grant("g-1", NOW + 3600).await.unwrap().is_none(),
         "past its end"
     );
-    let token = Key::of("refresh-g-1");
+    let token = StoreKey::of("refresh-g-1");
     store
         .put_refresh(token, RefreshRecord::new("g-1", vec!["mcp:tools".into()]))
         .await
@@ -201,7 +201,7 @@ async fn grants_list_touch_and_revoke_with_their_tokens_and_consent(store: &dyn 
 
 async fn refresh_tokens_rotate_and_reuse_revokes_the_grant(store: &dyn AuthStore) {
     store.put_grant(grant("g-r", "erin")).await.unwrap();
-    let (t0, t1, t2) = (Key::of("t0"), Key::of("t1"), Key::of("t2"));
+    let (t0, t1, t2) = (StoreKey::of("t0"), StoreKey::of("t1"), StoreKey::of("t2"));
     let record = RefreshRecord::new("g-r", vec!["mcp:tools".into()]);
     store.put_refresh(t0, record.clone()).await.unwrap();
     assert_eq!(
@@ -233,7 +233,7 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_grant(store: &dyn AuthStore
     );
     assert_eq!(
         store
-            .rotate_refresh(Key::of("never"), t2, record, NOW, 0)
+            .rotate_refresh(StoreKey::of("never"), t2, record, NOW, 0)
             .await
             .unwrap(),
         Rotation::Unknown
@@ -242,7 +242,11 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_grant(store: &dyn AuthStore
 
 async fn within_grace_a_rotated_token_rotates_again(store: &dyn AuthStore) {
     store.put_grant(grant("g-grace", "fay")).await.unwrap();
-    let (t0, lost, kept) = (Key::of("g0"), Key::of("g-lost"), Key::of("g-kept"));
+    let (t0, lost, kept) = (
+        StoreKey::of("g0"),
+        StoreKey::of("g-lost"),
+        StoreKey::of("g-kept"),
+    );
     let record = RefreshRecord::new("g-grace", vec!["mcp:tools".into()]);
     store.put_refresh(t0, record.clone()).await.unwrap();
     assert!(matches!(
@@ -266,7 +270,7 @@ async fn within_grace_a_rotated_token_rotates_again(store: &dyn AuthStore) {
     assert!(store.refresh(kept).await.unwrap().is_some());
     assert!(matches!(
         store
-            .rotate_refresh(t0, Key::of("late"), record, NOW + 100, 30)
+            .rotate_refresh(t0, StoreKey::of("late"), record, NOW + 100, 30)
             .await
             .unwrap(),
         Rotation::Reused { .. }
@@ -277,7 +281,7 @@ async fn one_of_many_concurrent_rotations_wins(store: Arc<dyn AuthStore>) {
     store.put_grant(grant("g-rr", "gus")).await.unwrap();
     let record = RefreshRecord::new("g-rr", vec!["mcp:tools".into()]);
     store
-        .put_refresh(Key::of("rr"), record.clone())
+        .put_refresh(StoreKey::of("rr"), record.clone())
         .await
         .unwrap();
     let tasks: Vec<_> = (0..16)
@@ -285,7 +289,13 @@ async fn one_of_many_concurrent_rotations_wins(store: Arc<dyn AuthStore>) {
             let (store, record) = (store.clone(), record.clone());
             tokio::spawn(async move {
                 store
-                    .rotate_refresh(Key::of("rr"), Key::of(&format!("rr-{i}")), record, NOW, 0)
+                    .rotate_refresh(
+                        StoreKey::of("rr"),
+                        StoreKey::of(&format!("rr-{i}")),
+                        record,
+                        NOW,
+                        0,
+                    )
                     .await
                     .unwrap()
             })
@@ -310,7 +320,7 @@ async fn clients_are_stored(store: &dyn AuthStore) {
 }
 
 async fn a_lock_has_one_holder_until_released_or_expired(store: &dyn AuthStore) {
-    let name = Key::of("refresh:alice");
+    let name = StoreKey::of("refresh:alice");
     assert!(store.try_lock(name, "a", NOW, 10).await.unwrap());
     assert!(!store.try_lock(name, "b", NOW, 10).await.unwrap(), "held");
     store.unlock(name, "b").await.unwrap();
@@ -322,7 +332,7 @@ async fn a_lock_has_one_holder_until_released_or_expired(store: &dyn AuthStore) 
     assert!(store.try_lock(name, "b", NOW, 1).await.unwrap(), "released");
     assert!(
         store
-            .try_lock(Key::of("other"), "a", NOW, 10)
+            .try_lock(StoreKey::of("other"), "a", NOW, 10)
             .await
             .unwrap()
     );
@@ -374,7 +384,7 @@ async fn a_dead_redis_fails_closed_and_the_store_recovers_when_it_returns() {
         Err(StoreError::Unavailable(_))
     ));
     assert!(matches!(
-        store.redeem_code(Key::of("any"), NOW).await,
+        store.redeem_code(StoreKey::of("any"), NOW).await,
         Err(StoreError::Unavailable(_))
     ));
     // The test server keeps nothing on disk (persistence is Redis's own

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use data_encoding::BASE64URL_NOPAD;
 use mcp_auth_core::UserId;
 use mcp_auth_oauth_server::{
-    AuthServer, Quirks, SubjectSource, UpstreamError, UpstreamLogin, UpstreamToken,
+    AuthServer, ProviderQuirks, SubjectSource, UpstreamError, UpstreamLogin, UpstreamToken,
 };
 use mcp_auth_pkce::{OAuthClient, Provider, RedirectUri};
 use mcp_auth_testkit::CapturedLog;
@@ -123,9 +123,9 @@ async fn setup(options: Options) -> Setup {
             ["user-modify-playback-state", "user-read-playback-state"],
         )
         .quirks(if options.google_quirks {
-            Quirks::google()
+            ProviderQuirks::google()
         } else {
-            Quirks::spotify()
+            ProviderQuirks::spotify()
         })
         .build()
         .unwrap();

@@ -27,7 +27,9 @@ use axum::http::request::Parts;
 use mcp_auth_axum::{McpAuth, McpSessionData, ResourceConfig};
 use mcp_auth_core::UserId;
 use mcp_auth_jwks::Validator;
-use mcp_auth_oauth_server::{AuthServer, Quirks, UpstreamError, UpstreamLogin, UpstreamToken};
+use mcp_auth_oauth_server::{
+    AuthServer, ProviderQuirks, UpstreamError, UpstreamLogin, UpstreamToken,
+};
 use mcp_auth_pkce::{OAuthClient, Provider, RedirectUri, TokenKind, TokenSet};
 use mcp_auth_session::{MemorySessionStore, SessionConfig, SessionManager};
 use mcp_auth_vault::{KeyMaterial, StorageMode, Vault};
@@ -154,7 +156,7 @@ async fn typescript_sdk_signs_in_through_oidc_provider_and_uses_the_upstream_tok
             .open()
             .unwrap(),
     );
-    let mut quirks = Quirks::default();
+    let mut quirks = ProviderQuirks::default();
     // oidc-provider, like Google, issues a refresh token only on consent.
     quirks.prompt_consent_without_refresh_token = true;
     let login = UpstreamLogin::builder(upstream_client(provider.clone()), vault.clone())

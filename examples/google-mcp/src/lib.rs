@@ -10,7 +10,7 @@ pub mod google;
 pub mod text;
 pub mod tools;
 
-use mcp_auth_app::{Endpoints, ProviderProfile, Quirks, Serving, Settings, SubjectSource};
+use mcp_auth_app::{Endpoints, ProviderProfile, ProviderQuirks, Serving, Settings, SubjectSource};
 use mcp_auth_pkce::Provider;
 
 pub use mcp_auth_app::StartError;
@@ -42,7 +42,7 @@ pub fn profile() -> ProviderProfile<Double> {
     .console("the Google Cloud console")
     .subject(SubjectSource::IdToken)
     .base_scopes(["openid", "email"])
-    .quirks(Quirks::google())
+    .quirks(ProviderQuirks::google())
     .scopes(SCOPES);
     #[cfg(feature = "no-account")]
     let profile = profile.no_account("alice@example.com or bob@example.com", no_account::start);

@@ -8,7 +8,7 @@
 pub mod spotify;
 pub mod tools;
 
-use mcp_auth_app::{Endpoints, ProviderProfile, Quirks, Serving, Settings, SubjectSource};
+use mcp_auth_app::{Endpoints, ProviderProfile, ProviderQuirks, Serving, Settings, SubjectSource};
 use mcp_auth_pkce::Provider;
 
 pub use mcp_auth_app::StartError;
@@ -38,7 +38,7 @@ pub fn profile() -> ProviderProfile<Double> {
     )
     .console("the Spotify developer dashboard")
     .subject(SubjectSource::spotify())
-    .quirks(Quirks::spotify())
+    .quirks(ProviderQuirks::spotify())
     .scopes(SCOPES);
     #[cfg(feature = "no-account")]
     let profile = profile.no_account("alice, bob (Premium) or carol (free)", no_account::start);

@@ -2,7 +2,7 @@ use axum::http::request::Parts;
 use http::Method;
 use mcp_auth_app::tool::result;
 use mcp_auth_app::{
-    Endpoints, McpTools, ProviderApi, ProviderProfile, Quirks, Scope, Serving, Settings,
+    Endpoints, McpTools, ProviderApi, ProviderProfile, ProviderQuirks, Scope, Serving, Settings,
     StartError, ToolError, UpstreamToken,
 };
 use rmcp::handler::server::{router::tool::ToolRouter, tool::Extension};
@@ -18,7 +18,7 @@ pub const SCOPES: &[Scope] = &[Scope::every_tool("profile:read", &["email"])];
 /// The provider, found by OpenID Connect discovery at `issuer`. Its
 /// client id and secret come from `OIDC_CLIENT_ID` and `OIDC_CLIENT_SECRET`.
 pub fn profile(issuer: &str) -> ProviderProfile {
-    let mut quirks = Quirks::default();
+    let mut quirks = ProviderQuirks::default();
     // A refresh token only after the provider's consent prompt.
     quirks.prompt_consent_without_refresh_token = true;
     let endpoints = Endpoints::Discover {

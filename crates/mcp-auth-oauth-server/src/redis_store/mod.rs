@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
 use crate::store::{
-    AuthStore, ClientInfo, ClientOrigin, CodeRecord, Grant, Key, Pending, Redemption,
-    RefreshRecord, Rotation,
+    AuthStore, ClientInfo, ClientOrigin, CodeRecord, Grant, PendingSignIn, Redemption,
+    RefreshRecord, Rotation, StoreKey,
 };
 
 /// Settings of [`RedisAuthStore`].
@@ -228,7 +228,7 @@ impl GrantWire {
             self.scopes,
             self.created_at,
             self.expires_at,
-            Key(consent),
+            StoreKey(consent),
         );
         grant.client_origin = self.client_origin;
         grant.last_used = self.last_used;
@@ -270,7 +270,7 @@ fn json<T: Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|_| corrupt())
 }
 
-fn hex(key: Key) -> String {
+fn hex(key: StoreKey) -> String {
     HEXLOWER.encode(&key.0)
 }
 

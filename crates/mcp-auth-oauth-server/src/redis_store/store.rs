@@ -4,7 +4,11 @@
 use super::*;
 
 impl AuthStore for RedisAuthStore {
-    fn put_pending(&self, key: Key, pending: Pending) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn put_pending(
+        &self,
+        key: StoreKey,
+        pending: PendingSignIn,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             let wire = PendingWire {
                 browser: HEXLOWER.encode(&pending.browser),
@@ -31,7 +35,11 @@ impl AuthStore for RedisAuthStore {
         })
     }
 
-    fn pending(&self, key: Key, now: u64) -> BoxFuture<'_, Result<Option<Pending>, StoreError>> {
+    fn pending(
+        &self,
+        key: StoreKey,
+        now: u64,
+    ) -> BoxFuture<'_, Result<Option<PendingSignIn>, StoreError>> {
         Box::pin(async move {
             let value: Option<String> = self
                 .conn
@@ -45,9 +53,9 @@ impl AuthStore for RedisAuthStore {
 
     fn take_pending(
         &self,
-        key: Key,
+        key: StoreKey,
         now: u64,
-    ) -> BoxFuture<'_, Result<Option<Pending>, StoreError>> {
+    ) -> BoxFuture<'_, Result<Option<PendingSignIn>, StoreError>> {
         Box::pin(async move {
             let value: Option<String> = redis::cmd("GETDEL")
                 .arg(self.key("pending", &hex(key)))
@@ -58,7 +66,7 @@ impl AuthStore for RedisAuthStore {
         })
     }
 
-    fn put_code(&self, key: Key, code: CodeRecord) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn put_code(&self, key: StoreKey, code: CodeRecord) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             let wire = CodeWire {
                 grant: GrantWire::from(&code.grant),
@@ -79,7 +87,11 @@ impl AuthStore for RedisAuthStore {
         })
     }
 
-    fn redeem_code(&self, key: Key, now: u64) -> BoxFuture<'_, Result<Redemption, StoreError>> {
+    fn redeem_code(
+        &self,
+        key: StoreKey,
+        now: u64,
+    ) -> BoxFuture<'_, Result<Redemption, StoreError>> {
         Box::pin(async move {
             let reply: Vec<String> = SCRIPTS
                 .redeem
@@ -202,7 +214,7 @@ impl AuthStore for RedisAuthStore {
 
     fn put_refresh(
         &self,
-        key: Key,
+        key: StoreKey,
         record: RefreshRecord,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
@@ -227,7 +239,7 @@ impl AuthStore for RedisAuthStore {
         })
     }
 
-    fn refresh(&self, key: Key) -> BoxFuture<'_, Result<Option<RefreshRecord>, StoreError>> {
+    fn refresh(&self, key: StoreKey) -> BoxFuture<'_, Result<Option<RefreshRecord>, StoreError>> {
         Box::pin(async move {
             let value: Option<String> = self
                 .conn
@@ -244,8 +256,8 @@ impl AuthStore for RedisAuthStore {
 
     fn rotate_refresh(
         &self,
-        old: Key,
-        new: Key,
+        old: StoreKey,
+        new: StoreKey,
         record: RefreshRecord,
         now: u64,
         grace: u64,
@@ -282,7 +294,7 @@ impl AuthStore for RedisAuthStore {
         })
     }
 
-    fn put_consent(&self, key: Key, until: u64) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn put_consent(&self, key: StoreKey, until: u64) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             let _: () = redis::cmd("SET")
                 .arg(self.key("consent", &hex(key)))
@@ -296,7 +308,7 @@ impl AuthStore for RedisAuthStore {
         })
     }
 
-    fn consent(&self, key: Key, now: u64) -> BoxFuture<'_, Result<bool, StoreError>> {
+    fn consent(&self, key: StoreKey, now: u64) -> BoxFuture<'_, Result<bool, StoreError>> {
         Box::pin(async move {
             let until: Option<u64> = self
                 .conn
@@ -337,7 +349,7 @@ impl AuthStore for RedisAuthStore {
 
     fn try_lock(
         &self,
-        name: Key,
+        name: StoreKey,
         holder: &str,
         _now: u64,
         ttl: u64,
@@ -357,7 +369,7 @@ impl AuthStore for RedisAuthStore {
         })
     }
 
-    fn unlock(&self, name: Key, holder: &str) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn unlock(&self, name: StoreKey, holder: &str) -> BoxFuture<'_, Result<(), StoreError>> {
         let holder = holder.to_owned();
         Box::pin(async move {
             let _: i64 = SCRIPTS
@@ -372,7 +384,7 @@ impl AuthStore for RedisAuthStore {
     }
 }
 
-fn decode_pending(value: Option<String>, now: u64) -> Result<Option<Pending>, StoreError> {
+fn decode_pending(value: Option<String>, now: u64) -> Result<Option<PendingSignIn>, StoreError> {
     let Some(value) = value else { return Ok(None) };
     let wire: PendingWire = serde_json::from_str(&value).map_err(|_| corrupt())?;
     if wire.expires_at <= now {
@@ -383,7 +395,7 @@ fn decode_pending(value: Option<String>, now: u64) -> Result<Option<Pending>, St
         .ok()
         .and_then(|b| b.try_into().ok())
         .ok_or_else(corrupt)?;
-    let mut pending = Pending::new(
+    let mut pending = PendingSignIn::new(
         wire.client,
         wire.redirect_uri,
         wire.state,

@@ -17,7 +17,7 @@ use crate::AUDIT;
 use crate::client;
 use crate::login::LoginContext;
 use crate::secrets::{AuthorizationCode, CsrfToken, PendingId, random_id};
-use crate::store::{ClientInfo, CodeRecord, Grant, Key, Pending};
+use crate::store::{ClientInfo, CodeRecord, Grant, PendingSignIn, StoreKey};
 
 /// An error that goes back to the client's redirect URI (RFC 6749
 /// section 4.1.2.1), with `state` and `iss`.
@@ -78,7 +78,7 @@ pub(super) async fn authorize(
         Some(id) => s.sessions.load(id).await.ok().map(|session| session.user),
         None => None,
     };
-    let pending = Pending {
+    let pending = PendingSignIn {
         client,
         redirect_uri,
         state: state.map(str::to_owned),
@@ -194,7 +194,7 @@ impl Inner {
     pub(super) async fn continue_signed_in(
         &self,
         pending_id: &PendingId,
-        mut pending: Pending,
+        mut pending: PendingSignIn,
         subject: &UserId,
     ) -> Result<Response<Body>, PageError> {
         let covered = self
@@ -226,7 +226,7 @@ impl Inner {
     pub(super) async fn start_login(
         &self,
         pending_id: &PendingId,
-        pending: &Pending,
+        pending: &PendingSignIn,
     ) -> Result<Response<Body>, PageError> {
         let context = LoginContext {
             pending: pending_id.expose().to_owned(),
@@ -246,9 +246,9 @@ impl Inner {
     /// `iss`; the grant it will open is written when it is redeemed.
     pub(super) async fn issue_code(
         &self,
-        pending: Pending,
+        pending: PendingSignIn,
         subject: UserId,
-        consent: Key,
+        consent: StoreKey,
     ) -> Result<Response<Body>, PageError> {
         let now = self.now();
         let code = AuthorizationCode::generate()?;

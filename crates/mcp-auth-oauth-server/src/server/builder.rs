@@ -21,7 +21,7 @@ use crate::client::{self, MetadataDocuments};
 use crate::keys::KeyRing;
 use crate::login::Login;
 use crate::store::{AuthStore, ClientInfo, ClientOrigin, MemoryAuthStore};
-use crate::upstream::{UpstreamLogin, UpstreamTokens};
+use crate::upstream::{UpstreamLogin, UpstreamTokenSource};
 
 /// The endpoints the per-address limits know by name (the "tool" tier).
 pub const RATE_LIMITED_ENDPOINTS: [&str; 6] = [
@@ -445,7 +445,7 @@ impl AuthServerBuilder {
         let upstream = self
             .upstream
             .as_ref()
-            .map(|login| UpstreamTokens::new(login, store.clone(), issuer_text.clone()));
+            .map(|login| UpstreamTokenSource::new(login, store.clone(), issuer_text.clone()));
         Ok(AuthServer {
             upstream,
             inner: Arc::new(Inner {

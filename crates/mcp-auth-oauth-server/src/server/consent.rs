@@ -17,7 +17,7 @@ use super::{Inner, origin_text};
 use crate::AUDIT;
 use crate::pages::{self, ConsentPage};
 use crate::secrets::PendingId;
-use crate::store::{Key, Pending};
+use crate::store::{PendingSignIn, StoreKey};
 
 pub(super) async fn consent(
     State(s): State<Arc<Inner>>,
@@ -84,7 +84,7 @@ impl Inner {
         cookies: &Cookies,
         pending_id: &PendingId,
         csrf: Option<&str>,
-    ) -> Result<Pending, PageError> {
+    ) -> Result<PendingSignIn, PageError> {
         let pending = self
             .store
             .pending(pending_id.key(), self.now())
@@ -111,7 +111,7 @@ impl Inner {
     /// Remembers the consent (taken pending `pending`) and issues the code.
     pub(super) async fn approve(
         &self,
-        pending: Pending,
+        pending: PendingSignIn,
         subject: UserId,
     ) -> Result<Response<Body>, PageError> {
         let key = self.consent_key(&pending, &subject);
@@ -126,7 +126,7 @@ impl Inner {
 
     /// What a remembered consent is keyed by: the person, the client, its
     /// redirect URI, the resource, the scopes and the browser.
-    pub(super) fn consent_key(&self, pending: &Pending, subject: &UserId) -> Key {
+    pub(super) fn consent_key(&self, pending: &PendingSignIn, subject: &UserId) -> StoreKey {
         let mut scopes = pending.scopes.clone();
         scopes.sort();
         let text = format!(
@@ -138,14 +138,14 @@ impl Inner {
             scopes.join(" "),
             BASE64.encode(&pending.browser),
         );
-        Key::of(&text)
+        StoreKey::of(&text)
     }
 
     /// The consent page for `pending`.
     pub(super) fn consent_page(
         &self,
         pending_id: &PendingId,
-        pending: &Pending,
+        pending: &PendingSignIn,
         subject: Option<&UserId>,
         then_sign_in_with: Option<&str>,
     ) -> Response<Body> {

@@ -24,7 +24,7 @@ use crate::client::MetadataDocuments;
 use crate::keys::KeyRing;
 use crate::login::Login;
 use crate::store::{AuthStore, ClientInfo, ClientOrigin, Grant};
-use crate::upstream::UpstreamTokens;
+use crate::upstream::UpstreamTokenSource;
 use crate::{AUDIT, ServerError, StoreError};
 
 mod apps;
@@ -65,7 +65,7 @@ const LOGIN_TTL: Duration = Duration::from_secs(24 * 3600);
 #[derive(Clone, Debug)]
 pub struct AuthServer {
     inner: Arc<Inner>,
-    upstream: Option<UpstreamTokens>,
+    upstream: Option<UpstreamTokenSource>,
 }
 
 /// What every flow shares: the settings, the stores, the keys.
@@ -210,7 +210,7 @@ impl AuthServer {
     /// Upstream tokens for tools, when the login is an
     /// [`UpstreamLogin`](crate::UpstreamLogin)
     /// ([`AuthServerBuilder::upstream`]).
-    pub fn upstream_tokens(&self) -> Option<UpstreamTokens> {
+    pub fn upstream_tokens(&self) -> Option<UpstreamTokenSource> {
         self.upstream.clone()
     }
 

@@ -14,19 +14,19 @@ enum RefreshState {
     Rotated {
         record: RefreshRecord,
         at: u64,
-        successor: Key,
+        successor: StoreKey,
     },
 }
 
 #[derive(Debug, Default)]
 struct State {
-    pending: HashMap<Key, Pending>,
-    codes: HashMap<Key, CodeState>,
+    pending: HashMap<StoreKey, PendingSignIn>,
+    codes: HashMap<StoreKey, CodeState>,
     grants: HashMap<String, Grant>,
-    refresh: HashMap<Key, RefreshState>,
-    consents: HashMap<Key, u64>,
+    refresh: HashMap<StoreKey, RefreshState>,
+    consents: HashMap<StoreKey, u64>,
     clients: HashMap<String, ClientInfo>,
-    locks: HashMap<Key, (String, u64)>,
+    locks: HashMap<StoreKey, (String, u64)>,
 }
 
 /// The in-process store, bounded: each table holds at most `capacity`
@@ -75,7 +75,11 @@ fn revoke(state: &mut State, id: &str) -> bool {
 }
 
 impl AuthStore for MemoryAuthStore {
-    fn put_pending(&self, key: Key, pending: Pending) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn put_pending(
+        &self,
+        key: StoreKey,
+        pending: PendingSignIn,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
         let capacity = self.capacity;
         ready(self.with(|s| {
             if s.pending.len() >= capacity {
@@ -90,7 +94,11 @@ impl AuthStore for MemoryAuthStore {
         }))
     }
 
-    fn pending(&self, key: Key, now: u64) -> BoxFuture<'_, Result<Option<Pending>, StoreError>> {
+    fn pending(
+        &self,
+        key: StoreKey,
+        now: u64,
+    ) -> BoxFuture<'_, Result<Option<PendingSignIn>, StoreError>> {
         ready(Ok(self.with(|s| {
             s.pending.get(&key).filter(|p| p.expires_at > now).cloned()
         })))
@@ -98,15 +106,15 @@ impl AuthStore for MemoryAuthStore {
 
     fn take_pending(
         &self,
-        key: Key,
+        key: StoreKey,
         now: u64,
-    ) -> BoxFuture<'_, Result<Option<Pending>, StoreError>> {
+    ) -> BoxFuture<'_, Result<Option<PendingSignIn>, StoreError>> {
         ready(Ok(self.with(|s| {
             s.pending.remove(&key).filter(|p| p.expires_at > now)
         })))
     }
 
-    fn put_code(&self, key: Key, code: CodeRecord) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn put_code(&self, key: StoreKey, code: CodeRecord) -> BoxFuture<'_, Result<(), StoreError>> {
         let capacity = self.capacity;
         ready(self.with(|s| {
             if s.codes.len() >= capacity {
@@ -124,7 +132,11 @@ impl AuthStore for MemoryAuthStore {
         }))
     }
 
-    fn redeem_code(&self, key: Key, now: u64) -> BoxFuture<'_, Result<Redemption, StoreError>> {
+    fn redeem_code(
+        &self,
+        key: StoreKey,
+        now: u64,
+    ) -> BoxFuture<'_, Result<Redemption, StoreError>> {
         ready(Ok(self.with(|s| match s.codes.get(&key) {
             None => Redemption::Unknown,
             Some(CodeState::Used { grant_id, .. }) => Redemption::Replayed {
@@ -214,7 +226,7 @@ impl AuthStore for MemoryAuthStore {
 
     fn put_refresh(
         &self,
-        key: Key,
+        key: StoreKey,
         record: RefreshRecord,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         let capacity = self.capacity;
@@ -238,7 +250,7 @@ impl AuthStore for MemoryAuthStore {
         }))
     }
 
-    fn refresh(&self, key: Key) -> BoxFuture<'_, Result<Option<RefreshRecord>, StoreError>> {
+    fn refresh(&self, key: StoreKey) -> BoxFuture<'_, Result<Option<RefreshRecord>, StoreError>> {
         ready(Ok(self.with(|s| match s.refresh.get(&key) {
             Some(RefreshState::Active(record)) | Some(RefreshState::Rotated { record, .. }) => {
                 Some(record.clone())
@@ -249,8 +261,8 @@ impl AuthStore for MemoryAuthStore {
 
     fn rotate_refresh(
         &self,
-        old: Key,
-        new: Key,
+        old: StoreKey,
+        new: StoreKey,
         record: RefreshRecord,
         now: u64,
         grace: u64,
@@ -291,7 +303,7 @@ impl AuthStore for MemoryAuthStore {
         })))
     }
 
-    fn put_consent(&self, key: Key, until: u64) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn put_consent(&self, key: StoreKey, until: u64) -> BoxFuture<'_, Result<(), StoreError>> {
         let capacity = self.capacity;
         ready(self.with(|s| {
             if s.consents.len() >= capacity && !s.consents.contains_key(&key) {
@@ -302,7 +314,7 @@ impl AuthStore for MemoryAuthStore {
         }))
     }
 
-    fn consent(&self, key: Key, now: u64) -> BoxFuture<'_, Result<bool, StoreError>> {
+    fn consent(&self, key: StoreKey, now: u64) -> BoxFuture<'_, Result<bool, StoreError>> {
         ready(Ok(self.with(|s| {
             s.consents.get(&key).is_some_and(|until| *until > now)
         })))
@@ -325,7 +337,7 @@ impl AuthStore for MemoryAuthStore {
 
     fn try_lock(
         &self,
-        name: Key,
+        name: StoreKey,
         holder: &str,
         now: u64,
         ttl: u64,
@@ -343,7 +355,7 @@ impl AuthStore for MemoryAuthStore {
         ready(Ok(taken))
     }
 
-    fn unlock(&self, name: Key, holder: &str) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn unlock(&self, name: StoreKey, holder: &str) -> BoxFuture<'_, Result<(), StoreError>> {
         self.with(|state| {
             if state.locks.get(&name).is_some_and(|(h, _)| h == holder) {
                 state.locks.remove(&name);

@@ -1,7 +1,7 @@
 //! What the server keeps between requests, behind one trait: pending
 //! authorizations, codes, grants, refresh tokens, consents and registered
 //! clients. Codes, refresh tokens and pending ids are keyed by their
-//! SHA-256 ([`Key`]); the store never sees them in clear.
+//! SHA-256 ([`StoreKey`]); the store never sees them in clear.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -15,20 +15,20 @@ use crate::StoreError;
 /// The SHA-256 of a secret (a code, a refresh token, a pending id), as the
 /// store's key: a leaked store gives no usable secret.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Key(pub [u8; 32]);
+pub struct StoreKey(pub [u8; 32]);
 
-impl Key {
+impl StoreKey {
     /// The key of `secret`.
     pub fn of(secret: &str) -> Self {
         Self(Sha256::digest(secret.as_bytes()).into())
     }
 }
 
-impl std::fmt::Debug for Key {
+impl std::fmt::Debug for StoreKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "Key({:02x}{:02x}{:02x}{:02x}…)",
+            "StoreKey({:02x}{:02x}{:02x}{:02x}…)",
             self.0[0], self.0[1], self.0[2], self.0[3]
         )
     }
@@ -74,7 +74,7 @@ pub struct ClientInfo {
 /// browser binding out.
 #[derive(Clone)]
 #[non_exhaustive]
-pub struct Pending {
+pub struct PendingSignIn {
     /// The client.
     pub client: ClientInfo,
     /// The redirect URI, as requested (validated).
@@ -112,9 +112,9 @@ impl std::fmt::Debug for ClientInfo {
     }
 }
 
-impl std::fmt::Debug for Pending {
+impl std::fmt::Debug for PendingSignIn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pending")
+        f.debug_struct("PendingSignIn")
             .field("client", &self.client.client_id)
             .field("redirect_uri", &self.redirect_uri)
             .field("resource", &self.resource)
@@ -165,7 +165,7 @@ pub struct Grant {
     /// Absolute end of the grant.
     pub expires_at: u64,
     /// The consent it was given under (revoked with it).
-    pub consent: Key,
+    pub consent: StoreKey,
 }
 
 /// What a refresh token continues.
@@ -197,7 +197,7 @@ impl ClientInfo {
     }
 }
 
-impl Pending {
+impl PendingSignIn {
     /// A pending authorization (for stores and their tests).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -256,7 +256,7 @@ impl Grant {
         scopes: Vec<String>,
         created_at: u64,
         expires_at: u64,
-        consent: Key,
+        consent: StoreKey,
     ) -> Self {
         Self {
             id: id.into(),
@@ -320,19 +320,28 @@ pub enum Rotation {
 /// or both rotate one token.
 pub trait AuthStore: Send + Sync + std::fmt::Debug {
     /// Stores a pending authorization.
-    fn put_pending(&self, key: Key, pending: Pending) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn put_pending(
+        &self,
+        key: StoreKey,
+        pending: PendingSignIn,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
     /// A pending authorization, if live at `now`.
-    fn pending(&self, key: Key, now: u64) -> BoxFuture<'_, Result<Option<Pending>, StoreError>>;
+    fn pending(
+        &self,
+        key: StoreKey,
+        now: u64,
+    ) -> BoxFuture<'_, Result<Option<PendingSignIn>, StoreError>>;
     /// Removes and returns a pending authorization (single use).
     fn take_pending(
         &self,
-        key: Key,
+        key: StoreKey,
         now: u64,
-    ) -> BoxFuture<'_, Result<Option<Pending>, StoreError>>;
+    ) -> BoxFuture<'_, Result<Option<PendingSignIn>, StoreError>>;
     /// Stores a code.
-    fn put_code(&self, key: Key, code: CodeRecord) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn put_code(&self, key: StoreKey, code: CodeRecord) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Redeems a code: `Fresh` once, `Replayed` after.
-    fn redeem_code(&self, key: Key, now: u64) -> BoxFuture<'_, Result<Redemption, StoreError>>;
+    fn redeem_code(&self, key: StoreKey, now: u64)
+    -> BoxFuture<'_, Result<Redemption, StoreError>>;
     /// Stores a grant.
     fn put_grant(&self, grant: Grant) -> BoxFuture<'_, Result<(), StoreError>>;
     /// A live grant.
@@ -346,26 +355,29 @@ pub trait AuthStore: Send + Sync + std::fmt::Debug {
     /// Revokes every grant (emergency). How many.
     fn revoke_all(&self) -> BoxFuture<'_, Result<usize, StoreError>>;
     /// Stores a refresh token.
-    fn put_refresh(&self, key: Key, record: RefreshRecord)
-    -> BoxFuture<'_, Result<(), StoreError>>;
+    fn put_refresh(
+        &self,
+        key: StoreKey,
+        record: RefreshRecord,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
     /// A refresh token's record, if active.
-    fn refresh(&self, key: Key) -> BoxFuture<'_, Result<Option<RefreshRecord>, StoreError>>;
+    fn refresh(&self, key: StoreKey) -> BoxFuture<'_, Result<Option<RefreshRecord>, StoreError>>;
     /// Rotates `old` to `new` (storing `record` under it) atomically;
     /// presenting an already-rotated token within `grace` seconds of its
     /// rotation rotates again (the previous successor dies), later it
     /// revokes the grant.
     fn rotate_refresh(
         &self,
-        old: Key,
-        new: Key,
+        old: StoreKey,
+        new: StoreKey,
         record: RefreshRecord,
         now: u64,
         grace: u64,
     ) -> BoxFuture<'_, Result<Rotation, StoreError>>;
     /// Remembers consent until `until`.
-    fn put_consent(&self, key: Key, until: u64) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn put_consent(&self, key: StoreKey, until: u64) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Whether consent is remembered at `now`.
-    fn consent(&self, key: Key, now: u64) -> BoxFuture<'_, Result<bool, StoreError>>;
+    fn consent(&self, key: StoreKey, now: u64) -> BoxFuture<'_, Result<bool, StoreError>>;
     /// Stores a registered client.
     fn put_client(&self, client: ClientInfo) -> BoxFuture<'_, Result<(), StoreError>>;
     /// A registered client.
@@ -375,13 +387,13 @@ pub trait AuthStore: Send + Sync + std::fmt::Debug {
     /// using the store (one upstream refresh per user across a fleet).
     fn try_lock(
         &self,
-        name: Key,
+        name: StoreKey,
         holder: &str,
         now: u64,
         ttl: u64,
     ) -> BoxFuture<'_, Result<bool, StoreError>>;
     /// Releases `name` if `holder` still has it.
-    fn unlock(&self, name: Key, holder: &str) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn unlock(&self, name: StoreKey, holder: &str) -> BoxFuture<'_, Result<(), StoreError>>;
 }
 
 mod memory;

@@ -24,7 +24,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::AUDIT;
 use crate::login::{Login, LoginContext, LoginError, SignedIn};
-use crate::store::{AuthStore, Key};
+use crate::store::{AuthStore, StoreKey};
 
 /// How an upstream access token is refreshed ahead of its expiry by
 /// default: when it has less than this left.
@@ -72,7 +72,7 @@ impl SubjectSource {
 /// What a provider needs beyond the standard (each a documented quirk).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Quirks {
+pub struct ProviderQuirks {
     /// Added to every authorization request (Google:
     /// `access_type=offline`, without which it issues no refresh token).
     pub authorize_params: Vec<(String, String)>,
@@ -86,7 +86,7 @@ pub struct Quirks {
     pub include_granted_scopes: bool,
 }
 
-impl Quirks {
+impl ProviderQuirks {
     /// Google: offline access, consent when no refresh token is on file,
     /// incremental authorization. (Google does not rotate refresh tokens:
     /// the one on file is kept when a refresh returns none.)
@@ -145,7 +145,7 @@ pub struct UpstreamLoginBuilder {
     base_scopes: Vec<String>,
     scope_map: HashMap<String, Vec<String>>,
     subject: SubjectSource,
-    quirks: Quirks,
+    quirks: ProviderQuirks,
     http: Option<Arc<dyn HttpClient>>,
     margin: Duration,
     clock: Arc<dyn Clock>,
@@ -199,7 +199,7 @@ impl UpstreamLoginBuilder {
     }
 
     /// The provider's quirks (default: none).
-    pub fn quirks(mut self, quirks: Quirks) -> Self {
+    pub fn quirks(mut self, quirks: ProviderQuirks) -> Self {
         self.quirks = quirks;
         self
     }
@@ -289,7 +289,7 @@ struct Upstream {
     base_scopes: Vec<String>,
     scope_map: HashMap<String, Vec<String>>,
     subject: SubjectSource,
-    quirks: Quirks,
+    quirks: ProviderQuirks,
     http: Arc<dyn HttpClient>,
     margin: Duration,
     clock: Arc<dyn Clock>,
@@ -328,7 +328,7 @@ impl UpstreamLogin {
             base_scopes: Vec::new(),
             scope_map: HashMap::new(),
             subject: SubjectSource::IdToken,
-            quirks: Quirks::default(),
+            quirks: ProviderQuirks::default(),
             http: None,
             margin: DEFAULT_REFRESH_MARGIN,
             clock: Arc::new(SystemClock),
@@ -349,4 +349,4 @@ impl UpstreamLogin {
 
 mod login;
 mod tokens;
-pub use tokens::{UpstreamLayer, UpstreamService, UpstreamToken, UpstreamTokens};
+pub use tokens::{UpstreamLayer, UpstreamService, UpstreamToken, UpstreamTokenSource};

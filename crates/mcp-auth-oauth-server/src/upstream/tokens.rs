@@ -10,22 +10,22 @@ use super::*;
 /// Hands out upstream tokens: one [`UpstreamToken`] per signed-in user.
 /// From [`AuthServer::upstream_tokens`](crate::AuthServer::upstream_tokens).
 #[derive(Clone)]
-pub struct UpstreamTokens {
+pub struct UpstreamTokenSource {
     upstream: Arc<Upstream>,
     store: Arc<dyn AuthStore>,
     issuer: String,
 }
 
-impl std::fmt::Debug for UpstreamTokens {
+impl std::fmt::Debug for UpstreamTokenSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UpstreamTokens")
+        f.debug_struct("UpstreamTokenSource")
             .field("provider", &self.upstream.display)
             .field("issuer", &self.issuer)
             .finish_non_exhaustive()
     }
 }
 
-impl UpstreamTokens {
+impl UpstreamTokenSource {
     pub(crate) fn new(login: &UpstreamLogin, store: Arc<dyn AuthStore>, issuer: String) -> Self {
         Self {
             upstream: login.inner.clone(),
@@ -64,10 +64,10 @@ impl UpstreamTokens {
     }
 }
 
-/// See [`UpstreamTokens::layer`].
+/// See [`UpstreamTokenSource::layer`].
 #[derive(Debug, Clone)]
 pub struct UpstreamLayer {
-    tokens: UpstreamTokens,
+    tokens: UpstreamTokenSource,
 }
 
 impl<S> tower::Layer<S> for UpstreamLayer {
@@ -85,7 +85,7 @@ impl<S> tower::Layer<S> for UpstreamLayer {
 #[derive(Debug, Clone)]
 pub struct UpstreamService<S> {
     inner: S,
-    tokens: UpstreamTokens,
+    tokens: UpstreamTokenSource,
 }
 
 impl<S, B> tower::Service<http::Request<B>> for UpstreamService<S>
@@ -116,7 +116,7 @@ where
 /// subject only.
 #[derive(Clone)]
 pub struct UpstreamToken {
-    tokens: UpstreamTokens,
+    tokens: UpstreamTokenSource,
     subject: UserId,
 }
 
@@ -215,7 +215,7 @@ impl UpstreamToken {
         // Across the fleet: one holder of the lock refreshes; the others
         // wait for its result in the vault.
         let store = &self.tokens.store;
-        let lock = Key::of(&format!(
+        let lock = StoreKey::of(&format!(
             "upstream-refresh\0{}\0{}",
             up.namespace,
             self.subject.as_str()
