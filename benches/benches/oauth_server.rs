@@ -85,8 +85,10 @@ fn main() {
         match mcp_auth_testkit::RedisServer::try_start("oauth_server bench") {
             Some(redis) => {
                 let store = mcp_auth_oauth_server::RedisAuthStore::connect(
-                    &redis.url(),
-                    mcp_auth_oauth_server::RedisAuthStoreConfig::default(),
+                    mcp_auth_core::RedisConfig::new(
+                        redis.url(),
+                        mcp_auth_oauth_server::RedisAuthStore::DEFAULT_PREFIX,
+                    ),
                 )
                 .await
                 .unwrap();

@@ -12,7 +12,7 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput};
 use mcp_auth_benches::{bench_mode, join_all, time_per_op};
 use mcp_auth_core::UserId;
-use mcp_auth_ratelimit::{Limit, Limits, MemoryRateLimiter, RedisLimiterConfig, RedisRateLimiter};
+use mcp_auth_ratelimit::{Limit, Limits, MemoryRateLimiter, RedisRateLimiter};
 use mcp_auth_testkit::RedisServer;
 
 const USERS: usize = 1_000;
@@ -51,9 +51,12 @@ fn main() {
     let server = RedisServer::try_start("bench ratelimit (Redis limiter)");
     let redis = server.as_ref().map(|s| {
         rt.block_on(RedisRateLimiter::connect(
-            &s.url(),
+            mcp_auth_core::RedisConfig::new(
+                s.url(),
+                mcp_auth_ratelimit::RedisRateLimiter::DEFAULT_PREFIX,
+            ),
             limits(),
-            RedisLimiterConfig::default(),
+            mcp_auth_ratelimit::RedisLimiterOptions::default(),
         ))
         .expect("redis")
     });

@@ -10,8 +10,7 @@ use criterion::{Criterion, Throughput};
 use mcp_auth_benches::{bench_mode, join_all, resident_bytes, time_per_op};
 use mcp_auth_core::UserId;
 use mcp_auth_session::{
-    MemorySessionStore, NewSession, RedisSessionStore, RedisStoreConfig, SessionConfig, SessionId,
-    SessionManager,
+    MemorySessionStore, NewSession, RedisSessionStore, SessionConfig, SessionId, SessionManager,
 };
 use mcp_auth_testkit::RedisServer;
 use tokio::runtime::Runtime;
@@ -86,10 +85,10 @@ fn main() {
     let redis = RedisServer::try_start("bench session (Redis store)");
     let redis_manager: Option<SessionManager> = redis.as_ref().map(|server| {
         let store = rt
-            .block_on(RedisSessionStore::connect(
-                &server.url(),
-                RedisStoreConfig::default(),
-            ))
+            .block_on(RedisSessionStore::connect(mcp_auth_core::RedisConfig::new(
+                server.url(),
+                RedisSessionStore::DEFAULT_PREFIX,
+            )))
             .expect("redis");
         SessionManager::new(store, config()).expect("manager")
     });

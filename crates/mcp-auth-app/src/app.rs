@@ -9,6 +9,8 @@ use axum::body::Body;
 use axum::response::IntoResponse;
 use http::Request;
 use mcp_auth_axum::{McpAuth, McpSessions, ResourceConfig};
+#[cfg(feature = "redis")]
+use mcp_auth_core::RedisConfig;
 use mcp_auth_oauth_server::{
     AuthServer, AuthStore, MemoryAuthStore, UpstreamLogin, UpstreamTokenSource,
 };
@@ -171,44 +173,55 @@ async fn stores(
         return memory_stores(config, key, limits);
     };
     let store = |e: &dyn std::fmt::Display| AppError::Store(format!("Redis: {e}"));
-    let vault = Vault::builder_with_store(mcp_auth_vault::store::RedisStore::open(
-        url,
-        mcp_auth_vault::store::RedisStoreConfig::default(),
+    // One Redis, one configuration; each store keeps its keys under its
+    // own prefix.
+    let redis = RedisConfig::new(url.as_str(), "mcp-auth:");
+    use mcp_auth_oauth_server::RedisAuthStore;
+    use mcp_auth_pkce::RedisPendingStore;
+    use mcp_auth_ratelimit::{RedisLimiterOptions, RedisRateLimiter};
+    use mcp_auth_session::RedisSessionStore;
+    use mcp_auth_vault::store::RedisStore;
+    let vault = Vault::builder_with_store(RedisStore::open(
+        redis.with_prefix(RedisStore::DEFAULT_PREFIX),
     )?)
     .key(key)
     .open()?;
+    let limiter = |prefix: &str, limits: Limits| {
+        RedisRateLimiter::connect(
+            redis
+                .with_prefix(prefix)
+                .response_timeout(RedisRateLimiter::RESPONSE_TIMEOUT),
+            limits,
+            RedisLimiterOptions::default(),
+        )
+    };
     Ok(Stores {
         auth: Arc::new(
-            mcp_auth_oauth_server::RedisAuthStore::connect(url, Default::default())
+            RedisAuthStore::connect(redis.with_prefix(RedisAuthStore::DEFAULT_PREFIX))
                 .await
                 .map_err(|e| store(&e))?,
         ),
         sessions: Arc::new(
-            mcp_auth_session::RedisSessionStore::connect(url, Default::default())
+            RedisSessionStore::connect(redis.with_prefix(RedisSessionStore::DEFAULT_PREFIX))
                 .await
                 .map_err(|e| store(&e))?,
         ),
         pending: Arc::new(
-            mcp_auth_pkce::RedisPendingStore::connect(url, Default::default())
+            RedisPendingStore::connect(redis.with_prefix(RedisPendingStore::DEFAULT_PREFIX))
                 .await
                 .map_err(|e| store(&e))?,
         ),
         limiter: Arc::new(
-            mcp_auth_ratelimit::RedisRateLimiter::connect(url, limits, Default::default())
+            limiter(RedisRateLimiter::DEFAULT_PREFIX, limits)
                 .await
                 .map_err(|e| store(&e))?,
         ),
         // The authorization server's per-address budgets, shared by the
         // fleet, under their own prefix (its endpoint names are not tools).
         auth_limiter: Some(Arc::new(
-            mcp_auth_ratelimit::RedisRateLimiter::connect(
-                url,
+            limiter(
+                "mcp-auth:as-rl:",
                 mcp_auth_oauth_server::default_rate_limits(),
-                {
-                    let mut config = mcp_auth_ratelimit::RedisLimiterConfig::default();
-                    config.prefix = "mcp-auth:as-rl:".into();
-                    config
-                },
             )
             .await
             .map_err(|e| store(&e))?,

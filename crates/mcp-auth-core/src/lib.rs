@@ -43,6 +43,8 @@ mod clock;
 mod loopback;
 #[cfg(feature = "redis")]
 pub mod redis_conn;
+#[cfg(feature = "redis")]
+pub use redis_conn::RedisConfig;
 mod secret;
 mod user_id;
 

@@ -1,4 +1,6 @@
-//! Redis connection set-up shared by the session store and the rate limiter.
+//! Redis connection set-up: one [`RedisConfig`] for every Redis-backed
+//! store of the workspace (sessions, rate limits, pending sign-ins, the
+//! authorization server's records, the vault).
 
 use std::time::Duration;
 
@@ -19,6 +21,111 @@ pub enum RedisSetupError {
     Unavailable(&'static str),
 }
 
+/// How a component reaches Redis: the URL (which may carry a password, so
+/// `Debug` never prints it), the prefix of every key it writes, and how
+/// long connecting and one command may take (defaults 1 s and 2 s). Every
+/// Redis-backed store takes one and connects with `connect_lazy(config)`
+/// (nothing sent until the first command) or `connect(config).await`
+/// (which also checks that the server answers).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    url: String,
+    /// Prefix of every key (each store has its own default; give each
+    /// application sharing a Redis its own).
+    pub prefix: String,
+    /// How long connecting may take (default 1 s).
+    pub connection_timeout: Duration,
+    /// How long one command may take (default 2 s).
+    pub response_timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &crate::REDACTED)
+            .field("prefix", &self.prefix)
+            .field("connection_timeout", &self.connection_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .finish()
+    }
+}
+
+impl RedisConfig {
+    /// Redis at `url` (`redis://[user:password@]host:port/db`), keys under
+    /// `default_prefix` unless [`prefix`](Self::prefix) says otherwise.
+    pub fn new(url: impl Into<String>, default_prefix: &str) -> Self {
+        Self {
+            url: url.into(),
+            prefix: default_prefix.to_owned(),
+            connection_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// Another key prefix.
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long connecting may take.
+    #[must_use]
+    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
+        self.connection_timeout = timeout;
+        self
+    }
+
+    /// How long one command may take.
+    #[must_use]
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// The URL, for the one place it must go (the client).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The same Redis under `prefix`: for a component that keeps its keys
+    /// apart from another's on one server.
+    pub fn with_prefix(&self, prefix: impl Into<String>) -> Self {
+        self.clone().prefix(prefix)
+    }
+
+    /// A client for the URL, the prefix checked first.
+    pub fn client(&self) -> Result<redis::Client, RedisSetupError> {
+        check_prefix(&self.prefix)?;
+        redis::Client::open(self.url.as_str()).map_err(|_| RedisSetupError::BadUrl)
+    }
+
+    /// A lazily connecting, self-reconnecting connection manager
+    /// ([`lazy_connection`]). Must be called within a Tokio runtime.
+    pub fn connect_lazy(&self) -> Result<ConnectionManager, RedisSetupError> {
+        lazy_connection(
+            &self.url,
+            &self.prefix,
+            self.connection_timeout,
+            self.response_timeout,
+        )
+    }
+
+    /// [`connect_lazy`](Self::connect_lazy), then `PING`: the server answers now.
+    pub async fn connect(&self) -> Result<ConnectionManager, RedisSetupError> {
+        let conn = self.connect_lazy()?;
+        ping(&conn).await?;
+        Ok(conn)
+    }
+}
+
+fn check_prefix(prefix: &str) -> Result<(), RedisSetupError> {
+    if prefix.is_empty() || prefix.chars().any(char::is_control) {
+        return Err(RedisSetupError::BadPrefix);
+    }
+    Ok(())
+}
+
 /// A lazily connecting, self-reconnecting connection manager for `url`:
 /// nothing is sent until the first command, every command times out after
 /// `response_timeout`, and after a failure the next command reconnects
@@ -29,9 +136,7 @@ pub fn lazy_connection(
     connection_timeout: Duration,
     response_timeout: Duration,
 ) -> Result<ConnectionManager, RedisSetupError> {
-    if prefix.is_empty() || prefix.chars().any(char::is_control) {
-        return Err(RedisSetupError::BadPrefix);
-    }
+    check_prefix(prefix)?;
     let client = redis::Client::open(url).map_err(|_| RedisSetupError::BadUrl)?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(connection_timeout))
@@ -61,5 +166,29 @@ pub fn describe(e: &redis::RedisError) -> &'static str {
         "connection lost"
     } else {
         "command failed"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_never_shows_in_debug_and_the_prefix_is_checked() {
+        let config = RedisConfig::new("redis://:hunter2-secret@127.0.0.1:6379/0", "app:");
+        let text = format!("{config:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("app:"), "{text}");
+        assert!(matches!(
+            config.with_prefix("").client(),
+            Err(RedisSetupError::BadPrefix)
+        ));
+        assert!(matches!(
+            RedisConfig::new("not a url", "p").client(),
+            Err(RedisSetupError::BadUrl)
+        ));
+        assert_eq!(config.with_prefix("other:").prefix, "other:");
+        assert_eq!(config.connection_timeout, Duration::from_secs(1));
+        assert_eq!(config.response_timeout, Duration::from_secs(2));
     }
 }

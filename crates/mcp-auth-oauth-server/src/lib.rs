@@ -80,7 +80,7 @@ pub use keys::{KeyRing, SigningKey};
 pub use login::{DangerousDevLogin, Login, LoginContext, LoginError, SignedIn};
 pub use pages::{PAGE_CSP, apply_page_headers};
 #[cfg(feature = "redis")]
-pub use redis_store::{RedisAuthStore, RedisAuthStoreConfig};
+pub use redis_store::RedisAuthStore;
 pub use server::builder::{RATE_LIMITED_ENDPOINTS, default_rate_limits};
 pub use server::{
     AuthServer, AuthServerBuilder, CODE_TTL, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_CONSENT_TTL,

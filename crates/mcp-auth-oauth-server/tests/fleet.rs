@@ -7,9 +7,7 @@
 
 use std::sync::Arc;
 
-use mcp_auth_oauth_server::{
-    AuthServer, DangerousDevLogin, KeyRing, RedisAuthStore, RedisAuthStoreConfig,
-};
+use mcp_auth_oauth_server::{AuthServer, DangerousDevLogin, KeyRing, RedisAuthStore};
 use mcp_auth_testkit::browser::{Browser, Pkce, query_of};
 use serde_json::{Value, json};
 
@@ -29,9 +27,12 @@ async fn a_sign_in_moves_between_processes_sharing_redis() {
     let mut origins = Vec::new();
     for listener in [first, second] {
         origins.push(format!("http://{}", listener.local_addr().unwrap()));
-        let store = RedisAuthStore::connect(&redis.url(), RedisAuthStoreConfig::default())
-            .await
-            .unwrap();
+        let store = RedisAuthStore::connect(mcp_auth_core::RedisConfig::new(
+            redis.url(),
+            RedisAuthStore::DEFAULT_PREFIX,
+        ))
+        .await
+        .unwrap();
         let server = AuthServer::builder(&issuer, &resource)
             .scopes(["mcp:tools"])
             .login(DangerousDevLogin)
@@ -136,12 +137,10 @@ async fn the_upstream_proxy_works_across_processes_sharing_redis() {
 
     use mcp_auth_core::UserId;
     use mcp_auth_oauth_server::{SubjectSource, UpstreamError, UpstreamLogin};
-    use mcp_auth_pkce::{
-        OAuthClient, Provider, RedirectUri, RedisPendingConfig, RedisPendingStore,
-    };
-    use mcp_auth_session::{RedisSessionStore, RedisStoreConfig};
+    use mcp_auth_pkce::{OAuthClient, Provider, RedirectUri, RedisPendingStore};
+    use mcp_auth_session::RedisSessionStore;
     use mcp_auth_testkit::spotify::{CLIENT_ID, CLIENT_SECRET, SpotifyDouble};
-    use mcp_auth_vault::store::{RedisStore, RedisStoreConfig as VaultRedisConfig};
+    use mcp_auth_vault::store::RedisStore;
     use mcp_auth_vault::{KeyMaterial, Vault};
     use secrecy::{ExposeSecret, SecretString};
 
@@ -172,15 +171,22 @@ async fn the_upstream_proxy_works_across_processes_sharing_redis() {
         )
         .client_secret(SecretString::from(CLIENT_SECRET))
         .pending_store(Arc::new(
-            RedisPendingStore::connect(&redis.url(), RedisPendingConfig::default())
-                .await
-                .unwrap(),
+            RedisPendingStore::connect(mcp_auth_core::RedisConfig::new(
+                redis.url(),
+                RedisPendingStore::DEFAULT_PREFIX,
+            ))
+            .await
+            .unwrap(),
         ))
         .build()
         .unwrap();
         let vault = Arc::new(
             Vault::builder_with_store(
-                RedisStore::open(&redis.url(), VaultRedisConfig::default()).unwrap(),
+                RedisStore::open(mcp_auth_core::RedisConfig::new(
+                    redis.url(),
+                    RedisStore::DEFAULT_PREFIX,
+                ))
+                .unwrap(),
             )
             .key(KeyMaterial::raw([9; 32]))
             .open()
@@ -192,12 +198,18 @@ async fn the_upstream_proxy_works_across_processes_sharing_redis() {
             .scope("spotify:read", ["user-read-playback-state"])
             .build()
             .unwrap();
-        let store = RedisAuthStore::connect(&redis.url(), RedisAuthStoreConfig::default())
-            .await
-            .unwrap();
-        let sessions = RedisSessionStore::connect(&redis.url(), RedisStoreConfig::default())
-            .await
-            .unwrap();
+        let store = RedisAuthStore::connect(mcp_auth_core::RedisConfig::new(
+            redis.url(),
+            RedisAuthStore::DEFAULT_PREFIX,
+        ))
+        .await
+        .unwrap();
+        let sessions = RedisSessionStore::connect(mcp_auth_core::RedisConfig::new(
+            redis.url(),
+            RedisSessionStore::DEFAULT_PREFIX,
+        ))
+        .await
+        .unwrap();
         let server = AuthServer::builder(&issuer, &resource)
             .scopes(["spotify:read"])
             .public_client("fleet-client", "Fleet client", [callback])

@@ -360,11 +360,14 @@ async fn memory_store_keeps_the_contract() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs redis-server"]
 async fn redis_store_keeps_the_contract() {
-    use mcp_auth_oauth_server::{RedisAuthStore, RedisAuthStoreConfig};
+    use mcp_auth_oauth_server::RedisAuthStore;
     let server = mcp_auth_testkit::RedisServer::start("oauth-server store suite");
-    let store = RedisAuthStore::connect(&server.url(), RedisAuthStoreConfig::default())
-        .await
-        .unwrap();
+    let store = RedisAuthStore::connect(mcp_auth_core::RedisConfig::new(
+        server.url(),
+        RedisAuthStore::DEFAULT_PREFIX,
+    ))
+    .await
+    .unwrap();
     suite(Arc::new(store)).await;
 }
 
@@ -372,11 +375,14 @@ async fn redis_store_keeps_the_contract() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs redis-server"]
 async fn a_dead_redis_fails_closed_and_the_store_recovers_when_it_returns() {
-    use mcp_auth_oauth_server::{RedisAuthStore, RedisAuthStoreConfig, StoreError};
+    use mcp_auth_oauth_server::{RedisAuthStore, StoreError};
     let mut server = mcp_auth_testkit::RedisServer::start("oauth-server dead redis");
-    let store = RedisAuthStore::connect(&server.url(), RedisAuthStoreConfig::default())
-        .await
-        .unwrap();
+    let store = RedisAuthStore::connect(mcp_auth_core::RedisConfig::new(
+        server.url(),
+        RedisAuthStore::DEFAULT_PREFIX,
+    ))
+    .await
+    .unwrap();
     store.put_grant(grant("g-kept", "hal")).await.unwrap();
     server.stop();
     assert!(matches!(

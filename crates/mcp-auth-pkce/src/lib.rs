@@ -76,5 +76,5 @@ pub use pkce::{CodeChallenge, CodeVerifier, Nonce, PkceError, StateToken};
 pub use provider::Provider;
 pub use redirect::RedirectUri;
 #[cfg(feature = "redis")]
-pub use redis_pending::{RedisPendingConfig, RedisPendingStore};
+pub use redis_pending::RedisPendingStore;
 pub use tokens::TokenSet;

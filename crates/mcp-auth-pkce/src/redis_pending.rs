@@ -1,44 +1,12 @@
 //! Pending sign-ins in Redis, for a fleet: the callback may reach another
 //! process than the one that started the sign-in.
 
-use std::time::Duration;
-
-use mcp_auth_core::redis_conn::{RedisSetupError, describe, lazy_connection, ping};
+use mcp_auth_core::RedisConfig;
+use mcp_auth_core::redis_conn::{RedisSetupError, describe, ping};
 use redis::aio::ConnectionManager;
 
 use crate::OAuthError;
 use crate::pending::{PendingAuthorization, PendingKey, PendingStore, StoreFuture};
-
-/// Settings of [`RedisPendingStore`].
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct RedisPendingConfig {
-    /// Prefix of every key this store writes (default `mcp-auth:pkce:`).
-    pub prefix: String,
-    /// How long one command may take before it fails (default 2 s).
-    pub response_timeout: Duration,
-    /// How long connecting may take (default 1 s).
-    pub connection_timeout: Duration,
-}
-
-impl Default for RedisPendingConfig {
-    fn default() -> Self {
-        Self {
-            prefix: "mcp-auth:pkce:".to_owned(),
-            response_timeout: Duration::from_secs(2),
-            connection_timeout: Duration::from_secs(1),
-        }
-    }
-}
-
-impl RedisPendingConfig {
-    /// The defaults with another key prefix (one per application sharing a
-    /// Redis).
-    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-}
 
 /// Pending sign-ins in Redis (6.2 or later: `GETDEL`).
 ///
@@ -69,10 +37,12 @@ impl std::fmt::Debug for RedisPendingStore {
 }
 
 impl RedisPendingStore {
-    /// Connects to `url` (`redis://host:port/db`, `redis+unix:///path`) and
-    /// checks the connection with `PING`.
-    pub async fn connect(url: &str, config: RedisPendingConfig) -> Result<Self, OAuthError> {
-        let store = Self::connect_lazy(url, config)?;
+    /// The default key prefix, `mcp-auth:pkce:`.
+    pub const DEFAULT_PREFIX: &'static str = "mcp-auth:pkce:";
+
+    /// Connects to `config`'s Redis and checks the connection with `PING`.
+    pub async fn connect(config: RedisConfig) -> Result<Self, OAuthError> {
+        let store = Self::connect_lazy(config)?;
         ping(&store.conn).await.map_err(setup_error)?;
         Ok(store)
     }
@@ -80,14 +50,8 @@ impl RedisPendingStore {
     /// Like [`connect`](Self::connect) without connecting: the first sign-in
     /// connects, so a server can start while Redis is down. Must be called
     /// within a Tokio runtime.
-    pub fn connect_lazy(url: &str, config: RedisPendingConfig) -> Result<Self, OAuthError> {
-        let conn = lazy_connection(
-            url,
-            &config.prefix,
-            config.connection_timeout,
-            config.response_timeout,
-        )
-        .map_err(setup_error)?;
+    pub fn connect_lazy(config: RedisConfig) -> Result<Self, OAuthError> {
+        let conn = config.connect_lazy().map_err(setup_error)?;
         Ok(Self {
             conn,
             prefix: config.prefix,

@@ -11,17 +11,19 @@ use std::sync::Arc;
 use common::*;
 use mcp_auth_core::ManualClock;
 use mcp_auth_pkce::{
-    OAuthClient, OAuthError, PendingAuthorization, PendingKey, RedirectUri, RedisPendingConfig,
-    RedisPendingStore,
+    OAuthClient, OAuthError, PendingAuthorization, PendingKey, RedirectUri, RedisPendingStore,
 };
 use mcp_auth_testkit::RedisServer;
 use secrecy::{ExposeSecret, SecretString};
 
 async fn store(redis: &RedisServer) -> Arc<RedisPendingStore> {
     Arc::new(
-        RedisPendingStore::connect(&redis.url(), RedisPendingConfig::default())
-            .await
-            .unwrap(),
+        RedisPendingStore::connect(mcp_auth_core::RedisConfig::new(
+            redis.url(),
+            RedisPendingStore::DEFAULT_PREFIX,
+        ))
+        .await
+        .unwrap(),
     )
 }
 
@@ -180,16 +182,15 @@ async fn a_corrupted_entry_is_refused_and_dropped() {
 
 #[tokio::test]
 async fn bad_settings_are_config_errors_without_the_url() {
-    let error = RedisPendingStore::connect_lazy(
+    let error = RedisPendingStore::connect_lazy(mcp_auth_core::RedisConfig::new(
         "not a url with password hunter2",
-        RedisPendingConfig::default(),
-    )
+        RedisPendingStore::DEFAULT_PREFIX,
+    ))
     .unwrap_err();
     assert!(matches!(error, OAuthError::Config(_)));
     assert!(!error.to_string().contains("hunter2"));
     let error = RedisPendingStore::connect_lazy(
-        "redis://127.0.0.1:1/",
-        RedisPendingConfig::default().with_prefix(""),
+        mcp_auth_core::RedisConfig::new("redis://127.0.0.1:1/", "x").prefix(""),
     )
     .unwrap_err();
     assert!(matches!(error, OAuthError::Config(_)));

@@ -51,6 +51,7 @@ mod redis_limiter;
 pub use error::RateLimitError;
 pub use limiter::{DecisionFuture, RateLimiter};
 pub use limits::{Decision, DeniedBy, Limit, Limits, OVERFLOW_TOOL};
-pub use memory::MemoryRateLimiter;
 #[cfg(feature = "redis")]
-pub use redis_limiter::{FailureMode, RedisLimiterConfig, RedisRateLimiter, TimeSource};
+pub use mcp_auth_core::RedisConfig;
+pub use memory::MemoryRateLimiter;
+pub use redis_limiter::{FailureMode, RedisLimiterOptions, RedisRateLimiter, TimeSource};

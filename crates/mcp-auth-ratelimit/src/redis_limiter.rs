@@ -4,7 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use mcp_auth_core::redis_conn::{RedisSetupError, describe, lazy_connection, ping};
+use mcp_auth_core::RedisConfig;
+use mcp_auth_core::redis_conn::{RedisSetupError, describe, ping};
 use mcp_auth_core::{Clock, UserId};
 use redis::Script;
 use redis::aio::ConnectionManager;
@@ -46,32 +47,24 @@ impl fmt::Debug for TimeSource {
     }
 }
 
-/// Settings of [`RedisRateLimiter`]. Start from `default()` and change
-/// fields (`config.failure_mode = FailureMode::FailOpen`): new settings may
-/// be added without a breaking change.
+/// How [`RedisRateLimiter`] decides, beyond where Redis is (a
+/// [`RedisConfig`]). Start from `default()` and change fields
+/// (`options.failure_mode = FailureMode::FailOpen`): new settings may be
+/// added without a breaking change.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
-pub struct RedisLimiterConfig {
-    /// Key prefix (default `mcp-auth:rl:`).
-    pub prefix: String,
+pub struct RedisLimiterOptions {
     /// Behaviour when Redis is unreachable (default fail closed).
     pub failure_mode: FailureMode,
     /// The clock (default Redis' `TIME`).
     pub time: TimeSource,
-    /// How long one decision may wait for Redis (default 500 ms).
-    pub response_timeout: Duration,
-    /// How long connecting may take (default 1 s).
-    pub connection_timeout: Duration,
 }
 
-impl Default for RedisLimiterConfig {
+impl Default for RedisLimiterOptions {
     fn default() -> Self {
         Self {
-            prefix: "mcp-auth:rl:".to_owned(),
             failure_mode: FailureMode::FailClosed,
             time: TimeSource::RedisServer,
-            response_timeout: Duration::from_millis(500),
-            connection_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -154,13 +147,20 @@ impl fmt::Debug for RedisRateLimiter {
 }
 
 impl RedisRateLimiter {
-    /// Connects to `url` and checks the connection with `PING`.
+    /// The default key prefix, `mcp-auth:rl:`.
+    pub const DEFAULT_PREFIX: &'static str = "mcp-auth:rl:";
+
+    /// How long one decision should wait for Redis: 500 ms (a
+    /// [`RedisConfig`]'s `response_timeout`; its default is 2 s).
+    pub const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
+
+    /// Connects to `redis` and checks the connection with `PING`.
     pub async fn connect(
-        url: &str,
+        redis: RedisConfig,
         limits: Limits,
-        config: RedisLimiterConfig,
+        options: RedisLimiterOptions,
     ) -> Result<Self, RateLimitError> {
-        let limiter = Self::connect_lazy(url, limits, config).await?;
+        let limiter = Self::connect_lazy(redis, limits, options)?;
         ping(&limiter.conn).await.map_err(|e| match e {
             RedisSetupError::Unavailable(what) => RateLimitError::StoreUnavailable(what),
             _ => RateLimitError::StoreUnavailable("unreachable"),
@@ -170,31 +170,26 @@ impl RedisRateLimiter {
 
     /// Builds the limiter without connecting; the first decision connects,
     /// so a server can start while Redis is down (decisions then follow the
-    /// failure mode until it is up).
-    pub async fn connect_lazy(
-        url: &str,
+    /// failure mode until it is up). Must be called within a Tokio runtime.
+    pub fn connect_lazy(
+        redis: RedisConfig,
         limits: Limits,
-        config: RedisLimiterConfig,
+        options: RedisLimiterOptions,
     ) -> Result<Self, RateLimitError> {
         limits.validate()?;
-        let conn = lazy_connection(
-            url,
-            &config.prefix,
-            config.connection_timeout,
-            config.response_timeout,
-        )
-        .map_err(|e| match e {
+        let conn = redis.connect_lazy().map_err(|e| match e {
             RedisSetupError::Unavailable(what) => RateLimitError::StoreUnavailable(what),
             RedisSetupError::BadPrefix => RateLimitError::Config(
                 "the Redis key prefix must be non-empty, without control characters",
             ),
             _ => RateLimitError::Config("the Redis URL does not parse (redis://host:port/db)"),
         })?;
+        let (prefix, config) = (redis.prefix, options);
         Ok(Self {
             conn,
             tools: Arc::new(ToolNames::new(&limits)),
             limits: Arc::new(limits),
-            prefix: config.prefix,
+            prefix,
             failure_mode: config.failure_mode,
             time: config.time,
         })

@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use mcp_auth_core::UserId;
 use mcp_auth_ratelimit::{
-    Decision, DeniedBy, FailureMode, Limit, Limits, RedisLimiterConfig, RedisRateLimiter,
+    Decision, DeniedBy, FailureMode, Limit, Limits, RedisConfig, RedisLimiterOptions,
+    RedisRateLimiter,
 };
 use mcp_auth_testkit::RedisServer;
 
@@ -24,9 +25,13 @@ async fn three_instances_never_admit_more_than_the_limit_together() {
     let mut instances = Vec::new();
     for _ in 0..3 {
         instances.push(
-            RedisRateLimiter::connect(&server.url(), limits(), RedisLimiterConfig::default())
-                .await
-                .unwrap(),
+            RedisRateLimiter::connect(
+                RedisConfig::new(server.url(), RedisRateLimiter::DEFAULT_PREFIX),
+                limits(),
+                RedisLimiterOptions::default(),
+            )
+            .await
+            .unwrap(),
         );
     }
     let started = Instant::now();
@@ -77,14 +82,22 @@ async fn three_instances_never_admit_more_than_the_limit_together() {
 #[ignore = "needs redis-server"]
 async fn redis_stopped_and_restarted_mid_run() {
     let mut server = RedisServer::start("ratelimit::outage");
-    let closed = RedisRateLimiter::connect(&server.url(), limits(), RedisLimiterConfig::default())
-        .await
-        .unwrap();
-    let open = RedisRateLimiter::connect(&server.url(), limits(), {
-        let mut config = RedisLimiterConfig::default();
-        config.failure_mode = FailureMode::FailOpen;
-        config
-    })
+    let closed = RedisRateLimiter::connect(
+        RedisConfig::new(server.url(), RedisRateLimiter::DEFAULT_PREFIX),
+        limits(),
+        RedisLimiterOptions::default(),
+    )
+    .await
+    .unwrap();
+    let open = RedisRateLimiter::connect(
+        RedisConfig::new(server.url(), RedisRateLimiter::DEFAULT_PREFIX),
+        limits(),
+        {
+            let mut options = RedisLimiterOptions::default();
+            options.failure_mode = FailureMode::FailOpen;
+            options
+        },
+    )
     .await
     .unwrap();
     let alice = UserId::new("alice").unwrap();
@@ -140,14 +153,20 @@ async fn a_limiter_built_while_redis_is_down_fails_closed_then_works() {
     let mut server = RedisServer::start("ratelimit::lazy");
     server.stop();
     assert!(
-        RedisRateLimiter::connect(&server.url(), limits(), RedisLimiterConfig::default())
-            .await
-            .is_err()
+        RedisRateLimiter::connect(
+            RedisConfig::new(server.url(), RedisRateLimiter::DEFAULT_PREFIX),
+            limits(),
+            RedisLimiterOptions::default()
+        )
+        .await
+        .is_err()
     );
-    let limiter =
-        RedisRateLimiter::connect_lazy(&server.url(), limits(), RedisLimiterConfig::default())
-            .await
-            .unwrap();
+    let limiter = RedisRateLimiter::connect_lazy(
+        RedisConfig::new(server.url(), RedisRateLimiter::DEFAULT_PREFIX),
+        limits(),
+        RedisLimiterOptions::default(),
+    )
+    .unwrap();
     let alice = UserId::new("alice").unwrap();
     assert!(matches!(
         limiter.check(&alice, None).await,

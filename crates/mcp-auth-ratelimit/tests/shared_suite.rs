@@ -228,7 +228,7 @@ macro_rules! shared_suite {
         #[cfg(feature = "redis")]
         mod redis {
             use super::*;
-            use mcp_auth_ratelimit::{RedisLimiterConfig, RedisRateLimiter, TimeSource};
+            use mcp_auth_ratelimit::{RedisConfig, RedisLimiterOptions, RedisRateLimiter, TimeSource};
             use std::sync::Arc;
             $(
                 #[tokio::test]
@@ -238,9 +238,10 @@ macro_rules! shared_suite {
                         concat!("ratelimit shared_suite redis::", stringify!($case)),
                     );
                     let clock = ManualClock::at_unix(1_800_000_000);
-                    let mut config = RedisLimiterConfig::default();
-                    config.time = TimeSource::Client(Arc::new(clock.clone()));
-                    let limiter = RedisRateLimiter::connect(&server.url(), super::$limits(), config)
+                    let mut options = RedisLimiterOptions::default();
+                    options.time = TimeSource::Client(Arc::new(clock.clone()));
+                    let redis = RedisConfig::new(server.url(), RedisRateLimiter::DEFAULT_PREFIX);
+                    let limiter = RedisRateLimiter::connect(redis, super::$limits(), options)
                         .await
                         .unwrap();
                     super::$case(Subject::Redis(limiter, server), clock).await;

@@ -75,7 +75,7 @@ pub use manager::{
     Created, MAX_CLIENT_ID_LEN, MAX_SCOPE_LEN, MAX_SCOPES, NewSession, Session, SessionManager,
 };
 #[cfg(feature = "redis")]
-pub use redis_store::{RedisSessionStore, RedisStoreConfig};
+pub use redis_store::RedisSessionStore;
 pub use store::{
     DEFAULT_MEMORY_CAPACITY, InsertRules, MemorySessionStore, SessionChange, SessionStore,
     StoreFuture, StoredSession,

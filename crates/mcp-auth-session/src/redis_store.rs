@@ -1,38 +1,15 @@
 //! The Redis store, for a fleet of server processes sharing sessions.
 
 use std::fmt;
-use std::time::Duration;
 
+use mcp_auth_core::RedisConfig;
 use mcp_auth_core::UserId;
-use mcp_auth_core::redis_conn::{RedisSetupError, describe, lazy_connection, ping};
+use mcp_auth_core::redis_conn::{RedisSetupError, describe, ping};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
 use crate::store::{InsertRules, SessionChange, SessionStore, StoreFuture, StoredSession};
 use crate::{SessionError, SessionHandle, Timeouts, UserLimitPolicy};
-
-/// Settings of [`RedisSessionStore`].
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct RedisStoreConfig {
-    /// Prefix of every key this store writes (default `mcp-auth:session:`).
-    /// Give each application its own prefix when they share a Redis.
-    pub prefix: String,
-    /// How long one command may take before it fails (default 2 s).
-    pub response_timeout: Duration,
-    /// How long connecting may take (default 1 s).
-    pub connection_timeout: Duration,
-}
-
-impl Default for RedisStoreConfig {
-    fn default() -> Self {
-        Self {
-            prefix: "mcp-auth:session:".to_owned(),
-            response_timeout: Duration::from_secs(2),
-            connection_timeout: Duration::from_secs(1),
-        }
-    }
-}
 
 /// Sessions in Redis. Every operation is one Lua script (one round trip, atomic).
 ///
@@ -257,36 +234,33 @@ fn from_fields(handle: SessionHandle, f: &[String]) -> Result<StoredSession, Ses
     })
 }
 
+fn setup_error(e: RedisSetupError) -> SessionError {
+    match e {
+        RedisSetupError::Unavailable(what) => SessionError::StoreUnavailable(what),
+        RedisSetupError::BadPrefix => SessionError::Config(
+            "the Redis key prefix must be non-empty, without control characters",
+        ),
+        _ => SessionError::Config("the Redis URL does not parse (redis://host:port/db)"),
+    }
+}
+
 impl RedisSessionStore {
-    /// Connects to `url` (`redis://host:port/db`, `rediss://` for TLS is not
-    /// enabled in this build, `redis+unix:///path`) and checks the connection
-    /// with `PING`.
-    pub async fn connect(url: &str, config: RedisStoreConfig) -> Result<Self, SessionError> {
-        let store = Self::connect_lazy(url, config).await?;
-        ping(&store.conn).await.map_err(|e| match e {
-            RedisSetupError::Unavailable(what) => SessionError::StoreUnavailable(what),
-            _ => SessionError::StoreUnavailable("unreachable"),
-        })?;
+    /// The default key prefix, `mcp-auth:session:`.
+    pub const DEFAULT_PREFIX: &'static str = "mcp-auth:session:";
+
+    /// Connects to `config`'s Redis and checks the connection with `PING`.
+    pub async fn connect(config: RedisConfig) -> Result<Self, SessionError> {
+        let store = Self::connect_lazy(config)?;
+        ping(&store.conn).await.map_err(setup_error)?;
         Ok(store)
     }
 
     /// Like [`connect`](Self::connect) but without connecting: the first
     /// operation connects, so a server can start while Redis is down (every
-    /// session operation fails closed until it is up).
-    pub async fn connect_lazy(url: &str, config: RedisStoreConfig) -> Result<Self, SessionError> {
-        let conn = lazy_connection(
-            url,
-            &config.prefix,
-            config.connection_timeout,
-            config.response_timeout,
-        )
-        .map_err(|e| match e {
-            RedisSetupError::Unavailable(what) => SessionError::StoreUnavailable(what),
-            RedisSetupError::BadPrefix => SessionError::Config(
-                "the Redis key prefix must be non-empty, without control characters",
-            ),
-            _ => SessionError::Config("the Redis URL does not parse (redis://host:port/db)"),
-        })?;
+    /// session operation fails closed until it is up). Must be called
+    /// within a Tokio runtime.
+    pub fn connect_lazy(config: RedisConfig) -> Result<Self, SessionError> {
+        let conn = config.connect_lazy().map_err(setup_error)?;
         Ok(Self {
             conn,
             prefix: config.prefix,

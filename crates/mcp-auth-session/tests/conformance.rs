@@ -470,11 +470,14 @@ all_cases!(memory, crate::memory_harness, #[cfg_attr(any(), ignore)]);
 
 #[cfg(feature = "redis")]
 async fn redis_harness(name: &str) -> Option<Harness> {
-    use mcp_auth_session::{RedisSessionStore, RedisStoreConfig};
+    use mcp_auth_session::RedisSessionStore;
     let redis = mcp_auth_testkit::RedisServer::start(name);
-    let store = RedisSessionStore::connect(&redis.url(), RedisStoreConfig::default())
-        .await
-        .unwrap();
+    let store = RedisSessionStore::connect(mcp_auth_core::RedisConfig::new(
+        redis.url(),
+        RedisSessionStore::DEFAULT_PREFIX,
+    ))
+    .await
+    .unwrap();
     Some(Harness {
         store: Arc::new(store),
         clock: ManualClock::at_unix(1_800_000_000),

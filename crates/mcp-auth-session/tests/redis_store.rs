@@ -8,14 +8,17 @@ use std::time::{Duration, Instant};
 
 use mcp_auth_core::{ManualClock, UserId};
 use mcp_auth_session::{
-    NewSession, RedisSessionStore, RedisStoreConfig, SessionConfig, SessionError, SessionManager,
+    NewSession, RedisSessionStore, SessionConfig, SessionError, SessionManager,
 };
 use mcp_auth_testkit::RedisServer;
 
 async fn manager(redis: &RedisServer, clock: &ManualClock) -> SessionManager {
-    let store = RedisSessionStore::connect(&redis.url(), RedisStoreConfig::default())
-        .await
-        .unwrap();
+    let store = RedisSessionStore::connect(mcp_auth_core::RedisConfig::new(
+        redis.url(),
+        RedisSessionStore::DEFAULT_PREFIX,
+    ))
+    .await
+    .unwrap();
     SessionManager::new(store, SessionConfig::default())
         .unwrap()
         .clock(clock.clone())
@@ -111,12 +114,18 @@ async fn starting_while_redis_is_down_fails_closed_then_works() {
     let mut redis = RedisServer::start("redis_store::lazy");
     redis.stop();
     assert!(matches!(
-        RedisSessionStore::connect(&redis.url(), RedisStoreConfig::default()).await,
+        RedisSessionStore::connect(mcp_auth_core::RedisConfig::new(
+            redis.url(),
+            RedisSessionStore::DEFAULT_PREFIX
+        ))
+        .await,
         Err(SessionError::StoreUnavailable(_))
     ));
-    let store = RedisSessionStore::connect_lazy(&redis.url(), RedisStoreConfig::default())
-        .await
-        .unwrap();
+    let store = RedisSessionStore::connect_lazy(mcp_auth_core::RedisConfig::new(
+        redis.url(),
+        RedisSessionStore::DEFAULT_PREFIX,
+    ))
+    .unwrap();
     let sessions: SessionManager = SessionManager::new(store, SessionConfig::default()).unwrap();
     assert!(matches!(
         sessions.create(NewSession::new(alice(), "c")).await,

@@ -14,8 +14,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{KEY_A, check_payload, payload, user};
+use mcp_auth_core::RedisConfig;
 use mcp_auth_testkit::RedisServer;
-use mcp_auth_vault::store::{RedisStore, RedisStoreConfig};
+use mcp_auth_vault::store::RedisStore;
 use mcp_auth_vault::{Credential, KeyMaterial, Vault, VaultError};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -23,10 +24,10 @@ const CHILD: &str = "MCP_VAULT_REDIS_CHILD";
 const URL: &str = "MCP_VAULT_REDIS_URL";
 
 fn vault(url: &str) -> Vault {
-    let mut config = RedisStoreConfig::default();
-    config.response_timeout = Duration::from_millis(500);
-    config.connect_timeout = Duration::from_millis(500);
-    Vault::builder_with_store(RedisStore::open(url, config).expect("store"))
+    let config = RedisConfig::new(url, RedisStore::DEFAULT_PREFIX)
+        .response_timeout(Duration::from_millis(500))
+        .connection_timeout(Duration::from_millis(500));
+    Vault::builder_with_store(RedisStore::open(config).expect("store"))
         .key(KeyMaterial::raw(KEY_A))
         .open()
         .expect("open")

@@ -239,10 +239,7 @@ conformance!(
     redis,
     |_dir| {
         let redis = mcp_auth_testkit::RedisServer::start("vault conformance (redis)");
-        let store = mcp_auth_vault::store::RedisStore::open(
-            &redis.url(),
-            mcp_auth_vault::store::RedisStoreConfig::default(),
-        )
+        let store = mcp_auth_vault::store::RedisStore::open(mcp_auth_core::RedisConfig::new(redis.url(), mcp_auth_vault::store::RedisStore::DEFAULT_PREFIX))
         .expect("store");
         let vault = Vault::builder_with_store(store)
             .key(KeyMaterial::raw(KEY_A))

@@ -2,10 +2,9 @@
 //! sign-ins: a code can be redeemed, and a refresh token rotated, once
 //! across the fleet (one Lua script each, one round trip).
 
-use std::time::Duration;
-
 use data_encoding::HEXLOWER;
-use mcp_auth_core::redis_conn::{RedisSetupError, describe, lazy_connection, ping};
+use mcp_auth_core::RedisConfig;
+use mcp_auth_core::redis_conn::{RedisSetupError, describe, ping};
 use mcp_auth_core::{BoxFuture, UserId};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
@@ -16,28 +15,6 @@ use crate::store::{
     AuthStore, ClientInfo, ClientOrigin, CodeRecord, Grant, PendingSignIn, Redemption,
     RefreshRecord, Rotation, StoreKey,
 };
-
-/// Settings of [`RedisAuthStore`].
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct RedisAuthStoreConfig {
-    /// Prefix of every key (default `mcp-auth:as:`).
-    pub prefix: String,
-    /// How long one command may take (default 2 s).
-    pub response_timeout: Duration,
-    /// How long connecting may take (default 1 s).
-    pub connection_timeout: Duration,
-}
-
-impl Default for RedisAuthStoreConfig {
-    fn default() -> Self {
-        Self {
-            prefix: "mcp-auth:as:".to_owned(),
-            response_timeout: Duration::from_secs(2),
-            connection_timeout: Duration::from_secs(1),
-        }
-    }
-}
 
 /// The authorization server's records in Redis. Codes, refresh tokens and
 /// pending ids appear only as SHA-256 hex in key names; records are JSON.
@@ -275,9 +252,12 @@ fn hex(key: StoreKey) -> String {
 }
 
 impl RedisAuthStore {
-    /// Connects to `url` and checks the connection with `PING`.
-    pub async fn connect(url: &str, config: RedisAuthStoreConfig) -> Result<Self, StoreError> {
-        let store = Self::connect_lazy(url, config)?;
+    /// The default key prefix, `mcp-auth:as:`.
+    pub const DEFAULT_PREFIX: &'static str = "mcp-auth:as:";
+
+    /// Connects to `config`'s Redis and checks the connection with `PING`.
+    pub async fn connect(config: RedisConfig) -> Result<Self, StoreError> {
+        let store = Self::connect_lazy(config)?;
         ping(&store.conn).await.map_err(|e| match e {
             RedisSetupError::Unavailable(what) => StoreError::Unavailable(what),
             _ => StoreError::Unavailable("unreachable"),
@@ -288,14 +268,8 @@ impl RedisAuthStore {
     /// Like [`RedisAuthStore::connect`] without connecting: the first
     /// operation connects (every operation fails closed until Redis is up).
     /// Must be called within a Tokio runtime.
-    pub fn connect_lazy(url: &str, config: RedisAuthStoreConfig) -> Result<Self, StoreError> {
-        let conn = lazy_connection(
-            url,
-            &config.prefix,
-            config.connection_timeout,
-            config.response_timeout,
-        )
-        .map_err(|e| match e {
+    pub fn connect_lazy(config: RedisConfig) -> Result<Self, StoreError> {
+        let conn = config.connect_lazy().map_err(|e| match e {
             RedisSetupError::Unavailable(what) => StoreError::Unavailable(what),
             _ => StoreError::Unavailable("the Redis URL or key prefix is not valid"),
         })?;

@@ -17,7 +17,7 @@ pub use cached::CachedFileStore;
 pub use file::FileStore;
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
-pub use redis::{RedisStore, RedisStoreConfig};
+pub use redis::RedisStore;
 
 /// What an [`VaultStore::update`] callback wants done with a user's file.
 #[derive(Debug)]

@@ -1,9 +1,9 @@
 //! A vault store in Redis, for several processes sharing one vault.
 
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
 
-use mcp_auth_core::UserId;
+use mcp_auth_core::redis_conn::RedisSetupError;
+use mcp_auth_core::{RedisConfig, UserId};
 use redis::{Commands, Connection};
 
 use super::{Update, UpdateFn, VaultStore};
@@ -14,37 +14,6 @@ use crate::error::VaultError;
 const MAX_ATTEMPTS: usize = 64;
 /// Idle connections kept for reuse.
 const MAX_IDLE: usize = 8;
-
-/// Settings of a [`RedisStore`].
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct RedisStoreConfig {
-    /// Prefix of every key (default `mcp-auth:vault`). Vaults with different
-    /// keys must not share a prefix.
-    pub prefix: String,
-    /// Time to connect (default 2 s).
-    pub connect_timeout: Duration,
-    /// Time for one command's answer (default 2 s).
-    pub response_timeout: Duration,
-}
-
-impl Default for RedisStoreConfig {
-    fn default() -> Self {
-        Self {
-            prefix: "mcp-auth:vault".into(),
-            connect_timeout: Duration::from_secs(2),
-            response_timeout: Duration::from_secs(2),
-        }
-    }
-}
-
-impl RedisStoreConfig {
-    /// The same settings under another key prefix.
-    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-}
 
 /// Keeps the vault's sealed user files in Redis: `{prefix}:u:{storage key}`
 /// holds a user's file (the same bytes a [`FileStore`](super::FileStore)
@@ -62,7 +31,7 @@ impl RedisStoreConfig {
 /// from async code, call the vault inside `tokio::task::spawn_blocking`.
 pub struct RedisStore {
     client: redis::Client,
-    config: RedisStoreConfig,
+    config: RedisConfig,
     idle: Mutex<Vec<Connection>>,
 }
 
@@ -80,16 +49,20 @@ fn unavailable(e: &redis::RedisError) -> VaultError {
 }
 
 impl RedisStore {
-    /// A store at `url` (`redis://host:port/db`). Connects lazily: a server
-    /// that is down now fails the first call, not this one.
-    pub fn open(url: &str, config: RedisStoreConfig) -> Result<Self, VaultError> {
-        if config.prefix.is_empty() || config.prefix.chars().any(char::is_control) {
-            return Err(VaultError::StoreUnavailable(
+    /// The default key prefix, `mcp-auth:vault`. Vaults with different keys
+    /// must not share a prefix.
+    pub const DEFAULT_PREFIX: &'static str = "mcp-auth:vault";
+
+    /// A store at `config`'s Redis. Connects lazily: a server that is down
+    /// now fails the first call, not this one.
+    pub fn open(config: RedisConfig) -> Result<Self, VaultError> {
+        let client = config.client().map_err(|e| match e {
+            RedisSetupError::BadPrefix => VaultError::StoreUnavailable(
                 "the key prefix must be non-empty, without control characters",
-            ));
-        }
-        let client = redis::Client::open(url).map_err(|_| {
-            VaultError::StoreUnavailable("the Redis URL does not parse (redis://host:port/db)")
+            ),
+            _ => {
+                VaultError::StoreUnavailable("the Redis URL does not parse (redis://host:port/db)")
+            }
         })?;
         Ok(Self {
             client,
@@ -125,7 +98,7 @@ impl RedisStore {
             None => {
                 let conn = self
                     .client
-                    .get_connection_with_timeout(self.config.connect_timeout)
+                    .get_connection_with_timeout(self.config.connection_timeout)
                     .map_err(|e| unavailable(&e))?;
                 conn.set_read_timeout(Some(self.config.response_timeout))
                     .map_err(|e| unavailable(&e))?;
