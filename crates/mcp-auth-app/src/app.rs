@@ -9,6 +9,7 @@ use axum::body::Body;
 use axum::response::IntoResponse;
 use http::Request;
 use mcp_auth_axum::{McpAuth, McpSessions, ResourceConfig};
+use mcp_auth_core::ConfigProblem;
 #[cfg(feature = "redis")]
 use mcp_auth_core::RedisConfig;
 use mcp_auth_oauth_server::{
@@ -30,7 +31,7 @@ use crate::AppConfig;
 pub enum AppError {
     /// A setting is missing or wrong.
     #[error("configuration: {0}")]
-    Config(String),
+    Config(#[from] ConfigProblem),
     /// The vault cannot be opened (a wrong key is refused and nothing is
     /// changed).
     #[error("the vault cannot be opened: {0}")]
@@ -237,10 +238,10 @@ async fn stores(
     limits: Limits,
 ) -> Result<Stores, AppError> {
     if config.redis_url.is_some() {
-        return Err(AppError::Config(
-            "REDIS_URL is set but this build has no Redis support (build with the `redis` feature)"
-                .into(),
-        ));
+        return Err(AppError::Config(ConfigProblem::new(
+            "REDIS_URL",
+            "set, but this build has no Redis support (build with the `redis` feature)",
+        )));
     }
     memory_stores(config, key, limits)
 }
@@ -258,7 +259,8 @@ fn memory_stores(
         sessions: Arc::new(MemorySessionStore::new()),
         pending: Arc::new(MemoryPendingStore::default()),
         limiter: Arc::new(
-            MemoryRateLimiter::new(limits).map_err(|e| AppError::Config(format!("limits: {e}")))?,
+            MemoryRateLimiter::new(limits)
+                .map_err(|e| ConfigProblem::new("limits", e.to_string()))?,
         ),
         auth_limiter: None,
         vault,
@@ -308,7 +310,7 @@ impl App {
         let key = config
             .vault_key
             .take()
-            .ok_or_else(|| AppError::Config("set MCP_VAULT_KEY".into()))?;
+            .ok_or_else(|| ConfigProblem::new("MCP_VAULT_KEY", "not set"))?;
         let redis = config.redis_url.is_some();
         let stores = stores(
             &config,
@@ -344,7 +346,7 @@ impl App {
             .build()?;
         let upstream = auth_server
             .upstream_tokens()
-            .ok_or_else(|| AppError::Config("the upstream login is missing".into()))?;
+            .ok_or_else(|| ConfigProblem::new("login", "the upstream login is missing"))?;
         // The issuer and the resource are the authorization server's; its
         // tokens are checked against its key ring in this process.
         let mut resource_config = auth_server
@@ -357,7 +359,7 @@ impl App {
         let resource_config = resource_config.build()?;
         let validator = auth_server.token_verifier(&resource_config);
         let sessions = McpSessions::with_shared_store(stores.sessions, SessionConfig::default())
-            .map_err(|e| AppError::Config(format!("sessions: {e}")))?;
+            .map_err(|e| ConfigProblem::new("sessions", e.to_string()))?;
         Ok(Self {
             listener,
             auth_server,

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use mcp_auth_vault::KeyMaterial;
 
-use crate::{Problems, Settings};
+use mcp_auth_core::{ConfigProblem, ConfigProblems};
+
+use crate::Settings;
 
 /// Where the server is, where its vault is and with which key, and
 /// whether it shares Redis with a fleet. `Debug` leaves the key out.
@@ -57,8 +59,8 @@ impl AppConfig {
     /// Reads and checks the settings; every problem at once. With
     /// `key_required` false a missing `MCP_VAULT_KEY` is allowed (the
     /// caller supplies a development key).
-    pub fn from_settings(settings: &Settings, key_required: bool) -> Result<Self, Problems> {
-        let mut problems = Vec::new();
+    pub fn from_settings(settings: &Settings, key_required: bool) -> Result<Self, ConfigProblems> {
+        let mut problems = ConfigProblems::new();
         let listen = match settings
             .get("MCP_LISTEN")
             .unwrap_or("127.0.0.1:8790")
@@ -66,7 +68,10 @@ impl AppConfig {
         {
             Ok(addr) => Some(addr),
             Err(_) => {
-                problems.push("MCP_LISTEN: not an address like 127.0.0.1:8790".into());
+                problems.push(ConfigProblem::new(
+                    "MCP_LISTEN",
+                    "not an address like 127.0.0.1:8790",
+                ));
                 None
             }
         };
@@ -78,14 +83,14 @@ impl AppConfig {
                         Some(trimmed.to_owned())
                     }
                     Ok(_) => {
-                        problems.push(
-                            "MCP_PUBLIC_URL: the origin only (https://mcp.example.com), no path"
-                                .into(),
-                        );
+                        problems.push(ConfigProblem::new(
+                            "MCP_PUBLIC_URL",
+                            "the origin only (https://mcp.example.com), no path",
+                        ));
                         None
                     }
                     Err(e) => {
-                        problems.push(format!("MCP_PUBLIC_URL: {e}"));
+                        problems.push(ConfigProblem::new("MCP_PUBLIC_URL", e.to_string()));
                         None
                     }
                 }
@@ -97,14 +102,15 @@ impl AppConfig {
             Some(encoded) => match KeyMaterial::from_base64(encoded) {
                 Ok(key) => Some(key),
                 Err(e) => {
-                    problems.push(format!("MCP_VAULT_KEY: {e}"));
+                    problems.push(ConfigProblem::new("MCP_VAULT_KEY", e.to_string()));
                     None
                 }
             },
             None if key_required => {
-                problems.push(
-                    "set MCP_VAULT_KEY (32 random bytes in base64: openssl rand -base64 32)".into(),
-                );
+                problems.push(ConfigProblem::new(
+                    "MCP_VAULT_KEY",
+                    "not set (32 random bytes in base64: openssl rand -base64 32)",
+                ));
                 None
             }
             None => None,
@@ -113,7 +119,10 @@ impl AppConfig {
         if let Some(url) = &redis_url
             && !(url.starts_with("redis://") || url.starts_with("rediss://"))
         {
-            problems.push("REDIS_URL: must start with redis:// or rediss://".into());
+            problems.push(ConfigProblem::new(
+                "REDIS_URL",
+                "must start with redis:// or rediss://",
+            ));
         }
         match (listen, public_url) {
             (Some(listen), Some(public_url)) if problems.is_empty() => Ok(Self {
@@ -123,7 +132,7 @@ impl AppConfig {
                 vault_dir: PathBuf::from(settings.get("MCP_VAULT_DIR").unwrap_or("./mcp-vault")),
                 redis_url,
             }),
-            _ => Err(Problems(problems)),
+            _ => Err(problems),
         }
     }
 
@@ -172,9 +181,9 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.0.len(), 3, "{err}");
-        assert!(err.0[0].starts_with("MCP_LISTEN"));
-        assert!(err.0[1].starts_with("MCP_VAULT_KEY"));
-        assert!(err.0[2].starts_with("REDIS_URL"));
+        assert_eq!(err.0[0].setting(), "MCP_LISTEN");
+        assert_eq!(err.0[1].setting(), "MCP_VAULT_KEY");
+        assert_eq!(err.0[2].setting(), "REDIS_URL");
 
         let err = AppConfig::from_settings(
             &settings(&[("MCP_PUBLIC_URL", "http://mcp.example.com/x")]),
@@ -182,7 +191,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.0.len(), 2, "{err}");
-        assert!(err.0[0].starts_with("MCP_PUBLIC_URL"), "{err}");
-        assert!(err.0[1].contains("MCP_VAULT_KEY"), "{err}");
+        assert_eq!(err.0[0].setting(), "MCP_PUBLIC_URL", "{err}");
+        assert_eq!(err.0[1].setting(), "MCP_VAULT_KEY", "{err}");
     }
 }

@@ -45,9 +45,10 @@ pub use api::{ApiError, ProviderApi};
 pub use app::{App, AppError, ProviderSetup, ToolSetup};
 pub use config::AppConfig;
 pub use mcp_auth_axum::serve;
+pub use mcp_auth_core::{ConfigProblem, ConfigProblems};
 pub use profile::{Endpoints, Guards, McpTools, ProviderProfile, Scope, StandIn};
 pub use run::{Serving, StartError, cli, provider_config};
-pub use settings::{Problems, Settings};
+pub use settings::Settings;
 pub use tool::ToolError;
 
 pub use mcp_auth_oauth_server::{

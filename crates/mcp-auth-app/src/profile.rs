@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use mcp_auth_core::BoxFuture;
+use mcp_auth_core::{BoxFuture, ConfigProblem, ConfigProblems};
 use mcp_auth_pkce::Provider;
 use secrecy::SecretString;
 
@@ -15,6 +15,14 @@ use crate::{
     App, ProviderApi, ProviderQuirks, ProviderSetup, Serving, Settings, StartError, SubjectSource,
     ToolSetup, UpstreamLogin, cli, provider_config,
 };
+
+/// A start refused for one problem.
+fn problem(
+    setting: impl Into<std::borrow::Cow<'static, str>>,
+    reason: impl Into<std::borrow::Cow<'static, str>>,
+) -> StartError {
+    StartError::Config(ConfigProblem::new(setting, reason).into())
+}
 
 /// Which tools one of our scopes opens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,9 +99,14 @@ impl Endpoints {
     async fn provider(&self) -> Result<Provider, StartError> {
         match self {
             Self::Known(provider) => Ok(provider.clone()),
-            Self::Discover { name, issuer } => Provider::discover(name, issuer)
-                .await
-                .map_err(|e| StartError::Config(vec![format!("discovery at {issuer}: {e}")])),
+            Self::Discover { name, issuer } => {
+                Provider::discover(name, issuer).await.map_err(|e| {
+                    problem(
+                        format!("{name} issuer"),
+                        format!("discovery at {issuer}: {e}"),
+                    )
+                })
+            }
         }
     }
 }
@@ -276,15 +289,15 @@ impl<D: Clone + Send + Sync + 'static> ProviderProfile<D> {
     /// The tool setup the scope table describes, checked against `names`:
     /// a scope that names a tool the server does not have is an error.
     fn tool_setup(&self, names: Vec<String>) -> Result<ToolSetup, StartError> {
-        let mut problems = Vec::new();
+        let mut problems = ConfigProblems::new();
         let mut per_tool: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for scope in self.scopes {
             if let Guards::Tools(tools) = scope.guards {
                 for tool in tools {
                     if !names.iter().any(|n| n == tool) {
-                        problems.push(format!(
-                            "the scope {} guards {tool:?}, which is not a tool of this server",
-                            scope.name
+                        problems.push(ConfigProblem::new(
+                            format!("scope {}", scope.name),
+                            format!("guards {tool:?}, which is not a tool of this server"),
                         ));
                     }
                     per_tool.entry(tool).or_default().push(scope.name);
@@ -337,16 +350,14 @@ impl<D: Clone + Send + Sync + 'static> ProviderProfile<D> {
             ),
             None => {
                 let Some((start_double, _)) = &self.no_account else {
-                    return Err(StartError::Config(vec![format!(
-                        "set {0}_CLIENT_ID and {0}_CLIENT_SECRET (from {1})",
-                        self.prefix, self.console
-                    )]));
+                    return Err(problem(
+                        format!("{0}_CLIENT_ID, {0}_CLIENT_SECRET", self.prefix),
+                        format!("not set (from {})", self.console),
+                    ));
                 };
                 let (double, stand_in) = start_double(config.redirect_uri(), double)
                     .await
-                    .map_err(|e| {
-                        StartError::Config(vec![format!("the {} double: {e}", self.display)])
-                    })?;
+                    .map_err(|e| problem(format!("the {} double", self.display), e))?;
                 let vault_dir = config.throwaway_vault_unless_keyed()?;
                 (
                     ProviderSetup::new(
@@ -362,7 +373,7 @@ impl<D: Clone + Send + Sync + 'static> ProviderProfile<D> {
             }
         };
         let api = ProviderApi::new(&self.display, api_base)
-            .map_err(|e| StartError::Config(vec![format!("HTTP client: {e}")]))?;
+            .map_err(|e| problem("HTTP client", e.to_string()))?;
         let tools = tools(api);
         let tool_setup = self.tool_setup(tools.tool_names())?;
         let login = |client, vault| {
@@ -495,8 +506,11 @@ mod tests {
         else {
             panic!("accepted");
         };
-        assert_eq!(problems.len(), 3, "{problems:?}");
-        assert!(problems[0].contains("\"delete\""), "{problems:?}");
+        assert_eq!(problems.0.len(), 3, "{problems:?}");
+        assert!(
+            problems.0[0].reason().contains("\"delete\""),
+            "{problems:?}"
+        );
     }
 
     #[test]
@@ -519,8 +533,8 @@ mod tests {
             panic!("started");
         };
         assert!(
-            problems[0].contains("EXAMPLE_CLIENT_ID")
-                && problems[0].contains("EXAMPLE_CLIENT_SECRET"),
+            problems.to_string().contains("EXAMPLE_CLIENT_ID")
+                && problems.to_string().contains("EXAMPLE_CLIENT_SECRET"),
             "{problems:?}"
         );
     }

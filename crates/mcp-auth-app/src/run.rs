@@ -10,6 +10,8 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use secrecy::SecretString;
 
+use mcp_auth_core::{ConfigProblem, ConfigProblems};
+
 use crate::{App, AppConfig, AppError, AuthServer, Settings};
 
 /// Why a server did not start.
@@ -17,8 +19,8 @@ use crate::{App, AppConfig, AppError, AuthServer, Settings};
 #[non_exhaustive]
 pub enum StartError {
     /// Settings are missing or wrong (each names its variable).
-    #[error("configuration:\n  - {}", .0.join("\n  - "))]
-    Config(Vec<String>),
+    #[error("configuration:\n{0}")]
+    Config(ConfigProblems),
     /// Assembly failed (a wrong vault key, a store down, ...).
     #[error(transparent)]
     App(#[from] AppError),
@@ -41,16 +43,22 @@ pub fn provider_config(
         format!("{prefix}_CLIENT_ID"),
         format!("{prefix}_CLIENT_SECRET"),
     );
-    let mut problems = Vec::new();
+    let mut problems = ConfigProblems::new();
     let credentials = match (settings.get(&id), settings.get(&secret)) {
         (Some(i), Some(s)) => Some((i.to_owned(), SecretString::from(s.to_owned()))),
         (None, None) => None,
         (Some(_), None) => {
-            problems.push(format!("set {secret} too (from {console})"));
+            problems.push(ConfigProblem::new(
+                secret,
+                format!("not set, but {id} is (both come from {console})"),
+            ));
             None
         }
         (None, Some(_)) => {
-            problems.push(format!("set {id} too (from {console})"));
+            problems.push(ConfigProblem::new(
+                id,
+                format!("not set, but {secret} is (both come from {console})"),
+            ));
             None
         }
     };
@@ -59,7 +67,7 @@ pub fn provider_config(
         Ok(config) if problems.is_empty() => Ok((config, credentials)),
         Ok(_) => Err(StartError::Config(problems)),
         Err(more) => {
-            problems.extend(more.0);
+            problems.extend(more);
             Err(StartError::Config(problems))
         }
     }

@@ -3,10 +3,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-/// Every configuration problem at once, each naming the variable to set.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("configuration:\n  - {}", .0.join("\n  - "))]
-pub struct Problems(pub Vec<String>);
+use mcp_auth_core::{ConfigProblem, ConfigProblems};
 
 /// The settings a server reads: the process environment wins over the
 /// file. Empty values count as unset. Values are never printed by
@@ -35,14 +32,13 @@ fn unquote(value: &str) -> &str {
 impl Settings {
     /// The process environment over `file` (if given) for the names in
     /// `names`. A file that cannot be read is a problem naming it.
-    pub fn load<N: AsRef<str>>(names: &[N], file: Option<&Path>) -> Result<Self, Problems> {
+    pub fn load<N: AsRef<str>>(names: &[N], file: Option<&Path>) -> Result<Self, ConfigProblems> {
         let contents = match file {
             Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
-                Problems(vec![format!(
-                    "cannot read {}: {}",
-                    path.display(),
-                    e.kind()
-                )])
+                ConfigProblems::from(ConfigProblem::new(
+                    path.display().to_string(),
+                    format!("cannot be read: {}", e.kind()),
+                ))
             })?),
             None => None,
         };
@@ -57,9 +53,9 @@ impl Settings {
         names: &[N],
         env: impl Fn(&str) -> Option<String>,
         file: Option<&str>,
-    ) -> Result<Self, Problems> {
+    ) -> Result<Self, ConfigProblems> {
         let names: Vec<&str> = names.iter().map(AsRef::as_ref).collect();
-        let mut problems = Vec::new();
+        let mut problems = ConfigProblems::new();
         let mut from_file = HashMap::new();
         for (n, line) in file.unwrap_or("").lines().enumerate() {
             let line = line.trim();
@@ -71,17 +67,22 @@ impl Settings {
                 Some((k, v)) if names.contains(&k.trim()) => {
                     from_file.insert(k.trim().to_owned(), unquote(v.trim()).to_owned());
                 }
-                Some((k, _)) => problems.push(format!(
-                    "line {}: {} is not a setting of this server (known: {})",
-                    n + 1,
-                    k.trim(),
-                    names.join(", ")
+                Some((k, _)) => problems.push(ConfigProblem::new(
+                    format!("line {}", n + 1),
+                    format!(
+                        "{} is not a setting of this server (known: {})",
+                        k.trim(),
+                        names.join(", ")
+                    ),
                 )),
-                None => problems.push(format!("line {}: not KEY=VALUE", n + 1)),
+                None => problems.push(ConfigProblem::new(
+                    format!("line {}", n + 1),
+                    "not KEY=VALUE",
+                )),
             }
         }
         if !problems.is_empty() {
-            return Err(Problems(problems));
+            return Err(problems);
         }
         let mut values = HashMap::new();
         for name in &names {
@@ -128,7 +129,11 @@ mod tests {
         let err =
             Settings::from_sources(NAMES, |_| None, Some("A_IDD=x\nnonsense\nA_ID=y")).unwrap_err();
         assert_eq!(err.0.len(), 2, "{err}");
-        assert!(err.0[0].starts_with("line 1: A_IDD is not a setting"));
-        assert!(err.0[1].starts_with("line 2: not KEY=VALUE"));
+        assert!(
+            err.0[0]
+                .to_string()
+                .starts_with("line 1: A_IDD is not a setting")
+        );
+        assert!(err.0[1].to_string().starts_with("line 2: not KEY=VALUE"));
     }
 }

@@ -40,6 +40,7 @@
 //! * User ids reject control characters, so they are safe to write in logs.
 
 mod clock;
+mod config_problem;
 mod loopback;
 #[cfg(feature = "redis")]
 pub mod redis_conn;
@@ -49,6 +50,7 @@ mod secret;
 mod user_id;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use config_problem::{ConfigProblem, ConfigProblems};
 pub use loopback::{is_loopback_host, is_loopback_ip, is_public_ip};
 pub use secret::{REDACTED, secrets_equal};
 

@@ -147,6 +147,23 @@ pub fn lazy_connection(
         .map_err(|e| RedisSetupError::Unavailable(describe(&e)))
 }
 
+/// A set-up error that is the caller's configuration (the URL or the
+/// prefix), as a [`ConfigProblem`](crate::ConfigProblem) naming the setting.
+/// The URL itself is never repeated: it may hold a password.
+pub fn redis_problem(error: &RedisSetupError) -> crate::ConfigProblem {
+    match error {
+        RedisSetupError::BadPrefix => crate::ConfigProblem::new(
+            "redis prefix",
+            "must be non-empty, without control characters",
+        ),
+        RedisSetupError::BadUrl => crate::ConfigProblem::new(
+            "redis URL",
+            "does not parse (redis://[user:password@]host:port/db)",
+        ),
+        RedisSetupError::Unavailable(what) => crate::ConfigProblem::new("redis", *what),
+    }
+}
+
 /// Sends `PING` and waits for the answer: proof that the server is reachable now.
 pub async fn ping(conn: &ConnectionManager) -> Result<(), RedisSetupError> {
     let _: String = redis::cmd("PING")

@@ -4,24 +4,16 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerError {
-    /// A setting is invalid; `setting` names it.
-    #[error("{setting}: {reason}")]
-    Config {
-        /// The setting.
-        setting: &'static str,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
+    /// A setting is invalid (the problem names it): the server's own, or
+    /// the upstream login's (`upstream login`).
+    #[error(transparent)]
+    Config(#[from] mcp_auth_core::ConfigProblem),
     /// A signing key could not be made or used.
     #[error("signing key: {0}")]
     Key(&'static str),
     /// The operating system's random number generator failed.
     #[error("the operating system's random number generator failed")]
     Random,
-    /// The upstream login's configuration is unusable (the reason names
-    /// the setting and the configured value at fault).
-    #[error("upstream login: {0}")]
-    Upstream(String),
     /// The outbound HTTP client (client metadata documents) could not be built.
     #[error(transparent)]
     Http(#[from] mcp_auth_http::HttpError),

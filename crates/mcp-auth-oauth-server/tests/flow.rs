@@ -400,10 +400,7 @@ fn the_development_login_is_refused_on_a_public_issuer() {
         .build();
     assert!(matches!(
         built,
-        Err(ServerError::Config {
-            setting: "login",
-            ..
-        })
+        Err(ServerError::Config(ref problem)) if problem.setting() == "login"
     ));
     assert!(
         AuthServer::builder("https://mcp.example.com", "https://mcp.example.com/mcp")

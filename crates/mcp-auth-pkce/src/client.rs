@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mcp_auth_core::{Clock, SystemClock, UserId};
+use mcp_auth_core::{Clock, ConfigProblem, ConfigProblems, SystemClock, UserId};
 use mcp_auth_http::{HttpClient, HttpError, OutboundClient};
 use mcp_auth_jwks::{ClaimRule, JwksCache, Policy, Validator};
 use oauth2::basic::{
@@ -167,16 +167,17 @@ impl OAuthClientBuilder {
 
     /// Validates the endpoints and builds the client.
     pub fn build(self) -> Result<OAuthClient, OAuthError> {
-        let mut problems = Vec::new();
-        let url = |what: &str, value: &str, problems: &mut Vec<String>| {
+        let mut problems = ConfigProblems::new();
+        let url = |what: &'static str, value: &str, problems: &mut ConfigProblems| {
             let ok = url::Url::parse(value).is_ok_and(|u| {
                 u.scheme() == "https"
                     || (u.scheme() == "http"
                         && u.host_str().is_some_and(mcp_auth_core::is_loopback_ip))
             });
             if !ok {
-                problems.push(format!(
-                    "{what} {value:?} must be an https URL (http only on a loopback IP)"
+                problems.push(ConfigProblem::new(
+                    what,
+                    format!("{value:?} must be an https URL (http only on a loopback IP)"),
                 ));
             }
         };
@@ -196,16 +197,21 @@ impl OAuthClientBuilder {
         if let Some(j) = &self.provider.jwks_uri {
             url("jwks_uri", j, &mut problems);
             if self.provider.issuer.is_none() {
-                problems.push("an OpenID Connect provider needs an issuer".into());
+                problems.push(ConfigProblem::new(
+                    "issuer",
+                    "an OpenID Connect provider needs an issuer",
+                ));
             }
         }
         if self.client_id.is_empty() {
-            problems.push("the client id is empty".into());
+            problems.push(ConfigProblem::new("client id", "is empty"));
         }
         if !problems.is_empty() {
             return Err(OAuthError::Config(problems));
         }
-        let config = |e: &dyn std::fmt::Display| OAuthError::Config(vec![e.to_string()]);
+        let config = |e: &dyn std::fmt::Display| {
+            OAuthError::Config(ConfigProblem::new("endpoint", e.to_string()).into())
+        };
         let mut oauth = oauth2::Client::new(ClientId::new(self.client_id))
             .set_auth_uri(
                 AuthUrl::new(self.provider.authorization_endpoint.clone())
@@ -235,7 +241,9 @@ impl OAuthClientBuilder {
                     .timeout(self.timeout)
                     .max_response(MAX_RESPONSE_BYTES)
                     .build()
-                    .map_err(|e| OAuthError::Config(vec![format!("HTTP client: {e}")]))?,
+                    .map_err(|e| {
+                        OAuthError::Config(ConfigProblem::new("HTTP client", e.to_string()).into())
+                    })?,
             ),
         };
         let jwks = match &self.provider.jwks_uri {
@@ -244,7 +252,9 @@ impl OAuthClientBuilder {
                     .http(http.clone())
                     .clock(self.clock.clone())
                     .build()
-                    .map_err(|e| OAuthError::Config(vec![format!("jwks_uri: {e}")]))?,
+                    .map_err(|e| {
+                        OAuthError::Config(ConfigProblem::new("jwks_uri", e.to_string()).into())
+                    })?,
             ),
             None => None,
         };

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use mcp_auth_core::{ConfigProblem, ConfigProblems};
 use secrecy::SecretString;
 
 use crate::{OAuthError, RedirectUri};
@@ -44,11 +45,13 @@ impl ClientConfig {
     pub fn from_env(prefix: &str, file: Option<&Path>) -> Result<Self, OAuthError> {
         let contents = match file {
             Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
-                OAuthError::Config(vec![format!(
-                    "cannot read {}: {}",
-                    path.display(),
-                    e.kind()
-                )])
+                OAuthError::Config(
+                    ConfigProblem::new(
+                        path.display().to_string(),
+                        format!("cannot be read: {}", e.kind()),
+                    )
+                    .into(),
+                )
             })?),
             None => None,
         };
@@ -79,37 +82,37 @@ impl ClientConfig {
                 .filter(|v| !v.trim().is_empty())
         };
         let var = |suffix: &str| format!("{prefix}_{suffix}");
-        let mut problems = Vec::new();
+        let mut problems = ConfigProblems::new();
         let client_id = get(&var("CLIENT_ID"));
         if client_id.is_none() {
-            problems.push(format!(
-                "set {} (the client id from the provider's console)",
-                var("CLIENT_ID")
+            problems.push(ConfigProblem::new(
+                var("CLIENT_ID"),
+                "not set (the client id from the provider's console)",
             ));
         }
-        let redirect = match get(&var("REDIRECT_URI")) {
-            None => {
-                problems.push(format!(
-                    "set {} (the exact redirect URI registered with the provider)",
-                    var("REDIRECT_URI")
-                ));
-                None
-            }
-            Some(uri) => match RedirectUri::new(uri) {
-                Ok(r) => Some(r),
-                Err(OAuthError::Config(p)) => {
-                    problems.extend(
-                        p.into_iter()
-                            .map(|p| format!("{}: {p}", var("REDIRECT_URI"))),
-                    );
+        let redirect =
+            match get(&var("REDIRECT_URI")) {
+                None => {
+                    problems.push(ConfigProblem::new(
+                        var("REDIRECT_URI"),
+                        "not set (the exact redirect URI registered with the provider)",
+                    ));
                     None
                 }
-                Err(e) => {
-                    problems.push(format!("{}: {e}", var("REDIRECT_URI")));
-                    None
-                }
-            },
-        };
+                Some(uri) => match RedirectUri::new(uri) {
+                    Ok(r) => Some(r),
+                    Err(OAuthError::Config(p)) => {
+                        problems.extend(p.into_iter().map(|p| {
+                            ConfigProblem::new(var("REDIRECT_URI"), p.reason().to_owned())
+                        }));
+                        None
+                    }
+                    Err(e) => {
+                        problems.push(ConfigProblem::new(var("REDIRECT_URI"), e.to_string()));
+                        None
+                    }
+                },
+            };
         let scopes = get(&var("SCOPES"))
             .map(|s| s.split_whitespace().map(str::to_owned).collect())
             .unwrap_or_default();
@@ -149,9 +152,10 @@ mod tests {
         let OAuthError::Config(problems) = err else {
             panic!("config error expected")
         };
-        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert_eq!(problems.0.len(), 2, "{problems:?}");
         assert!(
-            problems[0].contains("GOOGLE_CLIENT_ID") && problems[1].contains("GOOGLE_REDIRECT_URI")
+            problems.0[0].setting() == "GOOGLE_CLIENT_ID"
+                && problems.0[1].setting() == "GOOGLE_REDIRECT_URI"
         );
 
         let env = |k: &str| match k {
@@ -163,6 +167,9 @@ mod tests {
         else {
             panic!("config error expected")
         };
-        assert!(problems[0].starts_with("G_REDIRECT_URI:"), "{problems:?}");
+        assert!(
+            problems.0[0].to_string().starts_with("G_REDIRECT_URI:"),
+            "{problems:?}"
+        );
     }
 }

@@ -9,8 +9,8 @@ pub enum OAuthError {
     #[error(transparent)]
     Pkce(#[from] PkceError),
     /// The configuration is unusable; each problem names what to fix.
-    #[error("configuration: {}", .0.join("; "))]
-    Config(Vec<String>),
+    #[error("configuration:\n{0}")]
+    Config(mcp_auth_core::ConfigProblems),
     /// The callback query is too long, repeats a parameter, or is not
     /// form-encoded.
     #[error("malformed callback: {0}")]

@@ -16,12 +16,12 @@ impl RedirectUri {
         match parsed.scheme() {
             "https" => Ok(Self(uri)),
             "http" if is_loopback_ip(&parsed) => Ok(Self(uri)),
-            "http" => Err(OAuthError::Config(vec![format!(
-                "redirect URI {uri:?}: plain http is only allowed to 127.0.0.1 or [::1]"
-            )])),
-            other => Err(OAuthError::Config(vec![format!(
-                "redirect URI {uri:?}: scheme {other:?} is not allowed (https, or http on loopback)"
-            )])),
+            "http" => Err(problem(format!(
+                "{uri:?}: plain http is only allowed to 127.0.0.1 or [::1]"
+            ))),
+            other => Err(problem(format!(
+                "{uri:?}: scheme {other:?} is not allowed (https, or http on loopback)"
+            ))),
         }
     }
 
@@ -32,15 +32,17 @@ impl RedirectUri {
 }
 
 fn parse(uri: &str) -> Result<url::Url, OAuthError> {
-    let parsed = url::Url::parse(uri).map_err(|_| {
-        OAuthError::Config(vec![format!("redirect URI {uri:?} is not an absolute URL")])
-    })?;
+    let parsed =
+        url::Url::parse(uri).map_err(|_| problem(format!("{uri:?} is not an absolute URL")))?;
     if parsed.fragment().is_some() {
-        return Err(OAuthError::Config(vec![format!(
-            "redirect URI {uri:?} must not have a fragment"
-        )]));
+        return Err(problem(format!("{uri:?} must not have a fragment")));
     }
     Ok(parsed)
+}
+
+/// A problem with the redirect URI.
+fn problem(reason: String) -> OAuthError {
+    OAuthError::Config(mcp_auth_core::ConfigProblem::new("redirect URI", reason).into())
 }
 
 fn is_loopback_ip(url: &url::Url) -> bool {
@@ -49,7 +51,7 @@ fn is_loopback_ip(url: &url::Url) -> bool {
 
 /// Options that weaken the defaults, for development only.
 pub mod dangerous {
-    use super::{RedirectUri, parse};
+    use super::{RedirectUri, parse, problem};
     use crate::OAuthError;
 
     /// Accepts any absolute `http` or `https` redirect URI, e.g. a plain
@@ -59,9 +61,7 @@ pub mod dangerous {
         let uri = uri.into();
         let parsed = parse(&uri)?;
         if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(OAuthError::Config(vec![format!(
-                "redirect URI {uri:?}: only http and https are allowed"
-            )]));
+            return Err(problem(format!("{uri:?}: only http and https are allowed")));
         }
         tracing::warn!(target: "mcp_auth::audit", "using an insecure redirect URI (dangerous opt-out)");
         Ok(RedirectUri(uri))

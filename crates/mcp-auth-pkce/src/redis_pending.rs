@@ -67,7 +67,7 @@ fn setup_error(error: RedisSetupError) -> OAuthError {
     match error {
         RedisSetupError::Unavailable(what) => OAuthError::PendingStoreUnavailable(what),
         // The URL is not repeated: it may hold a password.
-        other => OAuthError::Config(vec![format!("pending store: {other}")]),
+        other => OAuthError::Config(mcp_auth_core::redis_conn::redis_problem(&other).into()),
     }
 }
 

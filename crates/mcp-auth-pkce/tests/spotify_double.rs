@@ -317,7 +317,7 @@ fn endpoints_must_be_https_or_loopback() {
     .build()
     .unwrap_err();
     assert!(
-        matches!(err, OAuthError::Config(ref p) if p.len() == 1 && p[0].contains("authorization endpoint")),
+        matches!(err, OAuthError::Config(ref p) if p.0.len() == 1 && p.0[0].setting() == "authorization endpoint"),
         "{err}"
     );
     assert!(

@@ -18,7 +18,7 @@ pub enum RateLimitError {
     },
     /// Some other setting is unusable.
     #[error("invalid rate-limit configuration: {0}")]
-    Config(&'static str),
+    Config(mcp_auth_core::ConfigProblem),
     /// The Redis backend could not be reached (only from `connect`).
     #[error("rate-limit store unavailable: redis: {0}")]
     StoreUnavailable(&'static str),

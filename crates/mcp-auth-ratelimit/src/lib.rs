@@ -54,4 +54,5 @@ pub use limits::{Decision, DeniedBy, Limit, Limits, OVERFLOW_TOOL};
 #[cfg(feature = "redis")]
 pub use mcp_auth_core::RedisConfig;
 pub use memory::MemoryRateLimiter;
+#[cfg(feature = "redis")]
 pub use redis_limiter::{FailureMode, RedisLimiterOptions, RedisRateLimiter, TimeSource};

@@ -6,6 +6,8 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use mcp_auth_core::ConfigProblem;
+
 use crate::RateLimitError;
 
 /// Longest burst tolerance accepted (ten years), which keeps every figure
@@ -334,12 +336,16 @@ impl Limits {
 
     pub(crate) fn validate(&self) -> Result<(), RateLimitError> {
         if self.max_tracked_keys == 0 {
-            return Err(RateLimitError::Config(
-                "max_tracked_keys must be at least 1",
-            ));
+            return Err(RateLimitError::Config(ConfigProblem::new(
+                "max_tracked_keys",
+                "must be at least 1",
+            )));
         }
         if self.max_tool_name_len == 0 || self.max_tool_name_len > 1024 {
-            return Err(RateLimitError::Config("max_tool_name_len must be 1..=1024"));
+            return Err(RateLimitError::Config(ConfigProblem::new(
+                "max_tool_name_len",
+                "must be 1..=1024",
+            )));
         }
         for name in self
             .tool_overrides

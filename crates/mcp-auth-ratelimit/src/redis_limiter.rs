@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use mcp_auth_core::RedisConfig;
-use mcp_auth_core::redis_conn::{RedisSetupError, describe, ping};
+use mcp_auth_core::redis_conn::{RedisSetupError, describe, ping, redis_problem};
 use mcp_auth_core::{Clock, UserId};
 use redis::Script;
 use redis::aio::ConnectionManager;
@@ -179,10 +179,7 @@ impl RedisRateLimiter {
         limits.validate()?;
         let conn = redis.connect_lazy().map_err(|e| match e {
             RedisSetupError::Unavailable(what) => RateLimitError::StoreUnavailable(what),
-            RedisSetupError::BadPrefix => RateLimitError::Config(
-                "the Redis key prefix must be non-empty, without control characters",
-            ),
-            _ => RateLimitError::Config("the Redis URL does not parse (redis://host:port/db)"),
+            other => RateLimitError::Config(redis_problem(&other)),
         })?;
         let (prefix, config) = (redis.prefix, options);
         Ok(Self {

@@ -3,6 +3,8 @@
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+use mcp_auth_core::ConfigProblem;
+
 use crate::SessionError;
 
 /// What happens when a user who already has the maximum number of sessions
@@ -145,18 +147,20 @@ impl SessionConfig {
 
     /// Checks the configuration; [`SessionManager::new`](crate::SessionManager::new) calls this.
     pub fn validate(&self) -> Result<(), SessionError> {
-        let bad = |m: &'static str| Err(SessionError::Config(m));
+        let bad = |setting: &'static str, reason: &'static str| {
+            Err(SessionError::Config(ConfigProblem::new(setting, reason)))
+        };
         if self.idle_timeout.as_secs() == 0 {
-            return bad("idle timeout must be at least one second");
+            return bad("idle_timeout", "must be at least one second");
         }
         if self.absolute_timeout < self.idle_timeout {
-            return bad("absolute timeout must be at least the idle timeout");
+            return bad("absolute_timeout", "must be at least the idle timeout");
         }
         if self.absolute_timeout > MAX_ABSOLUTE_TIMEOUT {
-            return bad("absolute timeout must be at most one year");
+            return bad("absolute_timeout", "must be at most one year");
         }
         if self.max_data_bytes == 0 || self.max_data_bytes > MAX_DATA_BYTES {
-            return bad("data cap must be between 1 byte and 1 MiB");
+            return bad("max_data_bytes", "must be between 1 byte and 1 MiB");
         }
         Ok(())
     }

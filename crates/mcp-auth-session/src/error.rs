@@ -58,7 +58,7 @@ pub enum SessionError {
     },
     /// The configuration is unusable.
     #[error("invalid session configuration: {0}")]
-    Config(&'static str),
+    Config(mcp_auth_core::ConfigProblem),
     /// The store could not be reached or failed. No session is considered
     /// valid while this lasts (fail closed).
     #[error("session store unavailable: redis: {0}")]

@@ -4,7 +4,7 @@ use std::fmt;
 
 use mcp_auth_core::RedisConfig;
 use mcp_auth_core::UserId;
-use mcp_auth_core::redis_conn::{RedisSetupError, describe, ping};
+use mcp_auth_core::redis_conn::{RedisSetupError, describe, ping, redis_problem};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
@@ -237,10 +237,7 @@ fn from_fields(handle: SessionHandle, f: &[String]) -> Result<StoredSession, Ses
 fn setup_error(e: RedisSetupError) -> SessionError {
     match e {
         RedisSetupError::Unavailable(what) => SessionError::StoreUnavailable(what),
-        RedisSetupError::BadPrefix => SessionError::Config(
-            "the Redis key prefix must be non-empty, without control characters",
-        ),
-        _ => SessionError::Config("the Redis URL does not parse (redis://host:port/db)"),
+        other => SessionError::Config(redis_problem(&other)),
     }
 }
 

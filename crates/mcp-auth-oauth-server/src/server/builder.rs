@@ -33,6 +33,12 @@ pub const RATE_LIMITED_ENDPOINTS: [&str; 6] = [
     "register",
 ];
 
+/// A problem with the upstream login's configuration; `reason` names the
+/// value at fault.
+pub(crate) fn upstream_problem(reason: String) -> ServerError {
+    ServerError::Config(mcp_auth_core::ConfigProblem::new("upstream login", reason))
+}
+
 /// The default per-address limits: 300 requests a minute per address, 120
 /// a minute per endpoint, 10 registrations a minute. The "user" tier is
 /// the client's address, the "tool" tier the endpoint
@@ -329,7 +335,9 @@ impl AuthServerBuilder {
 
     /// The server, or why the settings cannot work.
     pub fn build(self) -> Result<AuthServer, ServerError> {
-        let config = |setting, reason| ServerError::Config { setting, reason };
+        let config = |setting: &'static str, reason: &'static str| {
+            ServerError::Config(mcp_auth_core::ConfigProblem::new(setting, reason))
+        };
         let issuer = mcp_auth_http::check_configured_url(&self.issuer).map_err(|_| {
             config(
                 "issuer",
@@ -351,7 +359,7 @@ impl AuthServerBuilder {
         if let Some(upstream) = &self.upstream
             && upstream.redirect_uri() != format!("{issuer_text}/login")
         {
-            return Err(ServerError::Upstream(format!(
+            return Err(upstream_problem(format!(
                 "the provider client's redirect URI {:?} must be {issuer_text}/login",
                 upstream.redirect_uri()
             )));

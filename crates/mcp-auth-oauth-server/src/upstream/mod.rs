@@ -226,7 +226,7 @@ impl UpstreamLoginBuilder {
 
     /// Checks the configuration.
     pub fn build(self) -> Result<UpstreamLogin, crate::ServerError> {
-        let config = crate::ServerError::Upstream;
+        let config = crate::server::builder::upstream_problem;
         let provider = self.client.provider().clone();
         if let SubjectSource::UserInfo { url, field } = &self.subject {
             mcp_auth_http::check_configured_url(url)
