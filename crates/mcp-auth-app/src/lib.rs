@@ -46,7 +46,7 @@ pub use app::{App, AppError, ProviderSetup, ToolSetup};
 pub use config::AppConfig;
 pub use mcp_auth_axum::serve;
 pub use mcp_auth_core::{ConfigProblem, ConfigProblems};
-pub use profile::{Endpoints, Guards, McpTools, ProviderProfile, Scope, StandIn};
+pub use profile::{Endpoints, Guards, McpTools, ProviderProfile, Scope, StandIn, tool_names};
 pub use run::{Serving, StartError, cli, provider_config};
 pub use settings::Settings;
 pub use tool::ToolError;

@@ -173,6 +173,17 @@ pub trait McpTools: rmcp::ServerHandler + Clone + Send + Sync + 'static {
     fn tool_names(&self) -> Vec<String>;
 }
 
+/// The names of the tools `router` routes (for [`McpTools::tool_names`]).
+pub fn tool_names<S: Send + Sync + 'static>(
+    router: &rmcp::handler::server::router::tool::ToolRouter<S>,
+) -> Vec<String> {
+    router
+        .list_all()
+        .iter()
+        .map(|tool| tool.name.to_string())
+        .collect()
+}
+
 /// Everything about one provider. `D` is the double of the no-account
 /// mode (`()` when there is none).
 pub struct ProviderProfile<D = ()> {

@@ -15,8 +15,6 @@
 mod server;
 
 use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::Duration;
 
 use mcp_auth_app::Settings;
 use mcp_auth_testkit::webdriver::Chromium;
@@ -25,7 +23,6 @@ use rmcp::model::{CallToolRequestParams, ClientConfig};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::auth::{AuthClient, AuthorizationRequest, OAuthState};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -78,31 +75,8 @@ async fn the_documented_server_signs_a_person_in_through_oidc_provider() {
     tokio::spawn(async move { axum::serve(site, back).await.unwrap() });
 
     // The identity provider, our /login registered as its redirect URI.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut op = tokio::process::Command::new("node")
-        .args([
-            "provider.mjs",
-            &port.to_string(),
-            &format!("{origin}/login"),
-        ])
-        .current_dir(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut op_lines = BufReader::new(op.stdout.take().unwrap()).lines();
-    let ready = tokio::time::timeout(Duration::from_secs(30), op_lines.next_line())
-        .await
-        .expect("oidc-provider did not start in 30 s")
-        .unwrap()
-        .unwrap();
-    let op_issuer = ready.strip_prefix("READY ").unwrap().to_owned();
-    tokio::spawn(async move { while let Ok(Some(_)) = op_lines.next_line().await {} });
+    let (op_issuer, mut op) =
+        mcp_auth_testkit::oidc_provider(&dir, &format!("{origin}/login")).await;
 
     // The documented server, configured as an operator would.
     let vault = tempfile::tempdir().unwrap();

@@ -670,25 +670,11 @@ async fn a_signed_in_person_sees_their_connected_apps_and_revokes_one() {
 #[tokio::test]
 async fn a_registration_unused_for_its_lifetime_is_gone() {
     let clock = mcp_auth_core::ManualClock::starting_now();
-    let (listener, issuer) = listen().await;
-    let server = AuthServer::builder(&issuer, format!("{issuer}/mcp"))
-        .scopes(["mcp:tools"])
-        .login(DangerousDevLogin)
-        .dynamic_registration(true)
-        .registration_ttl(std::time::Duration::from_secs(24 * 3600))
-        .clock(clock.clone())
-        .build()
-        .unwrap();
-    serve(listener, server.router());
-    let env = Env {
-        server,
-        resource: format!("{issuer}/mcp"),
-        issuer,
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-    };
+    let env = own_server(|b| {
+        b.registration_ttl(std::time::Duration::from_secs(24 * 3600))
+            .clock(clock.clone())
+    })
+    .await;
     let client_id = register(&env, "Short-lived").await;
     let pkce = new_pkce();
     let mut browser = Browser::new();
@@ -964,25 +950,11 @@ async fn client_metadata_documents_are_cached_by_their_headers_and_failures_brie
 #[tokio::test]
 async fn a_grant_ends_at_its_absolute_lifetime() {
     let clock = mcp_auth_core::ManualClock::starting_now();
-    let (listener, issuer) = listen().await;
-    let server = AuthServer::builder(&issuer, format!("{issuer}/mcp"))
-        .scopes(["mcp:tools"])
-        .login(DangerousDevLogin)
-        .dynamic_registration(true)
-        .grant_ttl(std::time::Duration::from_secs(3600))
-        .clock(clock.clone())
-        .build()
-        .unwrap();
-    serve(listener, server.router());
-    let env = Env {
-        server,
-        resource: format!("{issuer}/mcp"),
-        issuer,
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-    };
+    let env = own_server(|b| {
+        b.grant_ttl(std::time::Duration::from_secs(3600))
+            .clock(clock.clone())
+    })
+    .await;
     let client_id = register(&env, "Lifetime").await;
     let pkce = new_pkce();
     let mut browser = Browser::new();
@@ -1010,24 +982,7 @@ async fn the_browser_sign_in_ends_on_the_servers_clock() {
     // The login session follows the clock the server was given, not the
     // system's: a day later on that clock the person signs in again.
     let clock = mcp_auth_core::ManualClock::starting_now();
-    let (listener, issuer) = listen().await;
-    let server = AuthServer::builder(&issuer, format!("{issuer}/mcp"))
-        .scopes(["mcp:tools"])
-        .login(DangerousDevLogin)
-        .dynamic_registration(true)
-        .clock(clock.clone())
-        .build()
-        .unwrap();
-    serve(listener, server.router());
-    let env = Env {
-        server,
-        resource: format!("{issuer}/mcp"),
-        issuer,
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-    };
+    let env = own_server(|b| b.clock(clock.clone())).await;
     let client_id = register(&env, "Clock").await;
     let mut browser = Browser::new();
     sign_in(&env, &mut browser, &client_id, &new_pkce(), "kim").await;
@@ -1087,15 +1042,7 @@ async fn the_protected_endpoint_checks_tokens_in_process_and_sees_a_rotation_at_
             },
         ));
     serve(listener, app);
-    let env = Env {
-        server: server.clone(),
-        issuer,
-        resource,
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-    };
+    let env = Env::new(server.clone(), issuer, resource);
     let client_id = register(&env, "In process").await;
     let before = fresh_token(&env, &client_id, "ana").await;
     assert_eq!(call_resource(&env, &before).await, StatusCode::OK);

@@ -98,14 +98,6 @@ impl ServerHandler for Tools {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs node and npm"]
 async fn typescript_sdk_signs_in_through_oidc_provider_and_uses_the_upstream_token() {
@@ -117,26 +109,8 @@ async fn typescript_sdk_signs_in_through_oidc_provider_and_uses_the_upstream_tok
     let resource = format!("http://{}/mcp", mcp_listener.local_addr().unwrap());
 
     // The upstream provider, our /login registered as its redirect URI.
-    let mut op = tokio::process::Command::new("node")
-        .args([
-            "provider.mjs",
-            &free_port().to_string(),
-            &format!("{issuer}/login"),
-        ])
-        .current_dir(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut op_lines = BufReader::new(op.stdout.take().unwrap()).lines();
-    let ready = tokio::time::timeout(Duration::from_secs(30), op_lines.next_line())
-        .await
-        .expect("oidc-provider did not start in 30 s")
-        .unwrap()
-        .unwrap();
-    let op_issuer = ready.strip_prefix("READY ").unwrap().to_owned();
-    tokio::spawn(async move { while let Ok(Some(_)) = op_lines.next_line().await {} });
+    let (op_issuer, mut op) =
+        mcp_auth_testkit::oidc_provider(&dir, &format!("{issuer}/login")).await;
 
     // Our authorization server in front of it.
     let provider = Provider::discover("oidc", &op_issuer).await.unwrap();

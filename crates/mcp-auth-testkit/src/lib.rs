@@ -45,7 +45,7 @@ pub mod webdriver;
 
 pub use issuer::{DEV_MINT_GRANT, DevIssuer};
 pub use log::CapturedLog;
-pub use npm::npm_ready;
+pub use npm::{npm_ready, oidc_provider};
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};

@@ -61,3 +61,42 @@ pub fn npm_ready(dir: &Path, probe: &str, test: &str) {
     }
     drop(lock);
 }
+
+/// The npm `oidc-provider` of `dir` (a `provider.mjs` that prints
+/// `READY <issuer>` once it listens) on a free loopback port, accepting
+/// `redirect_uri` for its client `mcp-proxy` / `mcp-proxy-client-secret`.
+/// Its issuer, and the process (killed when dropped; its later output is
+/// drained).
+///
+/// # Panics
+/// When node cannot start it or it is not ready within 30 s.
+pub async fn oidc_provider(dir: &Path, redirect_uri: &str) -> (String, tokio::process::Child) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"));
+    let mut child = tokio::process::Command::new("node")
+        .args(["provider.mjs", &port.to_string(), redirect_uri])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("node provider.mjs did not start: {e}"));
+    let Some(stdout) = child.stdout.take() else {
+        panic!("node provider.mjs has no stdout")
+    };
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+        .await
+        .unwrap_or_else(|_| panic!("oidc-provider did not start in 30 s"))
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("oidc-provider ended before it was ready"));
+    let Some(issuer) = ready.strip_prefix("READY ") else {
+        panic!("oidc-provider said {ready:?}, not READY <issuer>")
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (issuer.to_owned(), child)
+}

@@ -368,11 +368,7 @@ impl GoogleTools {
 
 impl McpTools for GoogleTools {
     fn tool_names(&self) -> Vec<String> {
-        self.tool_router
-            .list_all()
-            .iter()
-            .map(|t| t.name.to_string())
-            .collect()
+        mcp_auth_app::tool_names(&self.tool_router)
     }
 }
 

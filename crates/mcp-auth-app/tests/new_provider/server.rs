@@ -86,8 +86,7 @@ impl Tools {
 
 impl McpTools for Tools {
     fn tool_names(&self) -> Vec<String> {
-        let tools = self.tool_router.list_all();
-        tools.iter().map(|tool| tool.name.to_string()).collect()
+        mcp_auth_app::tool_names(&self.tool_router)
     }
 }
 

@@ -35,6 +35,40 @@ pub struct Env {
     pub http: reqwest::Client,
 }
 
+impl Env {
+    /// `server`, already served at `issuer`, for `resource`.
+    pub fn new(server: AuthServer, issuer: String, resource: String) -> Self {
+        Self {
+            server,
+            issuer,
+            resource,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        }
+    }
+}
+
+/// A server on its own loopback issuer (resource `{issuer}/mcp`, scope
+/// `mcp:tools`, the development login, registration on) with what
+/// `custom` adds, serving its routes only.
+pub async fn own_server(
+    custom: impl FnOnce(
+        mcp_auth_oauth_server::AuthServerBuilder,
+    ) -> mcp_auth_oauth_server::AuthServerBuilder,
+) -> Env {
+    let (listener, issuer) = listen().await;
+    let resource = format!("{issuer}/mcp");
+    let builder = AuthServer::builder(&issuer, &resource)
+        .scopes(["mcp:tools"])
+        .login(DangerousDevLogin)
+        .dynamic_registration(true);
+    let server = custom(builder).build().unwrap();
+    serve(listener, server.router());
+    Env::new(server, issuer, resource)
+}
+
 pub async fn env_with(loopback_documents: bool) -> Env {
     env_custom(loopback_documents, |b| b).await
 }
