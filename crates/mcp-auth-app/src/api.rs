@@ -62,20 +62,30 @@ pub struct ProviderApi {
     provider: String,
 }
 
+/// The HTTP client for everything a server sends to its provider (token,
+/// revocation, keys, who-am-I, API): the workspace's hardened client
+/// (https, or http to loopback; no redirects; 10 s; 2 MiB), one connection
+/// pool. Client metadata documents, whose URLs come from outside, keep a
+/// client of their own that dials public addresses only.
+pub fn provider_http() -> Result<Arc<dyn HttpClient>, mcp_auth_http::HttpError> {
+    let http = OutboundClient::builder()
+        .timeout(Duration::from_secs(10))
+        .max_response(MAX_RESPONSE)
+        .build()?;
+    Ok(Arc::new(http))
+}
+
 impl ProviderApi {
-    /// The API at `base` (`https://api.spotify.com`), shown as `provider`.
+    /// The API at `base` (`https://api.spotify.com`), shown as `provider`,
+    /// over a client of its own ([`provider_http`]).
     pub fn new(
         provider: impl Into<String>,
         base: impl Into<String>,
     ) -> Result<Self, mcp_auth_http::HttpError> {
-        let http = OutboundClient::builder()
-            .timeout(Duration::from_secs(10))
-            .max_response(MAX_RESPONSE)
-            .build()?;
-        Ok(Self::with_http(provider, base, Arc::new(http)))
+        Ok(Self::with_http(provider, base, provider_http()?))
     }
 
-    /// The same over another client (tests).
+    /// The same over `http` (the server's one provider client, or a fake).
     pub fn with_http(
         provider: impl Into<String>,
         base: impl Into<String>,

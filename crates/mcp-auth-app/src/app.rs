@@ -62,6 +62,10 @@ pub struct ProviderSetup {
     pub client_id: String,
     /// The client secret.
     pub client_secret: Option<SecretString>,
+    /// The one HTTP client for everything sent to the provider (its token
+    /// and revocation endpoints, its keys, the who-am-I call, its API):
+    /// one connection pool. Default: [`provider_http`](crate::provider_http).
+    pub http: Option<Arc<dyn mcp_auth_http::HttpClient>>,
 }
 
 impl std::fmt::Debug for ProviderSetup {
@@ -74,6 +78,12 @@ impl std::fmt::Debug for ProviderSetup {
 }
 
 impl ProviderSetup {
+    /// Everything sent to the provider goes through `http`.
+    pub fn http(mut self, http: Arc<dyn mcp_auth_http::HttpClient>) -> Self {
+        self.http = Some(http);
+        self
+    }
+
     /// A registration of `client_id` (with `client_secret`) at `provider`.
     pub fn new(
         provider: Provider,
@@ -84,6 +94,7 @@ impl ProviderSetup {
             provider,
             client_id: client_id.into(),
             client_secret,
+            http: None,
         }
     }
 }
@@ -304,6 +315,7 @@ impl App {
         login: impl FnOnce(
             OAuthClient,
             Arc<Vault>,
+            Arc<dyn mcp_auth_http::HttpClient>,
         ) -> Result<UpstreamLogin, mcp_auth_oauth_server::ServerError>,
         tools: ToolSetup,
     ) -> Result<Self, AppError> {
@@ -319,16 +331,22 @@ impl App {
         )
         .await?;
         let vault = Arc::new(stores.vault);
+        let http = match provider.http {
+            Some(http) => http,
+            None => crate::provider_http()
+                .map_err(|e| ConfigProblem::new("HTTP client", e.to_string()))?,
+        };
         let mut client = OAuthClient::builder(
             provider.provider,
             provider.client_id,
             RedirectUri::new(config.redirect_uri())?,
         )
-        .pending_store(stores.pending);
+        .pending_store(stores.pending)
+        .http(http.clone());
         if let Some(secret) = provider.client_secret {
             client = client.client_secret(secret);
         }
-        let upstream_login = login(client.build()?, vault.clone())?;
+        let upstream_login = login(client.build()?, vault.clone(), http)?;
         let resource = config.resource();
         let mut auth_server = AuthServer::builder(&config.public_url, &resource);
         if let Some(limiter) = stores.auth_limiter {

@@ -41,7 +41,7 @@ mod run;
 mod settings;
 pub mod tool;
 
-pub use api::{ApiError, ProviderApi};
+pub use api::{ApiError, ProviderApi, provider_http};
 pub use app::{App, AppError, ProviderSetup, ToolSetup};
 pub use config::AppConfig;
 pub use mcp_auth_axum::serve;

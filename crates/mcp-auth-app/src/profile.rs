@@ -199,6 +199,7 @@ pub struct ProviderProfile<D = ()> {
     scopes: &'static [Scope],
     resource_name: String,
     no_account: Option<(StartDouble<D>, String)>,
+    http: Option<Arc<dyn mcp_auth_http::HttpClient>>,
 }
 
 impl<D> std::fmt::Debug for ProviderProfile<D> {
@@ -232,6 +233,7 @@ impl<D: Clone + Send + Sync + 'static> ProviderProfile<D> {
             scopes: &[],
             resource_name: format!("{display} MCP"),
             no_account: None,
+            http: None,
         }
     }
 
@@ -262,6 +264,13 @@ impl<D: Clone + Send + Sync + 'static> ProviderProfile<D> {
     /// Our scopes, each with the provider's and the tools it guards.
     pub fn scopes(mut self, scopes: &'static [Scope]) -> Self {
         self.scopes = scopes;
+        self
+    }
+
+    /// Everything sent to the provider goes through `http` (default
+    /// [`provider_http`](crate::provider_http); tests give a recording one).
+    pub fn http(mut self, http: Arc<dyn mcp_auth_http::HttpClient>) -> Self {
+        self.http = Some(http);
         self
     }
 
@@ -383,12 +392,17 @@ impl<D: Clone + Send + Sync + 'static> ProviderProfile<D> {
                 )
             }
         };
-        let api = ProviderApi::new(&self.display, api_base)
-            .map_err(|e| problem("HTTP client", e.to_string()))?;
+        let http = match &self.http {
+            Some(http) => http.clone(),
+            None => crate::provider_http().map_err(|e| problem("HTTP client", e.to_string()))?,
+        };
+        let api = ProviderApi::with_http(&self.display, api_base, http.clone());
+        let setup = setup.http(http);
         let tools = tools(api);
         let tool_setup = self.tool_setup(tools.tool_names())?;
-        let login = |client, vault| {
+        let login = |client, vault, http| {
             let mut login = UpstreamLogin::builder(client, vault)
+                .http(http)
                 .display_name(&self.display)
                 .namespace(&self.namespace)
                 .subject(subject)

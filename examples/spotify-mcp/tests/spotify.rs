@@ -641,3 +641,52 @@ async fn with_redis_two_servers_spend_one_budget_per_address() {
         "the second server spends what the first left: {limited:?}"
     );
 }
+
+/// Records the path of every request sent through it, then sends it on.
+#[derive(Debug)]
+struct Recording {
+    inner: mcp_auth_http::OutboundClient,
+    paths: std::sync::Mutex<Vec<String>>,
+}
+
+impl mcp_auth_http::HttpClient for Recording {
+    fn send(
+        &self,
+        request: mcp_auth_http::HttpRequest,
+    ) -> mcp_auth_core::BoxFuture<'_, Result<mcp_auth_http::HttpResponse, mcp_auth_http::HttpError>>
+    {
+        self.paths
+            .lock()
+            .unwrap()
+            .push(request.uri().path().to_owned());
+        self.inner.send(request)
+    }
+}
+
+/// One HTTP client (one connection pool) carries everything the server
+/// sends to the provider: the code exchange, the who-am-I call, the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_http_client_carries_everything_sent_to_the_provider() {
+    let recording = std::sync::Arc::new(Recording {
+        inner: mcp_auth_http::OutboundClient::new().unwrap(),
+        paths: std::sync::Mutex::new(Vec::new()),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let s = spotify_mcp::profile()
+        .http(recording.clone())
+        .start(&settings(&[("MCP_LISTEN", &addr)]), listener, None, |api| {
+            spotify_mcp::tools::SpotifyTools::new(spotify_mcp::spotify::Spotify::new(api))
+        })
+        .await
+        .unwrap();
+    let alice = client(&s, "alice", &ALL).await;
+    ok(&call(&alice, "now_playing", json!({})).await);
+    let paths = recording.paths.lock().unwrap().clone();
+    for expected in ["/api/token", "/v1/me", "/v1/me/player/currently-playing"] {
+        assert!(
+            paths.iter().any(|p| p == expected),
+            "{expected} not in {paths:?}"
+        );
+    }
+}
