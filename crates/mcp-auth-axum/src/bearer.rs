@@ -23,7 +23,7 @@ const MAX_AUTHORIZATION_LEN: usize = 16 * 1024;
 /// checks the scopes the request and the tools it calls need.
 ///
 /// On success the request carries an `Arc<`[`AuthContext`](crate::AuthContext)`>` in its
-/// extensions (and, run alone by [`BearerAuthLayer`], the
+/// extensions (and, run alone by [`BearerAuth`], the
 /// `Arc<`[`crate::RpcSummary`]`>` of a POST). Otherwise:
 ///
 /// | case | answer |
@@ -36,22 +36,22 @@ const MAX_AUTHORIZATION_LEN: usize = 16 * 1024;
 /// | body over the cap | 413 |
 /// | verifier cannot decide (keys unreachable) | 503 with `Retry-After` |
 #[derive(Clone)]
-pub struct BearerStep {
+pub struct BearerAuth {
     config: Arc<ResourceConfig>,
     verifier: Arc<dyn TokenVerifier>,
     limit: Option<VerificationLimit>,
 }
 
-impl std::fmt::Debug for BearerStep {
+impl std::fmt::Debug for BearerAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BearerStep")
+        f.debug_struct("BearerAuth")
             .field("resource", &self.config.resource())
             .field("verifier", &self.verifier)
             .finish_non_exhaustive()
     }
 }
 
-impl BearerStep {
+impl BearerAuth {
     /// The step for `config`, verifying tokens with `verifier`.
     pub fn new(config: Arc<ResourceConfig>, verifier: Arc<dyn TokenVerifier>) -> Self {
         Self {
@@ -70,7 +70,7 @@ impl BearerStep {
     }
 }
 
-impl Step for BearerStep {
+impl Step for BearerAuth {
     type Kept = ();
 
     async fn before(
@@ -86,23 +86,12 @@ impl Step for BearerStep {
     }
 }
 
-/// [`BearerStep`] as a tower layer.
-pub type BearerAuthLayer = StepLayer<BearerStep>;
+/// The step is also its own tower layer: `.layer(BearerAuth::new(..))`.
+impl<S> tower::Layer<S> for BearerAuth {
+    type Service = StepService<S, BearerAuth>;
 
-/// The service made by [`BearerAuthLayer`].
-pub type BearerAuth<S> = StepService<S, BearerStep>;
-
-impl StepLayer<BearerStep> {
-    /// A layer for `config`, verifying tokens with `verifier`.
-    pub fn new(config: Arc<ResourceConfig>, verifier: Arc<dyn TokenVerifier>) -> Self {
-        Self::from_step(BearerStep::new(config, verifier))
-    }
-
-    /// Charges each real verification (not a cache hit) to the client's
-    /// address; see [`VerificationLimit`].
-    #[must_use]
-    pub fn verification_limit(self, limit: VerificationLimit) -> Self {
-        Self::from_step((*self.step).clone().verification_limit(limit))
+    fn layer(&self, inner: S) -> Self::Service {
+        StepLayer::from_step(self.clone()).layer(inner)
     }
 }
 

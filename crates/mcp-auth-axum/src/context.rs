@@ -15,7 +15,7 @@ pub(crate) fn misplaced(layer: &'static str) -> axum::http::Response<axum::body:
     tracing::error!(
         target: crate::audit::TARGET,
         layer,
-        "request without an AuthContext: put this layer inside BearerAuthLayer"
+        "request without an AuthContext: put this layer inside BearerAuth"
     );
     crate::challenge::refusal(
         axum::http::StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,16 +1,16 @@
 //! tower/axum layers that make an MCP server a proper OAuth 2.1 resource
 //! server, as the MCP authorization specification asks.
 //!
-//! - [`BearerAuthLayer`]: `Authorization: Bearer` only, verified by a
+//! - [`BearerAuth`]: `Authorization: Bearer` only, verified by a
 //!   [`token::TokenVerifier`] (implemented for [`mcp_auth_jwks::Validator`]), the
 //!   configured resource required as audience, per-tool scopes read from the
 //!   JSON-RPC body (and checked against `Mcp-Name`), RFC 6750 / RFC 9728
 //!   challenges. Handlers read the caller from an `Arc<`[`token::AuthContext`]`>`.
 //! - [`metadata_router`]: `/.well-known/oauth-protected-resource` (and the
 //!   path-suffixed form).
-//! - [`RateLimitLayer`]: `mcp-auth-ratelimit` per subject and per tool, 429
+//! - [`RateLimit`]: `mcp-auth-ratelimit` per subject and per tool, 429
 //!   with `Retry-After`.
-//! - [`SessionBindingLayer`]: `Mcp-Session-Id` bound to the subject through
+//! - [`SessionBinding`]: `Mcp-Session-Id` bound to the subject through
 //!   `mcp-auth-session`.
 //! - [`SecurityHeaders`] and [`CorsConfig`]: tower-http.
 //! - [`McpAuth`]: all of the above around one MCP service, plus the
@@ -92,7 +92,7 @@ mod session;
 mod stack;
 mod verification_limit;
 
-pub use bearer::{BearerAuth, BearerAuthLayer, BearerStep};
+pub use bearer::BearerAuth;
 pub use config::{
     DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES, OFFLINE_ACCESS, ResourceConfig,
     ResourceConfigBuilder,
@@ -107,15 +107,12 @@ pub use headers::{CorsConfig, SecurityHeaders, SecurityHeadersLayer};
 pub use mcp_auth_token as token;
 pub use metadata::{ProtectedResourceMetadata, metadata_router};
 pub use pipeline::{RequestFacts, Step, StepLayer, StepService};
-pub use ratelimit::{RateLimit, RateLimitLayer, RateLimitStep};
+pub use ratelimit::RateLimit;
 pub use rpc::{MCP_NAME_HEADER, MalformedRpc, RpcCall, RpcSummary};
 pub use serve::{
     DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, Serve, serve,
 };
-pub use session::{
-    MCP_SESSION_ID, McpSessionData, McpSessions, SessionBinding, SessionBindingLayer, SessionCarry,
-    SessionStep,
-};
+pub use session::{MCP_SESSION_ID, McpSessionData, McpSessions, SessionBinding, SessionKept};
 pub use stack::McpAuth;
 pub use verification_limit::VerificationLimit;
 

@@ -19,20 +19,20 @@ use crate::{AuthContext, RpcSummary, audit};
 /// nothing. A denial answers 429 with `Retry-After`; a limiter that cannot
 /// decide (Redis down, fail-closed) answers 503 with `Retry-After`.
 #[derive(Clone)]
-pub struct RateLimitStep {
+pub struct RateLimit {
     limiter: Arc<dyn RateLimiter>,
     known: KnownTools,
 }
 
-impl std::fmt::Debug for RateLimitStep {
+impl std::fmt::Debug for RateLimit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RateLimitStep")
+        f.debug_struct("RateLimit")
             .field("limiter", &self.limiter)
             .finish_non_exhaustive()
     }
 }
 
-impl RateLimitStep {
+impl RateLimit {
     /// The step deciding with `limiter`.
     pub fn new(limiter: Arc<dyn RateLimiter>) -> Self {
         Self {
@@ -51,7 +51,7 @@ impl RateLimitStep {
     }
 }
 
-impl Step for RateLimitStep {
+impl Step for RateLimit {
     type Kept = ();
 
     async fn before(
@@ -60,29 +60,19 @@ impl Step for RateLimitStep {
         facts: &mut RequestFacts,
     ) -> Result<(Request<Body>, ()), Response<Body>> {
         let Some(context) = facts.context() else {
-            return Err(crate::context::misplaced("RateLimitLayer"));
+            return Err(crate::context::misplaced("RateLimit"));
         };
         admit(&*self.limiter, &self.known, context, facts.summary()).await?;
         Ok((request, ()))
     }
 }
 
-/// [`RateLimitStep`] as a tower layer; put it inside [`crate::BearerAuthLayer`].
-pub type RateLimitLayer = StepLayer<RateLimitStep>;
+/// The step is also its own tower layer; put it inside [`crate::BearerAuth`].
+impl<S> tower::Layer<S> for RateLimit {
+    type Service = StepService<S, RateLimit>;
 
-/// The service made by [`RateLimitLayer`].
-pub type RateLimit<S> = StepService<S, RateLimitStep>;
-
-impl StepLayer<RateLimitStep> {
-    /// A layer deciding with `limiter`.
-    pub fn new(limiter: Arc<dyn RateLimiter>) -> Self {
-        Self::from_step(RateLimitStep::new(limiter))
-    }
-
-    /// The server's tool names; see [`RateLimitStep::tools`].
-    #[must_use]
-    pub fn tools<S: Into<String>>(self, names: impl IntoIterator<Item = S>) -> Self {
-        Self::from_step((*self.step).clone().tools(names))
+    fn layer(&self, inner: S) -> Self::Service {
+        StepLayer::from_step(self.clone()).layer(inner)
     }
 }
 

@@ -16,7 +16,7 @@ pub const MCP_NAME_HEADER: &str = "mcp-name";
 /// What the layers need to know about a JSON-RPC request body.
 ///
 /// Inserted into the request's extensions (as `Arc<RpcSummary>`) by
-/// [`crate::BearerAuthLayer`] so the rate-limit layer does not parse the
+/// [`crate::BearerAuth`] so the rate-limit layer does not parse the
 /// body again.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]

@@ -56,29 +56,25 @@ pub type McpSessions = SessionManager<McpSessionData>;
 /// per-user caps and revocation, and with the Redis store they work across a
 /// fleet. A `DELETE` that the server accepts revokes the binding.
 ///
-/// Must sit inside [`crate::BearerAuthLayer`].
+/// Must sit inside [`crate::BearerAuth`].
 #[derive(Clone, Debug)]
-pub struct SessionStep {
+pub struct SessionBinding {
     sessions: McpSessions,
 }
 
-impl SessionStep {
+impl SessionBinding {
     /// The step binding sessions through `sessions`.
     pub fn new(sessions: McpSessions) -> Self {
         Self { sessions }
     }
 }
 
-/// [`SessionStep`] as a tower layer; put it inside [`crate::BearerAuthLayer`].
-pub type SessionBindingLayer = StepLayer<SessionStep>;
+/// The step is also its own tower layer; put it inside [`crate::BearerAuth`].
+impl<S> tower::Layer<S> for SessionBinding {
+    type Service = StepService<S, SessionBinding>;
 
-/// The service made by [`SessionBindingLayer`].
-pub type SessionBinding<S> = StepService<S, SessionStep>;
-
-impl StepLayer<SessionStep> {
-    /// A layer binding sessions through `sessions`.
-    pub fn new(sessions: McpSessions) -> Self {
-        Self::from_step(SessionStep::new(sessions))
+    fn layer(&self, inner: S) -> Self::Service {
+        StepLayer::from_step(self.clone()).layer(inner)
     }
 }
 
@@ -88,7 +84,7 @@ fn client_key(context: &AuthContext) -> &str {
 
 /// What the session step keeps for the response. `Debug` never prints the
 /// session id the client presented (a bearer secret).
-pub enum SessionCarry {
+pub enum SessionKept {
     /// The request continued a bound session.
     Existing {
         /// The id the client holds (ours).
@@ -107,7 +103,7 @@ pub enum SessionCarry {
     },
 }
 
-impl std::fmt::Debug for SessionCarry {
+impl std::fmt::Debug for SessionKept {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Existing {
@@ -126,20 +122,20 @@ impl std::fmt::Debug for SessionCarry {
     }
 }
 
-impl Step for SessionStep {
-    type Kept = SessionCarry;
+impl Step for SessionBinding {
+    type Kept = SessionKept;
 
     async fn before(
         &self,
         request: Request<Body>,
         facts: &mut RequestFacts,
-    ) -> Result<(Request<Body>, SessionCarry), Response<Body>> {
+    ) -> Result<(Request<Body>, SessionKept), Response<Body>> {
         let Some(context) = facts.context().cloned() else {
-            return Err(crate::context::misplaced("SessionBindingLayer"));
+            return Err(crate::context::misplaced("SessionBinding"));
         };
         let mut request = request;
         let Some(outer) = presented_session(&request)? else {
-            return Ok((request, SessionCarry::New { context }));
+            return Ok((request, SessionKept::New { context }));
         };
         let session = match self.sessions.load_str(&outer).await {
             Ok(session) => session,
@@ -161,7 +157,7 @@ impl Step for SessionStep {
         let is_delete = request.method() == Method::DELETE;
         Ok((
             request,
-            SessionCarry::Existing {
+            SessionKept::Existing {
                 outer,
                 handle: session.handle,
                 is_delete,
@@ -170,9 +166,9 @@ impl Step for SessionStep {
         ))
     }
 
-    async fn after(&self, carry: SessionCarry, mut response: Response<Body>) -> Response<Body> {
+    async fn after(&self, carry: SessionKept, mut response: Response<Body>) -> Response<Body> {
         match carry {
-            SessionCarry::Existing {
+            SessionKept::Existing {
                 outer,
                 handle,
                 is_delete,
@@ -192,7 +188,7 @@ impl Step for SessionStep {
                 }
                 response
             }
-            SessionCarry::New { context } => {
+            SessionKept::New { context } => {
                 let Some(issued) = response.headers_mut().remove(MCP_SESSION_ID) else {
                     return response;
                 };
@@ -307,7 +303,7 @@ mod tests {
     #[test]
     fn the_carry_does_not_print_the_presented_session_id() {
         let id = SessionId::generate().unwrap();
-        let carry = SessionCarry::Existing {
+        let carry = SessionKept::Existing {
             outer: id.expose().to_owned(),
             handle: id.handle(),
             is_delete: false,

@@ -11,11 +11,11 @@ use mcp_auth_jwks::Validator;
 use mcp_auth_ratelimit::RateLimiter;
 use tower::Service;
 
-use crate::bearer::BearerStep;
+use crate::bearer::BearerAuth;
 use crate::headers::OriginPolicy;
 use crate::pipeline::{RequestFacts, Step};
-use crate::ratelimit::{KnownTools, RateLimitStep};
-use crate::session::SessionStep;
+use crate::ratelimit::{KnownTools, RateLimit};
+use crate::session::SessionBinding;
 use crate::{
     CachedVerifier, ConfigError, CorsConfig, McpSessions, ResourceConfig, SecurityHeaders,
     TokenVerifier, VerificationLimit, metadata_router,
@@ -194,12 +194,12 @@ impl McpAuth {
             );
         }
         let headers = SecurityHeaders::new(self.config.hsts);
-        let mut bearer = BearerStep::new(self.config.clone(), self.verifier);
+        let mut bearer = BearerAuth::new(self.config.clone(), self.verifier);
         if let Some(limit) = self.verification_limit {
             bearer = bearer.verification_limit(limit);
         }
         let rate_limit = self.limiter.map(|limiter| {
-            let step = RateLimitStep::new(limiter);
+            let step = RateLimit::new(limiter);
             match self.known.names() {
                 Some(names) => step.tools(names.iter().cloned()),
                 None => step,
@@ -212,7 +212,7 @@ impl McpAuth {
                 origin: origins,
                 bearer,
                 rate_limit,
-                session: self.sessions.map(SessionStep::new),
+                session: self.sessions.map(SessionBinding::new),
                 headers,
             }),
             inner: Shared(Arc::new(mcp)),
@@ -241,9 +241,9 @@ impl McpAuth {
 /// The steps of the MCP route, in their one order.
 struct Steps {
     origin: OriginPolicy,
-    bearer: BearerStep,
-    rate_limit: Option<RateLimitStep>,
-    session: Option<SessionStep>,
+    bearer: BearerAuth,
+    rate_limit: Option<RateLimit>,
+    session: Option<SessionBinding>,
     headers: SecurityHeaders,
 }
 

@@ -808,13 +808,13 @@ fn unsafe_resource_configurations_are_refused() {
 
 #[tokio::test]
 async fn inner_layers_mounted_outside_the_bearer_layer_refuse_with_500() {
-    use mcp_auth_axum::{RateLimitLayer, SessionBindingLayer};
+    use mcp_auth_axum::{RateLimit, SessionBinding};
     use mcp_auth_ratelimit::MemoryRateLimiter;
     use mcp_auth_session::{MemorySessionStore, SessionConfig, SessionManager};
     let limiter = Arc::new(MemoryRateLimiter::new(Limits::default()).unwrap());
     let app = Router::new()
         .route_service("/mcp", any(echo))
-        .layer(RateLimitLayer::new(limiter));
+        .layer(RateLimit::new(limiter));
     assert_eq!(
         send(&app, post(None, &list())).await.0,
         StatusCode::INTERNAL_SERVER_ERROR
@@ -823,7 +823,7 @@ async fn inner_layers_mounted_outside_the_bearer_layer_refuse_with_500() {
         SessionManager::new(MemorySessionStore::new(), SessionConfig::default()).unwrap();
     let app = Router::new()
         .route_service("/mcp", any(echo))
-        .layer(SessionBindingLayer::new(sessions));
+        .layer(SessionBinding::new(sessions));
     assert_eq!(
         send(&app, post(None, &list())).await.0,
         StatusCode::INTERNAL_SERVER_ERROR
@@ -832,7 +832,7 @@ async fn inner_layers_mounted_outside_the_bearer_layer_refuse_with_500() {
 
 #[tokio::test]
 async fn the_layers_stacked_by_hand_behave_like_mcp_auth() {
-    use mcp_auth_axum::{BearerAuthLayer, RateLimitLayer, SessionBindingLayer};
+    use mcp_auth_axum::{BearerAuth, RateLimit, SessionBinding};
     use mcp_auth_ratelimit::MemoryRateLimiter;
     use mcp_auth_session::{MemorySessionStore, SessionConfig, SessionManager};
     let f = Fixture::new();
@@ -843,9 +843,9 @@ async fn the_layers_stacked_by_hand_behave_like_mcp_auth() {
         SessionManager::new(MemorySessionStore::new(), SessionConfig::default()).unwrap();
     let app = Router::new()
         .route_service("/mcp", any(echo))
-        .layer(SessionBindingLayer::new(sessions))
-        .layer(RateLimitLayer::new(Arc::new(limiter)))
-        .layer(BearerAuthLayer::new(
+        .layer(SessionBinding::new(sessions))
+        .layer(RateLimit::new(Arc::new(limiter)))
+        .layer(BearerAuth::new(
             Arc::new(f.config()),
             Arc::new(f.validator()),
         ));
