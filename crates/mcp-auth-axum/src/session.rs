@@ -36,7 +36,9 @@ impl McpSessionData {
 // side, so it is kept out of `Debug` like any session id.
 impl std::fmt::Debug for McpSessionData {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("McpSessionData { inner: [redacted] }")
+        f.debug_struct("McpSessionData")
+            .field("inner", &mcp_auth_core::REDACTED)
+            .finish()
     }
 }
 

@@ -164,8 +164,10 @@ pub struct KeyMaterial(Material);
 impl fmt::Debug for KeyMaterial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
-            Material::Raw(_) => f.write_str("KeyMaterial::Raw([redacted])"),
-            Material::Passphrase(_) => f.write_str("KeyMaterial::Passphrase([redacted])"),
+            Material::Raw(_) => write!(f, "KeyMaterial::Raw({})", mcp_auth_core::REDACTED),
+            Material::Passphrase(_) => {
+                write!(f, "KeyMaterial::Passphrase({})", mcp_auth_core::REDACTED)
+            }
         }
     }
 }
