@@ -1065,3 +1065,68 @@ fn kid(jwt: &str) -> String {
     let header: serde_json::Value = serde_json::from_slice(&header).unwrap();
     header["kid"].as_str().unwrap().to_owned()
 }
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers_and_hsts_only_on_an_https_issuer() {
+    use tower::ServiceExt;
+    let https = AuthServer::builder("https://mcp.example.com", "https://mcp.example.com/mcp")
+        .scopes(["mcp:tools"])
+        .login(DangerousDevLogin)
+        .dangerous_allow_dev_login_on_public_issuer()
+        .dynamic_registration(true)
+        .build()
+        .unwrap()
+        .router();
+    let requests = || {
+        [
+            ("GET", "/.well-known/oauth-authorization-server", ""),
+            ("GET", "/jwks.json", ""),
+            ("GET", "/authorize?client_id=nobody", ""),
+            ("POST", "/token", "grant_type=refresh_token"),
+            ("POST", "/register", "{}"),
+            ("GET", "/apps", ""),
+        ]
+    };
+    for (method, path, body) in requests() {
+        let request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(axum::body::Body::from(body))
+            .unwrap();
+        let response = https.clone().oneshot(request).await.unwrap();
+        let headers = response.headers();
+        let hsts = headers
+            .get("strict-transport-security")
+            .unwrap_or_else(|| panic!("no HSTS on {path}"))
+            .to_str()
+            .unwrap();
+        let max_age: u64 = hsts
+            .split(';')
+            .find_map(|d| d.trim().strip_prefix("max-age="))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(max_age >= 365 * 24 * 3600, "{path}: {hsts}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+        assert!(headers.contains_key("content-security-policy"), "{path}");
+    }
+    // A loopback http issuer (development) never sends HSTS.
+    let env = env().await;
+    for (method, path, body) in requests() {
+        let response = env
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", env.issuer))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            !response.headers().contains_key("strict-transport-security"),
+            "{path}"
+        );
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    }
+}

@@ -12,7 +12,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{Method, header};
 use axum::routing::{get, post};
-use mcp_auth_axum::{ConfigError, McpAuth, ResourceConfig, ResourceConfigBuilder};
+use mcp_auth_axum::{ConfigError, McpAuth, ResourceConfig, ResourceConfigBuilder, SecurityHeaders};
 use mcp_auth_core::{Clock, UserId};
 use mcp_auth_jwks::{KeySet, SharedKeySet, Validator};
 use mcp_auth_ratelimit::RateLimiter;
@@ -167,6 +167,9 @@ impl AuthServer {
     /// the MCP server's router. `/authorize` and the pages have no CORS;
     /// the endpoints clients call from a browser (`/token`, `/register`,
     /// `/revoke`, metadata, JWKS) allow any origin, without credentials.
+    /// Every answer carries `mcp-auth-axum`'s [`SecurityHeaders`] (a
+    /// page's own stricter headers win), with `Strict-Transport-Security`
+    /// when the issuer is https: they hold wherever the router is merged.
     pub fn router(&self) -> Router {
         let p = &self.inner.prefix;
         let cors = CorsLayer::new()
@@ -204,7 +207,9 @@ impl AuthServer {
                 post(signin::login_post).get(signin::login_get),
             )
             .route(&format!("{p}/consent"), post(consent::consent));
-        open.layer(cors).merge(pages).with_state(self.inner.clone())
+        let https = self.inner.issuer.starts_with("https://");
+        SecurityHeaders::new(https)
+            .apply(open.layer(cors).merge(pages).with_state(self.inner.clone()))
     }
 
     /// Upstream tokens for tools, when the login is an
