@@ -501,6 +501,35 @@ async fn a_refresh_may_narrow_scopes_never_widen_them() {
     .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["scope"], "mcp:tools");
+    assert_eq!(
+        claims(answer["access_token"].as_str().unwrap())["scope"],
+        "mcp:tools"
+    );
+    // RFC 6749 section 6: the new refresh token's scope is the one
+    // presented; only the access token narrowed. Asking for both again works.
+    let (status, answer) = token_form(
+        &env,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", answer["refresh_token"].as_str().unwrap()),
+            ("client_id", &client_id),
+            ("scope", "mcp:tools files:write"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["scope"], "mcp:tools files:write");
+    // And with no scope named, the grant's whole scope.
+    let (status, answer) =
+        refresh(&env, &client_id, answer["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["scope"], "mcp:tools files:write");
+}
+
+fn claims(jwt: &str) -> Value {
+    let payload = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(&BASE64URL_NOPAD.decode(payload.as_bytes()).unwrap()).unwrap()
 }
 
 #[tokio::test]

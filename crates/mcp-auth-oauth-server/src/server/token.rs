@@ -165,7 +165,8 @@ impl Inner {
         if fields.get("resource").is_some_and(|r| r != grant.resource) {
             return Err(OAuthError::InvalidTarget("resource differs from the grant"));
         }
-        // A refresh may narrow the scopes, never widen them.
+        // The access token may narrow the scopes, never widen them; the new
+        // refresh token keeps the scope presented (RFC 6749 section 6).
         let scopes = match fields.get("scope") {
             Some(asked) => {
                 let asked = scope_list(Some(asked));
@@ -181,7 +182,7 @@ impl Inner {
         let next = RefreshToken::generate()?;
         let new_record = RefreshRecord {
             grant_id: grant.id.clone(),
-            scopes: scopes.clone(),
+            scopes: record.scopes.clone(),
         };
         match self
             .store
