@@ -834,3 +834,34 @@ async fn a_refresh_reads_the_vault_once_under_its_locks() {
     assert_eq!(s.double.state.refreshes.load(Ordering::SeqCst), 2);
     assert_eq!(s.vault_loads.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn a_pending_sign_in_is_approved_once() {
+    // Re-posting Approve must not mint a fresh upstream sign-in each time
+    // (a flood that fills the OAuth client's pending store for everyone).
+    let s = setup(Options::default()).await;
+    let mut browser = Browser::new();
+    let consent = browser
+        .get(&s.authorize_url(&Pkce::new(), "spotify:read"))
+        .await
+        .unwrap();
+    let form = [
+        ("pending", consent.field("pending").unwrap()),
+        ("csrf", consent.field("csrf").unwrap()),
+        ("decision", "approve".to_owned()),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let first = browser
+        .post(&format!("{}/consent", s.issuer), &form)
+        .await
+        .unwrap();
+    assert_eq!(first.status, 303, "to the provider: {}", first.body);
+    for _ in 0..5 {
+        let again = browser
+            .post(&format!("{}/consent", s.issuer), &form)
+            .await
+            .unwrap();
+        assert_eq!(again.status, 400, "{}", again.body);
+        assert!(again.body.contains("already completed"), "{}", again.body);
+    }
+}

@@ -34,6 +34,11 @@ pub(super) async fn consent(
     };
     let pending_id = PendingId::presented(pending_id);
     let pending = s.bound_pending(&cookies, &pending_id, Some(csrf)).await?;
+    // Approved once: a second answer would send the browser upstream again
+    // (a fresh provider sign-in per re-post fills the pending store).
+    if pending.consented {
+        return Err(PageError::COMPLETED);
+    }
     let approved = fields.get("decision") == Some("approve");
     let covered = match &pending.subject {
         Some(subject) if approved => s
