@@ -101,13 +101,30 @@ pub(crate) fn filter_redirects(
     (kept, refused)
 }
 
-/// A name to show: trimmed, control characters removed, cut to
+/// Characters that change how the text around them is shown without
+/// showing themselves: bidirectional overrides, embeddings and isolates,
+/// zero-width characters, the byte-order mark. A name with U+202E could
+/// otherwise show its letters in another order than they are.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
+}
+
+/// A name to show: trimmed, control characters and invisible format
+/// characters (bidirectional, zero-width) removed, cut to
 /// [`MAX_CLIENT_NAME`] characters.
 pub(crate) fn display_name(name: Option<&str>, fallback: &str) -> String {
     let cleaned: String = name
         .unwrap_or("")
         .chars()
-        .filter(|c| !c.is_control())
+        .filter(|c| !c.is_control() && !is_invisible_format(*c))
         .take(MAX_CLIENT_NAME)
         .collect();
     let cleaned = cleaned.trim();
@@ -221,10 +238,16 @@ impl MetadataDocuments {
         let loopback_http = url.scheme() == "http"
             && self.allow_loopback
             && url.host_str().is_some_and(mcp_auth_core::is_loopback_host);
-        let dot_segment = client_id
-            .split('/')
-            .skip(3)
-            .any(|segment| segment == "." || segment == "..");
+        // Dot segments are refused as written and as percent-encoded (the
+        // parser resolves `%2e%2e` like `..`), and the URL must be exactly
+        // its normal form: what is fetched is what was named.
+        let dot_segment = client_id.split('/').skip(3).any(|segment| {
+            let decoded = url::form_urlencoded::parse(format!("s={segment}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
+            decoded == "." || decoded == ".."
+        }) || url.as_str() != client_id;
         if !(url.scheme() == "https" || loopback_http)
             || url.fragment().is_some()
             || !url.username().is_empty()
@@ -406,8 +429,33 @@ mod tests {
     }
 
     #[test]
+    fn document_urls_with_dot_segments_or_not_in_normal_form_are_refused() {
+        let documents = MetadataDocuments::new(None, false).unwrap();
+        assert!(
+            documents
+                .check_url("https://app.example/client.json")
+                .is_ok()
+        );
+        for bad in [
+            "https://app.example/a/../client.json",
+            "https://app.example/a/./client.json",
+            "https://app.example/a/%2e%2e/client.json",
+            "https://app.example/a/%2E%2e/client.json",
+            "https://app.example/a/%2e/client.json",
+            "https://APP.example/client.json",
+            "https://app.example:443/client.json",
+        ] {
+            assert!(documents.check_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn names_are_cleaned() {
         assert_eq!(display_name(Some("  My\u{0007} App "), "x"), "My App");
+        assert_eq!(
+            display_name(Some("Good\u{202E}txt.exe\u{200B}\u{2066}"), "x"),
+            "Goodtxt.exe"
+        );
         assert_eq!(display_name(None, "host.example"), "host.example");
         assert_eq!(
             display_name(Some(&"a".repeat(500)), "x").len(),
