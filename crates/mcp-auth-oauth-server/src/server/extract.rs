@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -11,14 +12,25 @@ use axum::http::{HeaderMap, header};
 use data_encoding::BASE64;
 use mcp_auth_session::{SessionCookie, SessionId};
 
+use super::Inner;
+
 /// Largest form or registration body read.
 pub(crate) const MAX_FORM: usize = 16 * 1024;
 
 /// Form or query parameters. A repeated parameter is refused (RFC 6749
 /// section 3.1), so no handler can read the first of two values where a
-/// check read the second.
-#[derive(Debug, Default)]
+/// check read the second. `Debug` names the parameters, never their values
+/// (a code, a verifier, a refresh token, a client secret).
+#[derive(Default)]
 pub(crate) struct Params(HashMap<String, String>);
+
+impl std::fmt::Debug for Params {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&String> = self.0.keys().collect();
+        names.sort();
+        f.debug_tuple("Params").field(&names).finish()
+    }
+}
 
 /// Why parameters were refused: shown to the caller.
 #[derive(Debug, Clone, Copy)]
@@ -75,7 +87,8 @@ impl<S: Send + Sync> FromRequestParts<S> for StrictQuery {
 }
 
 /// The two cookies of the browser flow, when present and well formed: the
-/// browser binding (which browser started a sign-in) and the login session.
+/// browser binding (which browser started a sign-in) and the login session,
+/// read with the server's own two `SessionCookie`s.
 #[derive(Debug, Default)]
 pub(crate) struct Cookies {
     pub(crate) browser: Option<SessionId>,
@@ -98,8 +111,11 @@ fn cookie_named(name: &str) -> SessionCookie {
 }
 
 impl Cookies {
-    pub(crate) fn of(headers: &HeaderMap) -> Self {
-        let (browser_cookie, login_cookie) = (browser_cookie(), login_cookie());
+    pub(crate) fn of(
+        headers: &HeaderMap,
+        browser_cookie: &SessionCookie,
+        login_cookie: &SessionCookie,
+    ) -> Self {
         let mut cookies = Self::default();
         for value in headers.get_all(header::COOKIE) {
             let Ok(text) = value.to_str() else { continue };
@@ -110,11 +126,14 @@ impl Cookies {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Cookies {
+impl FromRequestParts<Arc<Inner>> for Cookies {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self::of(&parts.headers))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        s: &Arc<Inner>,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self::of(&parts.headers, &s.browser_cookie, &s.login_cookie))
     }
 }
 
@@ -210,9 +229,25 @@ mod tests {
             .parse()
             .unwrap(),
         );
-        let cookies = Cookies::of(&headers);
+        let cookies = Cookies::of(&headers, &browser_cookie(), &login_cookie());
         assert!(cookies.login.is_none(), "no __Host- prefix: ignored");
         assert!(cookies.browser.is_some_and(|b| b.matches(id.expose())));
+    }
+
+    #[test]
+    fn params_debug_names_the_parameters_never_their_values() {
+        let params =
+            Params::parse(b"code=c0de-secret&code_verifier=v3rifier&client_id=app").unwrap();
+        let text = format!("{params:?}");
+        assert!(
+            text.contains("code_verifier") && text.contains("client_id"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("c0de-secret") && !text.contains("v3rifier"),
+            "{text}"
+        );
+        assert!(!format!("{:?}", StrictForm(params)).contains("v3rifier"));
     }
 
     #[test]

@@ -121,15 +121,7 @@ pub async fn env_custom(
         .into_router(echo)
         .unwrap();
     serve(mcp_listener, app);
-    Env {
-        server: operator,
-        issuer,
-        resource,
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-    }
+    Env::new(operator, issuer, resource)
 }
 
 pub async fn env() -> Env {
