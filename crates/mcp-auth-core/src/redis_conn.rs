@@ -27,9 +27,9 @@ pub enum RedisSetupError {
 /// Redis-backed store takes one and connects with `connect_lazy(config)`
 /// (nothing sent until the first command) or `connect(config).await`
 /// (which also checks that the server answers).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisConfig {
-    url: String,
+    url: crate::Redacted<String>,
     /// Prefix of every key (each store has its own default; give each
     /// application sharing a Redis its own).
     pub prefix: String,
@@ -39,23 +39,12 @@ pub struct RedisConfig {
     pub response_timeout: Duration,
 }
 
-impl std::fmt::Debug for RedisConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisConfig")
-            .field("url", &crate::REDACTED)
-            .field("prefix", &self.prefix)
-            .field("connection_timeout", &self.connection_timeout)
-            .field("response_timeout", &self.response_timeout)
-            .finish()
-    }
-}
-
 impl RedisConfig {
     /// Redis at `url` (`redis://[user:password@]host:port/db`), keys under
     /// `default_prefix` unless [`prefix`](Self::prefix) says otherwise.
     pub fn new(url: impl Into<String>, default_prefix: &str) -> Self {
         Self {
-            url: url.into(),
+            url: crate::Redacted(url.into()),
             prefix: default_prefix.to_owned(),
             connection_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(2),

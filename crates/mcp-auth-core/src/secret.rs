@@ -23,6 +23,36 @@ pub fn secrets_equal(a: &[u8], b: &[u8]) -> bool {
     a.as_slice().ct_eq(b.as_slice()).into()
 }
 
+/// A field that `Debug` prints as [`REDACTED`], so a struct holding a
+/// secret among other fields can `#[derive(Debug)]` instead of writing its
+/// own. It derefs to the value; it adds nothing else (no zeroizing: hold a
+/// `Zeroizing` or a [`secret_string!`](crate::secret_string) type inside
+/// when the value must be wiped).
+///
+/// ```
+/// use mcp_auth_core::Redacted;
+/// #[derive(Debug)]
+/// struct Login { user: String, password: Redacted<String> }
+/// let login = Login { user: "ada".into(), password: Redacted("hunter2".into()) };
+/// assert_eq!(format!("{login:?}"), r#"Login { user: "ada", password: [redacted] }"#);
+/// assert_eq!(login.password.len(), 7);
+/// ```
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Redacted<T>(pub T);
+
+impl<T> std::fmt::Debug for Redacted<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl<T> std::ops::Deref for Redacted<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// Declares a secret string newtype: `Debug` prints `Name([redacted])`, the
 /// text is zeroized on drop (`ZeroizeOnDrop`), `matches` compares in
 /// constant time ([`secrets_equal`]), `expose` lends the text for the one

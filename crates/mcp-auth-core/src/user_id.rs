@@ -8,7 +8,7 @@ use data_encoding::BASE32_NOPAD;
 /// Valid ids are 1 to [`UserId::MAX_LEN`] bytes of UTF-8 without control
 /// characters. Equality is byte equality: `Alice` and `alice` are different
 /// users (normalise before constructing if your identity provider does not).
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UserId(String);
 
 /// Why a string is not a valid [`UserId`] or storage key.
@@ -87,12 +87,6 @@ impl UserId {
             return Err(InvalidUserId::NotAStorageKey);
         }
         Ok(user)
-    }
-}
-
-impl fmt::Debug for UserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("UserId").field(&self.0).finish()
     }
 }
 

@@ -27,7 +27,7 @@ pub enum FailureMode {
 }
 
 /// Where "now" comes from.
-#[derive(Clone, Default)]
+#[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub enum TimeSource {
     /// Redis' own `TIME`: one clock for the whole fleet (the default).
@@ -36,15 +36,6 @@ pub enum TimeSource {
     /// The given clock, sent with each request (tests, or a fleet with
     /// well-synchronised clocks).
     Client(Arc<dyn Clock>),
-}
-
-impl fmt::Debug for TimeSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::RedisServer => f.write_str("RedisServer"),
-            Self::Client(clock) => f.debug_tuple("Client").field(clock).finish(),
-        }
-    }
 }
 
 /// How [`RedisRateLimiter`] decides, beyond where Redis is (a

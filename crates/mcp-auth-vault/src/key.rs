@@ -311,20 +311,11 @@ impl KeyMaterial {
 }
 
 /// An unlocked master key with its id and derivation parameters.
+#[derive(Debug)]
 pub(crate) struct MasterKey {
     pub(crate) id: KeyId,
     pub(crate) kdf: KdfParams,
-    key: Zeroizing<[u8; 32]>,
-}
-
-impl fmt::Debug for MasterKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MasterKey")
-            .field("id", &self.id)
-            .field("kdf", &self.kdf)
-            .field("key", &mcp_auth_core::REDACTED)
-            .finish()
-    }
+    key: mcp_auth_core::Redacted<Zeroizing<[u8; 32]>>,
 }
 
 impl MasterKey {
@@ -334,7 +325,7 @@ impl MasterKey {
         Self {
             id: KeyId(id),
             kdf,
-            key,
+            key: mcp_auth_core::Redacted(key),
         }
     }
 

@@ -148,16 +148,10 @@ pub struct EventsArgs {
 }
 
 /// The Google tools.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct GoogleTools {
     google: Google,
     tool_router: ToolRouter<Self>,
-}
-
-impl std::fmt::Debug for GoogleTools {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GoogleTools").finish_non_exhaustive()
-    }
 }
 
 const GOOGLE_DOC: &str = "application/vnd.google-apps.document";

@@ -67,16 +67,10 @@ pub struct NoteArgs {
 }
 
 /// The demo's MCP tools.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct DemoTools {
     vault: Option<Arc<Vault>>,
     tool_router: ToolRouter<Self>,
-}
-
-impl std::fmt::Debug for DemoTools {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DemoTools").finish_non_exhaustive()
-    }
 }
 
 fn caller(parts: &axum::http::request::Parts) -> Result<Arc<AuthContext>, ErrorData> {

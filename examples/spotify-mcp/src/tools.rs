@@ -186,16 +186,10 @@ pub struct TopArgs {
 // ------------------------------------------------------------ tools
 
 /// The Spotify tools.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct SpotifyTools {
     spotify: Spotify,
     tool_router: ToolRouter<Self>,
-}
-
-impl std::fmt::Debug for SpotifyTools {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SpotifyTools").finish_non_exhaustive()
-    }
 }
 
 fn upstream(parts: &Parts) -> Result<UpstreamToken, ToolError> {

@@ -13,6 +13,7 @@ use data_encoding::BASE64;
 use mcp_auth_session::{SessionCookie, SessionId};
 
 use super::Inner;
+use crate::secrets::ClientSecret;
 
 /// Largest form or registration body read.
 pub(crate) const MAX_FORM: usize = 16 * 1024;
@@ -140,15 +141,8 @@ impl FromRequestParts<Arc<Inner>> for Cookies {
 /// Client credentials from an `Authorization: Basic` header (RFC 6749
 /// section 2.3.1: both parts form-urlencoded). A malformed header counts
 /// as none.
-pub(crate) struct BasicAuth(pub(crate) Option<(String, String)>);
-
-impl std::fmt::Debug for BasicAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("BasicAuth")
-            .field(&self.0.as_ref().map(|(id, _)| (id, mcp_auth_core::REDACTED)))
-            .finish()
-    }
-}
+#[derive(Debug)]
+pub(crate) struct BasicAuth(pub(crate) Option<(String, ClientSecret)>);
 
 impl<S: Send + Sync> FromRequestParts<S> for BasicAuth {
     type Rejection = std::convert::Infallible;
@@ -168,7 +162,7 @@ impl<S: Send + Sync> FromRequestParts<S> for BasicAuth {
                         .next()
                         .map(|(_, v)| v.into_owned())
                 };
-                Some((decode(id)?, decode(secret)?))
+                Some((decode(id)?, ClientSecret::presented(&decode(secret)?)))
             });
         Ok(Self(pair))
     }
@@ -252,7 +246,10 @@ mod tests {
 
     #[test]
     fn basic_auth_debug_hides_the_secret() {
-        let auth = BasicAuth(Some(("client".into(), "s3cret-value".into())));
+        let auth = BasicAuth(Some((
+            "client".into(),
+            ClientSecret::presented("s3cret-value"),
+        )));
         let text = format!("{auth:?}");
         assert!(
             text.contains("client") && !text.contains("s3cret"),

@@ -16,7 +16,7 @@ use super::extract::{BasicAuth, ClientAddr, ParamError, Params, StrictForm};
 use super::reply::{OAuthError, json};
 use super::{Inner, scope_list, short};
 use crate::AUDIT;
-use crate::secrets::{AuthorizationCode, RefreshToken, random_id};
+use crate::secrets::{AuthorizationCode, ClientSecret, RefreshToken, random_id};
 use crate::store::{ClientInfo, Grant, Redemption, RefreshRecord, Rotation};
 
 pub(super) async fn token(
@@ -63,7 +63,7 @@ impl Inner {
             (Some(_), Some(_)) => return Err(FAILED),
             (None, Some(id)) => (
                 id.to_owned(),
-                fields.get("client_secret").map(str::to_owned),
+                fields.get("client_secret").map(ClientSecret::presented),
             ),
             (None, None) => return Err(OAuthError::InvalidClient("no client_id")),
         };
@@ -71,7 +71,7 @@ impl Inner {
         match (&client.secret_hash, secret) {
             (None, _) => Ok(client),
             (Some(hash), Some(secret)) => {
-                let presented: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+                let presented: [u8; 32] = Sha256::digest(secret.expose().as_bytes()).into();
                 if mcp_auth_core::secrets_equal(&presented, hash) {
                     Ok(client)
                 } else {
