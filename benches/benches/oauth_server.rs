@@ -80,24 +80,39 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        grants("memory", None, refreshes, codes).await;
+        let memory = grants("memory", None, refreshes, codes).await;
         #[cfg(feature = "redis")]
-        match mcp_auth_testkit::RedisServer::try_start("oauth_server bench") {
-            Some(redis) => {
-                let store = mcp_auth_oauth_server::RedisAuthStore::connect(
-                    mcp_auth_core::RedisConfig::new(
-                        redis.url(),
-                        mcp_auth_oauth_server::RedisAuthStore::DEFAULT_PREFIX,
-                    ),
-                )
-                .await
-                .unwrap();
-                grants("redis", Some(std::sync::Arc::new(store)), refreshes, codes).await;
-            }
-            None => println!("figure: redis store: skipped (no redis-server)"),
-        }
+        redis_grants(memory, refreshes, codes).await;
+        #[cfg(not(feature = "redis"))]
+        let _ = memory;
         resource_requests(if bench_mode() { 4000 } else { 3 }).await;
     });
+}
+
+/// Refresh grants on Redis, plain and over TLS (a private CA, as a managed
+/// Redis would be), with the ratios to memory and TLS to plain.
+#[cfg(feature = "redis")]
+async fn redis_grants(memory: f64, refreshes: usize, codes: usize) {
+    use mcp_auth_oauth_server::RedisAuthStore;
+    use mcp_auth_testkit::{RedisServer, TlsOptions};
+    let Some(plain) = RedisServer::try_start("oauth_server bench") else {
+        println!("figure: redis store: skipped (no redis-server)");
+        return;
+    };
+    let tls = RedisServer::start_tls("oauth_server bench over TLS", TlsOptions::default());
+    let mut rates = Vec::new();
+    for (label, server) in [("redis", &plain), ("redis over TLS", &tls)] {
+        let store = RedisAuthStore::connect(server.config(RedisAuthStore::DEFAULT_PREFIX))
+            .await
+            .unwrap();
+        rates.push(grants(label, Some(std::sync::Arc::new(store)), refreshes, codes).await);
+    }
+    println!(
+        "ratio: refresh grants per second, memory / redis = {:.2}, memory / redis over TLS = {:.2}, redis / redis over TLS = {:.2} (goal: at most 1.3)",
+        memory / rates[0],
+        memory / rates[1],
+        rates[0] / rates[1]
+    );
 }
 
 /// A resource request (cache hit) with one of our tokens and with the
@@ -198,7 +213,7 @@ async fn grants(
     store: Option<std::sync::Arc<dyn mcp_auth_oauth_server::AuthStore>>,
     refreshes: usize,
     codes: usize,
-) {
+) -> f64 {
     {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let issuer = format!("http://{}", listener.local_addr().unwrap());
@@ -260,7 +275,8 @@ async fn grants(
             }
         }))
         .await;
-        let per_second = (CLIENTS * refreshes) as f64 / started.elapsed().as_secs_f64();
+        let refresh_rate = (CLIENTS * refreshes) as f64 / started.elapsed().as_secs_f64();
+        let per_second = refresh_rate;
         println!(
             "figure: refresh grants per second ({label} store, {CLIENTS} concurrent clients, loopback, ES256): {per_second:.0}"
         );
@@ -279,5 +295,6 @@ async fn grants(
         println!(
             "figure: authorization-code grants per second ({label} store; authorize with remembered consent + exchange, {CLIENTS} clients): {per_second:.0}"
         );
+        refresh_rate
     }
 }

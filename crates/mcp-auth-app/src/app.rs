@@ -187,7 +187,13 @@ async fn stores(
     let store = |e: &dyn std::fmt::Display| AppError::Store(format!("Redis: {e}"));
     // One Redis, one configuration; each store keeps its keys under its
     // own prefix.
-    let redis = RedisConfig::new(url.as_str(), "mcp-auth:");
+    let redis = RedisConfig::new(url.as_str(), "mcp-auth:").tls(redis_tls(&config.redis_tls)?);
+    // One connection first, so a wrong URL, password or CA is an error at
+    // start that names the setting, not a store failing later.
+    redis
+        .connect()
+        .await
+        .map_err(|e| redis_setting_problem(&e))?;
     use mcp_auth_oauth_server::RedisAuthStore;
     use mcp_auth_pkce::RedisPendingStore;
     use mcp_auth_ratelimit::{RedisLimiterOptions, RedisRateLimiter};
@@ -240,6 +246,38 @@ async fn stores(
         )),
         vault,
     })
+}
+
+#[cfg(feature = "redis")]
+fn redis_tls(
+    files: &crate::RedisTlsFiles,
+) -> Result<mcp_auth_core::redis_conn::RedisTls, AppError> {
+    mcp_auth_core::redis_conn::RedisTls::from_files(
+        files.ca_file.as_deref().map(|p| ("REDIS_CA_FILE", p)),
+        files
+            .client_cert
+            .as_deref()
+            .map(|p| ("REDIS_CLIENT_CERT", p)),
+        files.client_key.as_deref().map(|p| ("REDIS_CLIENT_KEY", p)),
+    )
+    .map_err(|mut problems| AppError::Config(problems.0.remove(0)))
+}
+
+/// A failed first connection to Redis, as the setting to fix.
+#[cfg(feature = "redis")]
+fn redis_setting_problem(e: &mcp_auth_core::redis_conn::RedisSetupError) -> AppError {
+    use mcp_auth_core::redis_conn::RedisSetupError as E;
+    let setting = match e {
+        E::Untrusted | E::BadTlsFile("CA file") => "REDIS_CA_FILE",
+        E::BadTlsFile("client key") => "REDIS_CLIENT_KEY",
+        E::BadTlsFile(_) => "REDIS_CLIENT_CERT",
+        _ => "REDIS_URL",
+    };
+    let reason = match e {
+        E::Unavailable(what) => format!("Redis does not answer: {what}"),
+        other => other.to_string(),
+    };
+    AppError::Config(ConfigProblem::new(setting, reason))
 }
 
 #[cfg(not(feature = "redis"))]

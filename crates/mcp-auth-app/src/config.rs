@@ -29,6 +29,30 @@ pub struct AppConfig {
     /// (`REDIS_URL`); unset: one process, memory stores, the vault in a
     /// file.
     pub redis_url: Option<String>,
+    /// TLS material for a `rediss://` Redis beyond the system roots.
+    pub redis_tls: RedisTlsFiles,
+}
+
+/// Files for TLS to Redis: `REDIS_CA_FILE` (PEM: the CA of a private
+/// Redis; when set only it is trusted, not the system roots), and
+/// `REDIS_CLIENT_CERT` with `REDIS_CLIENT_KEY` (PEM) for a server that asks
+/// clients for a certificate. All optional; they need a `rediss://` URL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RedisTlsFiles {
+    /// `REDIS_CA_FILE`.
+    pub ca_file: Option<PathBuf>,
+    /// `REDIS_CLIENT_CERT`.
+    pub client_cert: Option<PathBuf>,
+    /// `REDIS_CLIENT_KEY`.
+    pub client_key: Option<PathBuf>,
+}
+
+impl RedisTlsFiles {
+    /// Whether any file is set.
+    pub fn is_empty(&self) -> bool {
+        self.ca_file.is_none() && self.client_cert.is_none() && self.client_key.is_none()
+    }
 }
 
 impl std::fmt::Debug for AppConfig {
@@ -42,6 +66,7 @@ impl std::fmt::Debug for AppConfig {
             )
             .field("vault_dir", &self.vault_dir)
             .field("redis", &self.redis_url.is_some())
+            .field("redis_tls", &self.redis_tls)
             .finish()
     }
 }
@@ -54,6 +79,9 @@ impl AppConfig {
         "MCP_VAULT_KEY",
         "MCP_VAULT_DIR",
         "REDIS_URL",
+        "REDIS_CA_FILE",
+        "REDIS_CLIENT_CERT",
+        "REDIS_CLIENT_KEY",
     ];
 
     /// Reads and checks the settings; every problem at once. With
@@ -124,6 +152,22 @@ impl AppConfig {
                 "must start with redis:// or rediss://",
             ));
         }
+        let path = |name: &str| settings.get(name).map(PathBuf::from);
+        let redis_tls = RedisTlsFiles {
+            ca_file: path("REDIS_CA_FILE"),
+            client_cert: path("REDIS_CLIENT_CERT"),
+            client_key: path("REDIS_CLIENT_KEY"),
+        };
+        if !redis_tls.is_empty()
+            && !redis_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("rediss://"))
+        {
+            problems.push(ConfigProblem::new(
+                "REDIS_CA_FILE",
+                "TLS files (REDIS_CA_FILE, REDIS_CLIENT_CERT, REDIS_CLIENT_KEY) need REDIS_URL=rediss://…",
+            ));
+        }
         match (listen, public_url) {
             (Some(listen), Some(public_url)) if problems.is_empty() => Ok(Self {
                 public_url,
@@ -131,6 +175,7 @@ impl AppConfig {
                 vault_key,
                 vault_dir: PathBuf::from(settings.get("MCP_VAULT_DIR").unwrap_or("./mcp-vault")),
                 redis_url,
+                redis_tls,
             }),
             _ => Err(problems),
         }

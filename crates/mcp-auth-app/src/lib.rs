@@ -43,7 +43,7 @@ pub mod tool;
 
 pub use api::{ApiError, ProviderApi, provider_http};
 pub use app::{App, AppError, ProviderSetup, ToolSetup};
-pub use config::AppConfig;
+pub use config::{AppConfig, RedisTlsFiles};
 pub use mcp_auth_axum::serve;
 pub use mcp_auth_core::{ConfigProblem, ConfigProblems};
 pub use profile::{Endpoints, Guards, McpTools, ProviderProfile, Scope, StandIn, tool_names};

@@ -16,9 +16,140 @@ pub enum RedisSetupError {
     /// The URL does not parse. The URL itself is not repeated: it may hold a password.
     #[error("the Redis URL does not parse (redis://host:port/db)")]
     BadUrl,
-    /// The connection manager could not be created.
+    /// The connection manager could not be created, or the server did not
+    /// answer.
     #[error("redis: {0}")]
     Unavailable(&'static str),
+    /// TLS settings with a `redis://` URL: TLS needs `rediss://`.
+    #[error("TLS settings (a CA file, a client certificate) need a rediss:// URL")]
+    TlsNeedsRediss,
+    /// A TLS file (CA, client certificate or key) holds no usable PEM.
+    #[error("the TLS {0} is not usable PEM")]
+    BadTlsFile(&'static str),
+    /// The server's certificate is not signed by a trusted CA (or does not
+    /// name the host in the URL).
+    #[error(
+        "TLS: the Redis server's certificate is not trusted for this host (a private CA needs its CA file)"
+    )]
+    Untrusted,
+    /// The server did not answer in TLS: a plain-text port behind a
+    /// `rediss://` URL.
+    #[error(
+        "TLS: the Redis server did not answer in TLS (is the port plain text? use redis://, or its TLS port)"
+    )]
+    NotTls,
+    /// The server refused the user name or password (or wants one).
+    #[error("the Redis server refused the credentials: wrong user or password, or none given")]
+    AuthFailed,
+}
+
+/// TLS material beyond the system roots, in PEM: a CA that signs a
+/// private Redis server's certificate (it then replaces the system roots:
+/// only it is trusted), and a client certificate with its key for servers
+/// that ask for one (`tls-auth-clients yes`). `Debug` shows which are set,
+/// never the key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedisTls {
+    ca: Option<Vec<u8>>,
+    client: Option<(Vec<u8>, SecretPem)>,
+}
+
+/// A private key in PEM: wiped on drop, `[redacted]` in `Debug`.
+type SecretPem = crate::Redacted<zeroize::Zeroizing<Vec<u8>>>;
+
+impl RedisTls {
+    /// Trust only the CA(s) in `pem`.
+    #[must_use]
+    pub fn ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca = Some(pem.into());
+        self
+    }
+
+    /// Present `cert_pem` (a chain) with its private key `key_pem`.
+    #[must_use]
+    pub fn client_pem(mut self, cert_pem: impl Into<Vec<u8>>, key_pem: impl Into<Vec<u8>>) -> Self {
+        self.client = Some((
+            cert_pem.into(),
+            crate::Redacted(zeroize::Zeroizing::new(key_pem.into())),
+        ));
+        self
+    }
+
+    /// Reads the CA file and the client certificate and key files that
+    /// are given; each error names the setting (`ca_setting`, …) whose
+    /// file is missing or unusable. The client certificate and key come
+    /// together or not at all.
+    pub fn from_files(
+        ca: Option<(&'static str, &std::path::Path)>,
+        client_cert: Option<(&'static str, &std::path::Path)>,
+        client_key: Option<(&'static str, &std::path::Path)>,
+    ) -> Result<Self, crate::ConfigProblems> {
+        let mut problems = Vec::new();
+        let mut read = |file: Option<(&'static str, &std::path::Path)>, what: &str| {
+            let (setting, path) = file?;
+            match std::fs::read(path) {
+                Ok(bytes) if looks_like_pem(&bytes) => Some(bytes),
+                Ok(_) => {
+                    problems.push(crate::ConfigProblem::new(
+                        setting,
+                        format!("{} holds no PEM {what}", path.display()),
+                    ));
+                    None
+                }
+                Err(e) => {
+                    problems.push(crate::ConfigProblem::new(
+                        setting,
+                        format!("cannot read {}: {e}", path.display()),
+                    ));
+                    None
+                }
+            }
+        };
+        let ca_pem = read(ca, "certificate");
+        let cert_pem = read(client_cert, "certificate");
+        let key_pem = read(client_key, "private key");
+        let mut tls = Self::default();
+        if let Some(pem) = ca_pem {
+            tls = tls.ca_pem(pem);
+        }
+        match (client_cert, client_key, cert_pem, key_pem) {
+            (_, _, Some(cert), Some(key)) => tls = tls.client_pem(cert, key),
+            (Some((setting, _)), None, _, _) | (None, Some((setting, _)), _, _) => {
+                problems.push(crate::ConfigProblem::new(
+                    setting,
+                    "a client certificate and its key are set together",
+                ));
+            }
+            _ => {}
+        }
+        if problems.is_empty() {
+            Ok(tls)
+        } else {
+            Err(crate::ConfigProblems(problems))
+        }
+    }
+
+    /// Whether anything beyond the system roots is set.
+    pub fn is_empty(&self) -> bool {
+        self.ca.is_none() && self.client.is_none()
+    }
+
+    fn certificates(&self) -> redis::TlsCertificates {
+        redis::TlsCertificates {
+            client_tls: self
+                .client
+                .as_ref()
+                .map(|(cert, key)| redis::ClientTlsConfig {
+                    client_cert: cert.clone(),
+                    client_key: key.0.to_vec(),
+                }),
+            root_cert: self.ca.clone(),
+        }
+    }
+}
+
+fn looks_like_pem(bytes: &[u8]) -> bool {
+    std::str::from_utf8(bytes).is_ok_and(|text| text.contains("-----BEGIN "))
 }
 
 /// How a component reaches Redis: the URL (which may carry a password, so
@@ -37,6 +168,7 @@ pub struct RedisConfig {
     pub connection_timeout: Duration,
     /// How long one command may take (default 2 s).
     pub response_timeout: Duration,
+    tls: RedisTls,
 }
 
 impl RedisConfig {
@@ -48,7 +180,21 @@ impl RedisConfig {
             prefix: default_prefix.to_owned(),
             connection_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(2),
+            tls: RedisTls::default(),
         }
+    }
+
+    /// TLS material beyond the system roots (a `rediss://` URL is TLS with
+    /// the system roots already).
+    #[must_use]
+    pub fn tls(mut self, tls: RedisTls) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Whether the connection is TLS (`rediss://`).
+    pub fn is_tls(&self) -> bool {
+        self.url.starts_with("rediss://")
     }
 
     /// Another key prefix.
@@ -83,28 +229,85 @@ impl RedisConfig {
         self.clone().prefix(prefix)
     }
 
-    /// A client for the URL, the prefix checked first.
+    /// A client for the URL (with the TLS material, if any), the prefix
+    /// checked first.
     pub fn client(&self) -> Result<redis::Client, RedisSetupError> {
         check_prefix(&self.prefix)?;
-        redis::Client::open(self.url.as_str()).map_err(|_| RedisSetupError::BadUrl)
+        if self.tls.is_empty() {
+            return redis::Client::open(self.url.as_str()).map_err(|_| RedisSetupError::BadUrl);
+        }
+        if !self.is_tls() {
+            return Err(RedisSetupError::TlsNeedsRediss);
+        }
+        let info = redis::IntoConnectionInfo::into_connection_info(self.url.as_str())
+            .map_err(|_| RedisSetupError::BadUrl)?;
+        redis::Client::build_with_tls(info, self.tls.certificates()).map_err(|e| {
+            let text = e.to_string();
+            RedisSetupError::BadTlsFile(if text.contains("root") || text.contains("trust") {
+                "CA file"
+            } else if text.contains("key") {
+                "client key"
+            } else {
+                "client certificate"
+            })
+        })
     }
 
-    /// A lazily connecting, self-reconnecting connection manager
-    /// ([`lazy_connection`]). Must be called within a Tokio runtime.
+    /// A lazily connecting, self-reconnecting connection manager: nothing
+    /// is sent until the first command, every command times out after
+    /// `response_timeout`, and after a failure the next command reconnects
+    /// (2 retries, backoff capped at 500 ms). Must be called within a
+    /// Tokio runtime.
     pub fn connect_lazy(&self) -> Result<ConnectionManager, RedisSetupError> {
-        lazy_connection(
-            &self.url,
-            &self.prefix,
-            self.connection_timeout,
-            self.response_timeout,
-        )
+        let client = self.client()?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.connection_timeout))
+            .set_response_timeout(Some(self.response_timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| RedisSetupError::Unavailable(describe(&e)))
     }
 
     /// [`connect_lazy`](Self::connect_lazy), then `PING`: the server answers now.
     pub async fn connect(&self) -> Result<ConnectionManager, RedisSetupError> {
         let conn = self.connect_lazy()?;
-        ping(&conn).await?;
-        Ok(conn)
+        match ping(&conn).await {
+            // A plain-text server reads a TLS hello as the start of a
+            // command and waits: the handshake times out. Ask it in plain
+            // text to tell that apart from a server that is down.
+            Err(RedisSetupError::Unavailable("timed out")) if self.answers_plain_text().await => {
+                Err(RedisSetupError::NotTls)
+            }
+            Err(e) => Err(e),
+            Ok(()) => Ok(conn),
+        }
+    }
+
+    /// Whether a `rediss://` URL's host and port answer `PING` in plain
+    /// text (`+PONG`, or `-NOAUTH` when a password is wanted).
+    async fn answers_plain_text(&self) -> bool {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(info) = redis::IntoConnectionInfo::into_connection_info(self.url.as_str()) else {
+            return false;
+        };
+        let redis::ConnectionAddr::TcpTls { host, port, .. } = info.addr() else {
+            return false;
+        };
+        let probe = async {
+            let mut stream = tokio::net::TcpStream::connect((host.as_str(), *port))
+                .await
+                .ok()?;
+            stream.write_all(b"PING\r\n").await.ok()?;
+            let mut reply = [0u8; 7];
+            stream.read_exact(&mut reply).await.ok()?;
+            Some(&reply == b"+PONG\r\n" || reply.starts_with(b"-NOAUTH"))
+        };
+        tokio::time::timeout(self.connection_timeout, probe)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(false)
     }
 }
 
@@ -113,27 +316,6 @@ fn check_prefix(prefix: &str) -> Result<(), RedisSetupError> {
         return Err(RedisSetupError::BadPrefix);
     }
     Ok(())
-}
-
-/// A lazily connecting, self-reconnecting connection manager for `url`:
-/// nothing is sent until the first command, every command times out after
-/// `response_timeout`, and after a failure the next command reconnects
-/// (2 retries, backoff capped at 500 ms). Must be called within a Tokio runtime.
-pub fn lazy_connection(
-    url: &str,
-    prefix: &str,
-    connection_timeout: Duration,
-    response_timeout: Duration,
-) -> Result<ConnectionManager, RedisSetupError> {
-    check_prefix(prefix)?;
-    let client = redis::Client::open(url).map_err(|_| RedisSetupError::BadUrl)?;
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(connection_timeout))
-        .set_response_timeout(Some(response_timeout))
-        .set_number_of_retries(2)
-        .set_max_delay(Duration::from_millis(500));
-    ConnectionManager::new_lazy_with_config(client, config)
-        .map_err(|e| RedisSetupError::Unavailable(describe(&e)))
 }
 
 /// A set-up error that is the caller's configuration (the URL or the
@@ -150,6 +332,12 @@ pub fn redis_problem(error: &RedisSetupError) -> crate::ConfigProblem {
             "does not parse (redis://[user:password@]host:port/db)",
         ),
         RedisSetupError::Unavailable(what) => crate::ConfigProblem::new("redis", *what),
+        RedisSetupError::TlsNeedsRediss | RedisSetupError::NotTls | RedisSetupError::AuthFailed => {
+            crate::ConfigProblem::new("redis URL", error.to_string())
+        }
+        RedisSetupError::BadTlsFile(_) | RedisSetupError::Untrusted => {
+            crate::ConfigProblem::new("redis TLS", error.to_string())
+        }
     }
 }
 
@@ -158,13 +346,64 @@ pub async fn ping(conn: &ConnectionManager) -> Result<(), RedisSetupError> {
     let _: String = redis::cmd("PING")
         .query_async(&mut conn.clone())
         .await
-        .map_err(|e| RedisSetupError::Unavailable(describe(&e)))?;
+        .map_err(|e| classify(&e))?;
     Ok(())
+}
+
+/// What a failed connection says about the configuration: an untrusted
+/// certificate, a plain-text server behind `rediss://`, refused
+/// credentials; else [`RedisSetupError::Unavailable`] with [`describe`].
+pub fn classify(e: &redis::RedisError) -> RedisSetupError {
+    if e.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(e.code(), Some("NOAUTH" | "WRONGPASS"))
+    {
+        return RedisSetupError::AuthFailed;
+    }
+    match tls_error(e) {
+        Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented) => {
+            RedisSetupError::Untrusted
+        }
+        Some(rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. }) => {
+            RedisSetupError::NotTls
+        }
+        _ => RedisSetupError::Unavailable(describe(e)),
+    }
+}
+
+/// The TLS error under `e`, if a handshake failed. redis-rs keeps the
+/// I/O error behind an `Arc<dyn Error>`, so each link is looked at as
+/// itself and as that `Arc`.
+fn tls_error(e: &redis::RedisError) -> Option<&rustls::Error> {
+    type Shared = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+    fn as_tls<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        let io = err.downcast_ref::<std::io::Error>().or_else(|| {
+            err.downcast_ref::<Shared>()
+                .and_then(|shared| shared.as_ref().downcast_ref::<std::io::Error>())
+        })?;
+        io.get_ref()?.downcast_ref::<rustls::Error>()
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(err) = source {
+        if let Some(tls) = as_tls(err) {
+            return Some(tls);
+        }
+        source = err.source();
+    }
+    None
 }
 
 /// What failed, in words that never echo the URL or credentials.
 pub fn describe(e: &redis::RedisError) -> &'static str {
-    if e.is_timeout() {
+    if e.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(e.code(), Some("NOAUTH" | "WRONGPASS"))
+    {
+        "credentials refused"
+    } else if tls_error(e).is_some() {
+        "TLS handshake failed"
+    } else if e.is_timeout() {
         "timed out"
     } else if e.is_connection_refusal() {
         "connection refused"
@@ -196,5 +435,57 @@ mod tests {
         assert_eq!(config.with_prefix("other:").prefix, "other:");
         assert_eq!(config.connection_timeout, Duration::from_secs(1));
         assert_eq!(config.response_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn tls_files_are_checked_and_the_key_never_shows() {
+        let dir = std::env::temp_dir().join(format!("mcp-auth-core-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pem = dir.join("ca.pem");
+        std::fs::write(
+            &pem,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let key = dir.join("client.key");
+        std::fs::write(
+            &key,
+            "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleQ==\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let junk = dir.join("junk.pem");
+        std::fs::write(&junk, "not pem at all").unwrap();
+        let missing = dir.join("missing.pem");
+
+        let tls = RedisTls::from_files(
+            Some(("CA", &pem)),
+            Some(("CERT", &pem)),
+            Some(("KEY", &key)),
+        )
+        .unwrap();
+        let text = format!("{tls:?}");
+        assert!(
+            !text.contains("c2VjcmV0") && text.contains("[redacted]"),
+            "{text}"
+        );
+
+        let problems =
+            RedisTls::from_files(Some(("CA", &missing)), None, Some(("KEY", &junk))).unwrap_err();
+        let settings: Vec<&str> = problems.0.iter().map(|p| p.setting()).collect();
+        assert_eq!(settings, ["CA", "KEY", "KEY"], "{problems}");
+        assert!(problems.to_string().contains("cannot read"), "{problems}");
+        assert!(problems.to_string().contains("no PEM"), "{problems}");
+
+        let plain = RedisConfig::new("redis://127.0.0.1:6379/", "p:").tls(tls.clone());
+        assert!(matches!(
+            plain.client(),
+            Err(RedisSetupError::TlsNeedsRediss)
+        ));
+        let broken = RedisConfig::new("rediss://127.0.0.1:6379/", "p:").tls(tls);
+        assert!(matches!(
+            broken.client(),
+            Err(RedisSetupError::BadTlsFile(_))
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

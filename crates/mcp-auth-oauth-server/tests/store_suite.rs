@@ -371,6 +371,26 @@ async fn redis_store_keeps_the_contract() {
     suite(Arc::new(store)).await;
 }
 
+/// The same contract over TLS (`rediss://`, a private CA, a password).
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs redis-server"]
+async fn redis_store_keeps_the_contract_over_tls() {
+    use mcp_auth_oauth_server::RedisAuthStore;
+    let server = mcp_auth_testkit::RedisServer::start_tls(
+        "oauth-server store suite over TLS",
+        mcp_auth_testkit::TlsOptions {
+            password: Some("store-suite-pass".to_owned()),
+            client_auth: false,
+        },
+    );
+    assert!(server.url().starts_with("rediss://"));
+    let store = RedisAuthStore::connect(server.config(RedisAuthStore::DEFAULT_PREFIX))
+        .await
+        .unwrap();
+    suite(Arc::new(store)).await;
+}
+
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs redis-server"]

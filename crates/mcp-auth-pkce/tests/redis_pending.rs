@@ -18,17 +18,16 @@ use secrecy::{ExposeSecret, SecretString};
 
 async fn store(redis: &RedisServer) -> Arc<RedisPendingStore> {
     Arc::new(
-        RedisPendingStore::connect(mcp_auth_core::RedisConfig::new(
-            redis.url(),
-            RedisPendingStore::DEFAULT_PREFIX,
-        ))
-        .await
-        .unwrap(),
+        RedisPendingStore::connect(redis.config(RedisPendingStore::DEFAULT_PREFIX))
+            .await
+            .unwrap(),
     )
 }
 
 async fn raw(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(redis.url())
+    redis
+        .config("raw:")
+        .client()
         .unwrap()
         .get_multiplexed_async_connection()
         .await
@@ -59,7 +58,24 @@ fn client(d: &Double, store: Arc<RedisPendingStore>, clock: &ManualClock) -> OAu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs redis-server"]
 async fn a_sign_in_started_on_one_process_finishes_on_another() {
-    let redis = RedisServer::start("redis_pending::fleet");
+    sign_in_across_two_processes(RedisServer::start("redis_pending::fleet")).await;
+}
+
+/// The same over TLS (`rediss://`, a private CA, a client certificate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
+async fn a_sign_in_started_on_one_process_finishes_on_another_over_tls() {
+    let redis = RedisServer::start_tls(
+        "redis_pending::fleet over TLS",
+        mcp_auth_testkit::TlsOptions {
+            password: None,
+            client_auth: true,
+        },
+    );
+    sign_in_across_two_processes(redis).await;
+}
+
+async fn sign_in_across_two_processes(redis: RedisServer) {
     let d = double().await;
     let clock = ManualClock::at_unix(1_800_000_000);
     // Two clients with their own connections, as two server processes.

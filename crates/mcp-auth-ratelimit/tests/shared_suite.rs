@@ -248,6 +248,32 @@ macro_rules! shared_suite {
                 }
             )*
         }
+
+        /// The same cases over TLS (`rediss://`, a private CA).
+        #[cfg(feature = "redis")]
+        mod redis_tls {
+            use super::*;
+            use mcp_auth_ratelimit::{RedisLimiterOptions, RedisRateLimiter, TimeSource};
+            use std::sync::Arc;
+            $(
+                #[tokio::test]
+                #[ignore = "needs redis-server"]
+                async fn $case() {
+                    let server = mcp_auth_testkit::RedisServer::start_tls(
+                        concat!("ratelimit shared_suite redis_tls::", stringify!($case)),
+                        mcp_auth_testkit::TlsOptions::default(),
+                    );
+                    let clock = ManualClock::at_unix(1_800_000_000);
+                    let mut options = RedisLimiterOptions::default();
+                    options.time = TimeSource::Client(Arc::new(clock.clone()));
+                    let redis = server.config(RedisRateLimiter::DEFAULT_PREFIX);
+                    let limiter = RedisRateLimiter::connect(redis, super::$limits(), options)
+                        .await
+                        .unwrap();
+                    super::$case(Subject::Redis(limiter, server), clock).await;
+                }
+            )*
+        }
     };
 }
 

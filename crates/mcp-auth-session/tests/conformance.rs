@@ -487,3 +487,28 @@ async fn redis_harness(name: &str) -> Option<Harness> {
 
 #[cfg(feature = "redis")]
 all_cases!(redis, crate::redis_harness, #[ignore = "needs redis-server"]);
+
+/// The same contract over TLS (`rediss://`), with a password and a client
+/// certificate the server demands.
+#[cfg(feature = "redis")]
+async fn redis_tls_harness(name: &str) -> Option<Harness> {
+    use mcp_auth_session::RedisSessionStore;
+    let redis = mcp_auth_testkit::RedisServer::start_tls(
+        name,
+        mcp_auth_testkit::TlsOptions {
+            password: Some("session-suite-pass".to_owned()),
+            client_auth: true,
+        },
+    );
+    let store = RedisSessionStore::connect(redis.config(RedisSessionStore::DEFAULT_PREFIX))
+        .await
+        .unwrap();
+    Some(Harness {
+        store: Arc::new(store),
+        clock: ManualClock::at_unix(1_800_000_000),
+        redis: Some(redis),
+    })
+}
+
+#[cfg(feature = "redis")]
+all_cases!(redis_tls, crate::redis_tls_harness, #[ignore = "needs redis-server"]);

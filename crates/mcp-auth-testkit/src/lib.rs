@@ -41,6 +41,7 @@ mod issuer;
 mod log;
 mod npm;
 pub mod spotify;
+pub mod tls;
 pub mod webdriver;
 
 pub use issuer::{DEV_MINT_GRANT, DevIssuer};
@@ -61,6 +62,25 @@ pub struct RedisServer {
     dir: tempfile::TempDir,
     child: Option<Child>,
     persistent: bool,
+    tls: Option<TlsServer>,
+}
+
+/// How a TLS-only server ([`RedisServer::start_tls`]) is set up.
+#[derive(Debug, Clone, Default)]
+pub struct TlsOptions {
+    /// `requirepass`: clients must give it (in the URL).
+    pub password: Option<String>,
+    /// `tls-auth-clients yes`: clients must present a certificate signed
+    /// by the server's CA.
+    pub client_auth: bool,
+}
+
+#[derive(Debug)]
+struct TlsServer {
+    options: TlsOptions,
+    ca_file: PathBuf,
+    server: tls::IssuedFiles,
+    client: tls::IssuedFiles,
 }
 
 impl RedisServer {
@@ -107,9 +127,61 @@ impl RedisServer {
             dir,
             child: None,
             persistent: false,
+            tls: None,
         };
         server.spawn();
         Some(server)
+    }
+
+    /// Starts a TLS-only server (`--port 0 --tls-port …`) for the test
+    /// `test_name`, its certificate signed by a CA made for it (see
+    /// [`ca_file`](Self::ca_file)); [`url`](Self::url) is `rediss://`.
+    ///
+    /// # Panics
+    /// As [`start`](Self::start).
+    pub fn start_tls(test_name: &str, options: TlsOptions) -> Self {
+        let mut server = Self::start(test_name);
+        server.stop();
+        let dir = server.dir.path();
+        let ca = tls::TestCa::new(&format!("{test_name} CA"));
+        server.tls = Some(TlsServer {
+            options,
+            ca_file: ca.write_cert(dir, "ca"),
+            server: ca.issue_server(dir, "redis-server"),
+            client: ca.issue_client(dir, "redis-client"),
+        });
+        server.spawn();
+        server
+    }
+
+    /// The CA that signed a TLS server's certificate (PEM file).
+    pub fn ca_file(&self) -> Option<&std::path::Path> {
+        self.tls.as_ref().map(|t| t.ca_file.as_path())
+    }
+
+    /// A client certificate and key the TLS server's CA signed.
+    pub fn client_files(&self) -> Option<&tls::IssuedFiles> {
+        self.tls.as_ref().map(|t| &t.client)
+    }
+
+    /// The configuration a store needs to reach this server under
+    /// `prefix`: the URL, and for a TLS server its CA (and the client
+    /// certificate when the server asks for one).
+    #[allow(clippy::panic)]
+    pub fn config(&self, prefix: &str) -> mcp_auth_core::RedisConfig {
+        let config = mcp_auth_core::RedisConfig::new(self.url(), prefix);
+        let Some(tls) = &self.tls else {
+            return config;
+        };
+        let client = tls.options.client_auth.then_some(&tls.client);
+        match mcp_auth_core::redis_conn::RedisTls::from_files(
+            Some(("ca", &tls.ca_file)),
+            client.map(|c| ("client cert", c.cert.as_path())),
+            client.map(|c| ("client key", c.key.as_path())),
+        ) {
+            Ok(material) => config.tls(material),
+            Err(e) => panic!("test TLS files: {e}"),
+        }
     }
 
     /// Like [`start`](Self::start), with every write in an append-only
@@ -124,9 +196,16 @@ impl RedisServer {
         server
     }
 
-    /// `redis://127.0.0.1:<port>/`
+    /// `redis://127.0.0.1:<port>/`, or for a TLS server
+    /// `rediss://[:password@]127.0.0.1:<port>/`.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        match &self.tls {
+            None => format!("redis://127.0.0.1:{}/", self.port),
+            Some(tls) => match &tls.options.password {
+                Some(password) => format!("rediss://:{password}@127.0.0.1:{}/", self.port),
+                None => format!("rediss://127.0.0.1:{}/", self.port),
+            },
+        }
     }
 
     /// The loopback port the server listens on (kept across restarts).
@@ -147,7 +226,7 @@ impl RedisServer {
         }
         // Wait until the port no longer answers, so the next operation sees the outage.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline && ping(self.port) {
+        while Instant::now() < deadline && self.answers() {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -166,9 +245,35 @@ impl RedisServer {
         } else {
             &["--appendonly", "no"]
         };
-        let child = Command::new(&self.binary)
-            .arg("--port")
-            .arg(self.port.to_string())
+        let mut command = Command::new(&self.binary);
+        match &self.tls {
+            None => {
+                command.arg("--port").arg(self.port.to_string());
+            }
+            Some(tls) => {
+                command
+                    .args(["--port", "0", "--tls-port"])
+                    .arg(self.port.to_string())
+                    .arg("--tls-cert-file")
+                    .arg(&tls.server.cert)
+                    .arg("--tls-key-file")
+                    .arg(&tls.server.key)
+                    .arg("--tls-ca-cert-file")
+                    .arg(&tls.ca_file)
+                    .args([
+                        "--tls-auth-clients",
+                        if tls.options.client_auth { "yes" } else { "no" },
+                    ])
+                    // Readiness is checked over a Unix socket (no TLS).
+                    .arg("--unixsocket")
+                    .arg(self.dir.path().join("redis.sock"))
+                    .args(["--unixsocketperm", "700"]);
+                if let Some(password) = &tls.options.password {
+                    command.arg("--requirepass").arg(password);
+                }
+            }
+        }
+        let child = command
             .args(["--bind", "127.0.0.1", "--save", ""])
             .args(persistence)
             .args(["--protected-mode", "yes", "--loglevel", "warning"])
@@ -184,7 +289,7 @@ impl RedisServer {
         };
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
-            if ping(self.port) {
+            if self.ready() {
                 self.child = Some(child);
                 return;
             }
@@ -199,6 +304,44 @@ impl RedisServer {
             self.port
         );
     }
+}
+
+impl RedisServer {
+    /// Whether the server answers: `PING` on its port, or for a TLS
+    /// server a reply on its Unix socket.
+    fn ready(&self) -> bool {
+        match &self.tls {
+            None => ping(self.port),
+            Some(_) => ping_unix(&self.dir.path().join("redis.sock")),
+        }
+    }
+
+    /// Whether anything still accepts connections on the port.
+    fn answers(&self) -> bool {
+        match &self.tls {
+            None => ping(self.port),
+            Some(_) => TcpStream::connect_timeout(
+                &SocketAddr::from((Ipv4Addr::LOCALHOST, self.port)),
+                Duration::from_millis(200),
+            )
+            .is_ok(),
+        }
+    }
+}
+
+/// True when a Redis server answers `PING` on the Unix socket (`+PONG`, or
+/// `-NOAUTH` when it wants a password: it is up either way).
+fn ping_unix(path: &std::path::Path) -> bool {
+    let Ok(mut stream) = std::os::unix::net::UnixStream::connect(path) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    if stream.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut reply = [0u8; 7];
+    stream.read_exact(&mut reply).is_ok()
+        && (&reply == b"+PONG\r\n" || reply.starts_with(b"-NOAUTH"))
 }
 
 impl Drop for RedisServer {

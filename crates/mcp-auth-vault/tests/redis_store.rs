@@ -24,7 +24,11 @@ const CHILD: &str = "MCP_VAULT_REDIS_CHILD";
 const URL: &str = "MCP_VAULT_REDIS_URL";
 
 fn vault(url: &str) -> Vault {
-    let config = RedisConfig::new(url, RedisStore::DEFAULT_PREFIX)
+    vault_at(RedisConfig::new(url, RedisStore::DEFAULT_PREFIX))
+}
+
+fn vault_at(config: RedisConfig) -> Vault {
+    let config = config
         .response_timeout(Duration::from_millis(500))
         .connection_timeout(Duration::from_millis(500));
     Vault::builder_with_store(RedisStore::open(config).expect("store"))
@@ -178,4 +182,30 @@ fn a_dead_redis_is_a_typed_error_and_redis_never_holds_plaintext() {
     ));
     let text = format!("{err} {err:?} {v:?}");
     assert!(!text.contains("redis://"), "{text}");
+}
+
+/// The vault over TLS (`rediss://`, a private CA, a password): what is
+/// written is read back, by a second vault on its own connection too.
+#[test]
+#[ignore = "needs redis-server"]
+fn the_vault_works_over_tls() {
+    let redis = RedisServer::start_tls(
+        "vault over TLS",
+        mcp_auth_testkit::TlsOptions {
+            password: Some("vault-tls-pass".to_owned()),
+            client_auth: false,
+        },
+    );
+    let writer = vault_at(redis.config(RedisStore::DEFAULT_PREFIX));
+    writer
+        .put_bytes(&user("tls-user"), "token", b"over tls")
+        .expect("put");
+    let reader = vault_at(redis.config(RedisStore::DEFAULT_PREFIX));
+    assert_eq!(
+        reader
+            .get_bytes(&user("tls-user"), "token")
+            .expect("get")
+            .map(|b| b.expose_secret().to_vec()),
+        Some(b"over tls".to_vec())
+    );
 }

@@ -690,3 +690,97 @@ async fn one_http_client_carries_everything_sent_to_the_provider() {
         );
     }
 }
+
+/// `REDIS_URL=rediss://…`: a TLS-only Redis with a password and a private
+/// CA (`REDIS_CA_FILE`) holds everything; a sign-in and a tool call work.
+/// Each wrong setting is an error at start naming it, never the password:
+/// no CA file (the system roots do not know the private CA), another CA,
+/// a plain-text server behind `rediss://`, a wrong password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs redis-server"]
+async fn with_tls_redis_everything_works_and_each_wrong_setting_is_named() {
+    use mcp_auth_testkit::{RedisServer, TlsOptions};
+    let password = "tls-redis-pass-7f3a";
+    let redis = RedisServer::start_tls(
+        "spotify-mcp over TLS",
+        TlsOptions {
+            password: Some(password.to_owned()),
+            ..TlsOptions::default()
+        },
+    );
+    let ca = redis.ca_file().unwrap().to_str().unwrap().to_owned();
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let start = |pairs: Vec<(&'static str, String)>| async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let mut all: Vec<(&str, String)> =
+            vec![("MCP_LISTEN", addr), ("MCP_VAULT_KEY", key.into())];
+        all.extend(pairs);
+        let refs: Vec<(&str, &str)> = all.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        start_with(&settings(&refs), listener, None).await
+    };
+
+    let s = start(vec![
+        ("REDIS_URL", redis.url()),
+        ("REDIS_CA_FILE", ca.clone()),
+    ])
+    .await
+    .unwrap();
+    let client = connect(&s, sign_in(&s, "alice", &ALL).await).await;
+    let now = ok(&call(&client, "now_playing", json!({})).await);
+    assert_eq!(now["track"]["name"], "Lifetimes");
+
+    let dir = tempfile::tempdir().unwrap();
+    let other_ca = mcp_auth_testkit::tls::TestCa::new("another CA").write_cert(dir.path(), "other");
+    let plain = RedisServer::start("plain text behind rediss://");
+    let plain_as_tls = format!("rediss://127.0.0.1:{}/", plain.port());
+    let wrong_password = redis.url().replace(password, "not-the-password");
+    type Case = (
+        &'static str,
+        Vec<(&'static str, String)>,
+        &'static str,
+        &'static str,
+    );
+    let cases: [Case; 4] = [
+        (
+            "no CA file",
+            vec![("REDIS_URL", redis.url())],
+            "REDIS_CA_FILE",
+            "not trusted",
+        ),
+        (
+            "another CA",
+            vec![
+                ("REDIS_URL", redis.url()),
+                ("REDIS_CA_FILE", other_ca.to_str().unwrap().to_owned()),
+            ],
+            "REDIS_CA_FILE",
+            "not trusted",
+        ),
+        (
+            "a plain-text server",
+            vec![("REDIS_URL", plain_as_tls), ("REDIS_CA_FILE", ca.clone())],
+            "REDIS_URL",
+            "did not answer in TLS",
+        ),
+        (
+            "a wrong password",
+            vec![("REDIS_URL", wrong_password), ("REDIS_CA_FILE", ca.clone())],
+            "REDIS_URL",
+            "refused the credentials",
+        ),
+    ];
+    for (case, pairs, setting, words) in cases {
+        let err = start(pairs).await.map(|_| ()).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(&err, StartError::App(mcp_auth_app::AppError::Config(p)) if p.setting() == setting),
+            "{case}: {text}"
+        );
+        assert!(text.contains(words), "{case}: {text}");
+        assert!(
+            !text.contains(password) && !text.contains("not-the-password"),
+            "{case}: {text}"
+        );
+    }
+}

@@ -11,9 +11,10 @@ use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
+use crate::store::wire::{GrantWire, corrupt, hex, json};
 use crate::store::{
-    AuthStore, ClientInfo, ClientOrigin, CodeRecord, Grant, PendingSignIn, Redemption,
-    RefreshRecord, Rotation, StoreKey,
+    AuthStore, ClientInfo, CodeRecord, Grant, PendingSignIn, Redemption, RefreshRecord, Rotation,
+    StoreKey,
 };
 
 /// The authorization server's records in Redis. Codes, refresh tokens and
@@ -48,10 +49,6 @@ impl std::fmt::Debug for RedisAuthStore {
 
 fn unavailable(e: &redis::RedisError) -> StoreError {
     StoreError::Unavailable(describe(e))
-}
-
-fn corrupt() -> StoreError {
-    StoreError::Unavailable("a stored record is not readable")
 }
 
 const REVOKE_FN: &str = r"
@@ -157,62 +154,6 @@ static SCRIPTS: std::sync::LazyLock<Scripts> = std::sync::LazyLock::new(|| Scrip
     unlock: Script::new(UNLOCK),
 });
 
-/// A grant on the wire (the user as its text, the consent as hex).
-#[derive(Serialize, Deserialize)]
-struct GrantWire {
-    id: String,
-    subject: String,
-    client_id: String,
-    client_name: String,
-    client_origin: ClientOrigin,
-    resource: String,
-    scopes: Vec<String>,
-    created_at: u64,
-    last_used: u64,
-    expires_at: u64,
-    consent: String,
-}
-
-impl GrantWire {
-    fn from(g: &Grant) -> Self {
-        Self {
-            id: g.id.clone(),
-            subject: g.subject.as_str().to_owned(),
-            client_id: g.client_id.clone(),
-            client_name: g.client_name.clone(),
-            client_origin: g.client_origin.clone(),
-            resource: g.resource.clone(),
-            scopes: g.scopes.clone(),
-            created_at: g.created_at,
-            last_used: g.last_used,
-            expires_at: g.expires_at,
-            consent: HEXLOWER.encode(&g.consent.0),
-        }
-    }
-
-    fn into_grant(self) -> Result<Grant, StoreError> {
-        let consent: [u8; 32] = HEXLOWER
-            .decode(self.consent.as_bytes())
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(corrupt)?;
-        let mut grant = Grant::new(
-            self.id,
-            UserId::new(self.subject).map_err(|_| corrupt())?,
-            self.client_id,
-            self.client_name,
-            self.resource,
-            self.scopes,
-            self.created_at,
-            self.expires_at,
-            StoreKey(consent),
-        );
-        grant.client_origin = self.client_origin;
-        grant.last_used = self.last_used;
-        Ok(grant)
-    }
-}
-
 #[derive(Serialize, Deserialize)]
 struct CodeWire {
     grant: GrantWire,
@@ -241,14 +182,6 @@ struct PendingWire {
 struct RefreshWire {
     grant_id: String,
     scopes: Vec<String>,
-}
-
-fn json<T: Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|_| corrupt())
-}
-
-fn hex(key: StoreKey) -> String {
-    HEXLOWER.encode(&key.0)
 }
 
 impl RedisAuthStore {

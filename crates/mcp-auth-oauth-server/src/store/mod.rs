@@ -398,3 +398,5 @@ pub trait AuthStore: Send + Sync + std::fmt::Debug {
 
 mod memory;
 pub use memory::MemoryAuthStore;
+#[cfg_attr(not(any(feature = "redis", feature = "embedded")), allow(dead_code))]
+pub(crate) mod wire;
