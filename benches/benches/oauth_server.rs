@@ -81,6 +81,15 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         let memory = grants("memory", None, refreshes, codes).await;
+        // The embedded store: every write committed (fsync) before the
+        // answer, concurrent writes sharing one commit.
+        let dir = tempfile::tempdir().unwrap();
+        let embedded = mcp_auth_oauth_server::EmbeddedAuthStore::open(dir.path()).unwrap();
+        let embedded = grants("embedded", Some(std::sync::Arc::new(embedded)), refreshes, codes).await;
+        println!(
+            "ratio: refresh grants per second, memory / embedded = {:.2} (embedded: {embedded:.0}/s, goal: at least 5,000/s)",
+            memory / embedded
+        );
         #[cfg(feature = "redis")]
         redis_grants(memory, refreshes, codes).await;
         #[cfg(not(feature = "redis"))]

@@ -12,9 +12,7 @@ use mcp_auth_axum::{McpAuth, McpSessions, ResourceConfig};
 use mcp_auth_core::ConfigProblem;
 #[cfg(feature = "redis")]
 use mcp_auth_core::RedisConfig;
-use mcp_auth_oauth_server::{
-    AuthServer, AuthStore, MemoryAuthStore, UpstreamLogin, UpstreamTokenSource,
-};
+use mcp_auth_oauth_server::{AuthServer, AuthStore, UpstreamLogin, UpstreamTokenSource};
 use mcp_auth_pkce::{MemoryPendingStore, OAuthClient, PendingStore, Provider, RedirectUri};
 use mcp_auth_ratelimit::{Limits, MemoryRateLimiter, RateLimiter};
 use mcp_auth_session::{MemorySessionStore, SessionConfig, SessionStore};
@@ -303,8 +301,10 @@ fn memory_stores(
     let vault = Vault::builder(StorageMode::EncryptedFile(config.vault_dir.clone()))
         .key(key)
         .open()?;
+    let auth = mcp_auth_oauth_server::EmbeddedAuthStore::open(&config.data_dir)
+        .map_err(|e| ConfigProblem::new("MCP_DATA_DIR", e.to_string()))?;
     Ok(Stores {
-        auth: Arc::new(MemoryAuthStore::default()),
+        auth: Arc::new(auth),
         sessions: Arc::new(MemorySessionStore::new()),
         pending: Arc::new(MemoryPendingStore::default()),
         limiter: Arc::new(

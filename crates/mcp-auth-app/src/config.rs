@@ -25,6 +25,10 @@ pub struct AppConfig {
     /// The vault directory (`MCP_VAULT_DIR`, default `./mcp-vault`), unless
     /// Redis holds the vault.
     pub vault_dir: PathBuf,
+    /// Where one process keeps grants, refresh tokens, consents and
+    /// registered clients across restarts (`MCP_DATA_DIR`, default
+    /// `./mcp-data`), unless Redis holds them.
+    pub data_dir: PathBuf,
     /// Redis for grants, sessions, limits, pending sign-ins and the vault
     /// (`REDIS_URL`); unset: one process, memory stores, the vault in a
     /// file.
@@ -65,6 +69,7 @@ impl std::fmt::Debug for AppConfig {
                 &self.vault_key.as_ref().map(|_| mcp_auth_core::REDACTED),
             )
             .field("vault_dir", &self.vault_dir)
+            .field("data_dir", &self.data_dir)
             .field("redis", &self.redis_url.is_some())
             .field("redis_tls", &self.redis_tls)
             .finish()
@@ -78,6 +83,7 @@ impl AppConfig {
         "MCP_LISTEN",
         "MCP_VAULT_KEY",
         "MCP_VAULT_DIR",
+        "MCP_DATA_DIR",
         "REDIS_URL",
         "REDIS_CA_FILE",
         "REDIS_CLIENT_CERT",
@@ -174,6 +180,7 @@ impl AppConfig {
                 listen,
                 vault_key,
                 vault_dir: PathBuf::from(settings.get("MCP_VAULT_DIR").unwrap_or("./mcp-vault")),
+                data_dir: PathBuf::from(settings.get("MCP_DATA_DIR").unwrap_or("./mcp-data")),
                 redis_url,
                 redis_tls,
             }),

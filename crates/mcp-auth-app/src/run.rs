@@ -74,8 +74,9 @@ pub fn provider_config(
 }
 
 impl AppConfig {
-    /// With no `MCP_VAULT_KEY`: a generated key and a vault in a temporary
-    /// directory (gone with the returned guard), for the no-account mode.
+    /// With no `MCP_VAULT_KEY`: a generated key, and a vault and data
+    /// directory in a temporary directory (gone with the returned guard),
+    /// for the no-account mode.
     pub fn throwaway_vault_unless_keyed(
         &mut self,
     ) -> Result<Option<tempfile::TempDir>, StartError> {
@@ -84,6 +85,7 @@ impl AppConfig {
         }
         let dir = tempfile::tempdir()?;
         self.vault_dir = dir.path().join("vault");
+        self.data_dir = dir.path().join("data");
         self.vault_key = Some(mcp_auth_vault::KeyMaterial::generate().map_err(AppError::from)?);
         Ok(Some(dir))
     }

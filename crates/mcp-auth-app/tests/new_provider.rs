@@ -81,6 +81,7 @@ async fn the_documented_server_signs_a_person_in_through_oidc_provider() {
     // The documented server, configured as an operator would.
     let vault = tempfile::tempdir().unwrap();
     let vault_dir = vault.path().join("vault");
+    let data_dir = vault.path().join("data");
     let pairs = [
         ("MCP_PUBLIC_URL", origin.as_str()),
         (
@@ -88,6 +89,7 @@ async fn the_documented_server_signs_a_person_in_through_oidc_provider() {
             "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
         ),
         ("MCP_VAULT_DIR", vault_dir.to_str().unwrap()),
+        ("MCP_DATA_DIR", data_dir.to_str().unwrap()),
         ("OIDC_CLIENT_ID", "mcp-proxy"),
         ("OIDC_CLIENT_SECRET", "mcp-proxy-client-secret"),
     ];

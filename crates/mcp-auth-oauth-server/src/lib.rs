@@ -60,6 +60,8 @@
 //!   `resource` and redirect URI are never sent upstream.
 
 mod client;
+#[cfg(feature = "embedded")]
+mod embedded;
 mod error;
 mod keys;
 mod login;
@@ -75,6 +77,8 @@ pub use client::{
     MAX_CLIENT_NAME, MAX_METADATA_DOCUMENT, MAX_REDIRECT_URI_LEN, MAX_REDIRECT_URIS, MetadataError,
     acceptable_redirect, redirect_matches,
 };
+#[cfg(feature = "embedded")]
+pub use embedded::{EmbeddedAuthStore, EmbeddedStoreError};
 pub use error::{ServerError, StoreError};
 pub use keys::{KeyRing, SigningKey};
 pub use login::{DangerousDevLogin, Login, LoginContext, LoginError, SignedIn};

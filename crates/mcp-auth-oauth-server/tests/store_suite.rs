@@ -1,5 +1,5 @@
 //! The `AuthStore` contract, run against every store: the memory store
-//! always, the Redis store with `--features redis` (it starts its own
+//! always, the embedded store with `--features embedded`, the Redis store with `--features redis` (it starts its own
 //! `redis-server`; ignored by a plain `cargo test`).
 #![allow(clippy::unwrap_used)]
 
@@ -354,6 +354,14 @@ async fn suite(store: Arc<dyn AuthStore>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_store_keeps_the_contract() {
     suite(Arc::new(MemoryAuthStore::default())).await;
+}
+
+#[cfg(feature = "embedded")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_store_keeps_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = mcp_auth_oauth_server::EmbeddedAuthStore::open(dir.path()).unwrap();
+    suite(Arc::new(store)).await;
 }
 
 #[cfg(feature = "redis")]

@@ -433,6 +433,7 @@ async fn each_tool_has_its_own_rate_limit() {
 async fn a_restart_on_the_file_vault_keeps_people_signed_in_and_a_wrong_key_destroys_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let vault_dir = dir.path().join("vault");
+    let data_dir = dir.path().join("data");
     let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
@@ -441,12 +442,13 @@ async fn a_restart_on_the_file_vault_keeps_people_signed_in_and_a_wrong_key_dest
             ("MCP_LISTEN", addr.as_str()),
             ("MCP_VAULT_KEY", key),
             ("MCP_VAULT_DIR", vault_dir.to_str().unwrap()),
+            ("MCP_DATA_DIR", data_dir.to_str().unwrap()),
         ])
     };
     let first = start_with(&config(key), listener, None).await.unwrap();
     let double = first.double.clone().unwrap();
     let manager = sign_in(&first, "alice", &ALL).await;
-    let (_, credentials) = manager.get_credentials().await.unwrap();
+    let (client_id, credentials) = manager.get_credentials().await.unwrap();
     let alice = connect(&first, manager).await;
     ok(&call(&alice, "now_playing", json!({})).await);
     drop(alice);
@@ -472,6 +474,23 @@ async fn a_restart_on_the_file_vault_keeps_people_signed_in_and_a_wrong_key_dest
     let again = ClientConfig::default().serve(transport).await.unwrap();
     ok(&call(&again, "now_playing", json!({})).await);
     drop(again);
+    // The refresh token issued before the restart still refreshes (the
+    // embedded store in MCP_DATA_DIR kept the grant), once.
+    let refresh = credentials["refresh_token"].as_str().unwrap().to_owned();
+    let refresh_grant = || {
+        reqwest::Client::new()
+            .post(format!("{}/token", second.issuer))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh.as_str()),
+                ("client_id", client_id.as_str()),
+            ])
+            .send()
+    };
+    let renewed = refresh_grant().await.unwrap();
+    assert_eq!(renewed.status(), 200);
+    let renewed: Value = renewed.json().await.unwrap();
+    assert!(renewed["refresh_token"].is_string() && renewed["access_token"].is_string());
     drop(second);
 
     // A wrong key: a clear error, and the vault's files are untouched.

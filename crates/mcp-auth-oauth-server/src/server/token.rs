@@ -198,7 +198,12 @@ impl Inner {
             }
             _ => return Err(OAuthError::InvalidGrant("unknown refresh token")),
         }
-        let _ = self.store.touch_grant(&grant.id, now).await;
+        // "Last used" is for the connected-apps page: the answer does not
+        // wait for it to be stored (a persistent store commits it apart).
+        let (store, grant_id) = (self.store.clone(), grant.id.clone());
+        tokio::spawn(async move {
+            let _ = store.touch_grant(&grant_id, now).await;
+        });
         tracing::info!(target: AUDIT, event = "refresh_rotated", grant = short(&grant.id));
         self.issue_tokens(client, &grant, &scopes, Some(next)).await
     }

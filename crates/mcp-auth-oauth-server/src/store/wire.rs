@@ -33,7 +33,7 @@ pub(crate) struct GrantWire {
     scopes: Vec<String>,
     created_at: u64,
     last_used: u64,
-    expires_at: u64,
+    pub(crate) expires_at: u64,
     consent: String,
 }
 
