@@ -21,29 +21,91 @@ enum Keys {
 /// authorization server in the same process hands its resource server its
 /// published keys this way, so a rotation is seen at the next validation
 /// with no HTTP round trip to itself. Cheap to clone (clones share the set).
-#[derive(Debug, Clone)]
-pub struct SharedKeySet(Arc<std::sync::RwLock<Arc<KeySet>>>);
+///
+/// With [`on_unknown_kid`](Self::on_unknown_kid), a token whose `kid` is not
+/// in the set makes the owner look for newer keys (at most once a second)
+/// before it is refused: another process of a fleet may have rotated. At
+/// most five such refreshes run in any second, so a flood of made-up key
+/// ids costs the owner little.
+#[derive(Clone)]
+pub struct SharedKeySet {
+    keys: Arc<std::sync::RwLock<Arc<KeySet>>>,
+    on_unknown: Option<Refresh>,
+}
+
+type RefreshFn = dyn Fn() -> mcp_auth_core::BoxFuture<'static, ()> + Send + Sync;
+
+#[derive(Clone)]
+struct Refresh {
+    run: Arc<RefreshFn>,
+    recent: Arc<tokio::sync::Mutex<std::collections::VecDeque<std::time::Instant>>>,
+}
+
+impl std::fmt::Debug for SharedKeySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedKeySet")
+            .field("keys", &self.current())
+            .field("refreshes", &self.on_unknown.is_some())
+            .finish()
+    }
+}
 
 impl SharedKeySet {
     /// Starts with `keys`.
     pub fn new(keys: KeySet) -> Self {
-        Self(Arc::new(std::sync::RwLock::new(Arc::new(keys))))
+        Self {
+            keys: Arc::new(std::sync::RwLock::new(Arc::new(keys))),
+            on_unknown: None,
+        }
+    }
+
+    /// Runs `refresh` (which should [`replace`](Self::replace) the set if
+    /// the owner finds newer keys) when a token names a key the set does
+    /// not hold; at most five times in any second, one at a time.
+    #[must_use]
+    pub fn on_unknown_kid(
+        mut self,
+        refresh: impl Fn() -> mcp_auth_core::BoxFuture<'static, ()> + Send + Sync + 'static,
+    ) -> Self {
+        self.on_unknown = Some(Refresh {
+            run: Arc::new(refresh),
+            recent: Arc::new(tokio::sync::Mutex::new(std::collections::VecDeque::new())),
+        });
+        self
     }
 
     /// Replaces the set; every validator sharing it uses `keys` from now on.
     pub fn replace(&self, keys: KeySet) {
         *self
-            .0
+            .keys
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
     }
 
     /// The set in force.
     pub fn current(&self) -> Arc<KeySet> {
-        self.0
+        self.keys
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// Asks the owner for newer keys, unless it was asked five times in
+    /// the last second; the set in force afterwards.
+    async fn refreshed(&self) -> Arc<KeySet> {
+        const PER_SECOND: usize = 5;
+        if let Some(refresh) = &self.on_unknown {
+            let mut recent = refresh.recent.lock().await;
+            let second = std::time::Duration::from_secs(1);
+            while recent.front().is_some_and(|at| at.elapsed() >= second) {
+                recent.pop_front();
+            }
+            if recent.len() < PER_SECOND {
+                (refresh.run)().await;
+                recent.push_back(std::time::Instant::now());
+            }
+        }
+        self.current()
     }
 }
 
@@ -136,7 +198,17 @@ impl Validator {
         let parsed = jws::parse(token, self.policy.max_len(), self.policy.requires_at_jwt())?;
         let keys = match &self.keys {
             Keys::Static(keys) => keys.clone(),
-            Keys::Shared(keys) => keys.current(),
+            Keys::Shared(shared) => {
+                let keys = shared.current();
+                match keys.select(parsed.kid.as_deref(), parsed.alg) {
+                    Err(ValidationError::UnknownKey)
+                        if parsed.kid.is_some() && shared.on_unknown.is_some() =>
+                    {
+                        shared.refreshed().await
+                    }
+                    _ => keys,
+                }
+            }
             Keys::Remote(cache) => {
                 if parsed.alg.is_symmetric() {
                     // A remote JWKS never holds HMAC keys: don't fetch for one.

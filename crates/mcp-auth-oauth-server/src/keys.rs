@@ -99,6 +99,8 @@ pub struct KeyRing {
     pub(crate) current: SigningKey,
     pub(crate) next: Option<SigningKey>,
     pub(crate) previous: Vec<(SigningKey, u64)>,
+    /// When the current key started signing (Unix seconds; 0: unknown).
+    pub(crate) rotated_at: u64,
 }
 
 impl KeyRing {
@@ -109,6 +111,7 @@ impl KeyRing {
             current,
             next: None,
             previous: previous.into_iter().map(|k| (k, u64::MAX)).collect(),
+            rotated_at: 0,
         }
     }
 
@@ -118,7 +121,18 @@ impl KeyRing {
             current: SigningKey::generate()?,
             next: Some(SigningKey::generate()?),
             previous: Vec::new(),
+            rotated_at: 0,
         })
+    }
+
+    /// The key ids, current first, then next, then the retired ones: two
+    /// rings with the same ids are the same ring.
+    pub(crate) fn kids(&self) -> Vec<&str> {
+        std::iter::once(&self.current)
+            .chain(&self.next)
+            .chain(self.previous.iter().map(|(k, _)| k))
+            .map(SigningKey::kid)
+            .collect()
     }
 
     /// The key that signs.
@@ -149,6 +163,7 @@ impl KeyRing {
         self.previous.retain(|(_, until)| *until > now);
         self.previous.push((old, retire_at));
         self.next = Some(SigningKey::generate()?);
+        self.rotated_at = now;
         Ok(())
     }
 
@@ -159,6 +174,7 @@ impl KeyRing {
             "current": key(&self.current),
             "next": self.next.as_ref().map(key),
             "previous": self.previous.iter().map(|(k, until)| json!([key(k), until])).collect::<Vec<_>>(),
+            "rotated_at": self.rotated_at,
         });
         Zeroizing::new(doc.to_string().into_bytes())
     }
@@ -186,6 +202,7 @@ impl KeyRing {
                 v => Some(key(v)?),
             },
             previous,
+            rotated_at: doc["rotated_at"].as_u64().unwrap_or(0),
         })
     }
 }

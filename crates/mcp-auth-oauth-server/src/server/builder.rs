@@ -72,6 +72,8 @@ pub struct AuthServerBuilder {
     store: Option<Arc<dyn AuthStore>>,
     keys: Option<KeyRing>,
     vault: Option<Arc<mcp_auth_vault::Vault>>,
+    key_reload: Duration,
+    key_rotation: Option<Duration>,
     access_ttl: Duration,
     grant_ttl: Duration,
     consent_ttl: Duration,
@@ -115,6 +117,8 @@ impl AuthServer {
             store: None,
             keys: None,
             vault: None,
+            key_reload: super::DEFAULT_KEY_RELOAD,
+            key_rotation: None,
             access_ttl: DEFAULT_ACCESS_TOKEN_TTL,
             grant_ttl: DEFAULT_GRANT_TTL,
             consent_ttl: DEFAULT_CONSENT_TTL,
@@ -271,6 +275,28 @@ impl AuthServerBuilder {
         self
     }
 
+    /// With [`keys_in_vault`](Self::keys_in_vault): how often the ring is
+    /// reloaded from the vault, the longest a process signs with a key
+    /// another process has rotated out (default [`DEFAULT_KEY_RELOAD`],
+    /// 60 s). A token signed with a key this process does not know yet
+    /// makes it reload at once (at most once a second). Needs the server
+    /// built inside a Tokio runtime.
+    ///
+    /// [`DEFAULT_KEY_RELOAD`]: super::DEFAULT_KEY_RELOAD
+    pub fn key_reload_every(mut self, every: Duration) -> Self {
+        self.key_reload = every;
+        self
+    }
+
+    /// Rotates the signing keys every `every` (default: never; rotate with
+    /// `AuthServer::rotate_keys`). With the keys in a shared vault and a
+    /// shared store, one process of the fleet rotates (the one that takes
+    /// the store's lock first); the others reload. Checked at each reload.
+    pub fn key_rotation_every(mut self, every: Duration) -> Self {
+        self.key_rotation = Some(every);
+        self
+    }
+
     /// Access-token lifetime (default 1 h).
     pub fn access_token_ttl(mut self, ttl: Duration) -> Self {
         self.access_ttl = ttl;
@@ -417,7 +443,8 @@ impl AuthServerBuilder {
             {
                 Some(bytes) => KeyRing::from_bytes(secrecy::ExposeSecret::expose_secret(&bytes))?,
                 None => {
-                    let ring = KeyRing::generate()?;
+                    let mut ring = KeyRing::generate()?;
+                    ring.rotated_at = self.clock.unix_seconds();
                     vault
                         .put_bytes(&vault_user(), VAULT_PROVIDER, &ring.to_bytes())
                         .map_err(|_| ServerError::Key("the vault cannot be written"))?;
@@ -454,35 +481,42 @@ impl AuthServerBuilder {
             .upstream
             .as_ref()
             .map(|login| UpstreamTokenSource::new(login, store.clone(), issuer_text.clone()));
-        Ok(AuthServer {
-            upstream,
-            inner: Arc::new(Inner {
-                issuer: issuer_text,
-                prefix,
-                resources: self.resources,
-                scopes: self.scopes,
-                default_scopes,
-                login,
-                clients,
-                registration: self.registration,
-                documents,
-                private_use: self.private_use,
-                store,
-                published: mcp_auth_jwks::SharedKeySet::new(super::published_keys(&keys)?),
-                keys: std::sync::RwLock::new(keys),
-                vault: self.vault,
-                access_ttl: self.access_ttl.as_secs().max(1),
-                grant_ttl: self.grant_ttl.as_secs().max(1),
-                consent_ttl: self.consent_ttl.as_secs(),
-                browser_cookie: extract::browser_cookie()
-                    .with_max_age(self.consent_ttl.max(Duration::from_secs(PENDING_TTL))),
-                login_cookie: extract::login_cookie().with_max_age(LOGIN_TTL),
-                refresh_grace: self.refresh_grace.as_secs(),
-                registration_ttl: self.registration_ttl.as_secs().max(1),
-                clock: self.clock,
-                sessions,
-                limiter,
-            }),
-        })
+        let published = mcp_auth_jwks::SharedKeySet::new(super::published_keys(&keys)?);
+        let shared_keys = self.vault.is_some();
+        let inner = Arc::new_cyclic(|weak| Inner {
+            issuer: issuer_text,
+            prefix,
+            resources: self.resources,
+            scopes: self.scopes,
+            default_scopes,
+            login,
+            clients,
+            registration: self.registration,
+            documents,
+            private_use: self.private_use,
+            store,
+            published: if shared_keys {
+                published.on_unknown_kid(super::fleet_keys::reload_on_unknown_kid(weak.clone()))
+            } else {
+                published
+            },
+            keys: std::sync::RwLock::new(keys),
+            vault: self.vault,
+            access_ttl: self.access_ttl.as_secs().max(1),
+            grant_ttl: self.grant_ttl.as_secs().max(1),
+            consent_ttl: self.consent_ttl.as_secs(),
+            browser_cookie: extract::browser_cookie()
+                .with_max_age(self.consent_ttl.max(Duration::from_secs(PENDING_TTL))),
+            login_cookie: extract::login_cookie().with_max_age(LOGIN_TTL),
+            refresh_grace: self.refresh_grace.as_secs(),
+            registration_ttl: self.registration_ttl.as_secs().max(1),
+            clock: self.clock,
+            sessions,
+            limiter,
+        });
+        if shared_keys {
+            super::fleet_keys::watch(&inner, self.key_reload, self.key_rotation);
+        }
+        Ok(AuthServer { upstream, inner })
     }
 }

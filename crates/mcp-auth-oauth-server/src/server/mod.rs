@@ -32,6 +32,7 @@ mod authorize;
 pub(crate) mod builder;
 mod consent;
 pub(crate) mod extract;
+mod fleet_keys;
 mod metadata;
 mod register;
 mod reply;
@@ -41,6 +42,7 @@ mod token;
 
 pub use builder::AuthServerBuilder;
 use extract::ClientAddr;
+pub use fleet_keys::DEFAULT_KEY_RELOAD;
 use reply::{OAuthError, PageError};
 
 /// Default access-token lifetime: 1 hour.
@@ -107,30 +109,6 @@ impl AuthServer {
     /// The JWKS document the server publishes.
     pub fn jwks(&self) -> Value {
         self.inner.keys_read().jwks()
-    }
-
-    /// Rotates the signing keys: the already-published next key starts
-    /// signing, a new next key is published, and the old key stays
-    /// published for one access-token lifetime. Stored in the vault when
-    /// one is configured (before the new key signs).
-    pub fn rotate_keys(&self) -> Result<(), ServerError> {
-        let now = self.inner.now();
-        let mut ring = self
-            .inner
-            .keys
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut rotated = KeyRing::from_bytes(&ring.to_bytes())?;
-        rotated.rotate(now, now + self.inner.access_ttl)?;
-        if let Some(vault) = &self.inner.vault {
-            vault
-                .put_bytes(&vault_user(), VAULT_PROVIDER, &rotated.to_bytes())
-                .map_err(|_| ServerError::Key("the vault cannot be written"))?;
-        }
-        self.inner.published.replace(published_keys(&rotated)?);
-        *ring = rotated;
-        tracing::info!(target: AUDIT, event = "signing_keys_rotated", kid = ring.current().kid());
-        Ok(())
     }
 
     /// The protected resource's configuration, seeded with this server's
