@@ -86,6 +86,7 @@ pub struct EmbeddedAuthStore {
     writer: Option<std::thread::JoinHandle<()>>,
     ephemeral: MemoryAuthStore,
     grant_writes: Arc<AtomicU64>,
+    client_ttl: u64,
     path: PathBuf,
 }
 
@@ -170,8 +171,18 @@ impl EmbeddedAuthStore {
             writer: Some(writer),
             ephemeral: MemoryAuthStore::default(),
             grant_writes: Arc::new(AtomicU64::new(0)),
+            client_ttl: crate::DEFAULT_REGISTRATION_TTL.as_secs(),
             path,
         })
+    }
+
+    /// How long a registered client is kept after its last use (default 90
+    /// days, the server's default registration TTL); ended grants and
+    /// unused clients are swept on one grant write in 1,024.
+    #[must_use]
+    pub fn client_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.client_ttl = ttl.as_secs().max(1);
+        self
     }
 
     /// Runs `f` in the next committed batch; its answer once committed.
@@ -425,8 +436,20 @@ impl<'t> Tables<'t> {
         Ok(true)
     }
 
-    /// Revokes every grant that has ended by `now`.
-    fn sweep(&mut self, now: u64) -> Result<(), StoreError> {
+    /// Revokes every grant that has ended by `now`, and drops registered
+    /// clients unused for `client_ttl`.
+    fn sweep(&mut self, now: u64, client_ttl: u64) -> Result<(), StoreError> {
+        let mut unused = Vec::new();
+        for entry in self.clients.iter().map_err(failed)? {
+            let (id, bytes) = entry.map_err(failed)?;
+            let last = decode::<ClientInfo>(bytes.value()).map(|c| c.last_used);
+            if last.is_ok_and(|last| last > 0 && last.saturating_add(client_ttl) <= now) {
+                unused.push(id.value().to_owned());
+            }
+        }
+        for id in unused {
+            self.clients.remove(id.as_str()).map_err(failed)?;
+        }
         let mut ended = Vec::new();
         for entry in self.grants.iter().map_err(failed)? {
             let (id, bytes) = entry.map_err(failed)?;
@@ -525,13 +548,14 @@ impl AuthStore for EmbeddedAuthStore {
     }
 
     fn put_grant(&self, grant: Grant) -> BoxFuture<'_, Result<(), StoreError>> {
+        let client_ttl = self.client_ttl;
         let sweep = self
             .grant_writes
             .fetch_add(1, Ordering::Relaxed)
             .is_multiple_of(SWEEP_EVERY);
         Box::pin(self.write(move |t| {
             if sweep {
-                t.sweep(grant.created_at)?;
+                t.sweep(grant.created_at, client_ttl)?;
             }
             t.put_grant(&grant)
         }))

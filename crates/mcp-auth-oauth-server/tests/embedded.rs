@@ -280,3 +280,40 @@ fn futures_ready<T>(
         std::task::Poll::Pending => panic!("a read was not ready"),
     }
 }
+
+/// The file stays bounded: ended grants (with their tokens) and clients
+/// unused for the client TTL are swept on grant writes.
+#[tokio::test]
+async fn ended_grants_and_unused_clients_are_swept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedAuthStore::open(dir.path())
+        .unwrap()
+        .client_ttl(std::time::Duration::from_secs(3600));
+    let mut stale = ClientInfo::public("stale", "Stale", vec!["http://localhost/cb".into()]);
+    stale.last_used = NOW - 3601;
+    let mut fresh = ClientInfo::public("fresh", "Fresh", vec!["http://localhost/cb".into()]);
+    fresh.last_used = NOW - 60;
+    store.put_client(stale).await.unwrap();
+    store.put_client(fresh).await.unwrap();
+    let mut ended = grant("grant-ended");
+    ended.expires_at = NOW - 1;
+    ended.created_at = NOW - 100;
+    // The first grant write sweeps (then one in 1,024).
+    store.put_grant(ended).await.unwrap();
+    store
+        .put_refresh(token(9, 0), RefreshRecord::new("grant-ended", vec![]))
+        .await
+        .unwrap();
+    let mut next = grant("grant-next");
+    next.created_at = NOW;
+    for _ in 0..1024 {
+        store.put_grant(next.clone()).await.unwrap();
+    }
+    assert!(store.client("stale").await.unwrap().is_none());
+    assert!(store.client("fresh").await.unwrap().is_some());
+    assert!(
+        store.refresh(token(9, 0)).await.unwrap().is_none(),
+        "swept with its grant"
+    );
+    assert!(store.grant("grant-next", NOW).await.unwrap().is_some());
+}

@@ -439,3 +439,126 @@ async fn a_dead_redis_fails_closed_and_the_store_recovers_when_it_returns() {
         Some("g-after".to_owned())
     );
 }
+
+/// Redis stays bounded: after a churn of 10,000 sign-ins (pending request,
+/// code, grant, refresh token and its rotation, consent, lock) whose
+/// grants then end, every key has a TTL and nothing but the registered
+/// client and the codes' replay tombstones (one hour) is left.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs redis-server"]
+async fn redis_keys_stay_bounded_through_a_churn_of_10000_sign_ins() {
+    use mcp_auth_oauth_server::RedisAuthStore;
+    const SIGN_INS: usize = 10_000;
+    let server = mcp_auth_testkit::RedisServer::start("oauth-server bounded redis");
+    let store = Arc::new(
+        RedisAuthStore::connect(mcp_auth_core::RedisConfig::new(
+            server.url(),
+            RedisAuthStore::DEFAULT_PREFIX,
+        ))
+        .await
+        .unwrap(),
+    );
+    let unix_now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let now = unix_now();
+    let mut registered = client();
+    registered.last_used = now;
+    store.put_client(registered).await.unwrap();
+    let sign_in = |i: usize| {
+        let store = store.clone();
+        async move {
+            let now = unix_now();
+            let tag = format!("churn-{i}");
+            let pending = PendingSignIn::new(
+                client(),
+                "http://localhost/cb",
+                None,
+                "c".repeat(43),
+                "https://mcp.example.com/mcp",
+                vec!["mcp:tools".into()],
+                [1; 32],
+                "csrf".into(),
+                now + 2,
+            );
+            let key = StoreKey::of(&format!("{tag}-pending"));
+            store.put_pending(key, pending).await.unwrap();
+            store.take_pending(key, now).await.unwrap().unwrap();
+            let mut g = grant(&tag, &format!("user-{}", i % 500));
+            g.created_at = now;
+            g.expires_at = now + 3;
+            let code = StoreKey::of(&format!("{tag}-code"));
+            store
+                .put_code(
+                    code,
+                    CodeRecord::new(g.clone(), "http://localhost/cb", "c", now + 2),
+                )
+                .await
+                .unwrap();
+            assert!(matches!(
+                store.redeem_code(code, now).await.unwrap(),
+                Redemption::Fresh(_)
+            ));
+            store.put_grant(g.clone()).await.unwrap();
+            store.put_consent(g.consent, now + 3).await.unwrap();
+            let first = StoreKey::of(&format!("{tag}-r0"));
+            let record = RefreshRecord::new(tag.clone(), vec!["mcp:tools".into()]);
+            store.put_refresh(first, record.clone()).await.unwrap();
+            let second = StoreKey::of(&format!("{tag}-r1"));
+            store
+                .rotate_refresh(first, second, record, now, 0)
+                .await
+                .unwrap();
+            let lock = StoreKey::of(&format!("{tag}-lock"));
+            assert!(store.try_lock(lock, "me", now, 1).await.unwrap());
+            store.unlock(lock, "me").await.unwrap();
+        }
+    };
+    for wave in 0..SIGN_INS / 200 {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..200 {
+            tasks.spawn(sign_in(wave * 200 + i));
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap();
+        }
+    }
+    // Every grant (and with it its tokens, consent and index) has ended.
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+
+    let mut conn = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut left = Vec::new();
+    for key in &keys {
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(ttl > 0, "{key} has no TTL ({ttl})");
+        if !key.contains(":code:") {
+            left.push(key.clone());
+        } else {
+            assert!(ttl <= 3600, "{key}: a tombstone lives one hour");
+        }
+    }
+    assert_eq!(
+        left,
+        ["mcp-auth:as:client:client-1"],
+        "{} keys in all",
+        keys.len()
+    );
+    assert!(keys.len() <= SIGN_INS + 1, "{} keys", keys.len());
+}

@@ -27,9 +27,12 @@ use crate::store::{
 /// | `P grant:<id>` | `<user key>\n<consent hex>\n<grant>` | the grant's end |
 /// | `P grant-refresh:<id>` | set of the grant's refresh token hashes | the grant's end |
 /// | `P refresh:<hex>` | `A:<grant id>\n<record>`, or `R:<grant id>\n<at>\n<successor>\n<record>` | the grant's end |
-/// | `P user:<user key>`, `P grants` | sets of grant ids | none (pruned on read) |
+/// | `P user:<user key>` | set of the user's grant ids | its last grant's end (ended ids pruned on read and, sampled, on write) |
 /// | `P consent:<hex>` | `1` | the consent's end |
-/// | `P client:<id>` | the registered client | none |
+/// | `P client:<id>` | the registered client | its last use + the client TTL (default 90 days, as the server's registration TTL) |
+///
+/// Every key expires. `revoke_all` (the emergency switch) finds the grants
+/// with `SCAN` rather than keeping a list of them.
 ///
 /// Redis failures are [`StoreError::Unavailable`]: the server fails closed.
 /// Not for Redis Cluster (scripts derive key names).
@@ -37,6 +40,7 @@ use crate::store::{
 pub struct RedisAuthStore {
     conn: ConnectionManager,
     prefix: String,
+    client_ttl: u64,
 }
 
 impl std::fmt::Debug for RedisAuthStore {
@@ -54,7 +58,6 @@ fn unavailable(e: &redis::RedisError) -> StoreError {
 const REVOKE_FN: &str = r"
 local function revoke(p, gid)
   local g = redis.call('GET', p .. 'grant:' .. gid)
-  redis.call('SREM', p .. 'grants', gid)
   if not g then return 0 end
   local nl1 = string.find(g, '\n', 1, true)
   local nl2 = string.find(g, '\n', nl1 + 1, true)
@@ -132,7 +135,25 @@ redis.call('EXPIRE', p .. 'grant-refresh:' .. gid, ttl)
 return 1
 ";
 
+/// Indexes a grant under its user and keeps the set bounded: it expires
+/// with the user's last grant, and each write drops the ids of up to three
+/// ended grants found by sampling it. ARGV[1] prefix, ARGV[2] user key,
+/// ARGV[3] grant id, ARGV[4] the grant's end.
+const INDEX_GRANT: &str = r"
+local p = ARGV[1]
+local user = p .. 'user:' .. ARGV[2]
+local ends = tonumber(ARGV[4])
+redis.call('SADD', user, ARGV[3])
+local at = redis.call('EXPIRETIME', user)
+if at < ends then redis.call('EXPIREAT', user, ends) end
+for _, gid in ipairs(redis.call('SRANDMEMBER', user, 3)) do
+  if redis.call('EXISTS', p .. 'grant:' .. gid) == 0 then redis.call('SREM', user, gid) end
+end
+return 1
+";
+
 struct Scripts {
+    index_grant: Script,
     redeem: Script,
     rotate: Script,
     revoke: Script,
@@ -147,6 +168,7 @@ return 0
 ";
 
 static SCRIPTS: std::sync::LazyLock<Scripts> = std::sync::LazyLock::new(|| Scripts {
+    index_grant: Script::new(INDEX_GRANT),
     redeem: Script::new(REDEEM),
     rotate: Script::new(&format!("{REVOKE_FN}{ROTATE}")),
     revoke: Script::new(&format!("{REVOKE_FN}{REVOKE}")),
@@ -209,7 +231,17 @@ impl RedisAuthStore {
         Ok(Self {
             conn,
             prefix: config.prefix,
+            client_ttl: crate::DEFAULT_REGISTRATION_TTL.as_secs(),
         })
+    }
+
+    /// How long a registered client is kept after its last use (default 90
+    /// days, the server's default registration TTL; keep them equal or
+    /// this longer).
+    #[must_use]
+    pub fn client_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.client_ttl = ttl.as_secs().max(1);
+        self
     }
 
     fn key(&self, kind: &str, id: &str) -> String {

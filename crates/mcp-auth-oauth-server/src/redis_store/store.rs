@@ -123,14 +123,13 @@ impl AuthStore for RedisAuthStore {
     fn put_grant(&self, grant: Grant) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             self.write_grant(&grant, false).await?;
-            let mut conn = self.conn.clone();
-            let _: () = redis::pipe()
-                .sadd(
-                    self.key("user", grant.subject.storage_key().as_str()),
-                    &grant.id,
-                )
-                .sadd(format!("{}grants", self.prefix), &grant.id)
-                .query_async(&mut conn)
+            let _: i64 = SCRIPTS
+                .index_grant
+                .arg(&self.prefix)
+                .arg(grant.subject.storage_key().as_str())
+                .arg(&grant.id)
+                .arg(grant.expires_at.max(1))
+                .invoke_async(&mut self.conn.clone())
                 .await
                 .map_err(|e| unavailable(&e))?;
             Ok(())
@@ -198,10 +197,37 @@ impl AuthStore for RedisAuthStore {
 
     fn revoke_all(&self) -> BoxFuture<'_, Result<usize, StoreError>> {
         Box::pin(async move {
-            let ids: Vec<String> = self
+            // Every live grant has its key; no list of them is kept.
+            let pattern = format!("{}grant:*", glob_escape(&self.prefix));
+            let mut ids = Vec::new();
+            let mut cursor = 0u64;
+            loop {
+                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(&mut self.conn.clone())
+                    .await
+                    .map_err(|e| unavailable(&e))?;
+                let start = self.prefix.len() + "grant:".len();
+                ids.extend(
+                    keys.into_iter()
+                        .filter_map(|k| k.get(start..).map(str::to_owned)),
+                );
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+            ids.sort();
+            ids.dedup();
+            // The list of grants earlier versions kept.
+            let _: () = self
                 .conn
                 .clone()
-                .smembers(format!("{}grants", self.prefix))
+                .del(format!("{}grants", self.prefix))
                 .await
                 .map_err(|e| unavailable(&e))?;
             let mut n = 0;
@@ -322,10 +348,19 @@ impl AuthStore for RedisAuthStore {
 
     fn put_client(&self, client: ClientInfo) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            let _: () = self
-                .conn
-                .clone()
-                .set(self.key("client", &client.client_id), json(&client)?)
+            // Gone once unused for the client TTL (the server refuses it
+            // after its registration TTL anyway).
+            let mut set = redis::cmd("SET");
+            set.arg(self.key("client", &client.client_id))
+                .arg(json(&client)?);
+            if client.last_used > 0 {
+                set.arg("EXAT")
+                    .arg(client.last_used.saturating_add(self.client_ttl));
+            } else {
+                set.arg("EX").arg(self.client_ttl);
+            }
+            let _: () = set
+                .query_async(&mut self.conn.clone())
                 .await
                 .map_err(|e| unavailable(&e))?;
             Ok(())
@@ -412,4 +447,16 @@ fn decode_pending(value: Option<String>, now: u64) -> Result<Option<PendingSignI
         .map(|s| UserId::new(s).map_err(|_| corrupt()))
         .transpose()?;
     Ok(Some(pending))
+}
+
+/// `text` with the glob characters of `SCAN MATCH` escaped.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
