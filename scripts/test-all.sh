@@ -37,6 +37,10 @@ apt_install() {
 if ! command -v redis-server >/dev/null 2>&1; then
   apt_install redis-server
 fi
+# Failover tests: a primary, replicas and three sentinels.
+if ! command -v redis-sentinel >/dev/null 2>&1; then
+  apt_install redis-sentinel
+fi
 say "$(redis-server --version)"
 
 # The authorization server's pages are tested in a real browser.

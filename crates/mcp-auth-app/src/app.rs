@@ -215,7 +215,11 @@ async fn stores(
         auth: Arc::new(
             RedisAuthStore::connect(redis.with_prefix(RedisAuthStore::DEFAULT_PREFIX))
                 .await
-                .map_err(|e| store(&e))?,
+                .map_err(|e| store(&e))?
+                .wait_for_replicas(
+                    config.redis_wait_replicas,
+                    std::time::Duration::from_millis(500),
+                ),
         ),
         sessions: Arc::new(
             RedisSessionStore::connect(redis.with_prefix(RedisSessionStore::DEFAULT_PREFIX))

@@ -35,6 +35,10 @@ pub struct AppConfig {
     pub redis_url: Option<String>,
     /// TLS material for a `rediss://` Redis beyond the system roots.
     pub redis_tls: RedisTlsFiles,
+    /// `REDIS_WAIT_REPLICAS` (default 0): how many replicas must have a
+    /// redeemed code, a rotated refresh token or a revocation before the
+    /// answer (Redis `WAIT`, 500 ms); fewer is a 503. See docs/deploy.md.
+    pub redis_wait_replicas: usize,
 }
 
 /// Files for TLS to Redis: `REDIS_CA_FILE` (PEM: the CA of a private
@@ -72,6 +76,7 @@ impl std::fmt::Debug for AppConfig {
             .field("data_dir", &self.data_dir)
             .field("redis", &self.redis_url.is_some())
             .field("redis_tls", &self.redis_tls)
+            .field("redis_wait_replicas", &self.redis_wait_replicas)
             .finish()
     }
 }
@@ -85,6 +90,7 @@ impl AppConfig {
         "MCP_VAULT_DIR",
         "MCP_DATA_DIR",
         "REDIS_URL",
+        "REDIS_WAIT_REPLICAS",
         "REDIS_CA_FILE",
         "REDIS_CLIENT_CERT",
         "REDIS_CLIENT_KEY",
@@ -151,11 +157,18 @@ impl AppConfig {
         };
         let redis_url = settings.get("REDIS_URL").map(str::to_owned);
         if let Some(url) = &redis_url
-            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+            && ![
+                "redis://",
+                "rediss://",
+                "redis+sentinel://",
+                "rediss+sentinel://",
+            ]
+            .iter()
+            .any(|scheme| url.starts_with(scheme))
         {
             problems.push(ConfigProblem::new(
                 "REDIS_URL",
-                "must start with redis:// or rediss://",
+                "must start with redis://, rediss://, redis+sentinel:// or rediss+sentinel://",
             ));
         }
         let path = |name: &str| settings.get(name).map(PathBuf::from);
@@ -167,13 +180,24 @@ impl AppConfig {
         if !redis_tls.is_empty()
             && !redis_url
                 .as_deref()
-                .is_some_and(|u| u.starts_with("rediss://"))
+                .is_some_and(|u| u.starts_with("rediss://") || u.starts_with("rediss+sentinel://"))
         {
             problems.push(ConfigProblem::new(
                 "REDIS_CA_FILE",
                 "TLS files (REDIS_CA_FILE, REDIS_CLIENT_CERT, REDIS_CLIENT_KEY) need REDIS_URL=rediss://…",
             ));
         }
+        let redis_wait_replicas = match settings.get("REDIS_WAIT_REPLICAS").map(str::parse) {
+            None => 0,
+            Some(Ok(n)) => n,
+            Some(Err(_)) => {
+                problems.push(ConfigProblem::new(
+                    "REDIS_WAIT_REPLICAS",
+                    "a number of replicas (0: do not wait)",
+                ));
+                0
+            }
+        };
         match (listen, public_url) {
             (Some(listen), Some(public_url)) if problems.is_empty() => Ok(Self {
                 public_url,
@@ -183,6 +207,7 @@ impl AppConfig {
                 data_dir: PathBuf::from(settings.get("MCP_DATA_DIR").unwrap_or("./mcp-data")),
                 redis_url,
                 redis_tls,
+                redis_wait_replicas,
             }),
             _ => Err(problems),
         }

@@ -45,7 +45,7 @@ mod loopback;
 #[cfg(feature = "redis")]
 pub mod redis_conn;
 #[cfg(feature = "redis")]
-pub use redis_conn::RedisConfig;
+pub use redis_conn::{RedisConfig, RedisConnection};
 mod secret;
 mod user_id;
 

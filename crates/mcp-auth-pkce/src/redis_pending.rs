@@ -2,8 +2,8 @@
 //! process than the one that started the sign-in.
 
 use mcp_auth_core::RedisConfig;
+use mcp_auth_core::RedisConnection;
 use mcp_auth_core::redis_conn::{RedisSetupError, describe, ping};
-use redis::aio::ConnectionManager;
 
 use crate::OAuthError;
 use crate::pending::{PendingAuthorization, PendingKey, PendingStore, StoreFuture};
@@ -24,7 +24,7 @@ use crate::pending::{PendingAuthorization, PendingKey, PendingStore, StoreFuture
 /// often a user may start a sign-in (e.g. with `mcp-auth-ratelimit`).
 #[derive(Clone)]
 pub struct RedisPendingStore {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     prefix: String,
 }
 

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use mcp_auth_core::RedisConfig;
+use mcp_auth_core::RedisConnection;
 use mcp_auth_core::redis_conn::{RedisSetupError, describe, ping, redis_problem};
 use mcp_auth_core::{Clock, UserId};
 use redis::Script;
-use redis::aio::ConnectionManager;
 
 use crate::limits::{Limit, ToolNames};
 use crate::{Decision, DeniedBy, Limits, RateLimitError};
@@ -117,7 +117,7 @@ static SCRIPT: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| Script:
 /// Redis memory is bounded by the number of recently active keys.
 #[derive(Clone)]
 pub struct RedisRateLimiter {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     limits: Arc<Limits>,
     tools: Arc<ToolNames>,
     prefix: String,

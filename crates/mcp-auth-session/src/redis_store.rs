@@ -3,9 +3,9 @@
 use std::fmt;
 
 use mcp_auth_core::RedisConfig;
+use mcp_auth_core::RedisConnection;
 use mcp_auth_core::UserId;
 use mcp_auth_core::redis_conn::{RedisSetupError, describe, ping, redis_problem};
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
 use crate::store::{InsertRules, SessionChange, SessionStore, StoreFuture, StoredSession};
@@ -35,7 +35,7 @@ use crate::{SessionError, SessionHandle, Timeouts, UserLimitPolicy};
 /// Not for Redis Cluster: scripts touch keys derived inside the script.
 #[derive(Clone)]
 pub struct RedisSessionStore {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     prefix: String,
 }
 

@@ -40,6 +40,7 @@ pub mod google;
 mod issuer;
 mod log;
 mod npm;
+pub mod sentinel;
 pub mod spotify;
 pub mod tls;
 pub mod webdriver;
@@ -63,6 +64,7 @@ pub struct RedisServer {
     child: Option<Child>,
     persistent: bool,
     tls: Option<TlsServer>,
+    replica_of: Option<u16>,
 }
 
 /// How a TLS-only server ([`RedisServer::start_tls`]) is set up.
@@ -128,6 +130,7 @@ impl RedisServer {
             child: None,
             persistent: false,
             tls: None,
+            replica_of: None,
         };
         server.spawn();
         Some(server)
@@ -152,6 +155,29 @@ impl RedisServer {
         });
         server.spawn();
         server
+    }
+
+    /// Starts a replica of the server on `primary`'s port, and waits until
+    /// it has synchronised.
+    ///
+    /// # Panics
+    /// As [`start`](Self::start), or when it does not synchronise in 15 s.
+    #[allow(clippy::panic)]
+    pub fn start_replica_of(test_name: &str, primary: u16) -> Self {
+        let mut server = Self::start(test_name);
+        server.stop();
+        server.replica_of = Some(primary);
+        server.spawn();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if command(server.port, &["INFO", "replication"])
+                .is_some_and(|info| info.contains("master_link_status:up"))
+            {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the replica on port {} did not synchronise", server.port);
     }
 
     /// The CA that signed a TLS server's certificate (PEM file).
@@ -273,6 +299,11 @@ impl RedisServer {
                 }
             }
         }
+        if let Some(primary) = self.replica_of {
+            command
+                .args(["--replicaof", "127.0.0.1"])
+                .arg(primary.to_string());
+        }
         let child = command
             .args(["--bind", "127.0.0.1", "--save", ""])
             .args(persistence)
@@ -371,6 +402,34 @@ fn free_port() -> u16 {
         Ok(addr) => addr.port(),
         Err(e) => panic!("cannot find a free loopback port: {e}"),
     }
+}
+
+/// Sends one command (RESP) to the server on `port` and returns what it
+/// answered within half a second, as text; `None` when nothing answers.
+pub fn command(port: u16, args: &[&str]) -> Option<String> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut request = format!("*{}\r\n", args.len());
+    for arg in args {
+        request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+    }
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                reply.extend_from_slice(&buf[..n]);
+                if n < buf.len() {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    (!reply.is_empty()).then(|| String::from_utf8_lossy(&reply).into_owned())
 }
 
 /// True when a Redis server answers `PING` with `+PONG` on the port.

@@ -4,9 +4,9 @@
 
 use data_encoding::HEXLOWER;
 use mcp_auth_core::RedisConfig;
+use mcp_auth_core::RedisConnection;
 use mcp_auth_core::redis_conn::{RedisSetupError, describe, ping};
 use mcp_auth_core::{BoxFuture, UserId};
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 
@@ -38,9 +38,11 @@ use crate::store::{
 /// Not for Redis Cluster (scripts derive key names).
 #[derive(Clone)]
 pub struct RedisAuthStore {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     prefix: String,
     client_ttl: u64,
+    /// `WAIT` after the writes a failover must not undo: replicas, timeout.
+    wait: Option<(usize, std::time::Duration)>,
 }
 
 impl std::fmt::Debug for RedisAuthStore {
@@ -232,7 +234,44 @@ impl RedisAuthStore {
             conn,
             prefix: config.prefix,
             client_ttl: crate::DEFAULT_REGISTRATION_TTL.as_secs(),
+            wait: None,
         })
+    }
+
+    /// After each write a failover must not undo (a code redeemed, a
+    /// refresh token rotated, a grant revoked), waits until `replicas`
+    /// replicas have it (`WAIT`), at most `timeout`; if fewer do, the
+    /// operation fails closed ([`StoreError::Unavailable`]) instead of
+    /// answering with something a promoted replica would not know. Off by
+    /// default (Redis replication is asynchronous: see docs/deploy.md).
+    #[must_use]
+    pub fn wait_for_replicas(mut self, replicas: usize, timeout: std::time::Duration) -> Self {
+        self.wait = (replicas > 0).then_some((replicas, timeout));
+        self
+    }
+
+    /// `WAIT`s for the configured replicas; an error when too few have the
+    /// writes so far.
+    async fn replicated(&self) -> Result<(), StoreError> {
+        let Some((replicas, timeout)) = self.wait else {
+            return Ok(());
+        };
+        let acked: usize = redis::cmd("WAIT")
+            .arg(replicas)
+            .arg(
+                u64::try_from(timeout.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .max(1),
+            )
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| unavailable(&e))?;
+        if acked < replicas {
+            return Err(StoreError::Unavailable(
+                "a write did not reach the replicas in time",
+            ));
+        }
+        Ok(())
     }
 
     /// How long a registered client is kept after its last use (default 90

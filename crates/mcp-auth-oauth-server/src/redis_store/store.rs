@@ -99,6 +99,7 @@ impl AuthStore for RedisAuthStore {
                 .invoke_async(&mut self.conn.clone())
                 .await
                 .map_err(|e| unavailable(&e))?;
+            self.replicated().await?;
             match reply.as_slice() {
                 [kind, record] if kind == "fresh" => {
                     let wire: CodeWire = serde_json::from_str(record).map_err(|_| corrupt())?;
@@ -162,6 +163,7 @@ impl AuthStore for RedisAuthStore {
                 .invoke_async(&mut self.conn.clone())
                 .await
                 .map_err(|e| unavailable(&e))?;
+            self.replicated().await?;
             Ok(revoked == 1)
         })
     }
@@ -303,6 +305,7 @@ impl AuthStore for RedisAuthStore {
                 .invoke_async(&mut self.conn.clone())
                 .await
                 .map_err(|e| unavailable(&e))?;
+            self.replicated().await?;
             match reply.as_slice() {
                 [kind, previous] if kind == "rotated" => {
                     let wire: RefreshWire =

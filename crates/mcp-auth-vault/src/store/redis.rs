@@ -30,7 +30,9 @@ const MAX_IDLE: usize = 8;
 /// The calls block (the vault's API is synchronous, like its file store):
 /// from async code, call the vault inside `tokio::task::spawn_blocking`.
 pub struct RedisStore {
-    client: redis::Client,
+    /// `None` behind sentinels: each new connection asks them for the
+    /// primary (it moves in a failover).
+    client: Option<redis::Client>,
     config: RedisConfig,
     idle: Mutex<Vec<Connection>>,
 }
@@ -56,6 +58,19 @@ impl RedisStore {
     /// A store at `config`'s Redis. Connects lazily: a server that is down
     /// now fails the first call, not this one.
     pub fn open(config: RedisConfig) -> Result<Self, VaultError> {
+        if config.is_sentinel() {
+            // Checked now, asked at the first call.
+            config.check().map_err(|_| {
+                VaultError::StoreUnavailable(
+                    "the Redis URL or key prefix is not valid (redis+sentinel://host:port,…/service)",
+                )
+            })?;
+            return Ok(Self {
+                client: None,
+                config,
+                idle: Mutex::new(Vec::new()),
+            });
+        }
         let client = config.client().map_err(|e| match e {
             RedisSetupError::BadPrefix => VaultError::StoreUnavailable(
                 "the key prefix must be non-empty, without control characters",
@@ -65,7 +80,7 @@ impl RedisStore {
             }
         })?;
         Ok(Self {
-            client,
+            client: Some(client),
             config,
             idle: Mutex::new(Vec::new()),
         })
@@ -96,8 +111,16 @@ impl RedisStore {
         let mut conn = match pooled {
             Some(conn) => conn,
             None => {
-                let conn = self
-                    .client
+                let client = match &self.client {
+                    Some(client) => client.clone(),
+                    None => self.config.client().map_err(|e| {
+                        VaultError::StoreUnavailable(match e {
+                            mcp_auth_core::redis_conn::RedisSetupError::Unavailable(what) => what,
+                            _ => "the sentinels name no reachable primary",
+                        })
+                    })?,
+                };
+                let conn = client
                     .get_connection_with_timeout(self.config.connection_timeout)
                     .map_err(|e| unavailable(&e))?;
                 conn.set_read_timeout(Some(self.config.response_timeout))

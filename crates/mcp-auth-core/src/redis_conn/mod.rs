@@ -4,7 +4,86 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+mod sentinel;
+use sentinel::{SentinelLink, SentinelUrl};
+
+/// A connection every Redis-backed store uses: to one server (a
+/// self-reconnecting connection manager), or to the primary a set of
+/// sentinels names (`redis+sentinel://`), found again after a failover.
+/// Cheap to clone; a `redis::aio::ConnectionLike`, so commands, pipelines
+/// and scripts run on it as on any connection.
+#[derive(Clone)]
+pub struct RedisConnection(Link);
+
+#[derive(Clone)]
+enum Link {
+    Direct(ConnectionManager),
+    Sentinel(Arc<SentinelLink>),
+}
+
+impl std::fmt::Debug for RedisConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Link::Direct(_) => f.write_str("RedisConnection(direct)"),
+            Link::Sentinel(link) => write!(f, "RedisConnection(sentinel: {})", link.service),
+        }
+    }
+}
+
+impl redis::aio::ConnectionLike for RedisConnection {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match &mut self.0 {
+            Link::Direct(manager) => manager.req_packed_command(cmd),
+            Link::Sentinel(link) => {
+                let link = link.clone();
+                Box::pin(async move {
+                    let mut manager = link.manager().await?;
+                    let result = manager.req_packed_command(cmd).await;
+                    if let Err(e) = &result {
+                        link.after(e).await;
+                    }
+                    result
+                })
+            }
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match &mut self.0 {
+            Link::Direct(manager) => manager.req_packed_commands(pipeline, offset, count),
+            Link::Sentinel(link) => {
+                let link = link.clone();
+                Box::pin(async move {
+                    let mut manager = link.manager().await?;
+                    let result = manager.req_packed_commands(pipeline, offset, count).await;
+                    if let Err(e) = &result {
+                        link.after(e).await;
+                    }
+                    result
+                })
+            }
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match &self.0 {
+            Link::Direct(manager) => manager.get_db(),
+            Link::Sentinel(link) => link.db,
+        }
+    }
+}
 
 /// Why a Redis-backed component could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -192,9 +271,15 @@ impl RedisConfig {
         self
     }
 
-    /// Whether the connection is TLS (`rediss://`).
+    /// Whether the connection is TLS (`rediss://` or `rediss+sentinel://`).
     pub fn is_tls(&self) -> bool {
-        self.url.starts_with("rediss://")
+        self.url.starts_with("rediss://") || self.url.starts_with("rediss+sentinel://")
+    }
+
+    /// Whether the URL names sentinels (`redis+sentinel://` or
+    /// `rediss+sentinel://`) rather than one server.
+    pub fn is_sentinel(&self) -> bool {
+        self.url.starts_with("redis+sentinel://") || self.url.starts_with("rediss+sentinel://")
     }
 
     /// Another key prefix.
@@ -229,10 +314,32 @@ impl RedisConfig {
         self.clone().prefix(prefix)
     }
 
+    /// Checks the prefix and the URL without connecting.
+    pub fn check(&self) -> Result<(), RedisSetupError> {
+        check_prefix(&self.prefix)?;
+        match SentinelUrl::parse(&self.url)? {
+            Some(sentinel) if !sentinel.is_tls() && !self.tls.is_empty() => {
+                Err(RedisSetupError::TlsNeedsRediss)
+            }
+            Some(_) => Ok(()),
+            None => redis::IntoConnectionInfo::into_connection_info(self.url.as_str())
+                .map(|_| ())
+                .map_err(|_| RedisSetupError::BadUrl),
+        }
+    }
+
     /// A client for the URL (with the TLS material, if any), the prefix
     /// checked first.
+    /// Behind sentinels: a client for the primary they name now (asking
+    /// them, blocking); call it again after a failover.
     pub fn client(&self) -> Result<redis::Client, RedisSetupError> {
         check_prefix(&self.prefix)?;
+        if let Some(sentinel) = SentinelUrl::parse(&self.url)? {
+            return sentinel
+                .client(&self.tls)?
+                .get_client()
+                .map_err(|e| classify(&e));
+        }
         if self.tls.is_empty() {
             return redis::Client::open(self.url.as_str()).map_err(|_| RedisSetupError::BadUrl);
         }
@@ -253,24 +360,35 @@ impl RedisConfig {
         })
     }
 
-    /// A lazily connecting, self-reconnecting connection manager: nothing
-    /// is sent until the first command, every command times out after
+    /// A lazily connecting, self-reconnecting connection: nothing is sent
+    /// until the first command, every command times out after
     /// `response_timeout`, and after a failure the next command reconnects
-    /// (2 retries, backoff capped at 500 ms). Must be called within a
-    /// Tokio runtime.
-    pub fn connect_lazy(&self) -> Result<ConnectionManager, RedisSetupError> {
-        let client = self.client()?;
+    /// (2 retries, backoff capped at 500 ms). Behind sentinels, a failure
+    /// that says the primary may have moved makes the next command ask the
+    /// sentinels again. Must be called within a Tokio runtime.
+    pub fn connect_lazy(&self) -> Result<RedisConnection, RedisSetupError> {
+        check_prefix(&self.prefix)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.connection_timeout))
             .set_response_timeout(Some(self.response_timeout))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
+        if let Some(sentinel) = SentinelUrl::parse(&self.url)? {
+            if !sentinel.is_tls() && !self.tls.is_empty() {
+                return Err(RedisSetupError::TlsNeedsRediss);
+            }
+            return Ok(RedisConnection(Link::Sentinel(SentinelLink::new(
+                &sentinel, &self.tls, config,
+            )?)));
+        }
+        let client = self.client()?;
         ConnectionManager::new_lazy_with_config(client, config)
+            .map(|manager| RedisConnection(Link::Direct(manager)))
             .map_err(|e| RedisSetupError::Unavailable(describe(&e)))
     }
 
     /// [`connect_lazy`](Self::connect_lazy), then `PING`: the server answers now.
-    pub async fn connect(&self) -> Result<ConnectionManager, RedisSetupError> {
+    pub async fn connect(&self) -> Result<RedisConnection, RedisSetupError> {
         let conn = self.connect_lazy()?;
         match ping(&conn).await {
             // A plain-text server reads a TLS hello as the start of a
@@ -342,7 +460,7 @@ pub fn redis_problem(error: &RedisSetupError) -> crate::ConfigProblem {
 }
 
 /// Sends `PING` and waits for the answer: proof that the server is reachable now.
-pub async fn ping(conn: &ConnectionManager) -> Result<(), RedisSetupError> {
+pub async fn ping(conn: &RedisConnection) -> Result<(), RedisSetupError> {
     let _: String = redis::cmd("PING")
         .query_async(&mut conn.clone())
         .await
