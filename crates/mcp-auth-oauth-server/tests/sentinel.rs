@@ -122,6 +122,26 @@ async fn the_stores_follow_a_failover_and_fail_closed_meanwhile() {
             chains
         }));
     }
+    // The vault (synchronous, its own connections) behind the same sentinels.
+    let vault_config =
+        RedisConfig::new(set.url(), mcp_auth_vault::store::RedisStore::DEFAULT_PREFIX)
+            .connection_timeout(Duration::from_millis(300))
+            .response_timeout(Duration::from_millis(800));
+    let vault = Arc::new(
+        mcp_auth_vault::Vault::builder_with_store(
+            mcp_auth_vault::store::RedisStore::open(vault_config).unwrap(),
+        )
+        .key(mcp_auth_vault::KeyMaterial::raw([3; 32]))
+        .open()
+        .unwrap(),
+    );
+    let user = UserId::new("vault-user").unwrap();
+    let v = vault.clone();
+    let u = user.clone();
+    tokio::task::spawn_blocking(move || v.put_bytes(&u, "before", b"kept"))
+        .await
+        .unwrap()
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before_kill = ok.load(Ordering::SeqCst);
     assert!(before_kill > 20, "the load runs: {before_kill}");
@@ -143,6 +163,22 @@ async fn the_stores_follow_a_failover_and_fail_closed_meanwhile() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The vault follows too: what it had is there, and it writes again.
+    let (v, u) = (vault.clone(), user.clone());
+    tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match v.put_bytes(&u, "after", b"written") {
+                Ok(()) => break,
+                Err(e) => assert!(Instant::now() < deadline, "the vault did not recover: {e}"),
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let kept = v.get_bytes(&u, "before").unwrap().unwrap();
+        assert_eq!(secrecy::ExposeSecret::expose_secret(&kept), b"kept");
+    })
+    .await
+    .unwrap();
     stop.store(true, Ordering::SeqCst);
     let mut chains = Vec::new();
     for worker in workers {
