@@ -36,6 +36,7 @@
 mod api;
 mod app;
 mod config;
+mod health;
 mod profile;
 mod run;
 mod settings;

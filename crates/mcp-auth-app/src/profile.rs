@@ -473,7 +473,10 @@ impl<D: Clone + Send + Sync + 'static> ProviderProfile<D> {
         }
         println!("{} MCP server: {}", self.display, running.url);
         println!("Connect an MCP client (the MCP Inspector, Claude, VS Code) to that URL.");
-        tokio::signal::ctrl_c().await?;
+        let signal = mcp_auth_axum::shutdown_signal().await;
+        eprintln!("{signal}: draining (at most 25 s)");
+        running.shutdown().await;
+        eprintln!("stopped");
         Ok(())
     }
 }

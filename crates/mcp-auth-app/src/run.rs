@@ -103,13 +103,30 @@ pub struct Serving<D> {
     pub double: Option<D>,
     /// The authorization server (operator actions).
     pub auth_server: AuthServer,
-    task: tokio::task::JoinHandle<()>,
+    /// Started by [`shutdown`](Self::shutdown); `/readyz` answers 503 from
+    /// then on.
+    pub drain: mcp_auth_axum::Drain,
+    task: Option<tokio::task::JoinHandle<()>>,
     _vault_dir: Option<tempfile::TempDir>,
+}
+
+impl<D> Serving<D> {
+    /// Drains: stops accepting, answers what arrives with 503, lets the
+    /// requests in progress finish (at most the drain timeout, 25 s), then
+    /// returns.
+    pub async fn shutdown(mut self) {
+        self.drain.start();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
 }
 
 impl<D> Drop for Serving<D> {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
     }
 }
 
@@ -134,10 +151,14 @@ impl App {
         let auth_server = self.auth_server().clone();
         let url = self.resource_url();
         let issuer = auth_server.issuer().to_owned();
-        let router = self.router(mcp)?;
+        let drain = mcp_auth_axum::Drain::new();
+        let router = self
+            .router(mcp)?
+            .merge(crate::health::router(auth_server.clone(), drain.clone()));
         let listener = self.into_listener();
+        let serving = drain.clone();
         let task = tokio::spawn(async move {
-            if let Err(e) = mcp_auth_axum::serve(listener, router).await {
+            if let Err(e) = mcp_auth_axum::serve(listener, router).drain(serving).await {
                 tracing::error!("the server stopped: {e}");
             }
         });
@@ -146,7 +167,8 @@ impl App {
             issuer,
             double,
             auth_server,
-            task,
+            drain,
+            task: Some(task),
             _vault_dir: vault_dir,
         })
     }

@@ -110,7 +110,8 @@ pub use pipeline::{RequestFacts, Step, StepLayer, StepService};
 pub use ratelimit::RateLimit;
 pub use rpc::{MCP_NAME_HEADER, MalformedRpc, RpcCall, RpcSummary};
 pub use serve::{
-    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, Serve, serve,
+    DEFAULT_DRAIN_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS, Drain, Serve, serve, shutdown_signal,
 };
 pub use session::{MCP_SESSION_ID, McpSessionData, McpSessions, SessionBinding, SessionKept};
 pub use stack::McpAuth;

@@ -38,6 +38,79 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// wait in the kernel's accept queue until one closes.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
+/// Default longest drain after a shutdown signal: 25 s (Kubernetes sends
+/// SIGKILL 30 s after SIGTERM). Connections still open then are closed.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(25);
+
+/// How long, once draining, an open keep-alive connection may still bring
+/// a request (answered 503 + `Connection: close`) before it is closed.
+const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
+
+/// The shutdown of a server, shared by whoever starts it and whoever must
+/// know (a readiness check, a layer refusing new work): once
+/// [`start`](Self::start)ed, [`serve`] stops accepting, answers requests
+/// that reach it afterwards with 503 and `Connection: close`, lets the
+/// requests in progress finish, and returns within its drain timeout.
+/// Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Drain(Arc<watch::Sender<bool>>);
+
+impl Default for Drain {
+    fn default() -> Self {
+        Self(Arc::new(watch::channel(false).0))
+    }
+}
+
+impl Drain {
+    /// A drain not started.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts the drain (again: nothing more).
+    pub fn start(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Whether the drain has started.
+    pub fn is_draining(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Completes when the drain starts.
+    pub async fn started(&self) {
+        let mut changes = self.0.subscribe();
+        let _ = changes.wait_for(|draining| *draining).await;
+    }
+}
+
+/// Completes on SIGTERM (what systemd, Docker and Kubernetes send) or
+/// SIGINT (Ctrl-C), naming which; on other platforms on Ctrl-C.
+pub async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            },
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}
+
 /// Serves `router` on `listener` with timeouts and a connection cap; await
 /// the returned [`Serve`] (after setting what it offers) to run the server.
 ///
@@ -61,6 +134,8 @@ pub fn serve(listener: TcpListener, router: Router) -> Serve {
         idle_timeout: DEFAULT_IDLE_TIMEOUT,
         max_connections: DEFAULT_MAX_CONNECTIONS,
         shutdown: None,
+        drain: Drain::new(),
+        drain_timeout: DEFAULT_DRAIN_TIMEOUT,
     }
 }
 
@@ -73,6 +148,8 @@ pub struct Serve {
     idle_timeout: Duration,
     max_connections: usize,
     shutdown: Option<mcp_auth_core::BoxFuture<'static, ()>>,
+    drain: Drain,
+    drain_timeout: Duration,
 }
 
 impl std::fmt::Debug for Serve {
@@ -106,8 +183,22 @@ impl Serve {
         self
     }
 
+    /// Drains when `drain` is started (as well as on the graceful-shutdown
+    /// signal): share it with a readiness check.
+    pub fn drain(mut self, drain: Drain) -> Self {
+        self.drain = drain;
+        self
+    }
+
+    /// Longest drain ([`DEFAULT_DRAIN_TIMEOUT`]): connections still open
+    /// then are closed.
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
+        self
+    }
+
     /// Stops accepting when `signal` completes, lets requests in progress
-    /// finish, then returns.
+    /// finish (within the drain timeout), then returns.
     pub fn with_graceful_shutdown<F>(mut self, signal: F) -> Self
     where
         F: Future<Output = ()> + Send + 'static,
@@ -124,8 +215,17 @@ impl Serve {
             idle_timeout,
             max_connections,
             shutdown,
+            drain,
+            drain_timeout,
         } = self;
-        let mut signal = shutdown.unwrap_or_else(|| Box::pin(std::future::pending()));
+        let outside = shutdown.unwrap_or_else(|| Box::pin(std::future::pending()));
+        let draining = drain.clone();
+        let mut signal = std::pin::pin!(async move {
+            tokio::select! {
+                () = outside => draining.start(),
+                () = draining.started() => {}
+            }
+        });
         let slots = Arc::new(Semaphore::new(max_connections));
         let (stop_tx, stop_rx) = watch::channel(false);
         loop {
@@ -153,6 +253,7 @@ impl Serve {
             let _ = stream.set_nodelay(true);
             let router = router.clone();
             let mut stop = stop_rx.clone();
+            let drain = drain.clone();
             tokio::spawn(async move {
                 let _slot = slot;
                 let io = TokioIo::new(WriteStallTimeout::new(stream, idle_timeout));
@@ -160,7 +261,22 @@ impl Serve {
                     let mut request =
                         request.map(|body| Body::new(StallTimeoutBody::new(body, idle_timeout)));
                     request.extensions_mut().insert(ConnectInfo(peer));
-                    tower::ServiceExt::oneshot(router.clone(), request)
+                    let draining = drain.is_draining();
+                    let routed = tower::ServiceExt::oneshot(router.clone(), request);
+                    async move {
+                        if draining {
+                            // Work that arrives after the signal goes elsewhere.
+                            return Ok(axum::response::IntoResponse::into_response((
+                                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                                [
+                                    (axum::http::header::CONNECTION, "close"),
+                                    (axum::http::header::RETRY_AFTER, "1"),
+                                ],
+                                "shutting down\n",
+                            )));
+                        }
+                        routed.await
+                    }
                 });
                 let mut builder = hyper::server::conn::http1::Builder::new();
                 builder
@@ -172,8 +288,19 @@ impl Serve {
                 tokio::select! {
                     result = connection.as_mut() => log_end(result),
                     _ = stop.changed() => {
-                        connection.as_mut().graceful_shutdown();
-                        log_end(connection.await);
+                        // A client may be sending its next request on this
+                        // keep-alive connection right now: closing it would
+                        // cut that request. For a moment, answer whatever
+                        // arrives with 503 + `Connection: close` (which
+                        // ends the connection cleanly); then close what is
+                        // left once its response is done.
+                        tokio::select! {
+                            result = connection.as_mut() => log_end(result),
+                            () = tokio::time::sleep(DRAIN_IDLE_GRACE) => {
+                                connection.as_mut().graceful_shutdown();
+                                log_end(connection.await);
+                            }
+                        }
                     }
                 }
             });
@@ -181,8 +308,18 @@ impl Serve {
         drop(listener);
         let _ = stop_tx.send(true);
         // Every connection holds a slot: having them all back means every
-        // connection has ended.
-        let _ = slots.acquire_many(max_connections as u32).await;
+        // connection has ended. A connection still open at the bound (a
+        // stream that does not end) is closed when its task is dropped.
+        let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
+        if tokio::time::timeout(drain_timeout, slots.acquire_many(all))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = max_connections - slots.available_permits(),
+                "drain bound reached: closing the connections still open"
+            );
+        }
         Ok(())
     }
 }

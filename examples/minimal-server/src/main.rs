@@ -90,6 +90,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     println!("MCP server {resource} on {}", listener.local_addr()?);
-    mcp_auth_axum::serve(listener, auth.into_router(mcp)?).await?;
+    // SIGTERM or Ctrl-C: stop accepting, finish what is in progress.
+    mcp_auth_axum::serve(listener, auth.into_router(mcp)?)
+        .with_graceful_shutdown(async {
+            mcp_auth_axum::shutdown_signal().await;
+        })
+        .await?;
     Ok(())
 }

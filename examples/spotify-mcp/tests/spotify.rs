@@ -6,6 +6,7 @@
 //! restart on the file vault.
 #![allow(clippy::unwrap_used)]
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use mcp_auth_app::Settings;
@@ -802,4 +803,153 @@ async fn with_tls_redis_everything_works_and_each_wrong_setting_is_named() {
             "{case}: {text}"
         );
     }
+}
+
+/// `/healthz` answers while the process serves; `/readyz` follows the
+/// Redis behind it: 503 while it is down, 200 again once it is back, with
+/// no restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs redis-server"]
+async fn readiness_follows_redis_going_down_and_coming_back() {
+    let mut redis = mcp_auth_testkit::RedisServer::start("spotify-mcp readiness");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let s = start_with(
+        &settings(&[
+            ("MCP_LISTEN", addr.as_str()),
+            ("MCP_VAULT_KEY", key),
+            ("REDIS_URL", &redis.url()),
+        ]),
+        listener,
+        None,
+    )
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let status = |path: &'static str| {
+        let (http, addr) = (http.clone(), addr.clone());
+        async move {
+            http.get(format!("http://{addr}{path}"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(status("/healthz").await, 200);
+    assert_eq!(status("/readyz").await, 200);
+    redis.stop();
+    assert_eq!(status("/readyz").await, 503);
+    assert_eq!(status("/healthz").await, 200, "alive, only not ready");
+    redis.restart();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while status("/readyz").await != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ready again without a restart"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Draining: not ready any more.
+    let drain = s.drain.clone();
+    drain.start();
+    assert!(drain.is_draining());
+    drop(s);
+}
+
+/// The binary under load receives SIGTERM: it stops accepting, answers
+/// what reaches it afterwards with 503, finishes what is in progress and
+/// exits 0; nothing fails before the signal, and after it only with a 503
+/// or a refused connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_drains_and_exits_zero() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_spotify-mcp"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("MCP_LISTEN", format!("127.0.0.1:{port}"))
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !http
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not start"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let signalled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let exited = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for _ in 0..8 {
+        let (http, base, signalled, exited) = (
+            http.clone(),
+            base.clone(),
+            signalled.clone(),
+            exited.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let (mut ok, mut refused) = (0usize, 0usize);
+            // Until the process is gone (what reaches it after that finds
+            // nobody: a load balancer has long stopped sending).
+            while !exited.load(Ordering::SeqCst) {
+                let answer = http
+                    .get(format!("{base}/.well-known/oauth-authorization-server"))
+                    .send()
+                    .await;
+                let after = signalled.load(Ordering::SeqCst);
+                match answer {
+                    Ok(r) if r.status() == 200 => ok += 1,
+                    Ok(r) if r.status() == 503 && after => refused += 1,
+                    Err(e) if e.is_connect() && after => refused += 1,
+                    Ok(r) => panic!("status {} (signalled: {after})", r.status()),
+                    Err(_) if exited.load(Ordering::SeqCst) => break,
+                    Err(e) => panic!("a request failed (signalled: {after}): {e:?}"),
+                }
+            }
+            (ok, refused)
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    signalled.store(true, Ordering::SeqCst);
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "no exit within the bound"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    exited.store(true, Ordering::SeqCst);
+    let mut ok = 0;
+    for worker in workers {
+        ok += worker.await.unwrap().0;
+    }
+    assert!(status.success(), "exit status {status}");
+    assert!(ok > 50, "the load ran: {ok}");
 }

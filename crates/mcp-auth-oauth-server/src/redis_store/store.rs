@@ -420,6 +420,15 @@ impl AuthStore for RedisAuthStore {
             Ok(())
         })
     }
+
+    fn ready(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            ping(&self.conn).await.map_err(|e| match e {
+                RedisSetupError::Unavailable(what) => StoreError::Unavailable(what),
+                _ => StoreError::Unavailable("unreachable"),
+            })
+        })
+    }
 }
 
 fn decode_pending(value: Option<String>, now: u64) -> Result<Option<PendingSignIn>, StoreError> {

@@ -30,6 +30,12 @@ impl AuthServer {
         self.inner.rotate(None).map(|_| ())
     }
 
+    /// Whether the server can answer now (a readiness check): its store
+    /// answers. The keys are loaded once it is built.
+    pub async fn ready(&self) -> Result<(), crate::StoreError> {
+        self.inner.store.ready().await
+    }
+
     /// Reloads the signing keys from the vault now (what the scheduled
     /// reload does every [`key_reload_every`]); whether they changed.
     /// Without a vault there is nothing to reload.

@@ -394,6 +394,11 @@ pub trait AuthStore: Send + Sync + std::fmt::Debug {
     ) -> BoxFuture<'_, Result<bool, StoreError>>;
     /// Releases `name` if `holder` still has it.
     fn unlock(&self, name: StoreKey, holder: &str) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Whether the store can answer now (a readiness check): the default
+    /// says yes; a networked store asks its server.
+    fn ready(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 mod memory;
