@@ -41,6 +41,12 @@ fi
 if ! command -v redis-sentinel >/dev/null 2>&1; then
   apt_install redis-sentinel
 fi
+# The reverse proxy in front of the client-address tests.
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  apt_install nginx-light
+  # The package starts a system nginx on port 80: the tests start their own.
+  $sudo systemctl stop nginx >/dev/null 2>&1 || $sudo pkill -x nginx || true
+fi
 say "$(redis-server --version)"
 
 # The authorization server's pages are tested in a real browser.

@@ -331,6 +331,7 @@ pub struct App {
     sessions: McpSessions,
     tool_names: Vec<String>,
     redis: bool,
+    client_address: mcp_auth_axum::ClientAddressPolicy,
 }
 
 impl std::fmt::Debug for App {
@@ -430,6 +431,7 @@ impl App {
             sessions,
             tool_names: tools.tool_names,
             redis,
+            client_address: config.client_address.clone(),
         })
     }
 
@@ -473,7 +475,11 @@ impl App {
             .rate_limiter(self.limiter.clone())
             .sessions(self.sessions.clone())
             .into_router(mcp)?
-            .merge(self.auth_server.router()))
+            .merge(self.auth_server.router())
+            // One decision of the client's address for everything above.
+            .layer(mcp_auth_axum::ClientAddressLayer::new(
+                self.client_address.clone(),
+            )))
     }
 
     /// The listener, for serving [`router`](Self::router)'s answer with

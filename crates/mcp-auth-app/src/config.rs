@@ -39,6 +39,13 @@ pub struct AppConfig {
     /// redeemed code, a rotated refresh token or a revocation before the
     /// answer (Redis `WAIT`, 500 ms); fewer is a 503. See docs/deploy.md.
     pub redis_wait_replicas: usize,
+    /// Whose address the per-address limits and the audit log see:
+    /// `MCP_TRUSTED_PROXIES` (comma-separated CIDR ranges of the proxies in
+    /// front, e.g. `10.0.0.0/8,::1`; unset: the TCP peer) and
+    /// `MCP_CLIENT_IP_HEADER` (`cf-connecting-ip`, `fly-client-ip`,
+    /// `x-real-ip` or `true-client-ip`, read from trusted proxies only;
+    /// unset: `Forwarded` / `X-Forwarded-For`).
+    pub client_address: mcp_auth_axum::ClientAddressPolicy,
 }
 
 /// Files for TLS to Redis: `REDIS_CA_FILE` (PEM: the CA of a private
@@ -77,6 +84,7 @@ impl std::fmt::Debug for AppConfig {
             .field("redis", &self.redis_url.is_some())
             .field("redis_tls", &self.redis_tls)
             .field("redis_wait_replicas", &self.redis_wait_replicas)
+            .field("client_address", &self.client_address)
             .finish()
     }
 }
@@ -91,6 +99,8 @@ impl AppConfig {
         "MCP_DATA_DIR",
         "REDIS_URL",
         "REDIS_WAIT_REPLICAS",
+        "MCP_TRUSTED_PROXIES",
+        "MCP_CLIENT_IP_HEADER",
         "REDIS_CA_FILE",
         "REDIS_CLIENT_CERT",
         "REDIS_CLIENT_KEY",
@@ -198,6 +208,39 @@ impl AppConfig {
                 0
             }
         };
+        let trusted = match settings.get("MCP_TRUSTED_PROXIES") {
+            None => Vec::new(),
+            Some(list) => {
+                mcp_auth_axum::ClientAddressPolicy::parse_ranges(list).unwrap_or_else(|e| {
+                    problems.push(ConfigProblem::new("MCP_TRUSTED_PROXIES", e));
+                    Vec::new()
+                })
+            }
+        };
+        let mut client_address = mcp_auth_axum::ClientAddressPolicy::behind(trusted.clone());
+        if let Some(header) = settings.get("MCP_CLIENT_IP_HEADER") {
+            let header = header.trim().to_ascii_lowercase();
+            if ![
+                "cf-connecting-ip",
+                "fly-client-ip",
+                "x-real-ip",
+                "true-client-ip",
+            ]
+            .contains(&header.as_str())
+            {
+                problems.push(ConfigProblem::new(
+                    "MCP_CLIENT_IP_HEADER",
+                    "one of cf-connecting-ip, fly-client-ip, x-real-ip, true-client-ip",
+                ));
+            } else if trusted.is_empty() {
+                problems.push(ConfigProblem::new(
+                    "MCP_CLIENT_IP_HEADER",
+                    "read only from trusted proxies: set MCP_TRUSTED_PROXIES too",
+                ));
+            } else if let Ok(name) = axum::http::HeaderName::from_bytes(header.as_bytes()) {
+                client_address = client_address.platform_header(name);
+            }
+        }
         match (listen, public_url) {
             (Some(listen), Some(public_url)) if problems.is_empty() => Ok(Self {
                 public_url,
@@ -208,6 +251,7 @@ impl AppConfig {
                 redis_url,
                 redis_tls,
                 redis_wait_replicas,
+                client_address,
             }),
             _ => Err(problems),
         }

@@ -79,6 +79,7 @@
 mod audit;
 mod bearer;
 mod challenge;
+mod client_addr;
 mod config;
 mod context;
 mod error;
@@ -93,6 +94,9 @@ mod stack;
 mod verification_limit;
 
 pub use bearer::BearerAuth;
+pub use client_addr::{
+    ClientAddress, ClientAddressLayer, ClientAddressPolicy, ClientAddressService, IpRange,
+};
 pub use config::{
     DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES, OFFLINE_ACCESS, ResourceConfig,
     ResourceConfigBuilder,

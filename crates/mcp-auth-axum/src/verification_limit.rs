@@ -6,7 +6,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, HeaderName, Request, Response};
 use mcp_auth_core::UserId;
 use mcp_auth_ratelimit::{Decision, RateLimiter};
@@ -16,8 +15,8 @@ use crate::audit;
 /// Where the client's address comes from.
 #[derive(Debug, Clone)]
 enum Source {
-    /// The TCP peer: `ConnectInfo<SocketAddr>`, present when the server runs
-    /// `into_make_service_with_connect_info::<SocketAddr>()`.
+    /// The client-address policy's decision (`ClientAddress`), else the
+    /// TCP peer (`ConnectInfo<SocketAddr>`).
     Peer,
     /// The last value of a header a trusted proxy in front sets (for
     /// `X-Forwarded-For`, the last entry is the one that proxy added).
@@ -52,8 +51,12 @@ impl std::fmt::Debug for VerificationLimit {
 }
 
 impl VerificationLimit {
-    /// Keyed by the TCP peer address (serve with
+    /// Keyed by the client's address: what a [`ClientAddressLayer`] in
+    /// front decided (trusted proxies), else the TCP peer (served by
+    /// [`serve`](crate::serve), or with
     /// `into_make_service_with_connect_info::<SocketAddr>()`).
+    ///
+    /// [`ClientAddressLayer`]: crate::ClientAddressLayer
     pub fn per_peer(limiter: Arc<dyn RateLimiter>) -> Self {
         Self {
             limiter,
@@ -74,23 +77,12 @@ impl VerificationLimit {
     /// The limiter key for `request`'s client.
     fn key(&self, request: &Request<Body>) -> String {
         let address = match &self.source {
-            Source::Peer => request
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|info| info.0.ip()),
+            // The client-address policy's decision when a
+            // `ClientAddressLayer` ran, else the TCP peer.
+            Source::Peer => crate::ClientAddress::of(request).0,
             Source::Header(name) => last_address(request.headers(), name),
         };
-        match address {
-            Some(IpAddr::V4(v4)) => format!("ip:{v4}"),
-            Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-                Some(v4) => format!("ip:{v4}"),
-                None => {
-                    let s = v6.segments();
-                    format!("ip:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-                }
-            },
-            None => "ip:unknown".to_owned(),
-        }
+        crate::ClientAddress(address).rate_key()
     }
 
     /// Charges one verification to `request`'s client: `Err` with the 429
@@ -161,9 +153,9 @@ mod tests {
     fn request(peer: Option<&str>, forwarded: &[&str]) -> Request<Body> {
         let mut request = Request::new(Body::empty());
         if let Some(peer) = peer {
-            request
-                .extensions_mut()
-                .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+            request.extensions_mut().insert(axum::extract::ConnectInfo(
+                peer.parse::<SocketAddr>().unwrap(),
+            ));
         }
         for value in forwarded {
             request

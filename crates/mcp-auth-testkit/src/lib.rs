@@ -40,6 +40,7 @@ pub mod google;
 mod issuer;
 mod log;
 mod npm;
+pub mod proxy;
 pub mod sentinel;
 pub mod spotify;
 pub mod tls;

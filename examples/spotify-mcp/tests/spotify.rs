@@ -953,3 +953,102 @@ async fn sigterm_drains_and_exits_zero() {
     assert!(status.success(), "exit status {status}");
     assert!(ok > 50, "the load ran: {ok}");
 }
+
+/// Behind nginx (trusted: it connects from 127.0.0.2), 200 users on their
+/// own addresses each keep their own budget; a forged `X-Forwarded-For`
+/// sent straight to the server by an untrusted peer changes nothing; 300
+/// addresses of one IPv6 /64 share one budget; a malformed header is
+/// ignored, never a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn behind_a_trusted_proxy_each_user_keeps_their_own_budget() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let listen = addr.to_string();
+    let s = start_with(
+        &settings(&[
+            ("MCP_LISTEN", listen.as_str()),
+            ("MCP_TRUSTED_PROXIES", "127.0.0.2/32"),
+        ]),
+        listener,
+        None,
+    )
+    .await
+    .unwrap();
+    let nginx = mcp_auth_testkit::proxy::Nginx::start(addr, "127.0.0.2".parse().unwrap());
+    let token = |http: reqwest::Client, base: String, forwarded: Option<String>| async move {
+        let mut request = http
+            .post(format!("{base}/token"))
+            .form(&[("grant_type", "refresh_token"), ("client_id", "nobody")]);
+        if let Some(f) = forwarded {
+            request = request.header("x-forwarded-for", f);
+        }
+        request.send().await.unwrap().status().as_u16()
+    };
+    // 200 users, each from its own loopback address, 5 token requests
+    // each (1,000 in all; one budget is 120 a minute).
+    let mut tasks = tokio::task::JoinSet::new();
+    for user in 0..200u32 {
+        let base = nginx.url();
+        let local: std::net::IpAddr = format!("127.0.{}.{}", 10 + user / 200, 1 + user % 200)
+            .parse()
+            .unwrap();
+        tasks.spawn(async move {
+            let http = reqwest::Client::builder()
+                .local_address(local)
+                .build()
+                .unwrap();
+            let mut statuses = Vec::new();
+            for _ in 0..5 {
+                statuses.push(token(http.clone(), base.clone(), None).await);
+            }
+            statuses
+        });
+    }
+    while let Some(statuses) = tasks.join_next().await {
+        let statuses = statuses.unwrap();
+        // Refused as an unknown client, never rate-limited.
+        assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    }
+    // Straight to the server from an untrusted peer: the forged header is
+    // not read; 130 requests from one address exceed its budget.
+    let http = reqwest::Client::new();
+    let base = format!("http://{addr}");
+    let mut limited = 0;
+    for i in 0..130 {
+        let status = token(
+            http.clone(),
+            base.clone(),
+            Some(format!("203.0.113.{}", i % 250)),
+        )
+        .await;
+        limited += usize::from(status == 429);
+    }
+    assert!(limited >= 10, "one budget for the peer: {limited} refused");
+    drop(s);
+    drop(nginx);
+
+    // Trusting the loopback peer itself: 300 addresses of one /64 share a
+    // budget, a malformed header counts as the peer and never fails.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let listen = addr.to_string();
+    let _s = start_with(
+        &settings(&[
+            ("MCP_LISTEN", listen.as_str()),
+            ("MCP_TRUSTED_PROXIES", "127.0.0.1/32"),
+        ]),
+        listener,
+        None,
+    )
+    .await
+    .unwrap();
+    let base = format!("http://{addr}");
+    let mut limited = 0;
+    for i in 0..300u32 {
+        let f = format!("2001:db8:0:1:{:x}::1", i + 1);
+        limited += usize::from(token(http.clone(), base.clone(), Some(f)).await == 429);
+    }
+    assert!(limited >= 150, "one /64, one budget: {limited} refused");
+    let status = token(http.clone(), base.clone(), Some("not an address".into())).await;
+    assert!(status == 401 || status == 429, "{status}");
+}

@@ -307,7 +307,8 @@ impl Inner {
 
     /// Whether `addr` may call `endpoint` now (the per-address limits).
     async fn throttle(&self, addr: ClientAddr, endpoint: &str) -> Result<(), Throttled> {
-        let Ok(key) = UserId::new(format!("ip:{addr}")) else {
+        // IPv6 per /64, like every per-address limit.
+        let Ok(key) = UserId::new(mcp_auth_axum::ClientAddress(addr.0).rate_key()) else {
             return Ok(());
         };
         let decision = self.limiter.decide(&key, Some(endpoint)).await;
