@@ -13,10 +13,12 @@ use std::time::Duration;
 use mcp_auth_core::{ManualClock, RedisConfig};
 use mcp_auth_oauth_server::{AuthServer, DangerousDevLogin, RedisAuthStore};
 use mcp_auth_testkit::RedisServer;
-use mcp_auth_testkit::browser::{Browser, Pkce, query_of};
+use mcp_auth_testkit::browser::Browser;
 use mcp_auth_vault::store::RedisStore;
 use mcp_auth_vault::{KeyMaterial, Vault};
-use serde_json::{Value, json};
+use serde_json::Value;
+
+mod common;
 
 const ISSUER: &str = "http://127.0.0.1:1";
 const TTL: u64 = 600;
@@ -24,6 +26,17 @@ const TTL: u64 = 600;
 struct Process {
     server: AuthServer,
     origin: String,
+}
+
+impl Process {
+    /// The shared helpers' view: requests go to this process.
+    fn env(&self) -> common::Env {
+        common::Env::new(
+            self.server.clone(),
+            self.origin.clone(),
+            format!("{ISSUER}/mcp"),
+        )
+    }
 }
 
 async fn process(
@@ -64,72 +77,24 @@ async fn process(
     Process { server, origin }
 }
 
-/// Signs a user in at `at`; the client id and the refresh token.
-async fn sign_in(at: &str) -> (String, String) {
-    let http = reqwest::Client::new();
-    let registered: Value = http
-        .post(format!("{at}/register"))
-        .json(
-            &json!({"client_name": "Fleet keys", "redirect_uris": ["http://localhost/cb"],
-                      "token_endpoint_auth_method": "none"}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let client_id = registered["client_id"].as_str().unwrap().to_owned();
-    let pkce = Pkce::new();
-    let mut url = url::Url::parse(&format!("{at}/authorize")).unwrap();
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", &client_id)
-        .append_pair("redirect_uri", "http://localhost:5000/cb")
-        .append_pair("code_challenge", &pkce.challenge)
-        .append_pair("code_challenge_method", "S256")
-        .append_pair("resource", &format!("{ISSUER}/mcp"));
-    let callback = Browser::new()
-        .sign_in(at, url.as_str(), "key-user")
-        .await
-        .unwrap()
-        .unwrap();
-    let tokens: Value = http
-        .post(format!("{at}/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &query_of(&callback)["code"]),
-            ("redirect_uri", "http://localhost:5000/cb"),
-            ("client_id", &client_id),
-            ("code_verifier", &pkce.verifier),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+/// Signs a user in at `p` (the shared test helpers); the client id and
+/// the refresh token.
+async fn sign_in(p: &Process) -> (String, String) {
+    let env = p.env();
+    let client_id = common::register(&env, "Fleet keys").await;
+    let pkce = common::new_pkce();
+    let callback = common::sign_in(&env, &mut Browser::new(), &client_id, &pkce, "key-user").await;
+    let code = common::query(&callback)["code"].clone();
+    let (_, tokens) = common::exchange(&env, &client_id, &code, &pkce.verifier).await;
     (
         client_id,
         tokens["refresh_token"].as_str().unwrap().to_owned(),
     )
 }
 
-/// A refresh at `at`: the new access token (signed there) and refresh token.
-async fn refresh(at: &str, client_id: &str, token: &str) -> (String, String) {
-    let answer: Value = reqwest::Client::new()
-        .post(format!("{at}/token"))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", token),
-            ("client_id", client_id),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+/// A refresh at `p`: the new access token (signed there) and refresh token.
+async fn refresh(p: &Process, client_id: &str, token: &str) -> (String, String) {
+    let (_, answer) = common::refresh(&p.env(), client_id, token).await;
     (
         answer["access_token"].as_str().unwrap().to_owned(),
         answer["refresh_token"].as_str().unwrap().to_owned(),
@@ -176,14 +141,14 @@ async fn three_rotations_on_one_process_keep_every_token_valid_at_both() {
     let a = process(&redis, &clock, slow, None).await;
     let b = process(&redis, &clock, slow, None).await;
     assert_eq!(published(&a), published(&b), "one ring for the fleet");
-    let (client_id, mut refresh_token) = sign_in(&a.origin).await;
+    let (client_id, mut refresh_token) = sign_in(&a).await;
 
     let mut tokens = Vec::new();
     for round in 0..3 {
         a.server.rotate_keys().unwrap();
         // At once, before B's reload: a token from each process.
         for at in [&a, &b] {
-            let (access, next) = refresh(&at.origin, &client_id, &refresh_token).await;
+            let (access, next) = refresh(at, &client_id, &refresh_token).await;
             refresh_token = next;
             tokens.push(access);
         }
@@ -211,7 +176,7 @@ async fn three_rotations_on_one_process_keep_every_token_valid_at_both() {
     clock.advance(Duration::from_secs(TTL + 1));
     b.server.rotate_keys().unwrap();
     // A learns of it from a token B signs.
-    let (access, next) = refresh(&b.origin, &client_id, &refresh_token).await;
+    let (access, next) = refresh(&b, &client_id, &refresh_token).await;
     refresh_token = next;
     assert!(valid_at(&a, &access).await);
     // Within the reload bound A reloads (here: now).
@@ -222,7 +187,7 @@ async fn three_rotations_on_one_process_keep_every_token_valid_at_both() {
         assert!(!valid_at(p, &first).await);
     }
     // The newest tokens still validate at both.
-    let (access, _) = refresh(&b.origin, &client_id, &refresh_token).await;
+    let (access, _) = refresh(&b, &client_id, &refresh_token).await;
     assert!(valid_at(&a, &access).await && valid_at(&b, &access).await);
 }
 

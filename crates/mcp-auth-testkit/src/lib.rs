@@ -386,14 +386,19 @@ impl Drop for RedisServer {
 }
 
 fn find_binary() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
+    find_program("redis-server")
+}
+
+/// `name` on `PATH` or in the usual system directories.
+pub(crate) fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain([
             "/usr/bin".into(),
             "/usr/local/bin".into(),
             "/usr/sbin".into(),
         ])
-        .map(|dir| dir.join("redis-server"))
+        .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
 }
 

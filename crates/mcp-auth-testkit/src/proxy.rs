@@ -26,14 +26,9 @@ impl Nginx {
     /// the README's test command installs it) or does not come up.
     #[allow(clippy::panic)]
     pub fn start(upstream: SocketAddr, from: IpAddr) -> Self {
-        let binary = ["/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).is_file())
-            .unwrap_or_else(|| {
-                panic!(
-                    "this test needs nginx (apt-get install nginx-light, or scripts/test-all.sh)"
-                )
-            });
+        let binary = crate::find_program("nginx").unwrap_or_else(|| {
+            panic!("this test needs nginx (apt-get install nginx-light, or scripts/test-all.sh)")
+        });
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
         let port = free_port();
         let d = dir.path().display();

@@ -2,11 +2,10 @@
 //! processes on loopback, for failover tests: kill the primary and the
 //! sentinels promote a replica (the other then replicates from it).
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{RedisServer, command, free_port};
+use crate::{RedisServer, command, find_program, free_port};
 
 /// The name the sentinels know the primary by.
 pub const SERVICE: &str = "mymaster";
@@ -34,7 +33,7 @@ impl SentinelSet {
             RedisServer::start_replica_of(test_name, primary.port()),
             RedisServer::start_replica_of(test_name, primary.port()),
         ];
-        let Some(binary) = find("redis-sentinel") else {
+        let Some(binary) = find_program("redis-sentinel") else {
             panic!(
                 "{test_name} needs redis-sentinel, which is not installed \
                  (Debian: apt-get install -y redis-sentinel) or run scripts/test-all.sh"
@@ -145,16 +144,4 @@ impl Drop for SentinelSet {
             let _ = child.wait();
         }
     }
-}
-
-fn find(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .chain([
-            "/usr/bin".into(),
-            "/usr/local/bin".into(),
-            "/usr/sbin".into(),
-        ])
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
 }
