@@ -20,7 +20,7 @@ use crate::pipeline::{RequestFacts, Step};
 ///
 /// | header | value |
 /// |---|---|
-/// | `Strict-Transport-Security` | `max-age=63072000; includeSubDomains`, only when the resource URL is https |
+/// | `Strict-Transport-Security` | `max-age=63072000; includeSubDomains` (2 years; [`hsts_max_age`](Self::hsts_max_age)), only when the resource URL is https |
 /// | `X-Content-Type-Options` | `nosniff` |
 /// | `Referrer-Policy` | `no-referrer` |
 /// | `Content-Security-Policy` | `default-src 'none'; frame-ancestors 'none'` |
@@ -29,12 +29,33 @@ use crate::pipeline::{RequestFacts, Step};
 #[derive(Debug, Clone, Copy)]
 pub struct SecurityHeaders {
     hsts: bool,
+    /// `None`: the default two years.
+    hsts_max_age: Option<u64>,
 }
 
 impl SecurityHeaders {
     /// The headers, with HSTS when `behind_tls`.
     pub fn new(behind_tls: bool) -> Self {
-        Self { hsts: behind_tls }
+        Self {
+            hsts: behind_tls,
+            hsts_max_age: None,
+        }
+    }
+
+    /// HSTS `max-age` (default 2 years; keep it at least one year once the
+    /// deployment is settled: browsers and preload lists expect that).
+    #[must_use]
+    pub fn hsts_max_age(mut self, max_age: Duration) -> Self {
+        self.hsts_max_age = Some(max_age.as_secs());
+        self
+    }
+
+    fn hsts_value(&self) -> HeaderValue {
+        match self.hsts_max_age {
+            None => HeaderValue::from_static(HSTS),
+            Some(secs) => HeaderValue::from_str(&format!("max-age={secs}; includeSubDomains"))
+                .unwrap_or(HeaderValue::from_static(HSTS)),
+        }
     }
 
     /// Adds the headers to every response of `router`.
@@ -58,7 +79,7 @@ impl SecurityHeaders {
             .option_layer(self.hsts.then(|| {
                 SetResponseHeaderLayer::overriding(
                     header::STRICT_TRANSPORT_SECURITY,
-                    HeaderValue::from_static(HSTS),
+                    self.hsts_value(),
                 )
             }))
             .into_inner()
@@ -78,10 +99,7 @@ impl SecurityHeaders {
                 .or_insert(HeaderValue::from_static(value));
         }
         if self.hsts {
-            headers.insert(
-                header::STRICT_TRANSPORT_SECURITY,
-                HeaderValue::from_static(HSTS),
-            );
+            headers.insert(header::STRICT_TRANSPORT_SECURITY, self.hsts_value());
         }
     }
 }

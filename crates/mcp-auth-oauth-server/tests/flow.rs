@@ -1141,6 +1141,24 @@ async fn every_answer_carries_the_security_headers_and_hsts_only_on_an_https_iss
         assert_eq!(headers["x-frame-options"], "DENY", "{path}");
         assert!(headers.contains_key("content-security-policy"), "{path}");
     }
+    // The max-age is configurable.
+    let year = AuthServer::builder("https://mcp.example.com", "https://mcp.example.com/mcp")
+        .scopes(["mcp:tools"])
+        .login(DangerousDevLogin)
+        .dangerous_allow_dev_login_on_public_issuer()
+        .hsts_max_age(std::time::Duration::from_secs(365 * 24 * 3600))
+        .build()
+        .unwrap()
+        .router();
+    let request = http::Request::builder()
+        .uri("/jwks.json")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = year.oneshot(request).await.unwrap();
+    assert_eq!(
+        response.headers()["strict-transport-security"],
+        "max-age=31536000; includeSubDomains"
+    );
     // A loopback http issuer (development) never sends HSTS.
     let env = env().await;
     for (method, path, body) in requests() {

@@ -74,6 +74,7 @@ pub struct AuthServerBuilder {
     vault: Option<Arc<mcp_auth_vault::Vault>>,
     key_reload: Duration,
     key_rotation: Option<Duration>,
+    hsts_max_age: Option<Duration>,
     access_ttl: Duration,
     grant_ttl: Duration,
     consent_ttl: Duration,
@@ -119,6 +120,7 @@ impl AuthServer {
             vault: None,
             key_reload: super::DEFAULT_KEY_RELOAD,
             key_rotation: None,
+            hsts_max_age: None,
             access_ttl: DEFAULT_ACCESS_TOKEN_TTL,
             grant_ttl: DEFAULT_GRANT_TTL,
             consent_ttl: DEFAULT_CONSENT_TTL,
@@ -285,6 +287,13 @@ impl AuthServerBuilder {
     /// [`DEFAULT_KEY_RELOAD`]: super::DEFAULT_KEY_RELOAD
     pub fn key_reload_every(mut self, every: Duration) -> Self {
         self.key_reload = every;
+        self
+    }
+
+    /// `Strict-Transport-Security` `max-age` on every answer of an https
+    /// issuer (default 2 years; never sent for an http issuer).
+    pub fn hsts_max_age(mut self, max_age: Duration) -> Self {
+        self.hsts_max_age = Some(max_age);
         self
     }
 
@@ -513,6 +522,7 @@ impl AuthServerBuilder {
             clock: self.clock,
             sessions,
             limiter,
+            hsts_max_age: self.hsts_max_age,
         });
         if shared_keys {
             super::fleet_keys::watch(&inner, self.key_reload, self.key_rotation);

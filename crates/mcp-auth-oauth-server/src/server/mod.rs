@@ -98,6 +98,7 @@ pub(crate) struct Inner {
     browser_cookie: SessionCookie,
     login_cookie: SessionCookie,
     limiter: Arc<dyn RateLimiter>,
+    hsts_max_age: Option<Duration>,
 }
 
 impl AuthServer {
@@ -186,8 +187,11 @@ impl AuthServer {
             )
             .route(&format!("{p}/consent"), post(consent::consent));
         let https = self.inner.issuer.starts_with("https://");
-        SecurityHeaders::new(https)
-            .apply(open.layer(cors).merge(pages).with_state(self.inner.clone()))
+        let mut headers = SecurityHeaders::new(https);
+        if let Some(max_age) = self.inner.hsts_max_age {
+            headers = headers.hsts_max_age(max_age);
+        }
+        headers.apply(open.layer(cors).merge(pages).with_state(self.inner.clone()))
     }
 
     /// Upstream tokens for tools, when the login is an
