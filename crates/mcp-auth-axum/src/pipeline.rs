@@ -198,13 +198,38 @@ where
         let step = self.step.clone();
         Box::pin(async move {
             let mut facts = RequestFacts::from_extensions(&request);
+            let body = carries_body(&request);
             let (mut request, carry) = match step.before(request, &mut facts).await {
                 Ok(passed) => passed,
-                Err(refused) => return Ok(refused),
+                Err(refused) => return Ok(close_if_body_unread(refused, body)),
             };
             facts.into_extensions(&mut request);
             let response = inner.call(request).await?.into_response();
             Ok(step.after(carry, response).await)
         })
     }
+}
+
+/// Whether `request` comes with a body (a length above zero, or chunked).
+pub(crate) fn carries_body(request: &Request<Body>) -> bool {
+    let headers = request.headers();
+    headers.contains_key(axum::http::header::TRANSFER_ENCODING)
+        || headers
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .is_some_and(|n| n > 0)
+}
+
+/// A refusal sent before the request's body was read: `Connection: close`,
+/// so a proxy does not reuse a connection the server will close (which it
+/// would answer with a 502).
+pub(crate) fn close_if_body_unread(mut response: Response<Body>, body: bool) -> Response<Body> {
+    if body {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }

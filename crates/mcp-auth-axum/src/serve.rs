@@ -443,18 +443,64 @@ impl AsyncWrite for WriteStallTimeout {
 /// A request body that fails when no frame arrives for `timeout` (a client
 /// that sent its headers and then stalled, or trickles its body).
 struct StallTimeoutBody {
-    body: Incoming,
+    /// `None` once handed to the drain.
+    body: Option<Incoming>,
     timeout: Duration,
     deadline: Pin<Box<Sleep>>,
+    ended: bool,
 }
 
 impl StallTimeoutBody {
     fn new(body: Incoming, timeout: Duration) -> Self {
         Self {
-            body,
+            body: Some(body),
             timeout,
             deadline: Box::pin(tokio::time::sleep(timeout)),
+            ended: false,
         }
+    }
+}
+
+/// Most of an unread request body drained after an early answer.
+const DRAIN_BODY_BYTES: usize = 64 * 1024;
+/// Longest time spent draining it.
+const DRAIN_BODY_TIME: Duration = Duration::from_secs(1);
+
+/// A request answered before its body was read (a refusal: 401, 403, 413,
+/// 429): the rest of the body is read and dropped, up to 64 KiB within a
+/// second, so the connection stays usable for the next request. Closing it
+/// instead, with bytes unread, makes the kernel reset it, and a proxy that
+/// was still sending the body answers its client 502. A longer body ends
+/// the connection.
+impl Drop for StallTimeoutBody {
+    fn drop(&mut self) {
+        let Some(mut body) = self.body.take() else {
+            return;
+        };
+        if self.ended || hyper::body::Body::is_end_stream(&body) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            let drain = async {
+                let mut read = 0usize;
+                while read <= DRAIN_BODY_BYTES {
+                    match std::future::poll_fn(|cx| {
+                        hyper::body::Body::poll_frame(Pin::new(&mut body), cx)
+                    })
+                    .await
+                    {
+                        Some(Ok(frame)) => {
+                            read += frame.data_ref().map_or(0, Bytes::len);
+                        }
+                        _ => return,
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(DRAIN_BODY_TIME, drain).await;
+        });
     }
 }
 
@@ -472,10 +518,16 @@ impl hyper::body::Body for StallTimeoutBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.body).poll_frame(cx) {
+        let Some(body) = this.body.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(body).poll_frame(cx) {
             Poll::Ready(frame) => {
                 let next = Instant::now() + this.timeout;
                 this.deadline.as_mut().reset(next);
+                if frame.is_none() {
+                    this.ended = true;
+                }
                 Poll::Ready(frame.map(|frame| frame.map_err(Into::into)))
             }
             Poll::Pending => {
@@ -486,10 +538,14 @@ impl hyper::body::Body for StallTimeoutBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        self.body
+            .as_ref()
+            .is_none_or(hyper::body::Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        self.body
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), hyper::body::Body::size_hint)
     }
 }

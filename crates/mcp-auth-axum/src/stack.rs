@@ -247,12 +247,13 @@ struct Steps {
     headers: SecurityHeaders,
 }
 
-/// Goes on with what a step let through, or returns the answer it gave.
+/// Goes on with what a step let through, or returns the answer it gave
+/// (closing the connection when the request's body may be unread).
 macro_rules! pass {
-    ($step:expr) => {
+    ($step:expr, $body:expr) => {
         match $step.await {
             Ok(passed) => passed,
-            Err(answer) => return answer,
+            Err(answer) => return crate::pipeline::close_if_body_unread(answer, $body),
         }
     };
 }
@@ -265,16 +266,17 @@ impl Steps {
         S::Response: IntoResponse,
     {
         let mut facts = RequestFacts::default();
+        let body = crate::pipeline::carries_body(&request);
         // 1. A browser page from an origin we do not serve: 403 (DNS rebinding).
-        let (request, ()) = pass!(self.origin.before(request, &mut facts));
+        let (request, ()) = pass!(self.origin.before(request, &mut facts), body);
         // 2. The token (one `Authorization: Bearer`, verified, for this
         //    resource), the JSON-RPC body (read once, capped, `Mcp-Name`
         //    checked) and the scopes it needs: 400 / 401 / 403 / 413 / 503.
-        let (request, ()) = pass!(self.bearer.before(request, &mut facts));
+        let (request, ()) = pass!(self.bearer.before(request, &mut facts), body);
         // 3. Rate limits: per user, per (user, tool), batches all or nothing.
-        let (request, _) = pass!(self.rate_limit.before(request, &mut facts));
+        let (request, _) = pass!(self.rate_limit.before(request, &mut facts), body);
         // 4. The MCP session must be this subject's and this client's.
-        let (request, session) = pass!(self.session.before(request, &mut facts));
+        let (request, session) = pass!(self.session.before(request, &mut facts), body);
         // 5. The MCP server.
         let response = match inner.call(request).await {
             Ok(response) => response.into_response(),

@@ -1052,3 +1052,60 @@ async fn behind_a_trusted_proxy_each_user_keeps_their_own_budget() {
     let status = token(http.clone(), base.clone(), Some("not an address".into())).await;
     assert!(status == 401 || status == 429, "{status}");
 }
+
+/// Early answers keep connections honest: through nginx (pooled upstream
+/// connections), 1,000 POSTs with bodies, a third refused before their
+/// body is read (no token on `/mcp`, a 20 KiB body): no 502.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn early_refusals_through_a_proxy_cause_no_502() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let listen = addr.to_string();
+    let _s = start_with(
+        &settings(&[("MCP_LISTEN", listen.as_str())]),
+        listener,
+        None,
+    )
+    .await
+    .unwrap();
+    let nginx = mcp_auth_testkit::proxy::Nginx::start(addr, "127.0.0.1".parse().unwrap());
+    let http = reqwest::Client::new();
+    let big = format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"pad\":\"{}\"}}",
+        "x".repeat(20 * 1024)
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..8 {
+        let (http, base, big) = (http.clone(), nginx.url(), big.clone());
+        tasks.spawn(async move {
+            let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+            for i in 0..125 {
+                let response = if (worker * 125 + i) % 3 == 0 {
+                    http.post(format!("{base}/mcp"))
+                        .header("content-type", "application/json")
+                        .header("accept", "application/json, text/event-stream")
+                        .body(big.clone())
+                        .send()
+                        .await
+                } else {
+                    http.get(format!("{base}/.well-known/oauth-authorization-server"))
+                        .send()
+                        .await
+                };
+                *statuses
+                    .entry(response.unwrap().status().as_u16())
+                    .or_default() += 1;
+            }
+            statuses
+        });
+    }
+    let mut all = std::collections::BTreeMap::<u16, usize>::new();
+    while let Some(statuses) = tasks.join_next().await {
+        for (status, n) in statuses.unwrap() {
+            *all.entry(status).or_default() += n;
+        }
+    }
+    assert!(!all.contains_key(&502), "{all:?}");
+    assert_eq!(all.get(&401).copied().unwrap_or(0), 334, "{all:?}");
+    assert_eq!(all.values().sum::<usize>(), 1000);
+}

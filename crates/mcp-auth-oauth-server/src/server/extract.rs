@@ -18,6 +18,10 @@ use crate::secrets::ClientSecret;
 /// Largest form or registration body read.
 pub(crate) const MAX_FORM: usize = 16 * 1024;
 
+/// Why a form longer than [`MAX_FORM`] is refused; its answer closes the
+/// connection (the rest of the body is not read).
+pub(crate) const BODY_TOO_LARGE: &str = "the request body is too large";
+
 /// Form or query parameters. A repeated parameter is refused (RFC 6749
 /// section 3.1), so no handler can read the first of two values where a
 /// check read the second. `Debug` names the parameters, never their values
@@ -70,7 +74,7 @@ impl<S: Send + Sync> FromRequest<S> for StrictForm {
     async fn from_request(request: Request, _: &S) -> Result<Self, Self::Rejection> {
         let bytes = axum::body::to_bytes(request.into_body(), MAX_FORM)
             .await
-            .map_err(|_| ParamError("the request body is too large"))?;
+            .map_err(|_| ParamError(BODY_TOO_LARGE))?;
         Params::parse(&bytes).map(Self)
     }
 }

@@ -177,6 +177,11 @@ impl IntoResponse for OAuthError {
         );
         let headers = response.headers_mut();
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if description == super::extract::BODY_TOO_LARGE {
+            // The rest of the body was not read: a proxy must not reuse
+            // the connection.
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         match self {
             Self::InvalidClient(_) => {
                 headers.insert(
