@@ -118,12 +118,13 @@ Try:
 
   cargo run -p mcp-auth-demo -- --smoke             # the scripted check of all of this
 
-Ctrl-C stops the server."#,
+Ctrl-C (or SIGTERM) stops the server."#,
         metadata = format!(
             "http://{}/.well-known/oauth-protected-resource/mcp",
             demo.addr
         ),
     );
-    tokio::signal::ctrl_c().await?;
+    let signal = mcp_auth_axum::shutdown_signal().await;
+    eprintln!("{signal}: stopping");
     Ok(())
 }
