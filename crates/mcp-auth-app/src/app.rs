@@ -402,6 +402,7 @@ impl App {
             .metadata_documents(true)
             .upstream(upstream_login)
             .keys_in_vault(vault)
+            .key_reload_every(config.key_reload)
             .store(stores.auth)
             .login_sessions(stores.sessions.clone())
             .build()?;
@@ -426,13 +427,18 @@ impl App {
             auth_server,
             upstream,
             resource: resource_config,
-            verifier: Arc::new(CachedVerifier::new(validator)),
+            verifier: Arc::new(CachedVerifier::new(validator).ttl(config.token_cache)),
             limiter: stores.limiter,
             sessions,
             tool_names: tools.tool_names,
             redis,
             client_address: config.client_address.clone(),
         })
+    }
+
+    /// The MCP sessions (operator actions).
+    pub fn mcp_sessions(&self) -> &McpSessions {
+        &self.sessions
     }
 
     /// The authorization server (operator actions: grants, revocation).

@@ -46,6 +46,14 @@ pub struct AppConfig {
     /// `x-real-ip` or `true-client-ip`, read from trusted proxies only;
     /// unset: `Forwarded` / `X-Forwarded-For`).
     pub client_address: mcp_auth_axum::ClientAddressPolicy,
+    /// How often the signing keys are reloaded from the vault
+    /// (`MCP_KEY_RELOAD_SECONDS`, default 60) and how long a verified
+    /// token is cached (`MCP_TOKEN_CACHE_SECONDS`, default 60): together
+    /// the longest an access token keeps working in another process of a
+    /// fleet after the emergency switch.
+    pub key_reload: std::time::Duration,
+    /// See [`key_reload`](Self::key_reload).
+    pub token_cache: std::time::Duration,
 }
 
 /// Files for TLS to Redis: `REDIS_CA_FILE` (PEM: the CA of a private
@@ -85,6 +93,8 @@ impl std::fmt::Debug for AppConfig {
             .field("redis_tls", &self.redis_tls)
             .field("redis_wait_replicas", &self.redis_wait_replicas)
             .field("client_address", &self.client_address)
+            .field("key_reload", &self.key_reload)
+            .field("token_cache", &self.token_cache)
             .finish()
     }
 }
@@ -100,6 +110,8 @@ impl AppConfig {
         "REDIS_URL",
         "REDIS_WAIT_REPLICAS",
         "MCP_TRUSTED_PROXIES",
+        "MCP_KEY_RELOAD_SECONDS",
+        "MCP_TOKEN_CACHE_SECONDS",
         "MCP_CLIENT_IP_HEADER",
         "REDIS_CA_FILE",
         "REDIS_CLIENT_CERT",
@@ -241,6 +253,16 @@ impl AppConfig {
                 client_address = client_address.platform_header(name);
             }
         }
+        let mut seconds = |name: &'static str| match settings.get(name).map(str::parse::<u64>) {
+            None => std::time::Duration::from_secs(60),
+            Some(Ok(n)) if n > 0 => std::time::Duration::from_secs(n),
+            Some(_) => {
+                problems.push(ConfigProblem::new(name, "a number of seconds, at least 1"));
+                std::time::Duration::from_secs(60)
+            }
+        };
+        let key_reload = seconds("MCP_KEY_RELOAD_SECONDS");
+        let token_cache = seconds("MCP_TOKEN_CACHE_SECONDS");
         match (listen, public_url) {
             (Some(listen), Some(public_url)) if problems.is_empty() => Ok(Self {
                 public_url,
@@ -252,6 +274,8 @@ impl AppConfig {
                 redis_tls,
                 redis_wait_replicas,
                 client_address,
+                key_reload,
+                token_cache,
             }),
             _ => Err(problems),
         }

@@ -437,7 +437,7 @@ impl<D: Clone + Send + Sync + 'static> ProviderProfile<D> {
 
     fn usage(&self, program: &str) -> String {
         format!(
-            "usage: {program} [--config FILE]\n\n\
+            "usage: {program} [--config FILE]\n       {program} admin revoke-everything [--config FILE]   (the emergency switch)\n\n\
              Settings come from the environment, then from FILE (KEY=VALUE lines):\n  \
              {p}_CLIENT_ID, {p}_CLIENT_SECRET  from {console}{double}\n  \
              MCP_PUBLIC_URL   the public origin, e.g. https://mcp.example.com (default http://MCP_LISTEN)\n  \
@@ -458,11 +458,49 @@ impl<D: Clone + Send + Sync + 'static> ProviderProfile<D> {
         )
     }
 
+    /// `admin revoke-everything [--config FILE]`: the emergency switch
+    /// for the fleet that shares this configuration's stores (Redis, or
+    /// the data and vault directories of a single process, stopped).
+    async fn admin<H: McpTools>(
+        &self,
+        program: &str,
+        args: &[String],
+        tools: impl FnOnce(ProviderApi) -> H,
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let usage = format!(
+            "usage: {program} admin revoke-everything [--config FILE]\n\n\
+             Revokes every grant, the users' {display} tokens, every session, and replaces\n\
+             the signing keys: everyone signs in again.",
+            display = self.display
+        );
+        let file = match args {
+            [command] if command == "revoke-everything" => None,
+            [command, flag, file] if command == "revoke-everything" && flag == "--config" => {
+                Some(std::path::PathBuf::from(file))
+            }
+            _ => return Err(usage.into()),
+        };
+        let settings = Settings::load(&self.setting_names(), file.as_deref())?;
+        // Not serving: a listener of its own on a free loopback port.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let running = self.start(&settings, listener, None, tools).await?;
+        let grants = running.revoke_everything().await?;
+        println!(
+            "revoked {grants} grants, the users' {} tokens and every session; the signing keys are new.",
+            self.display
+        );
+        Ok(())
+    }
+
     async fn run<H: McpTools>(
         &self,
         program: &str,
         tools: impl FnOnce(ProviderApi) -> H,
     ) -> Result<(), Box<dyn std::error::Error>> {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        if args.first().map(String::as_str) == Some("admin") {
+            return self.admin(program, &args[1..], tools).await;
+        }
         let file = cli::config_argument(&self.usage(program))?;
         let settings = Settings::load(&self.setting_names(), file.as_deref())?;
         let running = self

@@ -106,11 +106,27 @@ pub struct Serving<D> {
     /// Started by [`shutdown`](Self::shutdown); `/readyz` answers 503 from
     /// then on.
     pub drain: mcp_auth_axum::Drain,
+    sessions: mcp_auth_axum::McpSessions,
     task: Option<tokio::task::JoinHandle<()>>,
     _vault_dir: Option<tempfile::TempDir>,
 }
 
 impl<D> Serving<D> {
+    /// The emergency switch, for the whole fleet sharing this server's
+    /// stores: [`AuthServer::revoke_everything`] (grants, provider tokens,
+    /// browser sessions, signing keys) and every MCP session. Everyone must
+    /// sign in again; in the other processes, access tokens stop working
+    /// within `MCP_KEY_RELOAD_SECONDS` + `MCP_TOKEN_CACHE_SECONDS`.
+    /// How many grants were revoked.
+    pub async fn revoke_everything(&self) -> Result<usize, AppError> {
+        let grants = self.auth_server.revoke_everything().await?;
+        self.sessions
+            .revoke_everything()
+            .await
+            .map_err(|e| AppError::Store(e.to_string()))?;
+        Ok(grants)
+    }
+
     /// Drains: stops accepting, answers what arrives with 503, lets the
     /// requests in progress finish (at most the drain timeout, 25 s), then
     /// returns.
@@ -149,6 +165,7 @@ impl App {
             rmcp,
         );
         let auth_server = self.auth_server().clone();
+        let sessions = self.mcp_sessions().clone();
         let url = self.resource_url();
         let issuer = auth_server.issuer().to_owned();
         let drain = mcp_auth_axum::Drain::new();
@@ -168,6 +185,7 @@ impl App {
             double,
             auth_server,
             drain,
+            sessions,
             task: Some(task),
             _vault_dir: vault_dir,
         })

@@ -17,6 +17,10 @@ pub enum ServerError {
     /// The outbound HTTP client (client metadata documents) could not be built.
     #[error(transparent)]
     Http(#[from] mcp_auth_http::HttpError),
+    /// A store failed during an operator action (nothing is half done that
+    /// a retry would not finish).
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// The store could not answer. Requests fail closed (503 / `server_error`).

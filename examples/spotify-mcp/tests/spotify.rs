@@ -1109,3 +1109,109 @@ async fn early_refusals_through_a_proxy_cause_no_502() {
     assert_eq!(all.get(&401).copied().unwrap_or(0), 334, "{all:?}");
     assert_eq!(all.values().sum::<usize>(), 1000);
 }
+
+/// The emergency switch across a fleet: two servers on one Redis; after
+/// `revoke_everything` on the first, within the documented bound (key
+/// reload + verified-token cache, 1 s each here) the access token fails at
+/// both and the refresh token is dead. The binary's `admin
+/// revoke-everything` runs the same switch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs redis-server"]
+async fn the_emergency_switch_signs_everyone_out_across_the_fleet() {
+    let redis = mcp_auth_testkit::RedisServer::start("spotify-mcp emergency switch");
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let a_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let b_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (a_addr, b_addr) = (
+        a_listener.local_addr().unwrap(),
+        b_listener.local_addr().unwrap(),
+    );
+    let (origin, _) = balancer(a_addr, b_addr).await;
+    let config = settings(&[
+        ("MCP_PUBLIC_URL", &origin),
+        ("MCP_VAULT_KEY", key),
+        ("REDIS_URL", &redis.url()),
+        ("MCP_KEY_RELOAD_SECONDS", "1"),
+        ("MCP_TOKEN_CACHE_SECONDS", "1"),
+    ]);
+    let a = start_with(&config, a_listener, None).await.unwrap();
+    let b = start_with(&config, b_listener, a.double.clone())
+        .await
+        .unwrap();
+    let manager = sign_in(&a, "alice", &ALL).await;
+    let (client_id, credentials) = manager.get_credentials().await.unwrap();
+    let credentials = serde_json::to_value(credentials.unwrap()).unwrap();
+    let access = credentials["access_token"].as_str().unwrap().to_owned();
+    let refresh = credentials["refresh_token"].as_str().unwrap().to_owned();
+    let http = reqwest::Client::new();
+    let mcp_status = |addr: std::net::SocketAddr| {
+        let (http, access) = (http.clone(), access.clone());
+        async move {
+            http.post(format!("http://{addr}/mcp"))
+                .bearer_auth(&access)
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_ne!(mcp_status(a_addr).await, 401);
+    assert_ne!(
+        mcp_status(b_addr).await,
+        401,
+        "B accepts it (and caches it)"
+    );
+    let alice = mcp_auth_core::UserId::new("spotify:alice").unwrap();
+
+    assert_eq!(a.revoke_everything().await.unwrap(), 1);
+    // Within the bound (a token verified just before stays cached for
+    // the cache's TTL, here and there).
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(mcp_status(a_addr).await, 401);
+    assert_eq!(mcp_status(b_addr).await, 401);
+    let refreshed = http
+        .post(format!("http://{b_addr}/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh.as_str()),
+            ("client_id", client_id.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refreshed.status(), 400, "the refresh token is dead");
+    assert!(b.auth_server.grants(&alice).await.unwrap().is_empty());
+    assert_eq!(
+        a.auth_server.jwks(),
+        b.auth_server.jwks(),
+        "one new key ring"
+    );
+
+    // The command, on the same stores: nothing left to revoke, new keys.
+    let before = a.auth_server.jwks();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spotify-mcp"))
+        .args(["admin", "revoke-everything"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("MCP_PUBLIC_URL", &origin)
+        .env("MCP_VAULT_KEY", key)
+        .env("REDIS_URL", redis.url())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("revoked 0 grants"), "{stdout}");
+    assert!(
+        a.auth_server.reload_keys().await.unwrap(),
+        "the command replaced the keys"
+    );
+    assert_ne!(a.auth_server.jwks(), before);
+}

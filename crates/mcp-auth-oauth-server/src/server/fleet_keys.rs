@@ -30,6 +30,29 @@ impl AuthServer {
         self.inner.rotate(None).map(|_| ())
     }
 
+    /// Replaces every signing key at once (the emergency): a new ring with
+    /// nothing retired kept, stored in the vault first. Every access token
+    /// issued before no longer validates: here at once, in the other
+    /// processes of a fleet at their next reload.
+    pub fn retire_all_keys(&self) -> Result<(), ServerError> {
+        let mut ring = KeyRing::generate()?;
+        ring.rotated_at = self.inner.now();
+        if let Some(vault) = &self.inner.vault {
+            vault
+                .put_bytes(&vault_user(), VAULT_PROVIDER, &ring.to_bytes())
+                .map_err(|_| ServerError::Key("the vault cannot be written"))?;
+        }
+        let mut keys = self
+            .inner
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.inner.published.replace(super::published_keys(&ring)?);
+        *keys = ring;
+        tracing::warn!(target: AUDIT, event = "signing_keys_replaced", kid = keys.current().kid());
+        Ok(())
+    }
+
     /// Whether the server can answer now (a readiness check): its store
     /// answers. The keys are loaded once it is built.
     pub async fn ready(&self) -> Result<(), crate::StoreError> {

@@ -239,6 +239,26 @@ impl AuthServer {
         self.inner.login.forget_all().await;
         Ok(n)
     }
+
+    /// The emergency switch: revokes every grant (so no refresh token
+    /// works), revokes the users' provider tokens at the provider and
+    /// deletes them from the vault (an upstream login), ends every browser
+    /// session of the sign-in pages, and replaces every signing key (so no
+    /// access token issued validates: in this process at once, in the
+    /// other processes of a fleet within their key reload and their
+    /// verified-token cache). Everyone must sign in again. How many grants
+    /// were revoked.
+    pub async fn revoke_everything(&self) -> Result<usize, ServerError> {
+        let grants = self.revoke_all().await?;
+        self.inner
+            .sessions
+            .revoke_everything()
+            .await
+            .map_err(|_| ServerError::Store(StoreError::Unavailable("sessions")))?;
+        self.retire_all_keys()?;
+        tracing::warn!(target: AUDIT, event = "everything_revoked", grants);
+        Ok(grants)
+    }
 }
 
 // ---------------------------------------------------------------- helpers
