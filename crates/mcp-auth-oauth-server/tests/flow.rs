@@ -174,9 +174,16 @@ async fn errors_before_the_client_is_known_are_pages_never_redirects() {
 }
 
 #[tokio::test]
-async fn errors_after_the_client_is_known_go_back_with_state_and_iss() {
-    let env = env().await;
-    let client_id = register(&env, "Errors").await;
+async fn errors_after_a_configured_client_is_known_go_back_with_state_and_iss() {
+    let env = own_server(|b| {
+        b.public_client(
+            "configured-app",
+            "Configured",
+            ["http://localhost/callback"],
+        )
+    })
+    .await;
+    let client_id = "configured-app".to_owned();
     let pkce = new_pkce();
     let mut browser = Browser::new();
     let no_pkce = authorize_url(&env, &client_id, &pkce, &[]).replace("code_challenge=", "x=");
@@ -208,6 +215,39 @@ async fn errors_after_the_client_is_known_go_back_with_state_and_iss() {
         assert_eq!(q["state"], "state-123");
         assert_eq!(q["iss"], env.issuer);
     }
+}
+
+/// RFC 9700 section 4.11.2: a client anyone could register gets its
+/// request errors as a page, never a redirect to its redirect URI (else
+/// registering `https://evil.example.org/x` and linking to a malformed
+/// authorize URL makes this server redirect anywhere, no person involved).
+#[tokio::test]
+async fn a_registered_clients_request_errors_are_a_page_not_a_redirect() {
+    let env = env().await;
+    let client_id = env
+        .http
+        .post(format!("{}/register", env.issuer))
+        .json(
+            &serde_json::json!({"redirect_uris": ["https://evil.example.org/x"],
+                                  "token_endpoint_auth_method": "none"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut url = url::Url::parse(&format!("{}/authorize", env.issuer)).unwrap();
+    url.query_pairs_mut()
+        .append_pair("client_id", &client_id)
+        .append_pair("redirect_uri", "https://evil.example.org/x");
+    let page = Browser::new().get(url.as_str()).await.unwrap();
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(!page.headers.contains_key("location"), "no redirect");
+    assert!(page.body.contains("response_type"), "{}", page.body);
 }
 
 #[tokio::test]
@@ -857,8 +897,9 @@ async fn with_several_resources_the_request_must_name_one() {
     let mut browser = Browser::new();
     let unnamed = without_param(&authorize_url(&env, &client_id, &pkce, &[]), "resource");
     let page = browser.get(&unnamed).await.unwrap();
-    assert_eq!(page.status, StatusCode::SEE_OTHER);
-    assert_eq!(query(page.location())["error"], "invalid_target");
+    // A registered client's request error is a page (no open redirector).
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    assert!(!page.headers.contains_key("location"));
     let other = authorize_url(&env, &client_id, &pkce, &[]).replace(
         &url::form_urlencoded::byte_serialize(env.resource.as_bytes()).collect::<String>(),
         "https%3A%2F%2Fother.example.com%2Fmcp",

@@ -59,10 +59,21 @@ pub(super) async fn authorize(
     };
     let redirect_uri = redirect_uri(&client, q.get("redirect_uri"))?;
     let state = q.get("state");
-    // 2. From here on, errors go back to the client, with state and iss.
+    // 2. From here on, errors go back to the client, with state and iss;
+    //    but only to a client the operator configured. Anyone can register
+    //    a client (or publish a metadata document) with any redirect URI:
+    //    redirecting its malformed requests, with no person involved, would
+    //    make this server an open redirector (RFC 9700 section 4.11.2).
+    //    Those get the error as a page.
     let asked = match s.check_request(&q) {
         Ok(asked) => asked,
-        Err(refusal) => return Ok(s.error_redirect(&redirect_uri, state, refusal)),
+        Err(refusal) if client.origin == crate::store::ClientOrigin::Configured => {
+            return Ok(s.error_redirect(&redirect_uri, state, refusal));
+        }
+        Err(refusal) => {
+            tracing::info!(target: AUDIT, event = "authorize_refused", error = refusal.error, reason = refusal.description);
+            return Err(PageError::bad_request(refusal.description));
+        }
     };
     // 3. The pending authorization, bound to this browser.
     let (browser, new_browser) = match cookies.browser {
