@@ -918,7 +918,11 @@ async fn sigterm_drains_and_exits_zero() {
                 match answer {
                     Ok(r) if r.status() == 200 => ok += 1,
                     Ok(r) if r.status() == 503 && after => refused += 1,
-                    Err(e) if e.is_connect() && after => refused += 1,
+                    // After the signal a connection may also be refused
+                    // (no longer accepting) or cut as the process exits
+                    // under a request sent that instant: never an answer
+                    // other than 200 or 503, never before the signal.
+                    Err(e) if after && connection_level(&e) => refused += 1,
                     Ok(r) => panic!("status {} (signalled: {after})", r.status()),
                     Err(_) if exited.load(Ordering::SeqCst) => break,
                     Err(e) => panic!("a request failed (signalled: {after}): {e:?}"),
@@ -1214,4 +1218,28 @@ async fn the_emergency_switch_signs_everyone_out_across_the_fleet() {
         "the command replaced the keys"
     );
     assert_ne!(a.auth_server.jwks(), before);
+}
+
+/// A refused, reset or closed connection (not an HTTP answer).
+fn connection_level(e: &reqwest::Error) -> bool {
+    if e.is_connect() {
+        return true;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+            );
+        }
+        // hyper's "connection closed before message completed".
+        if format!("{err:?}").contains("IncompleteMessage") {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
