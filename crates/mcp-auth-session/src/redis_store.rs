@@ -441,7 +441,7 @@ impl RedisSessionStore {
             .await
             .map_err(|e| unavailable(&e))?;
         // ...then the dead keys are deleted (best effort; TTLs would collect them).
-        let pattern = format!("{}*", escape_glob(&self.prefix));
+        let pattern = format!("{}*", mcp_auth_core::redis_conn::escape_glob(&self.prefix));
         let epoch_key = self.epoch_key();
         let mut cursor: u64 = 0;
         loop {
@@ -468,18 +468,6 @@ impl RedisSessionStore {
             cursor = next;
         }
     }
-}
-
-/// Escapes Redis glob metacharacters in a literal prefix.
-fn escape_glob(literal: &str) -> String {
-    let mut out = String::with_capacity(literal.len());
-    for c in literal.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 impl SessionStore for RedisSessionStore {
@@ -544,10 +532,12 @@ impl SessionStore for RedisSessionStore {
 
 #[cfg(test)]
 mod tests {
-    use super::escape_glob;
 
     #[test]
     fn glob_metacharacters_are_escaped() {
-        assert_eq!(escape_glob("app:*?[x]\\"), "app:\\*\\?\\[x\\]\\\\");
+        assert_eq!(
+            mcp_auth_core::redis_conn::escape_glob("app:*?[x]\\"),
+            "app:\\*\\?\\[x\\]\\\\"
+        );
     }
 }

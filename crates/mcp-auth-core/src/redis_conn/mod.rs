@@ -532,6 +532,19 @@ pub fn describe(e: &redis::RedisError) -> &'static str {
     }
 }
 
+/// `literal` with Redis glob metacharacters escaped, for `SCAN MATCH` on a
+/// key prefix.
+pub fn escape_glob(literal: &str) -> String {
+    let mut out = String::with_capacity(literal.len());
+    for c in literal.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -200,7 +200,10 @@ impl AuthStore for RedisAuthStore {
     fn revoke_all(&self) -> BoxFuture<'_, Result<usize, StoreError>> {
         Box::pin(async move {
             // Every live grant has its key; no list of them is kept.
-            let pattern = format!("{}grant:*", glob_escape(&self.prefix));
+            let pattern = format!(
+                "{}grant:*",
+                mcp_auth_core::redis_conn::escape_glob(&self.prefix)
+            );
             let mut ids = Vec::new();
             let mut cursor = 0u64;
             loop {
@@ -459,16 +462,4 @@ fn decode_pending(value: Option<String>, now: u64) -> Result<Option<PendingSignI
         .map(|s| UserId::new(s).map_err(|_| corrupt()))
         .transpose()?;
     Ok(Some(pending))
-}
-
-/// `text` with the glob characters of `SCAN MATCH` escaped.
-fn glob_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
