@@ -122,6 +122,23 @@ async fn redis_grants(memory: f64, refreshes: usize, codes: usize) {
         memory / rates[1],
         rates[0] / rates[1]
     );
+    // A three-primary cluster: the store's keys share one hash tag, so its
+    // work lands on one primary; the cost is the cluster client's routing.
+    let cluster = mcp_auth_testkit::cluster::RedisCluster::start("oauth_server bench on a cluster");
+    let store = RedisAuthStore::connect(cluster.config(RedisAuthStore::DEFAULT_PREFIX))
+        .await
+        .unwrap();
+    let on_cluster = grants(
+        "redis cluster",
+        Some(std::sync::Arc::new(store)),
+        refreshes,
+        codes,
+    )
+    .await;
+    println!(
+        "ratio: refresh grants per second, redis / redis cluster = {:.2} (goal: at most 1.3)",
+        rates[0] / on_cluster
+    );
 }
 
 /// A resource request (cache hit) with one of our tokens and with the

@@ -184,13 +184,16 @@ impl AppConfig {
                 "rediss://",
                 "redis+sentinel://",
                 "rediss+sentinel://",
+                "redis+cluster://",
+                "rediss+cluster://",
             ]
             .iter()
             .any(|scheme| url.starts_with(scheme))
         {
             problems.push(ConfigProblem::new(
                 "REDIS_URL",
-                "must start with redis://, rediss://, redis+sentinel:// or rediss+sentinel://",
+                "must start with redis://, rediss://, redis+sentinel://, rediss+sentinel://, \
+                 redis+cluster:// or rediss+cluster://",
             ));
         }
         let path = |name: &str| settings.get(name).map(PathBuf::from);
@@ -202,7 +205,7 @@ impl AppConfig {
         if !redis_tls.is_empty()
             && !redis_url
                 .as_deref()
-                .is_some_and(|u| u.starts_with("rediss://") || u.starts_with("rediss+sentinel://"))
+                .is_some_and(|u| u.starts_with("rediss:") || u.starts_with("rediss+"))
         {
             problems.push(ConfigProblem::new(
                 "REDIS_CA_FILE",

@@ -399,6 +399,25 @@ async fn redis_store_keeps_the_contract_over_tls() {
     suite(Arc::new(store)).await;
 }
 
+/// The same contract on a Redis Cluster of three primaries
+/// (`redis+cluster://`): every key under the prefix's hash tag, so the
+/// scripts (which derive key names) and the emergency switch's `SCAN` run
+/// on the one primary holding them.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs redis-server"]
+async fn redis_store_keeps_the_contract_on_a_cluster() {
+    use mcp_auth_oauth_server::RedisAuthStore;
+    let cluster =
+        mcp_auth_testkit::cluster::RedisCluster::start("oauth-server store suite on a cluster");
+    let store = RedisAuthStore::connect(cluster.config(RedisAuthStore::DEFAULT_PREFIX))
+        .await
+        .unwrap();
+    suite(Arc::new(store)).await;
+    let counts = cluster.key_counts();
+    assert_eq!(counts.iter().filter(|n| **n > 0).count(), 1, "{counts:?}");
+}
+
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs redis-server"]

@@ -54,7 +54,7 @@ impl RedisPendingStore {
         let conn = config.connect_lazy().map_err(setup_error)?;
         Ok(Self {
             conn,
-            prefix: config.prefix,
+            prefix: config.key_prefix(),
         })
     }
 

@@ -75,6 +75,35 @@ async fn a_sign_in_started_on_one_process_finishes_on_another_over_tls() {
     sign_in_across_two_processes(redis).await;
 }
 
+/// The same on a Redis Cluster of three primaries (`redis+cluster://`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server"]
+async fn a_sign_in_started_on_one_process_finishes_on_another_on_a_cluster() {
+    let cluster =
+        mcp_auth_testkit::cluster::RedisCluster::start("redis_pending::fleet on a cluster");
+    let d = double().await;
+    let clock = ManualClock::at_unix(1_800_000_000);
+    let store = || async {
+        Arc::new(
+            RedisPendingStore::connect(cluster.config(RedisPendingStore::DEFAULT_PREFIX))
+                .await
+                .unwrap(),
+        )
+    };
+    let a = client(&d, store().await, &clock);
+    let b = client(&d, store().await, &clock);
+    let request = a.start(&alice(), &[], &[]).await.unwrap();
+    assert_eq!(cluster.key_counts().iter().sum::<u64>(), 1);
+    let query = approve(&request.url).await;
+    let tokens = b.callback(&alice(), &query).await.unwrap();
+    assert!(tokens.access_token.expose_secret().starts_with("access-"));
+    assert_eq!(
+        a.callback(&alice(), &query).await.unwrap_err(),
+        OAuthError::UnknownState
+    );
+    assert_eq!(cluster.key_counts().iter().sum::<u64>(), 0);
+}
+
 async fn sign_in_across_two_processes(redis: RedisServer) {
     let d = double().await;
     let clock = ManualClock::at_unix(1_800_000_000);

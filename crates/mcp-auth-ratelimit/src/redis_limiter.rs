@@ -172,7 +172,7 @@ impl RedisRateLimiter {
             RedisSetupError::Unavailable(what) => RateLimitError::StoreUnavailable(what),
             other => RateLimitError::Config(redis_problem(&other)),
         })?;
-        let (prefix, config) = (redis.prefix, options);
+        let (prefix, config) = (redis.key_prefix(), options);
         Ok(Self {
             conn,
             tools: Arc::new(ToolNames::new(&limits)),

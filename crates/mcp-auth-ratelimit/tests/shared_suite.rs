@@ -15,7 +15,8 @@ enum Subject {
     #[cfg(feature = "redis")]
     Redis(
         mcp_auth_ratelimit::RedisRateLimiter,
-        mcp_auth_testkit::RedisServer,
+        // What the limiter runs on (a server, a cluster), kept alive.
+        Box<dyn std::any::Any + Send>,
     ),
 }
 
@@ -244,7 +245,7 @@ macro_rules! shared_suite {
                     let limiter = RedisRateLimiter::connect(redis, super::$limits(), options)
                         .await
                         .unwrap();
-                    super::$case(Subject::Redis(limiter, server), clock).await;
+                    super::$case(Subject::Redis(limiter, Box::new(server)), clock).await;
                 }
             )*
         }
@@ -270,7 +271,32 @@ macro_rules! shared_suite {
                     let limiter = RedisRateLimiter::connect(redis, super::$limits(), options)
                         .await
                         .unwrap();
-                    super::$case(Subject::Redis(limiter, server), clock).await;
+                    super::$case(Subject::Redis(limiter, Box::new(server)), clock).await;
+                }
+            )*
+        }
+
+        /// On a Redis Cluster of three primaries (`redis+cluster://`).
+        #[cfg(feature = "redis")]
+        mod redis_cluster {
+            use super::*;
+            use mcp_auth_ratelimit::{RedisLimiterOptions, RedisRateLimiter, TimeSource};
+            use std::sync::Arc;
+            $(
+                #[tokio::test]
+                #[ignore = "needs redis-server"]
+                async fn $case() {
+                    let cluster = mcp_auth_testkit::cluster::RedisCluster::start(
+                        concat!("ratelimit shared_suite redis_cluster::", stringify!($case)),
+                    );
+                    let clock = ManualClock::at_unix(1_800_000_000);
+                    let mut options = RedisLimiterOptions::default();
+                    options.time = TimeSource::Client(Arc::new(clock.clone()));
+                    let redis = cluster.config(RedisRateLimiter::DEFAULT_PREFIX);
+                    let limiter = RedisRateLimiter::connect(redis, super::$limits(), options)
+                        .await
+                        .unwrap();
+                    super::$case(Subject::Redis(limiter, Box::new(cluster)), clock).await;
                 }
             )*
         }

@@ -32,7 +32,9 @@ use crate::{SessionError, SessionHandle, Timeouts, UserLimitPolicy};
 /// confirm it. The connection manager reconnects by itself when Redis is
 /// back; no restart is needed.
 ///
-/// Not for Redis Cluster: scripts touch keys derived inside the script.
+/// On a Redis Cluster every key carries the prefix as a hash tag
+/// ([`RedisConfig::key_prefix`]): the scripts, which derive key names, run
+/// on the one primary that holds them.
 #[derive(Clone)]
 pub struct RedisSessionStore {
     conn: RedisConnection,
@@ -260,7 +262,7 @@ impl RedisSessionStore {
         let conn = config.connect_lazy().map_err(setup_error)?;
         Ok(Self {
             conn,
-            prefix: config.prefix,
+            prefix: config.key_prefix(),
         })
     }
 
@@ -445,13 +447,17 @@ impl RedisSessionStore {
         let epoch_key = self.epoch_key();
         let mut cursor: u64 = 0;
         loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
+            // On a cluster, SCAN runs on the primary holding this store's slot.
+            let (next, keys): (u64, Vec<String>) = conn
+                .query_where(
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000),
+                    &epoch_key,
+                )
                 .await
                 .map_err(|e| unavailable(&e))?;
             let doomed: Vec<&String> = keys.iter().filter(|k| **k != epoch_key).collect();

@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 struct Harness {
     store: Arc<dyn SessionStore>,
     clock: ManualClock,
-    redis: Option<mcp_auth_testkit::RedisServer>,
+    /// What the store runs on (a server, a cluster), kept alive.
+    redis: Option<Box<dyn std::any::Any + Send>>,
 }
 
 impl Harness {
@@ -481,7 +482,7 @@ async fn redis_harness(name: &str) -> Option<Harness> {
     Some(Harness {
         store: Arc::new(store),
         clock: ManualClock::at_unix(1_800_000_000),
-        redis: Some(redis),
+        redis: Some(Box::new(redis)),
     })
 }
 
@@ -506,9 +507,28 @@ async fn redis_tls_harness(name: &str) -> Option<Harness> {
     Some(Harness {
         store: Arc::new(store),
         clock: ManualClock::at_unix(1_800_000_000),
-        redis: Some(redis),
+        redis: Some(Box::new(redis)),
     })
 }
 
 #[cfg(feature = "redis")]
 all_cases!(redis_tls, crate::redis_tls_harness, #[ignore = "needs redis-server"]);
+
+/// The same contract on a Redis Cluster of three primaries
+/// (`redis+cluster://`): the store's keys share one hash tag.
+#[cfg(feature = "redis")]
+async fn redis_cluster_harness(name: &str) -> Option<Harness> {
+    use mcp_auth_session::RedisSessionStore;
+    let cluster = mcp_auth_testkit::cluster::RedisCluster::start(name);
+    let store = RedisSessionStore::connect(cluster.config(RedisSessionStore::DEFAULT_PREFIX))
+        .await
+        .unwrap();
+    Some(Harness {
+        store: Arc::new(store),
+        clock: ManualClock::at_unix(1_800_000_000),
+        redis: Some(Box::new(cluster)),
+    })
+}
+
+#[cfg(feature = "redis")]
+all_cases!(redis_cluster, crate::redis_cluster_harness, #[ignore = "needs redis-server"]);

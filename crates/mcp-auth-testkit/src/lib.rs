@@ -35,6 +35,7 @@
 //! ```
 
 pub mod browser;
+pub mod cluster;
 mod double;
 pub mod google;
 mod issuer;
@@ -66,6 +67,8 @@ pub struct RedisServer {
     persistent: bool,
     tls: Option<TlsServer>,
     replica_of: Option<u16>,
+    /// `--cluster-enabled yes` with this cluster bus port.
+    cluster_port: Option<u16>,
 }
 
 /// How a TLS-only server ([`RedisServer::start_tls`]) is set up.
@@ -132,6 +135,7 @@ impl RedisServer {
             persistent: false,
             tls: None,
             replica_of: None,
+            cluster_port: None,
         };
         server.spawn();
         Some(server)
@@ -179,6 +183,24 @@ impl RedisServer {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("the replica on port {} did not synchronise", server.port);
+    }
+
+    /// Starts an empty cluster node (`--cluster-enabled yes`, no slots
+    /// yet): see [`cluster::RedisCluster`].
+    ///
+    /// # Panics
+    /// As [`start`](Self::start).
+    pub fn start_cluster_node(test_name: &str) -> Self {
+        let mut server = Self::start(test_name);
+        server.stop();
+        server.cluster_port = Some(free_port());
+        server.spawn();
+        server
+    }
+
+    /// The cluster bus port of a cluster node.
+    pub fn cluster_port(&self) -> Option<u16> {
+        self.cluster_port
     }
 
     /// The CA that signed a TLS server's certificate (PEM file).
@@ -304,6 +326,14 @@ impl RedisServer {
             command
                 .args(["--replicaof", "127.0.0.1"])
                 .arg(primary.to_string());
+        }
+        if let Some(bus) = self.cluster_port {
+            command
+                .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
+                .arg("--cluster-port")
+                .arg(bus.to_string())
+                .arg("--cluster-config-file")
+                .arg(self.dir.path().join("nodes.conf"));
         }
         let child = command
             .args(["--bind", "127.0.0.1", "--save", ""])

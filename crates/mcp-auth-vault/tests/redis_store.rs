@@ -61,12 +61,30 @@ fn child_process_entry() {
 #[ignore = "needs redis-server"]
 fn two_processes_writing_the_same_users_lose_no_update() {
     let redis = RedisServer::start("vault::two_processes_writing_the_same_users");
-    drop(vault(&redis.url()));
+    two_writers_and_a_reader(&redis.url());
+}
+
+/// The same on a Redis Cluster of three primaries, the URL's first seed
+/// node not the one holding the vault's slot: every process follows the
+/// `MOVED` answer, and the `WATCH`/`MULTI` transactions hold there.
+#[test]
+#[ignore = "needs redis-server"]
+fn two_processes_writing_the_same_users_on_a_cluster_lose_no_update() {
+    let cluster = mcp_auth_testkit::cluster::RedisCluster::start("vault on a cluster");
+    let url = cluster.url_led_by_a_node_without(&format!("{{{}}}", RedisStore::DEFAULT_PREFIX));
+    two_writers_and_a_reader(&url);
+    // The keys sit on one node, under the hash tag.
+    let counts = cluster.key_counts();
+    assert_eq!(counts.iter().filter(|n| **n > 0).count(), 1, "{counts:?}");
+}
+
+fn two_writers_and_a_reader(url: &str) {
+    drop(vault(url));
     let spawn = |name: &str| {
         Command::new(std::env::current_exe().expect("test binary"))
             .args(["child_process_entry", "--exact", "--test-threads=1"])
             .env(CHILD, name)
-            .env(URL, redis.url())
+            .env(URL, url)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -74,7 +92,7 @@ fn two_processes_writing_the_same_users_lose_no_update() {
     };
     let (mut a, mut b) = (spawn("a"), spawn("b"));
     // This process reads while they write: every value it sees is whole.
-    let reader = vault(&redis.url());
+    let reader = vault(url);
     for _ in 0..50 {
         for provider in reader.providers(&user("shared")).expect("list") {
             let value = reader

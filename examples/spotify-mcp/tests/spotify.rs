@@ -587,6 +587,30 @@ async fn balancer(
 #[ignore = "needs redis-server"]
 async fn with_redis_two_servers_share_grants_sessions_and_the_vault() {
     let redis = mcp_auth_testkit::RedisServer::start("spotify-mcp with Redis");
+    two_servers_share_grants_sessions_and_the_vault(&redis.url()).await;
+}
+
+/// The same with `REDIS_URL=redis+cluster://…`, a Redis Cluster of three
+/// primaries: every store (grants, sessions, limits, pending sign-ins, the
+/// vault) keeps its keys under its own hash tag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs redis-server"]
+async fn with_a_redis_cluster_two_servers_share_grants_sessions_and_the_vault() {
+    let cluster = mcp_auth_testkit::cluster::RedisCluster::start("spotify-mcp on a cluster");
+    two_servers_share_grants_sessions_and_the_vault(&cluster.url()).await;
+    // Every key is under a hash tag: none is left outside one.
+    for port in cluster.ports() {
+        let keys = mcp_auth_testkit::command(port, &["KEYS", "*"]).unwrap_or_default();
+        for line in keys
+            .lines()
+            .filter(|l| !l.starts_with('*') && !l.starts_with('$'))
+        {
+            assert!(line.starts_with('{'), "a key without a hash tag: {line}");
+        }
+    }
+}
+
+async fn two_servers_share_grants_sessions_and_the_vault(redis_url: &str) {
     let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
     let a_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let b_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -598,7 +622,7 @@ async fn with_redis_two_servers_share_grants_sessions_and_the_vault() {
     let config = settings(&[
         ("MCP_PUBLIC_URL", &origin),
         ("MCP_VAULT_KEY", key),
-        ("REDIS_URL", &redis.url()),
+        ("REDIS_URL", redis_url),
     ]);
     let a = start_with(&config, a_listener, None).await.unwrap();
     let double = a.double.clone().unwrap();

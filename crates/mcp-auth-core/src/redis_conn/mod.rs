@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+mod cluster;
 mod sentinel;
+use cluster::{ClusterLink, ClusterUrl};
 use sentinel::{SentinelLink, SentinelUrl};
 
 /// A connection every Redis-backed store uses: to one server (a
@@ -23,6 +25,7 @@ pub struct RedisConnection(Link);
 enum Link {
     Direct(ConnectionManager),
     Sentinel(Arc<SentinelLink>),
+    Cluster(Arc<ClusterLink>),
 }
 
 impl std::fmt::Debug for RedisConnection {
@@ -30,6 +33,7 @@ impl std::fmt::Debug for RedisConnection {
         match &self.0 {
             Link::Direct(_) => f.write_str("RedisConnection(direct)"),
             Link::Sentinel(link) => write!(f, "RedisConnection(sentinel: {})", link.service),
+            Link::Cluster(link) => write!(f, "RedisConnection(cluster: {} seed nodes)", link.seeds),
         }
     }
 }
@@ -51,6 +55,10 @@ impl redis::aio::ConnectionLike for RedisConnection {
                     }
                     result
                 })
+            }
+            Link::Cluster(link) => {
+                let link = link.clone();
+                Box::pin(async move { link.connection().await?.req_packed_command(cmd).await })
             }
         }
     }
@@ -74,6 +82,15 @@ impl redis::aio::ConnectionLike for RedisConnection {
                     result
                 })
             }
+            Link::Cluster(link) => {
+                let link = link.clone();
+                Box::pin(async move {
+                    link.connection()
+                        .await?
+                        .req_packed_commands(pipeline, offset, count)
+                        .await
+                })
+            }
         }
     }
 
@@ -81,6 +98,35 @@ impl redis::aio::ConnectionLike for RedisConnection {
         match &self.0 {
             Link::Direct(manager) => manager.get_db(),
             Link::Sentinel(link) => link.db,
+            Link::Cluster(_) => 0,
+        }
+    }
+}
+
+impl RedisConnection {
+    /// Runs `cmd`, a command that names no key (`SCAN`, `WAIT`), where
+    /// `key` lives: on a cluster, on the primary that holds `key`'s slot
+    /// (a store's keys share one slot, so a `SCAN` there sees them all);
+    /// elsewhere, as any command.
+    pub async fn query_where<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+        key: &str,
+    ) -> redis::RedisResult<T> {
+        use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+        match &self.0 {
+            Link::Cluster(link) => {
+                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                    Route::with_key(key, SlotAddr::Master),
+                ));
+                let value = link
+                    .connection()
+                    .await?
+                    .route_command(cmd.clone(), route)
+                    .await?;
+                redis::from_redis_value(value).map_err(Into::into)
+            }
+            _ => cmd.query_async(&mut self.clone()).await,
         }
     }
 }
@@ -236,7 +282,8 @@ fn looks_like_pem(bytes: &[u8]) -> bool {
 /// long connecting and one command may take (defaults 1 s and 2 s). Every
 /// Redis-backed store takes one and connects with `connect_lazy(config)`
 /// (nothing sent until the first command) or `connect(config).await`
-/// (which also checks that the server answers).
+/// (which also checks that the server answers). Stores name their keys
+/// with [`key_prefix`](RedisConfig::key_prefix).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisConfig {
     url: crate::Redacted<String>,
@@ -271,15 +318,38 @@ impl RedisConfig {
         self
     }
 
-    /// Whether the connection is TLS (`rediss://` or `rediss+sentinel://`).
+    /// Whether the connection is TLS (`rediss://`, `rediss+sentinel://`
+    /// or `rediss+cluster://`).
     pub fn is_tls(&self) -> bool {
-        self.url.starts_with("rediss://") || self.url.starts_with("rediss+sentinel://")
+        ["rediss://", "rediss+sentinel://", "rediss+cluster://"]
+            .iter()
+            .any(|scheme| self.url.starts_with(scheme))
     }
 
     /// Whether the URL names sentinels (`redis+sentinel://` or
     /// `rediss+sentinel://`) rather than one server.
     pub fn is_sentinel(&self) -> bool {
         self.url.starts_with("redis+sentinel://") || self.url.starts_with("rediss+sentinel://")
+    }
+
+    /// Whether the URL names a Redis Cluster (`redis+cluster://` or
+    /// `rediss+cluster://`) rather than one server.
+    pub fn is_cluster(&self) -> bool {
+        self.url.starts_with("redis+cluster://") || self.url.starts_with("rediss+cluster://")
+    }
+
+    /// The prefix a store puts before every key it writes: the
+    /// [`prefix`](Self::prefix) as given, and on a cluster the prefix as a
+    /// hash tag (`{prefix}`) unless it holds one already, so that every
+    /// key of one store hashes to one slot and its scripts, transactions
+    /// and pipelines run there (each store sits on one primary; the stores
+    /// spread over the cluster's primaries).
+    pub fn key_prefix(&self) -> String {
+        if self.is_cluster() && !has_hash_tag(&self.prefix) {
+            format!("{{{}}}", self.prefix)
+        } else {
+            self.prefix.clone()
+        }
     }
 
     /// Another key prefix.
@@ -317,6 +387,13 @@ impl RedisConfig {
     /// Checks the prefix and the URL without connecting.
     pub fn check(&self) -> Result<(), RedisSetupError> {
         check_prefix(&self.prefix)?;
+        if let Some(cluster) = ClusterUrl::parse(&self.url)? {
+            return if !cluster.is_tls() && !self.tls.is_empty() {
+                Err(RedisSetupError::TlsNeedsRediss)
+            } else {
+                Ok(())
+            };
+        }
         match SentinelUrl::parse(&self.url)? {
             Some(sentinel) if !sentinel.is_tls() && !self.tls.is_empty() => {
                 Err(RedisSetupError::TlsNeedsRediss)
@@ -331,9 +408,15 @@ impl RedisConfig {
     /// A client for the URL (with the TLS material, if any), the prefix
     /// checked first.
     /// Behind sentinels: a client for the primary they name now (asking
-    /// them, blocking); call it again after a failover.
+    /// them, blocking); call it again after a failover. On a cluster: a
+    /// client for its first seed node (follow `MOVED` with
+    /// [`node_client`](Self::node_client)).
     pub fn client(&self) -> Result<redis::Client, RedisSetupError> {
         check_prefix(&self.prefix)?;
+        if let Some(cluster) = ClusterUrl::parse(&self.url)? {
+            let (host, port) = cluster.nodes().first().ok_or(RedisSetupError::BadUrl)?;
+            return cluster.node_client(host, *port, &self.tls);
+        }
         if let Some(sentinel) = SentinelUrl::parse(&self.url)? {
             return sentinel
                 .client(&self.tls)?
@@ -360,6 +443,24 @@ impl RedisConfig {
         })
     }
 
+    /// On a cluster, a client for the node `host:port` (the address a
+    /// `MOVED` answer names) with the URL's credentials and TLS material;
+    /// elsewhere [`RedisSetupError::BadUrl`].
+    pub fn node_client(&self, host: &str, port: u16) -> Result<redis::Client, RedisSetupError> {
+        match ClusterUrl::parse(&self.url)? {
+            Some(cluster) => cluster.node_client(host, port, &self.tls),
+            None => Err(RedisSetupError::BadUrl),
+        }
+    }
+
+    /// A cluster's seed nodes, in the URL's order; empty for any other URL.
+    pub fn cluster_nodes(&self) -> Vec<(String, u16)> {
+        match ClusterUrl::parse(&self.url) {
+            Ok(Some(cluster)) => cluster.nodes().to_vec(),
+            _ => Vec::new(),
+        }
+    }
+
     /// A lazily connecting, self-reconnecting connection: nothing is sent
     /// until the first command, every command times out after
     /// `response_timeout`, and after a failure the next command reconnects
@@ -373,6 +474,14 @@ impl RedisConfig {
             .set_response_timeout(Some(self.response_timeout))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
+        if let Some(cluster) = ClusterUrl::parse(&self.url)? {
+            let client =
+                cluster.client(&self.tls, self.connection_timeout, self.response_timeout)?;
+            return Ok(RedisConnection(Link::Cluster(Arc::new(ClusterLink::new(
+                client,
+                cluster.nodes().len(),
+            )))));
+        }
         if let Some(sentinel) = SentinelUrl::parse(&self.url)? {
             if !sentinel.is_tls() && !self.tls.is_empty() {
                 return Err(RedisSetupError::TlsNeedsRediss);
@@ -427,6 +536,15 @@ impl RedisConfig {
             .flatten()
             .unwrap_or(false)
     }
+}
+
+/// Whether `prefix` holds a Redis hash tag: a `{` followed later by a `}`
+/// with at least one character between (the first such pair counts).
+fn has_hash_tag(prefix: &str) -> bool {
+    prefix
+        .find('{')
+        .and_then(|open| prefix[open + 1..].find('}'))
+        .is_some_and(|len| len > 0)
 }
 
 fn check_prefix(prefix: &str) -> Result<(), RedisSetupError> {

@@ -34,31 +34,11 @@ impl SentinelUrl {
             return Ok(None);
         };
         let (authority, path) = rest.split_once('/').ok_or(RedisSetupError::BadUrl)?;
-        let (credentials, hosts) = match authority.rsplit_once('@') {
-            Some((credentials, hosts)) => (Some(credentials), hosts),
-            None => (None, authority),
-        };
-        let (username, password) = match credentials {
-            None => (None, None),
-            Some(c) => match c.split_once(':') {
-                Some((user, password)) => (
-                    Some(decode(user)?).filter(|u| !u.is_empty()),
-                    Some(decode(password)?),
-                ),
-                None => (Some(decode(c)?), None),
-            },
-        };
-        let mut sentinels = Vec::new();
-        for host in hosts.split(',') {
-            let (name, port) = match host.rsplit_once(':') {
-                Some((name, port)) => (name, port.parse().map_err(|_| RedisSetupError::BadUrl)?),
-                None => (host, 26379),
-            };
-            if name.is_empty() {
-                return Err(RedisSetupError::BadUrl);
-            }
-            sentinels.push((name.to_owned(), port));
-        }
+        let Authority {
+            username,
+            password,
+            hosts: sentinels,
+        } = Authority::parse(authority, 26379)?;
         let mut segments = path.split('/');
         let service = segments
             .next()
@@ -121,6 +101,49 @@ impl SentinelUrl {
             return Err(RedisSetupError::TlsNeedsRediss);
         }
         builder.build().map_err(|_| RedisSetupError::BadUrl)
+    }
+}
+
+/// `[user[:password]@]host[:port][,host[:port]…]`: the part of a
+/// multi-host URL (sentinels, cluster nodes) before the path.
+pub(super) struct Authority {
+    pub(super) username: Option<String>,
+    pub(super) password: Option<String>,
+    pub(super) hosts: Vec<(String, u16)>,
+}
+
+impl Authority {
+    pub(super) fn parse(authority: &str, default_port: u16) -> Result<Self, RedisSetupError> {
+        let (credentials, hosts) = match authority.rsplit_once('@') {
+            Some((credentials, hosts)) => (Some(credentials), hosts),
+            None => (None, authority),
+        };
+        let (username, password) = match credentials {
+            None => (None, None),
+            Some(c) => match c.split_once(':') {
+                Some((user, password)) => (
+                    Some(decode(user)?).filter(|u| !u.is_empty()),
+                    Some(decode(password)?),
+                ),
+                None => (Some(decode(c)?), None),
+            },
+        };
+        let mut parsed = Vec::new();
+        for host in hosts.split(',') {
+            let (name, port) = match host.rsplit_once(':') {
+                Some((name, port)) => (name, port.parse().map_err(|_| RedisSetupError::BadUrl)?),
+                None => (host, default_port),
+            };
+            if name.is_empty() {
+                return Err(RedisSetupError::BadUrl);
+            }
+            parsed.push((name.to_owned(), port));
+        }
+        Ok(Self {
+            username,
+            password,
+            hosts: parsed,
+        })
     }
 }
 

@@ -35,7 +35,9 @@ use crate::store::{
 /// with `SCAN` rather than keeping a list of them.
 ///
 /// Redis failures are [`StoreError::Unavailable`]: the server fails closed.
-/// Not for Redis Cluster (scripts derive key names).
+/// On a Redis Cluster every key carries the prefix as a hash tag
+/// ([`RedisConfig::key_prefix`]), so the scripts, which derive key names,
+/// run on the one primary that holds them.
 #[derive(Clone)]
 pub struct RedisAuthStore {
     conn: RedisConnection,
@@ -232,7 +234,7 @@ impl RedisAuthStore {
         })?;
         Ok(Self {
             conn,
-            prefix: config.prefix,
+            prefix: config.key_prefix(),
             client_ttl: crate::DEFAULT_REGISTRATION_TTL.as_secs(),
             wait: None,
         })
@@ -256,14 +258,17 @@ impl RedisAuthStore {
         let Some((replicas, timeout)) = self.wait else {
             return Ok(());
         };
-        let acked: usize = redis::cmd("WAIT")
-            .arg(replicas)
-            .arg(
-                u64::try_from(timeout.as_millis())
-                    .unwrap_or(u64::MAX)
-                    .max(1),
+        // On a cluster, WAIT goes to the primary that holds this store's slot.
+        let acked: usize = self
+            .conn
+            .query_where(
+                redis::cmd("WAIT").arg(replicas).arg(
+                    u64::try_from(timeout.as_millis())
+                        .unwrap_or(u64::MAX)
+                        .max(1),
+                ),
+                &self.prefix,
             )
-            .query_async(&mut self.conn.clone())
             .await
             .map_err(|e| unavailable(&e))?;
         if acked < replicas {

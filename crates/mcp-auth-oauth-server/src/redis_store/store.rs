@@ -126,6 +126,7 @@ impl AuthStore for RedisAuthStore {
             self.write_grant(&grant, false).await?;
             let _: i64 = SCRIPTS
                 .index_grant
+                .key(self.key("user", grant.subject.storage_key().as_str()))
                 .arg(&self.prefix)
                 .arg(grant.subject.storage_key().as_str())
                 .arg(&grant.id)
@@ -158,6 +159,7 @@ impl AuthStore for RedisAuthStore {
         Box::pin(async move {
             let revoked: i64 = SCRIPTS
                 .revoke
+                .key(self.key("grant", &id))
                 .arg(&self.prefix)
                 .arg(&id)
                 .invoke_async(&mut self.conn.clone())
@@ -207,13 +209,17 @@ impl AuthStore for RedisAuthStore {
             let mut ids = Vec::new();
             let mut cursor = 0u64;
             loop {
-                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query_async(&mut self.conn.clone())
+                let (next, keys): (u64, Vec<String>) = self
+                    .conn
+                    .query_where(
+                        redis::cmd("SCAN")
+                            .arg(cursor)
+                            .arg("MATCH")
+                            .arg(&pattern)
+                            .arg("COUNT")
+                            .arg(1000),
+                        &self.prefix,
+                    )
                     .await
                     .map_err(|e| unavailable(&e))?;
                 let start = self.prefix.len() + "grant:".len();
@@ -259,6 +265,7 @@ impl AuthStore for RedisAuthStore {
             );
             let _: i64 = SCRIPTS
                 .put_refresh
+                .key(self.key("refresh", &hex(key)))
                 .arg(&self.prefix)
                 .arg(hex(key))
                 .arg(value)
@@ -296,6 +303,7 @@ impl AuthStore for RedisAuthStore {
         Box::pin(async move {
             let reply: Vec<String> = SCRIPTS
                 .rotate
+                .key(self.key("refresh", &hex(old)))
                 .arg(&self.prefix)
                 .arg(hex(old))
                 .arg(hex(new))

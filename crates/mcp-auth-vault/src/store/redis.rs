@@ -30,18 +30,24 @@ const MAX_IDLE: usize = 8;
 /// The calls block (the vault's API is synchronous, like its file store):
 /// from async code, call the vault inside `tokio::task::spawn_blocking`.
 pub struct RedisStore {
-    /// `None` behind sentinels: each new connection asks them for the
-    /// primary (it moves in a failover).
+    /// `None` behind sentinels (each new connection asks them for the
+    /// primary: it moves in a failover) and on a cluster (each new
+    /// connection goes to the node that holds the vault's slot).
     client: Option<redis::Client>,
     config: RedisConfig,
+    /// The prefix of every key: on a cluster, a hash tag, so that a
+    /// user's file and the set of users share a slot (one transaction).
+    prefix: String,
     idle: Mutex<Vec<Connection>>,
+    /// On a cluster: the node a `MOVED` answer last named.
+    node: Mutex<Option<(String, u16)>>,
 }
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The URL may hold a password: only the prefix.
         f.debug_struct("RedisStore")
-            .field("prefix", &self.config.prefix)
+            .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
 }
@@ -49,6 +55,10 @@ impl std::fmt::Debug for RedisStore {
 fn unavailable(e: &redis::RedisError) -> VaultError {
     VaultError::StoreUnavailable(mcp_auth_core::redis_conn::describe(e))
 }
+
+/// How many `MOVED` answers one call follows (a failover or resharding
+/// moves the vault's slot once; more is a cluster in flux).
+const MAX_REDIRECTS: usize = 3;
 
 impl RedisStore {
     /// The default key prefix, `mcp-auth:vault`. Vaults with different keys
@@ -58,17 +68,21 @@ impl RedisStore {
     /// A store at `config`'s Redis. Connects lazily: a server that is down
     /// now fails the first call, not this one.
     pub fn open(config: RedisConfig) -> Result<Self, VaultError> {
-        if config.is_sentinel() {
+        let prefix = config.key_prefix();
+        if config.is_sentinel() || config.is_cluster() {
             // Checked now, asked at the first call.
             config.check().map_err(|_| {
                 VaultError::StoreUnavailable(
-                    "the Redis URL or key prefix is not valid (redis+sentinel://host:port,…/service)",
+                    "the Redis URL or key prefix is not valid \
+                     (redis+sentinel://host:port,…/service or redis+cluster://host:port,…)",
                 )
             })?;
             return Ok(Self {
                 client: None,
                 config,
+                prefix,
                 idle: Mutex::new(Vec::new()),
+                node: Mutex::new(None),
             });
         }
         let client = config.client().map_err(|e| match e {
@@ -82,64 +96,108 @@ impl RedisStore {
         Ok(Self {
             client: Some(client),
             config,
+            prefix,
             idle: Mutex::new(Vec::new()),
+            node: Mutex::new(None),
         })
     }
 
     fn user_key(&self, user: &UserId) -> String {
-        format!("{}:u:{}", self.config.prefix, user.storage_key().as_str())
+        format!("{}:u:{}", self.prefix, user.storage_key().as_str())
     }
 
     fn users_key(&self) -> String {
-        format!("{}:users", self.config.prefix)
+        format!("{}:users", self.prefix)
     }
 
     fn manifest_key(&self) -> String {
-        format!("{}:manifest", self.config.prefix)
+        format!("{}:manifest", self.prefix)
     }
 
-    /// Runs `f` on a pooled connection; a connection that failed is dropped.
-    fn with<T>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
-    ) -> Result<T, VaultError> {
-        let pooled = self
-            .idle
+    /// A new connection: to the one server, to the primary the sentinels
+    /// name, or on a cluster to the node a `MOVED` named, else to the first
+    /// seed node that answers.
+    fn connect(&self) -> Result<Connection, VaultError> {
+        let open = |client: redis::Client| -> redis::RedisResult<Connection> {
+            let conn = client.get_connection_with_timeout(self.config.connection_timeout)?;
+            conn.set_read_timeout(Some(self.config.response_timeout))?;
+            conn.set_write_timeout(Some(self.config.response_timeout))?;
+            Ok(conn)
+        };
+        if let Some(client) = &self.client {
+            return open(client.clone()).map_err(|e| unavailable(&e));
+        }
+        if !self.config.is_cluster() {
+            let client = self.config.client().map_err(|e| {
+                VaultError::StoreUnavailable(match e {
+                    RedisSetupError::Unavailable(what) => what,
+                    _ => "the sentinels name no reachable primary",
+                })
+            })?;
+            return open(client).map_err(|e| unavailable(&e));
+        }
+        let known = self
+            .node
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .pop();
-        let mut conn = match pooled {
-            Some(conn) => conn,
-            None => {
-                let client = match &self.client {
-                    Some(client) => client.clone(),
-                    None => self.config.client().map_err(|e| {
-                        VaultError::StoreUnavailable(match e {
-                            mcp_auth_core::redis_conn::RedisSetupError::Unavailable(what) => what,
-                            _ => "the sentinels name no reachable primary",
-                        })
-                    })?,
-                };
-                let conn = client
-                    .get_connection_with_timeout(self.config.connection_timeout)
-                    .map_err(|e| unavailable(&e))?;
-                conn.set_read_timeout(Some(self.config.response_timeout))
-                    .map_err(|e| unavailable(&e))?;
-                conn.set_write_timeout(Some(self.config.response_timeout))
-                    .map_err(|e| unavailable(&e))?;
-                conn
+            .clone();
+        let mut last = VaultError::StoreUnavailable("no cluster node answered");
+        for (host, port) in known.into_iter().chain(self.config.cluster_nodes()) {
+            let client = self.config.node_client(&host, port).map_err(|_| {
+                VaultError::StoreUnavailable("the cluster's TLS settings are not usable")
+            })?;
+            match open(client) {
+                Ok(conn) => return Ok(conn),
+                Err(e) => last = unavailable(&e),
             }
-        };
-        match f(&mut conn) {
-            Ok(value) => {
-                let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-                if idle.len() < MAX_IDLE {
-                    idle.push(conn);
-                }
-                Ok(value)
-            }
-            Err(e) => Err(unavailable(&e)),
         }
+        Err(last)
+    }
+
+    /// Runs `f` on a pooled connection; a connection that failed is
+    /// dropped. On a cluster, a `MOVED` answer (the vault's slot is on
+    /// another node, after a failover or a resharding) sends `f` there.
+    fn with<T>(
+        &self,
+        mut f: impl FnMut(&mut Connection) -> redis::RedisResult<T>,
+    ) -> Result<T, VaultError> {
+        for _ in 0..=MAX_REDIRECTS {
+            let pooled = self
+                .idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop();
+            let mut conn = match pooled {
+                Some(conn) => conn,
+                None => self.connect()?,
+            };
+            match f(&mut conn) {
+                Ok(value) => {
+                    let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+                    if idle.len() < MAX_IDLE {
+                        idle.push(conn);
+                    }
+                    return Ok(value);
+                }
+                Err(e) => {
+                    let Some(node) = e.redirect_node().and_then(|(addr, _)| {
+                        let (host, port) = addr.rsplit_once(':')?;
+                        Some((host.to_owned(), port.parse().ok()?))
+                    }) else {
+                        return Err(unavailable(&e));
+                    };
+                    // Every pooled connection points at the old node.
+                    self.idle
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .clear();
+                    *self.node.lock().unwrap_or_else(PoisonError::into_inner) = Some(node);
+                }
+            }
+        }
+        Err(VaultError::StoreUnavailable(
+            "the cluster keeps moving the vault's slot",
+        ))
     }
 }
 
