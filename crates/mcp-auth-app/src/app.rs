@@ -332,6 +332,7 @@ pub struct App {
     tool_names: Vec<String>,
     redis: bool,
     client_address: mcp_auth_axum::ClientAddressPolicy,
+    admin_listen: Option<std::net::SocketAddr>,
 }
 
 impl std::fmt::Debug for App {
@@ -433,6 +434,7 @@ impl App {
             tool_names: tools.tool_names,
             redis,
             client_address: config.client_address.clone(),
+            admin_listen: config.admin_listen,
         })
     }
 
@@ -476,16 +478,27 @@ impl App {
         S::Future: Send + 'static,
     {
         let mcp = tower::Layer::layer(&self.upstream.layer(), mcp);
-        Ok(McpAuth::new(self.resource.clone(), self.verifier.clone())?
+        let mut router = McpAuth::new(self.resource.clone(), self.verifier.clone())?
             .tools(self.tool_names.clone())
             .rate_limiter(self.limiter.clone())
             .sessions(self.sessions.clone())
             .into_router(mcp)?
-            .merge(self.auth_server.router())
-            // One decision of the client's address for everything above.
-            .layer(mcp_auth_axum::ClientAddressLayer::new(
-                self.client_address.clone(),
-            )))
+            .merge(self.auth_server.router());
+        if self.admin_listen.is_some() {
+            // Requests by route and outcome, for the admin listener's /metrics.
+            router = router.layer(axum::middleware::from_fn(
+                mcp_auth_axum::metrics::count_requests,
+            ));
+        }
+        // One decision of the client's address for everything above.
+        Ok(router.layer(mcp_auth_axum::ClientAddressLayer::new(
+            self.client_address.clone(),
+        )))
+    }
+
+    /// The admin listener's address (`MCP_ADMIN_LISTEN`), when it is on.
+    pub fn admin_listen(&self) -> Option<std::net::SocketAddr> {
+        self.admin_listen
     }
 
     /// The listener, for serving [`router`](Self::router)'s answer with
@@ -502,6 +515,9 @@ impl App {
         S::Future: Send + 'static,
     {
         let router = self.router(mcp)?;
+        if let Some(addr) = self.admin_listen {
+            crate::admin::spawn(addr, self.auth_server.clone(), mcp_auth_axum::Drain::new())?;
+        }
         mcp_auth_axum::serve(self.listener, router).await?;
         Ok(())
     }

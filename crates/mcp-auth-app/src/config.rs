@@ -54,6 +54,11 @@ pub struct AppConfig {
     pub key_reload: std::time::Duration,
     /// See [`key_reload`](Self::key_reload).
     pub token_cache: std::time::Duration,
+    /// The admin listener (`MCP_ADMIN_LISTEN`, e.g. `127.0.0.1:9464`;
+    /// unset: none): `/metrics` in the Prometheus text format, `/healthz`
+    /// and `/readyz`. Never on the public listener; bind it to an address
+    /// only the monitoring reaches.
+    pub admin_listen: Option<SocketAddr>,
 }
 
 /// Files for TLS to Redis: `REDIS_CA_FILE` (PEM: the CA of a private
@@ -95,6 +100,7 @@ impl std::fmt::Debug for AppConfig {
             .field("client_address", &self.client_address)
             .field("key_reload", &self.key_reload)
             .field("token_cache", &self.token_cache)
+            .field("admin_listen", &self.admin_listen)
             .finish()
     }
 }
@@ -113,6 +119,7 @@ impl AppConfig {
         "MCP_KEY_RELOAD_SECONDS",
         "MCP_TOKEN_CACHE_SECONDS",
         "MCP_CLIENT_IP_HEADER",
+        "MCP_ADMIN_LISTEN",
         "REDIS_CA_FILE",
         "REDIS_CLIENT_CERT",
         "REDIS_CLIENT_KEY",
@@ -266,6 +273,20 @@ impl AppConfig {
         };
         let key_reload = seconds("MCP_KEY_RELOAD_SECONDS");
         let token_cache = seconds("MCP_TOKEN_CACHE_SECONDS");
+        let admin_listen = match settings
+            .get("MCP_ADMIN_LISTEN")
+            .map(str::parse::<SocketAddr>)
+        {
+            None => None,
+            Some(Ok(addr)) => Some(addr),
+            Some(Err(_)) => {
+                problems.push(ConfigProblem::new(
+                    "MCP_ADMIN_LISTEN",
+                    "an address and port, e.g. 127.0.0.1:9464",
+                ));
+                None
+            }
+        };
         match (listen, public_url) {
             (Some(listen), Some(public_url)) if problems.is_empty() => Ok(Self {
                 public_url,
@@ -279,6 +300,7 @@ impl AppConfig {
                 client_address,
                 key_reload,
                 token_cache,
+                admin_listen,
             }),
             _ => Err(problems),
         }

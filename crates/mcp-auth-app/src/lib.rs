@@ -33,6 +33,7 @@
 //!   redirects, timeouts, response cap) and never puts a token or an
 //!   upstream body in an error.
 
+mod admin;
 mod api;
 mod app;
 mod config;

@@ -445,7 +445,8 @@ impl<D: Clone + Send + Sync + 'static> ProviderProfile<D> {
              MCP_VAULT_KEY    32 random bytes in base64 (openssl rand -base64 32); required with {display}\n  \
              MCP_VAULT_DIR    the encrypted vault's directory (default ./mcp-vault)\n  \
              MCP_DATA_DIR     grants and refresh tokens of one process (default ./mcp-data)\n  \
-             REDIS_URL        share grants, sessions, limits and the vault with a fleet (rediss:// for TLS)\n  \
+             REDIS_URL        share grants, sessions, limits and the vault with a fleet (rediss:// for TLS,\n                  redis+sentinel://…/service for failover, redis+cluster://h:p,h:p for a cluster)\n  \
+             MCP_ADMIN_LISTEN the admin listener, e.g. 127.0.0.1:9464: /metrics (Prometheus), /healthz, /readyz\n  \
              REDIS_CA_FILE    PEM CA of a private TLS Redis; REDIS_CLIENT_CERT, REDIS_CLIENT_KEY: a client certificate",
             p = self.prefix,
             console = self.console,

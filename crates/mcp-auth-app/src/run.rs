@@ -106,6 +106,9 @@ pub struct Serving<D> {
     /// Started by [`shutdown`](Self::shutdown); `/readyz` answers 503 from
     /// then on.
     pub drain: mcp_auth_axum::Drain,
+    /// Where the admin listener (`MCP_ADMIN_LISTEN`: `/metrics`,
+    /// `/healthz`, `/readyz`) is bound, when it is on.
+    pub admin_addr: Option<std::net::SocketAddr>,
     sessions: mcp_auth_axum::McpSessions,
     task: Option<tokio::task::JoinHandle<()>>,
     _vault_dir: Option<tempfile::TempDir>,
@@ -169,6 +172,14 @@ impl App {
         let url = self.resource_url();
         let issuer = auth_server.issuer().to_owned();
         let drain = mcp_auth_axum::Drain::new();
+        let admin_addr = match self.admin_listen() {
+            Some(addr) => Some(crate::admin::spawn(
+                addr,
+                auth_server.clone(),
+                drain.clone(),
+            )?),
+            None => None,
+        };
         let router = self
             .router(mcp)?
             .merge(crate::health::router(auth_server.clone(), drain.clone()));
@@ -185,6 +196,7 @@ impl App {
             double,
             auth_server,
             drain,
+            admin_addr,
             sessions,
             task: Some(task),
             _vault_dir: vault_dir,

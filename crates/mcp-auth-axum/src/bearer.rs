@@ -135,16 +135,22 @@ async fn authenticate(
         }
     };
 
-    let verified = match limit {
-        None => verifier.verify(token).await,
-        Some(limit) => match verifier.cached(token) {
-            Some(context) => Ok(context),
-            None => {
+    let started = std::time::Instant::now();
+    let verified = match verifier.cached(token) {
+        Some(context) => {
+            crate::metrics::verification("cache", started.elapsed());
+            Ok(context)
+        }
+        None => {
+            if let Some(limit) = limit {
                 // A real verification: charged to the client first.
                 limit.charge(&request).await?;
-                verifier.verify(token).await
             }
-        },
+            let started = std::time::Instant::now();
+            let verified = verifier.verify(token).await;
+            crate::metrics::verification("full", started.elapsed());
+            verified
+        }
     };
     let context = match verified {
         Ok(context) => context,

@@ -85,6 +85,7 @@ mod context;
 mod error;
 mod headers;
 mod metadata;
+pub mod metrics;
 mod pipeline;
 mod ratelimit;
 mod rpc;

@@ -152,6 +152,7 @@ fn denied_response(
         Decision::Allowed => DeniedBy::Global,
     };
     audit::rate_limited(context.subject(), tool, by.as_str(), retry_after);
+    crate::metrics::rate_limited(by.as_str());
     limited(by, retry_after, "rate limit exceeded")
 }
 

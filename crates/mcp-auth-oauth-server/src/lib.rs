@@ -65,6 +65,7 @@ mod embedded;
 mod error;
 mod keys;
 mod login;
+mod metrics;
 mod pages;
 #[cfg(feature = "redis")]
 mod redis_store;

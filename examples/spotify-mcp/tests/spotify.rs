@@ -1267,3 +1267,110 @@ fn connection_level(e: &reqwest::Error) -> bool {
     }
     false
 }
+
+/// `MCP_ADMIN_LISTEN`: after a sign-in, tool calls (one after Spotify's
+/// access token expired, so the server refreshed it upstream) and a call
+/// without a token, the admin listener's `/metrics` counts them in the
+/// Prometheus text format; the public listener has no `/metrics`; no user
+/// id, token or client id is in a label. (Counters are process-wide: other
+/// tests of this binary add to them, so each is checked to be at least 1.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_admin_listener_serves_metrics_and_the_public_one_does_not() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let s = start_with(
+        &settings(&[("MCP_LISTEN", &addr), ("MCP_ADMIN_LISTEN", "127.0.0.1:0")]),
+        listener,
+        None,
+    )
+    .await
+    .unwrap();
+    let admin = s.admin_addr.expect("the admin listener is on");
+    let alice = client(&s, "alice", &ALL).await;
+    ok(&call(&alice, "now_playing", json!({})).await);
+    double(&s).state.expire_access_tokens();
+    ok(&call(&alice, "now_playing", json!({})).await);
+    let http = reqwest::Client::new();
+    let refused = http
+        .post(&s.url)
+        .header("content-type", "application/json")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+
+    let public = http
+        .get(format!("{}/metrics", s.issuer))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(public.status(), 404, "no metrics on the public listener");
+    let scrape = http
+        .get(format!("http://{admin}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scrape.status(), 200);
+    assert!(
+        scrape.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = scrape.text().await.unwrap();
+    let at_least_one = |name: &str, labels: &[&str]| {
+        let found = text.lines().any(|line| {
+            line.starts_with(&format!("{name}{{"))
+                && labels.iter().all(|l| line.contains(l))
+                && line
+                    .rsplit(' ')
+                    .next()
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .is_some_and(|v| v >= 1.0)
+        });
+        assert!(found, "no {name} with {labels:?} in:\n{text}");
+    };
+    at_least_one(
+        "mcp_auth_requests_total",
+        &[r#"route="/mcp""#, r#"outcome="401""#],
+    );
+    at_least_one(
+        "mcp_auth_requests_total",
+        &[r#"route="/mcp""#, r#"outcome="2xx""#],
+    );
+    at_least_one("mcp_auth_requests_total", &[r#"route="/token""#]);
+    at_least_one("mcp_auth_sign_ins_total", &[r#"event="started""#]);
+    at_least_one("mcp_auth_sign_ins_total", &[r#"event="completed""#]);
+    at_least_one("mcp_auth_consents_total", &[r#"decision="approved""#]);
+    at_least_one(
+        "mcp_auth_token_grants_total",
+        &[r#"grant="authorization_code""#, r#"outcome="issued""#],
+    );
+    at_least_one(
+        "mcp_auth_upstream_refresh_total",
+        &[r#"provider="Spotify""#, r#"outcome="ok""#],
+    );
+    at_least_one(
+        "mcp_auth_token_verification_seconds_count",
+        &[r#"path="full""#],
+    );
+    at_least_one(
+        "mcp_auth_token_verification_seconds_count",
+        &[r#"path="cache""#],
+    );
+    assert!(
+        text.contains(r#"mcp_auth_token_verification_seconds_bucket{path="cache",le="0.0001"}"#),
+        "buckets, not a summary:\n{text}"
+    );
+    for secret in ["alice", "sp-at-", "sp-rt-", "Bearer", "client_id"] {
+        assert!(!text.contains(secret), "{secret} in the metrics:\n{text}");
+    }
+    // Readiness is on the admin listener too.
+    let ready = http
+        .get(format!("http://{admin}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+}

@@ -631,9 +631,11 @@ fn tls_error(e: &redis::RedisError) -> Option<&rustls::Error> {
     None
 }
 
-/// What failed, in words that never echo the URL or credentials.
+/// What failed, in words that never echo the URL or credentials. Every
+/// Redis failure a store reports passes here, so it is also counted:
+/// `mcp_auth_redis_errors_total{kind}` (the words, a fixed set).
 pub fn describe(e: &redis::RedisError) -> &'static str {
-    if e.kind() == redis::ErrorKind::AuthenticationFailed
+    let what = if e.kind() == redis::ErrorKind::AuthenticationFailed
         || matches!(e.code(), Some("NOAUTH" | "WRONGPASS"))
     {
         "credentials refused"
@@ -647,7 +649,9 @@ pub fn describe(e: &redis::RedisError) -> &'static str {
         "connection lost"
     } else {
         "command failed"
-    }
+    };
+    metrics::counter!("mcp_auth_redis_errors_total", "kind" => what).increment(1);
+    what
 }
 
 /// `literal` with Redis glob metacharacters escaped, for `SCAN MATCH` on a

@@ -53,6 +53,7 @@ pub(super) async fn authorize(
         .ok_or(PageError::bad_request("The request names no client."))?;
     let Some(client) = s.client(client_id).await? else {
         tracing::info!(target: AUDIT, event = "authorize_refused", reason = "unknown client");
+        crate::metrics::sign_in_refused("unknown_client");
         return Err(PageError::bad_request(
             "The application is not known to this server.",
         ));
@@ -72,6 +73,7 @@ pub(super) async fn authorize(
         }
         Err(refusal) => {
             tracing::info!(target: AUDIT, event = "authorize_refused", error = refusal.error, reason = refusal.description);
+            crate::metrics::sign_in_refused(refusal.error);
             return Err(PageError::bad_request(refusal.description));
         }
     };
@@ -105,6 +107,7 @@ pub(super) async fn authorize(
     s.store
         .put_pending(pending_id.key(), pending.clone())
         .await?;
+    crate::metrics::sign_in_started();
     let mut response = match subject {
         Some(subject) => s.continue_signed_in(&pending_id, pending, &subject).await?,
         None if s.login.consent_first() => {
@@ -132,6 +135,7 @@ fn redirect_uri(client: &ClientInfo, requested: Option<&str>) -> Result<String, 
         }
         Some(_) => {
             tracing::info!(target: AUDIT, event = "authorize_refused", reason = "redirect_uri not registered");
+            crate::metrics::sign_in_refused("unregistered_redirect_uri");
             Err(PageError::bad_request(
                 "The application asked to return to an address it did not register.",
             ))
@@ -283,6 +287,7 @@ impl Inner {
             expires_at: now + CODE_TTL,
         };
         self.store.put_code(code.key(), record).await?;
+        crate::metrics::sign_in_completed();
         let mut pairs = vec![("code", code.expose()), ("iss", self.issuer.as_str())];
         if let Some(state) = &pending.state {
             pairs.push(("state", state));
@@ -299,6 +304,7 @@ impl Inner {
     ) -> Response<Body> {
         let Refusal { error, description } = refusal;
         tracing::info!(target: AUDIT, event = "authorize_refused", error, reason = description);
+        crate::metrics::sign_in_refused(error);
         let mut pairs = vec![
             ("error", error),
             ("error_description", description),

@@ -40,6 +40,7 @@ pub(super) async fn consent(
         return Err(PageError::COMPLETED);
     }
     let approved = fields.get("decision") == Some("approve");
+    crate::metrics::consent(approved);
     let covered = match &pending.subject {
         Some(subject) if approved => s
             .login
@@ -100,6 +101,7 @@ impl Inner {
         });
         if !same_browser {
             tracing::warn!(target: AUDIT, event = "flow_refused", reason = "another browser");
+            crate::metrics::sign_in_refused("another_browser");
             return Err(PageError::Forbidden(
                 "This sign-in was started in another browser.",
             ));
@@ -108,6 +110,7 @@ impl Inner {
             && !mcp_auth_core::secrets_equal(csrf.as_bytes(), pending.csrf.as_bytes())
         {
             tracing::warn!(target: AUDIT, event = "flow_refused", reason = "csrf");
+            crate::metrics::sign_in_refused("csrf");
             return Err(PageError::BAD_FORM);
         }
         Ok(pending)

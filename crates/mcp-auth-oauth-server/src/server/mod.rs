@@ -340,6 +340,7 @@ impl Inner {
             None => Ok(()),
             Some(retry_after) => {
                 tracing::warn!(target: AUDIT, event = "rate_limited", endpoint, peer = %addr);
+                crate::metrics::rate_limited(endpoint);
                 Err(Throttled { retry_after })
             }
         }

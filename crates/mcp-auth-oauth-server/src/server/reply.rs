@@ -168,6 +168,7 @@ impl IntoResponse for OAuthError {
             Self::RateLimited { .. } => {}
             _ => {
                 tracing::info!(target: AUDIT, event = "token_refused", error, reason = description);
+                crate::metrics::token_refused(error);
             }
         }
         let mut response = json(

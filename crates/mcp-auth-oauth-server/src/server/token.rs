@@ -97,6 +97,7 @@ impl Inner {
                 // RFC 6749 section 4.1.2: a code used twice revokes what it gave.
                 let _ = self.store.revoke_grant(&grant_id).await;
                 tracing::warn!(target: AUDIT, event = "code_replayed", grant = short(&grant_id));
+                crate::metrics::token_grant("authorization_code", "code_replayed");
                 return Err(OAuthError::InvalidGrant(
                     "the code was already used; its grant is revoked",
                 ));
@@ -133,6 +134,7 @@ impl Inner {
         let grant = record.grant;
         self.store.put_grant(grant.clone()).await?;
         tracing::info!(target: AUDIT, event = "grant_issued", grant = short(&grant.id), subject = grant.subject.as_str(), client = %grant.client_id);
+        crate::metrics::token_grant("authorization_code", "issued");
         self.issue_tokens(client, &grant, &grant.scopes, None).await
     }
 
@@ -192,6 +194,7 @@ impl Inner {
             Rotation::Rotated(_) => {}
             Rotation::Reused { grant_id } => {
                 tracing::warn!(target: AUDIT, event = "refresh_reused", grant = short(&grant_id), subject = grant.subject.as_str());
+                crate::metrics::token_grant("refresh_token", "refresh_reused");
                 return Err(OAuthError::InvalidGrant(
                     "the refresh token was already used; its grant is revoked",
                 ));
@@ -205,6 +208,7 @@ impl Inner {
             let _ = store.touch_grant(&grant_id, now).await;
         });
         tracing::info!(target: AUDIT, event = "refresh_rotated", grant = short(&grant.id));
+        crate::metrics::token_grant("refresh_token", "issued");
         self.issue_tokens(client, &grant, &scopes, Some(next)).await
     }
 

@@ -262,6 +262,7 @@ impl UpstreamToken {
                     .await
                     .map_err(|()| self.unavailable())?;
                 tracing::info!(target: AUDIT, event = "upstream_refreshed", provider = %up.display, subject = self.subject.as_str());
+                crate::metrics::upstream_refresh(&up.display, "ok");
                 Ok(fresh.access_token)
             }
             Err(e) if e.requires_sign_in() => {
@@ -282,10 +283,12 @@ impl UpstreamToken {
                     }
                 }
                 tracing::warn!(target: AUDIT, event = "upstream_reconnect_required", provider = %up.display, subject = self.subject.as_str(), grants_revoked = revoked);
+                crate::metrics::upstream_refresh(&up.display, "reconnect_needed");
                 Err(self.reconnect())
             }
             Err(e) => {
                 tracing::warn!(target: AUDIT, event = "upstream_refresh_failed", provider = %up.display, subject = self.subject.as_str(), reason = %e);
+                crate::metrics::upstream_refresh(&up.display, "unavailable");
                 Err(self.unavailable())
             }
         }
