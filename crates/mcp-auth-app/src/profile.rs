@@ -161,10 +161,21 @@ impl StandIn {
     }
 }
 
-/// Starts (or, given one, reuses) the double for a redirect URI.
+/// Starts (or, given one, reuses) the double for a redirect URI, on the
+/// address `MCP_DOUBLE_LISTEN` names (a free loopback port when unset).
 type StartDouble<D> = Arc<
-    dyn Fn(String, Option<D>) -> BoxFuture<'static, Result<(D, StandIn), String>> + Send + Sync,
+    dyn Fn(
+            String,
+            Option<D>,
+            Option<std::net::SocketAddr>,
+        ) -> BoxFuture<'static, Result<(D, StandIn), String>>
+        + Send
+        + Sync,
 >;
+
+/// What another process's double at a base URL (`MCP_DOUBLE_URL`) stands
+/// in for.
+type RemoteDouble = Arc<dyn Fn(&str) -> StandIn + Send + Sync>;
 
 /// The tools an rmcp server offers, by name (for per-tool limits and the
 /// scope table's check).
@@ -199,6 +210,7 @@ pub struct ProviderProfile<D = ()> {
     scopes: &'static [Scope],
     resource_name: String,
     no_account: Option<(StartDouble<D>, String)>,
+    shared_double: Option<RemoteDouble>,
     http: Option<Arc<dyn mcp_auth_http::HttpClient>>,
 }
 
@@ -233,6 +245,7 @@ impl<D: Clone + Send + Sync + 'static> ProviderProfile<D> {
             scopes: &[],
             resource_name: format!("{display} MCP"),
             no_account: None,
+            shared_double: None,
             http: None,
         }
     }
@@ -281,21 +294,39 @@ impl<D: Clone + Send + Sync + 'static> ProviderProfile<D> {
     }
 
     /// The no-account mode: with no credentials set, `start` runs a double
-    /// (given the redirect URI to accept, and the double to reuse if the
-    /// caller has one) and signs people in there. `users` tells the banner
-    /// whom to sign in as.
+    /// (given the redirect URI to accept, the double to reuse if the
+    /// caller has one, and the address to listen on, `MCP_DOUBLE_LISTEN`)
+    /// and signs people in there. `users` tells the banner whom to sign in
+    /// as.
     pub fn no_account<F, Fut>(mut self, users: &str, start: F) -> Self
     where
-        F: Fn(String, Option<D>) -> Fut + Send + Sync + 'static,
+        F: Fn(String, Option<D>, Option<std::net::SocketAddr>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(D, StandIn), String>> + Send + 'static,
     {
-        let start: StartDouble<D> = Arc::new(move |uri, double| Box::pin(start(uri, double)));
+        let start: StartDouble<D> =
+            Arc::new(move |uri, double, listen| Box::pin(start(uri, double, listen)));
         self.no_account = Some((start, users.to_owned()));
         self
     }
 
-    /// The settings this server reads: [`AppConfig::SETTINGS`](crate::AppConfig::SETTINGS)
-    /// and `<PREFIX>_CLIENT_ID`, `<PREFIX>_CLIENT_SECRET`.
+    /// A fleet in no-account mode: with `MCP_DOUBLE_URL` set (the base URL
+    /// of the double one process of the fleet runs, on the address its
+    /// `MCP_DOUBLE_LISTEN` names), a process starts no double of its own
+    /// and signs people in at that one; `stand_in` says what the double at
+    /// a base URL stands in for. The processes must share the public URL
+    /// (the double accepts the redirect URI of the process that started
+    /// it) and their stores (`REDIS_URL`, `MCP_VAULT_KEY`).
+    pub fn shared_double<F>(mut self, stand_in: F) -> Self
+    where
+        F: Fn(&str) -> StandIn + Send + Sync + 'static,
+    {
+        self.shared_double = Some(Arc::new(stand_in));
+        self
+    }
+
+    /// The settings this server reads: [`AppConfig::SETTINGS`](crate::AppConfig::SETTINGS),
+    /// `<PREFIX>_CLIENT_ID`, `<PREFIX>_CLIENT_SECRET`, and with a
+    /// no-account mode `MCP_DOUBLE_LISTEN` and `MCP_DOUBLE_URL`.
     pub fn setting_names(&self) -> Vec<String> {
         let mut names: Vec<String> = crate::AppConfig::SETTINGS
             .iter()
@@ -303,6 +334,10 @@ impl<D: Clone + Send + Sync + 'static> ProviderProfile<D> {
             .collect();
         names.push(format!("{}_CLIENT_ID", self.prefix));
         names.push(format!("{}_CLIENT_SECRET", self.prefix));
+        if self.no_account.is_some() {
+            names.push("MCP_DOUBLE_LISTEN".to_owned());
+            names.push("MCP_DOUBLE_URL".to_owned());
+        }
         names
     }
 
@@ -375,9 +410,40 @@ impl<D: Clone + Send + Sync + 'static> ProviderProfile<D> {
                         format!("not set (from {})", self.console),
                     ));
                 };
-                let (double, stand_in) = start_double(config.redirect_uri(), double)
-                    .await
-                    .map_err(|e| problem(format!("the {} double", self.display), e))?;
+                let (double, stand_in) = match settings.get("MCP_DOUBLE_URL") {
+                    Some(url) => {
+                        let Some(remote) = &self.shared_double else {
+                            return Err(problem(
+                                "MCP_DOUBLE_URL",
+                                "this server's double cannot be shared",
+                            ));
+                        };
+                        let url = url.trim_end_matches('/');
+                        if !(url.starts_with("http://") || url.starts_with("https://")) {
+                            return Err(problem(
+                                "MCP_DOUBLE_URL",
+                                "the base URL of another process's double, e.g. http://127.0.0.1:9700",
+                            ));
+                        }
+                        (None, remote(url))
+                    }
+                    None => {
+                        let listen = match settings.get("MCP_DOUBLE_LISTEN") {
+                            None => None,
+                            Some(addr) => Some(addr.parse().map_err(|_| {
+                                problem(
+                                    "MCP_DOUBLE_LISTEN",
+                                    "an address and port, e.g. 127.0.0.1:9700",
+                                )
+                            })?),
+                        };
+                        let (double, stand_in) =
+                            start_double(config.redirect_uri(), double, listen)
+                                .await
+                                .map_err(|e| problem(format!("the {} double", self.display), e))?;
+                        (Some(double), stand_in)
+                    }
+                };
                 let vault_dir = config.throwaway_vault_unless_keyed()?;
                 (
                     ProviderSetup::new(
@@ -387,7 +453,7 @@ impl<D: Clone + Send + Sync + 'static> ProviderProfile<D> {
                     ),
                     stand_in.api_base,
                     stand_in.subject.unwrap_or_else(|| self.subject.clone()),
-                    Some(double),
+                    double,
                     vault_dir,
                 )
             }

@@ -46,3 +46,22 @@ pub(crate) fn pkce_holds(verifier: &str, challenge: &str) -> bool {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
     data_encoding::BASE64URL_NOPAD.encode(digest.as_ref()) == challenge
 }
+
+/// Binds a double's listener on `listen` (a free loopback port when
+/// `None`) and names its base URL (`http://host:port`; an unspecified
+/// address is reached through loopback).
+pub(crate) async fn bind(
+    listen: Option<std::net::SocketAddr>,
+) -> Result<(tokio::net::TcpListener, String), String> {
+    let addr = listen.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot bind {addr}: {e}"))?;
+    let mut local = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the bound address: {e}"))?;
+    if local.ip().is_unspecified() {
+        local.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    Ok((listener, format!("http://{local}")))
+}

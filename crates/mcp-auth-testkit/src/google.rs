@@ -208,10 +208,19 @@ impl GoogleDouble {
     /// `redirect_uris`.
     #[allow(clippy::expect_used)]
     pub async fn start(redirect_uris: &[&str]) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        Self::start_on(None, redirect_uris)
             .await
-            .expect("bind the Google double");
-        let base = format!("http://{}", listener.local_addr().expect("address"));
+            .expect("start the Google double")
+    }
+
+    /// [`start`](Self::start) on `listen` (a free loopback port when
+    /// `None`), so that other processes can reach it; an error names the
+    /// address that could not be bound.
+    pub async fn start_on(
+        listen: Option<std::net::SocketAddr>,
+        redirect_uris: &[&str],
+    ) -> Result<Self, String> {
+        let (listener, base) = crate::double::bind(listen).await?;
         let message = |id: &str,
                        owner: &str,
                        from: &str,
@@ -296,7 +305,7 @@ impl GoogleDouble {
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Self { base, state }
+        Ok(Self { base, state })
     }
 
     /// Also accept `uri` as a redirect URI.

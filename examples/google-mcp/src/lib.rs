@@ -45,7 +45,9 @@ pub fn profile() -> ProviderProfile<Double> {
     .quirks(ProviderQuirks::google())
     .scopes(SCOPES);
     #[cfg(feature = "no-account")]
-    let profile = profile.no_account("alice@example.com or bob@example.com", no_account::start);
+    let profile = profile
+        .no_account("alice@example.com or bob@example.com", no_account::start)
+        .shared_double(no_account::stand_in);
     profile
 }
 
@@ -87,19 +89,27 @@ mod no_account {
     pub(crate) async fn start(
         redirect_uri: String,
         reuse: Option<GoogleDouble>,
+        listen: Option<std::net::SocketAddr>,
     ) -> Result<(GoogleDouble, StandIn), String> {
         let double = match reuse {
             Some(double) => {
                 double.allow_redirect_uri(&redirect_uri);
                 double
             }
-            None => GoogleDouble::start(&[&redirect_uri]).await,
+            None => GoogleDouble::start_on(listen, &[&redirect_uri]).await?,
         };
+        let stand_in = stand_in(&double.base);
+        Ok((double, stand_in))
+    }
+
+    /// What the double at `base` (this process's, or another's:
+    /// `MCP_DOUBLE_URL`) stands in for: an OpenID provider found by
+    /// discovery.
+    pub(crate) fn stand_in(base: &str) -> StandIn {
         let endpoints = Endpoints::Discover {
             name: "google".into(),
-            issuer: double.base.clone(),
+            issuer: base.to_owned(),
         };
-        let stand_in = StandIn::new(endpoints, double.base.clone(), CLIENT_ID, CLIENT_SECRET);
-        Ok((double, stand_in))
+        StandIn::new(endpoints, base, CLIENT_ID, CLIENT_SECRET)
     }
 }

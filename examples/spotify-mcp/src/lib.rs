@@ -41,7 +41,9 @@ pub fn profile() -> ProviderProfile<Double> {
     .quirks(ProviderQuirks::spotify())
     .scopes(SCOPES);
     #[cfg(feature = "no-account")]
-    let profile = profile.no_account("alice, bob (Premium) or carol (free)", no_account::start);
+    let profile = profile
+        .no_account("alice, bob (Premium) or carol (free)", no_account::start)
+        .shared_double(no_account::stand_in);
     profile
 }
 
@@ -80,25 +82,33 @@ mod no_account {
     use mcp_auth_pkce::Provider;
     use mcp_auth_testkit::spotify::{CLIENT_ID, CLIENT_SECRET, SpotifyDouble};
 
-    /// The double (reused when given), accepting `redirect_uri`.
+    /// The double (reused when given; on `listen` when given), accepting
+    /// `redirect_uri`.
     pub(crate) async fn start(
         redirect_uri: String,
         reuse: Option<SpotifyDouble>,
+        listen: Option<std::net::SocketAddr>,
     ) -> Result<(SpotifyDouble, StandIn), String> {
         let double = match reuse {
             Some(double) => {
                 double.allow_redirect_uri(&redirect_uri);
                 double
             }
-            None => SpotifyDouble::start(&[&redirect_uri]).await,
+            None => SpotifyDouble::start_on(listen, &[&redirect_uri]).await?,
         };
+        let stand_in = stand_in(&double.base);
+        Ok((double, stand_in))
+    }
+
+    /// What the double at `base` (this process's, or another's:
+    /// `MCP_DOUBLE_URL`) stands in for.
+    pub(crate) fn stand_in(base: &str) -> StandIn {
         let endpoints = Endpoints::Known(Provider::new(
             "spotify",
-            double.authorization_endpoint(),
-            double.token_endpoint(),
+            format!("{base}/authorize"),
+            format!("{base}/api/token"),
         ));
-        let stand_in = StandIn::new(endpoints, double.base.clone(), CLIENT_ID, CLIENT_SECRET)
-            .subject(SubjectSource::user_info(double.me_endpoint(), "id"));
-        Ok((double, stand_in))
+        StandIn::new(endpoints, base, CLIENT_ID, CLIENT_SECRET)
+            .subject(SubjectSource::user_info(format!("{base}/v1/me"), "id"))
     }
 }

@@ -1374,3 +1374,76 @@ async fn the_admin_listener_serves_metrics_and_the_public_one_does_not() {
         .unwrap();
     assert_eq!(ready.status(), 200);
 }
+
+/// A fleet in no-account mode: the first process runs the Spotify double
+/// on `MCP_DOUBLE_LISTEN`, the second starts none and uses that one through
+/// `MCP_DOUBLE_URL`; both share Redis behind one origin. A person signs in
+/// through the second process (at the first one's double), calls a tool
+/// there, and after Spotify's access token expired the second process
+/// refreshes it at the shared double. A wrong setting is named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs redis-server"]
+async fn a_no_account_fleet_shares_one_double() {
+    let redis = mcp_auth_testkit::RedisServer::start("spotify-mcp no-account fleet");
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let a_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let b_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (origin, to_second) = balancer(
+        a_listener.local_addr().unwrap(),
+        b_listener.local_addr().unwrap(),
+    )
+    .await;
+    let double_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{double_port}");
+    let shared = format!("http://127.0.0.1:{double_port}/");
+    let redis_url = redis.url();
+    let with = |extra: (&'static str, &str)| {
+        settings(&[
+            ("MCP_PUBLIC_URL", &origin),
+            ("MCP_VAULT_KEY", key),
+            ("REDIS_URL", &redis_url),
+            extra,
+        ])
+    };
+    let a = start_with(&with(("MCP_DOUBLE_LISTEN", &listen)), a_listener, None)
+        .await
+        .unwrap();
+    assert_eq!(double(&a).base, format!("http://{listen}"));
+    let b = start_with(&with(("MCP_DOUBLE_URL", &shared)), b_listener, None)
+        .await
+        .unwrap();
+    assert!(b.double.is_none(), "the second process runs no double");
+
+    to_second.store(true, Ordering::SeqCst);
+    let alice = client(&b, "alice", &ALL).await;
+    let now = ok(&call(&alice, "now_playing", json!({})).await);
+    assert_eq!(now["track"]["name"], "Lifetimes");
+    let refreshes = double(&a).state.refreshes.load(Ordering::SeqCst);
+    double(&a).state.expire_access_tokens();
+    ok(&call(&alice, "now_playing", json!({})).await);
+    assert_eq!(
+        double(&a).state.refreshes.load(Ordering::SeqCst),
+        refreshes + 1,
+        "the second process refreshed at the shared double"
+    );
+
+    for (setting, value) in [
+        ("MCP_DOUBLE_URL", "ftp://127.0.0.1:1"),
+        ("MCP_DOUBLE_LISTEN", "nowhere"),
+        ("MCP_DOUBLE_LISTEN", listen.as_str()),
+    ] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let error = start_with(&with((setting, value)), listener, None)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(setting) || error.contains("double"),
+            "{setting}={value}: {error}"
+        );
+    }
+}
