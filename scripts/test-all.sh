@@ -18,12 +18,16 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 
 say() { echo "test-all: $*" >&2; }
 
+# Root, or sudo for what needs root (installing, stopping a packaged service).
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  sudo="sudo"
+fi
+
 apt_updated=0
 apt_install() {
-  local sudo=""
-  if [ "$(id -u)" -ne 0 ]; then
+  if [ -n "$sudo" ]; then
     command -v sudo >/dev/null 2>&1 || { say "need root or sudo to install $*"; exit 1; }
-    sudo="sudo"
   fi
   command -v apt-get >/dev/null 2>&1 || { say "no apt-get: install $* yourself"; exit 1; }
   if [ "$apt_updated" -eq 0 ]; then
@@ -46,6 +50,16 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
   apt_install nginx-light
   # The package starts a system nginx on port 80: the tests start their own.
   $sudo systemctl stop nginx >/dev/null 2>&1 || $sudo pkill -x nginx || true
+fi
+# The deployment kit's systemd unit is checked with systemd-analyze.
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+  apt_install systemd
+fi
+# The deployment kit's Caddyfile is tested with Debian's caddy.
+if ! command -v caddy >/dev/null 2>&1; then
+  apt_install caddy
+  # The package starts a system caddy on port 80: the tests start their own.
+  $sudo systemctl stop caddy >/dev/null 2>&1 || $sudo pkill -x caddy || true
 fi
 say "$(redis-server --version)"
 
