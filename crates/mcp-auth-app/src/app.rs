@@ -496,6 +496,12 @@ impl App {
         )))
     }
 
+    /// Whether this process is one of a fleet sharing Redis (`REDIS_URL`):
+    /// then it serves MCP statelessly (see docs/deploy.md).
+    pub fn is_fleet(&self) -> bool {
+        self.redis
+    }
+
     /// The admin listener's address (`MCP_ADMIN_LISTEN`), when it is on.
     pub fn admin_listen(&self) -> Option<std::net::SocketAddr> {
         self.admin_listen

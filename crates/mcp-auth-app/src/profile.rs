@@ -503,7 +503,9 @@ impl<D: Clone + Send + Sync + 'static> ProviderProfile<D> {
 
     fn usage(&self, program: &str) -> String {
         format!(
-            "usage: {program} [--config FILE]\n       {program} admin revoke-everything [--config FILE]   (the emergency switch)\n\n\
+            "usage: {program} [--config FILE]\n       {program} admin revoke-everything [--config FILE]   (the emergency switch)\n       \
+             {program} admin rotate-keys [--config FILE]\n       \
+             {program} double [--config FILE]   (only the no-account double, on MCP_DOUBLE_LISTEN)\n\n\
              Settings come from the environment, then from FILE (KEY=VALUE lines):\n  \
              {p}_CLIENT_ID, {p}_CLIENT_SECRET  from {console}{double}\n  \
              MCP_PUBLIC_URL   the public origin, e.g. https://mcp.example.com (default http://MCP_LISTEN)\n  \
@@ -535,27 +537,73 @@ impl<D: Clone + Send + Sync + 'static> ProviderProfile<D> {
         tools: impl FnOnce(ProviderApi) -> H,
     ) -> Result<(), Box<dyn std::error::Error>> {
         let usage = format!(
-            "usage: {program} admin revoke-everything [--config FILE]\n\n\
-             Revokes every grant, the users' {display} tokens, every session, and replaces\n\
-             the signing keys: everyone signs in again.",
+            "usage: {program} admin revoke-everything [--config FILE]\n       \
+             {program} admin rotate-keys [--config FILE]\n\n\
+             revoke-everything: revokes every grant, the users' {display} tokens, every\n\
+             session, and replaces the signing keys: everyone signs in again.\n\
+             rotate-keys: the published next signing key starts signing and a new next key\n\
+             is published; tokens signed before stay valid. The other processes of the\n\
+             fleet follow within MCP_KEY_RELOAD_SECONDS.",
             display = self.display
         );
-        let file = match args {
-            [command] if command == "revoke-everything" => None,
-            [command, flag, file] if command == "revoke-everything" && flag == "--config" => {
-                Some(std::path::PathBuf::from(file))
+        let (command, file) = match args {
+            [command] => (command.as_str(), None),
+            [command, flag, file] if flag == "--config" => {
+                (command.as_str(), Some(std::path::PathBuf::from(file)))
             }
             _ => return Err(usage.into()),
         };
+        if !matches!(command, "revoke-everything" | "rotate-keys") {
+            return Err(usage.into());
+        }
         let settings = Settings::load(&self.setting_names(), file.as_deref())?;
         // Not serving: a listener of its own on a free loopback port.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let running = self.start(&settings, listener, None, tools).await?;
+        if command == "rotate-keys" {
+            running.auth_server.rotate_keys()?;
+            println!(
+                "rotated the signing keys; the other processes follow within MCP_KEY_RELOAD_SECONDS."
+            );
+            return Ok(());
+        }
         let grants = running.revoke_everything().await?;
         println!(
             "revoked {grants} grants, the users' {} tokens and every session; the signing keys are new.",
             self.display
         );
+        Ok(())
+    }
+
+    /// `double`: only the no-account double, on `MCP_DOUBLE_LISTEN`,
+    /// accepting the redirect URI of `MCP_PUBLIC_URL`, until SIGTERM or
+    /// SIGINT: the provider of a no-account fleet whose processes all set
+    /// `MCP_DOUBLE_URL` (so that any of them can restart).
+    async fn double(&self, args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+        let file = match args {
+            [] => None,
+            [flag, file] if flag == "--config" => Some(std::path::PathBuf::from(file)),
+            _ => return Err("usage: double [--config FILE]".into()),
+        };
+        let settings = Settings::load(&self.setting_names(), file.as_deref())?;
+        let Some((start_double, users)) = &self.no_account else {
+            return Err(format!("{} has no double", self.display).into());
+        };
+        let listen = settings
+            .get("MCP_DOUBLE_LISTEN")
+            .ok_or("MCP_DOUBLE_LISTEN: not set (the address the double listens on)")?
+            .parse()
+            .map_err(|_| "MCP_DOUBLE_LISTEN: an address and port, e.g. 127.0.0.1:9700")?;
+        let (config, _) = provider_config(&settings, &self.prefix, &self.console)?;
+        let (double, stand_in) = start_double(config.redirect_uri(), None, Some(listen)).await?;
+        eprintln!("{}", cli::double_banner(&self.display, users));
+        println!(
+            "{} double: {} (set MCP_DOUBLE_URL to it)",
+            self.display, stand_in.api_base
+        );
+        let signal = mcp_auth_axum::shutdown_signal().await;
+        eprintln!("{signal}: stopping");
+        drop(double);
         Ok(())
     }
 
@@ -567,6 +615,9 @@ impl<D: Clone + Send + Sync + 'static> ProviderProfile<D> {
         let args: Vec<String> = std::env::args().skip(1).collect();
         if args.first().map(String::as_str) == Some("admin") {
             return self.admin(program, &args[1..], tools).await;
+        }
+        if args.first().map(String::as_str) == Some("double") {
+            return self.double(&args[1..]).await;
         }
         let file = cli::config_argument(&self.usage(program))?;
         let settings = Settings::load(&self.setting_names(), file.as_deref())?;

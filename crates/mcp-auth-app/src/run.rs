@@ -161,7 +161,16 @@ impl App {
     where
         H: rmcp::ServerHandler + Clone + Send + Sync + 'static,
     {
-        let rmcp = StreamableHttpServerConfig::default().with_allowed_hosts(self.allowed_hosts());
+        // A fleet (REDIS_URL) answers MCP statelessly: the transport's
+        // sessions live in one process's memory, and behind a proxy that
+        // spreads requests the next one may reach another process. Each
+        // request then stands alone (JSON answers; no server-to-client
+        // stream), so any process answers any request.
+        let fleet = self.is_fleet();
+        let rmcp = StreamableHttpServerConfig::default()
+            .with_allowed_hosts(self.allowed_hosts())
+            .with_legacy_session_mode(!fleet)
+            .with_json_response(fleet);
         let mcp = StreamableHttpService::new(
             move || Ok(tools.clone()),
             Arc::new(LocalSessionManager::default()),

@@ -93,6 +93,21 @@ impl Browser {
         }
     }
 
+    /// A browser with no cookies that trusts only the CA in `ca_pem` (a
+    /// site behind a TLS proxy with a test certificate).
+    #[allow(clippy::expect_used)]
+    pub fn trusting(ca_pem: &str) -> Self {
+        let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("a PEM certificate");
+        Self {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .tls_certs_only([ca])
+                .build()
+                .expect("an HTTP client"),
+            cookies: HashMap::new(),
+        }
+    }
+
     /// The cookies it holds, by name.
     pub fn cookies(&self) -> &HashMap<String, String> {
         &self.cookies

@@ -165,7 +165,7 @@ async fn the_nginx_site_passes_host_forwarded_headers_and_streams() {
             "/etc/letsencrypt/live/mcp.example.com/privkey.pem",
             &cert.key.display().to_string(),
         )
-        .replace("server 127.0.0.1:8790;", &format!("server {upstream};"))
+        .replace("server 127.0.0.1:8790 ", &format!("server {upstream} "))
         .replace(
             "listen 443 ssl http2;",
             &format!("listen 127.0.0.1:{tls_port} ssl http2;"),
