@@ -58,8 +58,14 @@ impl Chromium {
     /// Starts chromedriver and a headless Chromium with a fresh profile and
     /// a phone-sized window (412 × 915). `test` names the test in the
     /// panic message when the browser is missing.
-    #[allow(clippy::panic, clippy::expect_used)]
     pub async fn start(test: &str) -> Self {
+        Self::start_with(test, &[]).await
+    }
+
+    /// [`start`](Self::start) with more command-line flags for Chromium
+    /// (e.g. `--ignore-certificate-errors` for a site with a test CA).
+    #[allow(clippy::panic, clippy::expect_used)]
+    pub async fn start_with(test: &str, extra_args: &[&str]) -> Self {
         assert!(
             have("chromium") && have("chromedriver"),
             "{test} needs chromium and chromedriver (Debian: chromium chromium-driver), \
@@ -93,7 +99,7 @@ impl Chromium {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let profile = tempfile::tempdir().expect("a profile directory");
-        let args = json!([
+        let mut args = json!([
             "--headless=new",
             "--no-sandbox",
             "--disable-gpu",
@@ -106,6 +112,9 @@ impl Chromium {
             "--window-size=412,915",
             format!("--user-data-dir={}", profile.path().display()),
         ]);
+        if let Some(list) = args.as_array_mut() {
+            list.extend(extra_args.iter().map(|a| json!(a)));
+        }
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args}

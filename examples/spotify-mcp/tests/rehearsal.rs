@@ -4,9 +4,10 @@
 //! in no-account mode, sharing one Spotify double (a third process,
 //! `spotify-mcp double`) and one Redis over TLS with a password.
 //!
-//! Under a steady load of tool calls from clients signed in over https
-//! (rmcp's OAuth client, the sign-in pages scripted), each call retried
-//! once: 200 users through the proxy each keep their own budget; the
+//! The official TypeScript SDK client signs in over https through headless
+//! Chromium and calls tools. Under a steady load of tool calls from clients
+//! signed in over https (rmcp's OAuth client, the sign-in pages scripted),
+//! each call retried once: 200 users through the proxy each keep their own budget; the
 //! signing keys rotate (`spotify-mcp admin rotate-keys`); one process is
 //! killed with SIGKILL and the clients carry on through the other; both
 //! are restarted one after the other with SIGTERM (each drains and exits
@@ -378,6 +379,87 @@ async fn token_request(origin: &str, ca_pem: &str, local: std::net::IpAddr) -> u
         .map_or(0, |r| r.status().as_u16())
 }
 
+/// The official TypeScript SDK signs in over https through the proxy (it
+/// trusts the rehearsal's CA), the person's part in headless Chromium: our
+/// consent, the double's Spotify login; then it calls a tool.
+async fn ts_sdk_signs_in_through_chromium(
+    checks: &mut Checks,
+    origin: &str,
+    ca: &TestCa,
+    dir: &Path,
+) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    const TS_CALLBACK: &str = "http://localhost:48783/callback";
+    let ts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ts");
+    mcp_auth_testkit::npm_ready(&ts, "@modelcontextprotocol/sdk", "the deployment rehearsal");
+    let ca_file = ca.write_cert(dir, "rehearsal-ca");
+    let mut node = tokio::process::Command::new("node")
+        .arg("rehearsal-client.mjs")
+        .arg(format!("{origin}/mcp"))
+        .current_dir(&ts)
+        .env("NODE_EXTRA_CA_CERTS", &ca_file)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node starts");
+    let mut to_node = node.stdin.take().unwrap();
+    let mut from_node = BufReader::new(node.stdout.take().unwrap()).lines();
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(60), from_node.next_line())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten()
+            .unwrap_or_default()
+    };
+    let line = next().await;
+    let Some(authorize) = line.strip_prefix("AUTHORIZE ") else {
+        checks.check("the TypeScript SDK asks for a sign-in", false, line);
+        return;
+    };
+    let browser = mcp_auth_testkit::webdriver::Chromium::start_with(
+        "the deployment rehearsal",
+        // The proxy's certificate is from the rehearsal's own CA.
+        &["--ignore-certificate-errors"],
+    )
+    .await;
+    let walked = async {
+        browser.open(authorize).await?;
+        browser.wait_for_text("h1", "Allow").await?;
+        let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+        let _ = std::fs::create_dir_all(&shots);
+        let _ = std::fs::write(
+            shots.join("rehearsal-consent.png"),
+            browser.screenshot().await?,
+        );
+        browser.click("button[value=approve]").await?;
+        browser.wait_for_text("h1", "Sign in to Spotify").await?;
+        browser.type_into("#user", "bob").await?;
+        browser.click("button[value=approve]").await?;
+        browser.wait_for_url(TS_CALLBACK).await
+    }
+    .await;
+    let callback = match walked {
+        Ok(callback) => callback,
+        Err(e) => {
+            checks.check("Chromium walks the sign-in pages over https", false, e);
+            return;
+        }
+    };
+    to_node
+        .write_all(format!("CALLBACK {callback}\n").as_bytes())
+        .await
+        .unwrap();
+    let line = next().await;
+    checks.check(
+        "the official TypeScript SDK signs in over https through headless Chromium and calls tools",
+        line == "CALLED 4",
+        line,
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "the deployment rehearsal: scripts/rehearse-deploy.sh (needs redis-server and nginx)"]
 async fn the_deployment_rehearsal() {
@@ -474,6 +556,7 @@ async fn the_deployment_rehearsal() {
         clients.len() == 4,
         clients.len(),
     );
+    ts_sdk_signs_in_through_chromium(&mut checks, &origin, &ca, dir.path()).await;
     let mut first_calls = 0;
     for client in &clients {
         first_calls += usize::from(call_with_one_retry(client, TOOLS[0]).await.is_ok());
