@@ -547,6 +547,10 @@ impl AuthStore for EmbeddedAuthStore {
         self.ephemeral.redeem_code(key, now)
     }
 
+    fn code_replayed(&self, key: StoreKey) -> BoxFuture<'_, Result<bool, StoreError>> {
+        self.ephemeral.code_replayed(key)
+    }
+
     fn put_grant(&self, grant: Grant) -> BoxFuture<'_, Result<(), StoreError>> {
         let client_ttl = self.client_ttl;
         let sweep = self

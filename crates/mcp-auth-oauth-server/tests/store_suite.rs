@@ -82,9 +82,16 @@ async fn a_code_redeems_once(store: &dyn AuthStore) {
         Redemption::Fresh(record) => assert_eq!(record.grant.subject, user("alice")),
         other => panic!("{other:?}"),
     }
+    assert!(!store.code_replayed(key).await.unwrap(), "redeemed once");
     assert!(
         matches!(store.redeem_code(key, NOW).await.unwrap(), Redemption::Replayed { grant_id } if grant_id == "g-code")
     );
+    assert!(store.code_replayed(key).await.unwrap(), "presented again");
+    assert!(
+        matches!(store.redeem_code(key, NOW).await.unwrap(), Redemption::Replayed { grant_id } if grant_id == "g-code"),
+        "still a replay after the mark"
+    );
+    assert!(!store.code_replayed(StoreKey::of("nope")).await.unwrap());
     assert!(matches!(
         store.redeem_code(StoreKey::of("nope"), NOW).await.unwrap(),
         Redemption::Unknown
@@ -138,6 +145,9 @@ async fn one_of_many_concurrent_redemptions_wins(store: Arc<dyn AuthStore>) {
         }
     }
     assert_eq!(fresh, 1);
+    // The fifteen others marked the code as replayed: the redemption that
+    // won sees it after writing its grant (and revokes it).
+    assert!(store.code_replayed(key).await.unwrap());
 }
 
 async fn grants_list_touch_and_revoke_with_their_tokens_and_consent(store: &dyn AuthStore) {

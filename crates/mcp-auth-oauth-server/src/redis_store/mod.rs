@@ -23,7 +23,7 @@ use crate::store::{
 /// | key (prefix `P`) | contents | expiry |
 /// |---|---|---|
 /// | `P pending:<hex>` | the pending authorization | its end |
-/// | `P code:<hex>` | `F:<grant id>\n<record>`, then `U:<grant id>` once redeemed | the code's end + 1 h |
+/// | `P code:<hex>` | `F:<grant id>\n<record>`, then `U:<grant id>` once redeemed, `R:<grant id>` once replayed | the code's end + 1 h |
 /// | `P grant:<id>` | `<user key>\n<consent hex>\n<grant>` | the grant's end |
 /// | `P grant-refresh:<id>` | set of the grant's refresh token hashes | the grant's end |
 /// | `P refresh:<hex>` | `A:<grant id>\n<record>`, or `R:<grant id>\n<at>\n<successor>\n<record>` | the grant's end |
@@ -75,12 +75,16 @@ local function revoke(p, gid)
 end
 ";
 
-/// KEYS[1] code key; ARGV[1] grant's end (for the tombstone).
+/// KEYS[1] code key; ARGV[1] grant's end (for the tombstone). A used code
+/// presented again becomes `R:<grant id>` (replayed).
 const REDEEM: &str = r"
 local v = redis.call('GET', KEYS[1])
 if not v then return {'unknown'} end
 local kind = string.sub(v, 1, 2)
-if kind == 'U:' then return {'replayed', string.sub(v, 3)} end
+if kind == 'U:' or kind == 'R:' then
+  redis.call('SET', KEYS[1], 'R:' .. string.sub(v, 3), 'KEEPTTL')
+  return {'replayed', string.sub(v, 3)}
+end
 local nl = string.find(v, '\n', 1, true)
 local gid = string.sub(v, 3, nl - 1)
 redis.call('SET', KEYS[1], 'U:' .. gid, 'KEEPTTL')

@@ -121,6 +121,18 @@ impl AuthStore for RedisAuthStore {
         })
     }
 
+    fn code_replayed(&self, key: StoreKey) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let value: Option<String> = self
+                .conn
+                .clone()
+                .get(self.key("code", &hex(key)))
+                .await
+                .map_err(|e| unavailable(&e))?;
+            Ok(value.is_some_and(|v| v.starts_with("R:")))
+        })
+    }
+
     fn put_grant(&self, grant: Grant) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             self.write_grant(&grant, false).await?;

@@ -133,6 +133,18 @@ impl Inner {
         }
         let grant = record.grant;
         self.store.put_grant(grant.clone()).await?;
+        // A replay that arrived between the redemption and this write
+        // found no grant to revoke; it marked the code, so the grant goes
+        // now. (The replay marks, then revokes; this writes, then reads the
+        // mark: whichever comes second sees the other's step.)
+        if self.store.code_replayed(code.key()).await? {
+            let _ = self.store.revoke_grant(&grant.id).await;
+            tracing::warn!(target: AUDIT, event = "code_replayed", grant = short(&grant.id));
+            crate::metrics::token_grant("authorization_code", "code_replayed");
+            return Err(OAuthError::InvalidGrant(
+                "the code was already used; its grant is revoked",
+            ));
+        }
         tracing::info!(target: AUDIT, event = "grant_issued", grant = short(&grant.id), subject = grant.subject.as_str(), client = %grant.client_id);
         crate::metrics::token_grant("authorization_code", "issued");
         self.issue_tokens(client, &grant, &grant.scopes, None).await

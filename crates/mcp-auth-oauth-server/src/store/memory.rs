@@ -5,7 +5,12 @@ use super::*;
 #[derive(Debug)]
 enum CodeState {
     Fresh(Box<CodeRecord>),
-    Used { grant_id: String, until: u64 },
+    Used {
+        grant_id: String,
+        until: u64,
+        /// Presented again after its redemption.
+        replayed: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -137,17 +142,23 @@ impl AuthStore for MemoryAuthStore {
         key: StoreKey,
         now: u64,
     ) -> BoxFuture<'_, Result<Redemption, StoreError>> {
-        ready(Ok(self.with(|s| match s.codes.get(&key) {
+        ready(Ok(self.with(|s| match s.codes.get_mut(&key) {
             None => Redemption::Unknown,
-            Some(CodeState::Used { grant_id, .. }) => Redemption::Replayed {
-                grant_id: grant_id.clone(),
-            },
+            Some(CodeState::Used {
+                grant_id, replayed, ..
+            }) => {
+                *replayed = true;
+                Redemption::Replayed {
+                    grant_id: grant_id.clone(),
+                }
+            }
             Some(CodeState::Fresh(record)) => {
                 let record = record.clone();
                 // Remembered long enough to catch a replay of this code.
                 let used = CodeState::Used {
                     grant_id: record.grant.id.clone(),
                     until: now + 3600,
+                    replayed: false,
                 };
                 s.codes.insert(key, used);
                 if record.expires_at <= now {
@@ -156,6 +167,15 @@ impl AuthStore for MemoryAuthStore {
                     Redemption::Fresh(record)
                 }
             }
+        })))
+    }
+
+    fn code_replayed(&self, key: StoreKey) -> BoxFuture<'_, Result<bool, StoreError>> {
+        ready(Ok(self.with(|s| {
+            matches!(
+                s.codes.get(&key),
+                Some(CodeState::Used { replayed: true, .. })
+            )
         })))
     }
 

@@ -342,6 +342,11 @@ pub trait AuthStore: Send + Sync + std::fmt::Debug {
     /// Redeems a code: `Fresh` once, `Replayed` after.
     fn redeem_code(&self, key: StoreKey, now: u64)
     -> BoxFuture<'_, Result<Redemption, StoreError>>;
+    /// Whether the code `key` was presented again after its redemption (a
+    /// [`Redemption::Replayed`] marks it). The token endpoint asks after it
+    /// has stored the grant: a replay that came before the grant existed
+    /// found nothing to revoke, so the redemption revokes it itself.
+    fn code_replayed(&self, key: StoreKey) -> BoxFuture<'_, Result<bool, StoreError>>;
     /// Stores a grant.
     fn put_grant(&self, grant: Grant) -> BoxFuture<'_, Result<(), StoreError>>;
     /// A live grant.
