@@ -844,6 +844,7 @@ async fn readiness_follows_redis_going_down_and_coming_back() {
             ("MCP_LISTEN", addr.as_str()),
             ("MCP_VAULT_KEY", key),
             ("REDIS_URL", &redis.url()),
+            ("MCP_ADMIN_LISTEN", "127.0.0.1:0"),
         ]),
         listener,
         None,
@@ -867,6 +868,21 @@ async fn readiness_follows_redis_going_down_and_coming_back() {
     redis.stop();
     assert_eq!(status("/readyz").await, 503);
     assert_eq!(status("/healthz").await, 200, "alive, only not ready");
+    // The outage is counted (the metrics are process-wide: at least one).
+    let metrics = http
+        .get(format!("http://{}/metrics", s.admin_addr.unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("mcp_auth_redis_errors_total{kind=")),
+        "{metrics}"
+    );
     redis.restart();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while status("/readyz").await != 200 {
@@ -1299,6 +1315,25 @@ async fn the_admin_listener_serves_metrics_and_the_public_one_does_not() {
         .await
         .unwrap();
     assert_eq!(refused.status(), 401);
+    // A sign-in refused: an unknown client.
+    let unknown = http
+        .get(format!(
+            "{}/authorize?client_id=nobody&response_type=code",
+            s.issuer
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 400);
+    // The tool tier: 60 calls a minute per user and tool; the 61st is refused.
+    for _ in 0..58 {
+        ok(&call(&alice, "now_playing", json!({})).await);
+    }
+    let params = CallToolRequestParams::new("now_playing").with_arguments(serde_json::Map::new());
+    assert!(
+        alice.call_tool(params).await.is_err(),
+        "the 61st call is refused"
+    );
 
     let public = http
         .get(format!("{}/metrics", s.issuer))
@@ -1342,6 +1377,15 @@ async fn the_admin_listener_serves_metrics_and_the_public_one_does_not() {
     at_least_one("mcp_auth_requests_total", &[r#"route="/token""#]);
     at_least_one("mcp_auth_sign_ins_total", &[r#"event="started""#]);
     at_least_one("mcp_auth_sign_ins_total", &[r#"event="completed""#]);
+    at_least_one(
+        "mcp_auth_sign_ins_total",
+        &[r#"event="refused""#, r#"reason="unknown_client""#],
+    );
+    at_least_one("mcp_auth_rate_limited_total", &[r#"tier="tool""#]);
+    at_least_one(
+        "mcp_auth_requests_total",
+        &[r#"route="/mcp""#, r#"outcome="429""#],
+    );
     at_least_one("mcp_auth_consents_total", &[r#"decision="approved""#]);
     at_least_one(
         "mcp_auth_token_grants_total",
