@@ -95,9 +95,7 @@ log="$TARGET_DIR/test-all.log"
 mkdir -p "$TARGET_DIR"
 set +e
 # --no-fail-fast: one failing test binary does not hide the others' results.
-# The deployment rehearsal runs on its own (scripts/rehearse-deploy.sh).
-cargo test --workspace --all-features --locked --no-fail-fast -- --include-ignored \
-  --skip the_deployment_rehearsal "$@" 2>&1 | tee "$log"
+cargo test --workspace --all-features --locked --no-fail-fast -- --include-ignored "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 

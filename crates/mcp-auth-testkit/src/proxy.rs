@@ -96,3 +96,76 @@ impl Drop for Nginx {
         let _ = self.child.wait();
     }
 }
+
+/// The repository's shipped nginx site (`deploy/nginx/mcp-server.conf`)
+/// made into a whole nginx configuration for a test: the certificate,
+/// loopback ports (`tls_port`, and `plain_port` for the redirect to https)
+/// and `upstreams` swapped in for the site's examples, the rest as shipped.
+/// Written to `dir/nginx.conf`; its path.
+///
+/// # Panics
+/// When the site cannot be read, or an example value is left in it (the
+/// site changed and this no longer swaps everything).
+#[allow(clippy::panic)]
+pub fn shipped_site_conf(
+    dir: &std::path::Path,
+    cert: &crate::tls::IssuedFiles,
+    tls_port: u16,
+    plain_port: u16,
+    upstreams: &[SocketAddr],
+) -> std::path::PathBuf {
+    let shipped =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/nginx/mcp-server.conf");
+    let site =
+        std::fs::read_to_string(&shipped).unwrap_or_else(|e| panic!("{}: {e}", shipped.display()));
+    let example_upstream = "server 127.0.0.1:8790 max_fails=1 fail_timeout=2s;";
+    let servers: Vec<String> = upstreams
+        .iter()
+        .map(|u| format!("server {u} max_fails=1 fail_timeout=2s;"))
+        .collect();
+    let site = site
+        .replace("server_name mcp.example.com;", "server_name localhost;")
+        .replace(
+            "/etc/letsencrypt/live/mcp.example.com/fullchain.pem",
+            &cert.cert.display().to_string(),
+        )
+        .replace(
+            "/etc/letsencrypt/live/mcp.example.com/privkey.pem",
+            &cert.key.display().to_string(),
+        )
+        .replace(example_upstream, &servers.join("\n    "))
+        .replace(
+            "listen 443 ssl http2;",
+            &format!("listen 127.0.0.1:{tls_port} ssl http2;"),
+        )
+        .replace("listen [::]:443 ssl http2;", "")
+        .replace("listen 80;", &format!("listen 127.0.0.1:{plain_port};"))
+        .replace("listen [::]:80;", "");
+    let directives: Vec<&str> = site
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect();
+    for example in ["mcp.example.com/", ":443", "8790"] {
+        if directives.iter().any(|l| l.contains(example)) {
+            panic!(
+                "{example} left in the shipped site:\n{}",
+                directives.join("\n")
+            );
+        }
+    }
+    let d = dir.display();
+    let conf = format!(
+        "daemon off; master_process off; worker_processes 1;\n\
+         pid {d}/nginx.pid; error_log {d}/nginx-error.log error;\n\
+         events {{ worker_connections 1024; }}\n\
+         http {{\n access_log off;\n\
+           client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;\n\
+           fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
+           {site}\n}}\n"
+    );
+    let path = dir.join("nginx.conf");
+    if let Err(e) = std::fs::write(&path, conf) {
+        panic!("{}: {e}", path.display());
+    }
+    path
+}

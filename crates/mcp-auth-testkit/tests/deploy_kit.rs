@@ -153,49 +153,14 @@ async fn the_nginx_site_passes_host_forwarded_headers_and_streams() {
     let ca = TestCa::new("deploy kit CA");
     let cert = ca.issue_server(dir.path(), "site");
     let (tls_port, plain_port) = (free_port(), free_port());
-    let site = std::fs::read_to_string(repo().join("deploy/nginx/mcp-server.conf")).unwrap();
     // The shipped site, with the test's certificate, ports and upstream.
-    let site = site
-        .replace("server_name mcp.example.com;", "server_name localhost;")
-        .replace(
-            "/etc/letsencrypt/live/mcp.example.com/fullchain.pem",
-            &cert.cert.display().to_string(),
-        )
-        .replace(
-            "/etc/letsencrypt/live/mcp.example.com/privkey.pem",
-            &cert.key.display().to_string(),
-        )
-        .replace("server 127.0.0.1:8790 ", &format!("server {upstream} "))
-        .replace(
-            "listen 443 ssl http2;",
-            &format!("listen 127.0.0.1:{tls_port} ssl http2;"),
-        )
-        .replace("listen [::]:443 ssl http2;", "")
-        .replace("listen 80;", &format!("listen 127.0.0.1:{plain_port};"))
-        .replace("listen [::]:80;", "");
-    let directives: String = site
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .collect::<Vec<_>>()
-        .join("\n");
-    for placeholder in ["mcp.example.com/", ":443", "8790"] {
-        assert!(
-            !directives.contains(placeholder),
-            "{placeholder} left in:\n{directives}"
-        );
-    }
-    let d = dir.path().display();
-    let conf = format!(
-        "daemon off; master_process off; worker_processes 1;\n\
-         pid {d}/nginx.pid; error_log {d}/error.log warn;\n\
-         events {{ worker_connections 256; }}\n\
-         http {{\n access_log off;\n\
-           client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;\n\
-           fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
-           {site}\n}}\n"
+    let path = mcp_auth_testkit::proxy::shipped_site_conf(
+        dir.path(),
+        &cert,
+        tls_port,
+        plain_port,
+        &[upstream],
     );
-    let path = dir.path().join("nginx.conf");
-    std::fs::write(&path, conf).unwrap();
     let check = Command::new(&nginx)
         .arg("-t")
         .arg("-c")

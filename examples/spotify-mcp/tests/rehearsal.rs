@@ -15,8 +15,9 @@
 //! prints one closing line, `rehearsal: N passed, N failed`, and fails on
 //! any failure.
 //!
-//! Not run by `scripts/test-all.sh` (it skips it): the rehearsal script
-//! runs it alone.
+//! Needs redis-server, nginx, node and Chromium: ignored by a plain `cargo
+//! test`, run by `scripts/test-all.sh` with the rest and by
+//! `scripts/rehearse-deploy.sh` alone (for its closing line).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a panic is how a test fails
 
 use std::path::{Path, PathBuf};
@@ -109,7 +110,6 @@ impl Process {
 struct Fleet {
     binary: PathBuf,
     env: Vec<(String, String)>,
-    _dir: tempfile::TempDir,
 }
 
 impl Fleet {
@@ -306,45 +306,12 @@ fn nginx(dir: &Path, ca: &TestCa, port: u16, upstreams: &[u16]) -> Process {
         .find(|p| p.is_file())
         .expect("nginx (apt-get install nginx-light, or scripts/test-all.sh)");
     let cert = ca.issue_server(dir, "nginx");
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let site = std::fs::read_to_string(repo.join("deploy/nginx/mcp-server.conf")).unwrap();
-    let servers: String = upstreams
+    let upstreams: Vec<std::net::SocketAddr> = upstreams
         .iter()
-        .map(|p| format!("server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;\n    "))
+        .map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], *p)))
         .collect();
-    let site = site
-        .replace("server_name mcp.example.com;", "server_name localhost;")
-        .replace(
-            "/etc/letsencrypt/live/mcp.example.com/fullchain.pem",
-            &cert.cert.display().to_string(),
-        )
-        .replace(
-            "/etc/letsencrypt/live/mcp.example.com/privkey.pem",
-            &cert.key.display().to_string(),
-        )
-        .replace(
-            "server 127.0.0.1:8790 max_fails=1 fail_timeout=2s;",
-            &servers,
-        )
-        .replace(
-            "listen 443 ssl http2;",
-            &format!("listen 127.0.0.1:{port} ssl http2;"),
-        )
-        .replace("listen [::]:443 ssl http2;", "")
-        .replace("listen 80;", &format!("listen 127.0.0.1:{};", free_port()))
-        .replace("listen [::]:80;", "");
-    let d = dir.display();
-    let conf = format!(
-        "daemon off; master_process off; worker_processes 1;\n\
-         pid {d}/nginx.pid; error_log {d}/nginx-error.log error;\n\
-         events {{ worker_connections 1024; }}\n\
-         http {{\n access_log off;\n\
-           client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;\n\
-           fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
-           {site}\n}}\n"
-    );
-    let path = dir.join("nginx.conf");
-    std::fs::write(&path, conf).unwrap();
+    let path =
+        mcp_auth_testkit::proxy::shipped_site_conf(dir, &cert, port, free_port(), &upstreams);
     let child = Command::new(nginx)
         .arg("-c")
         .arg(&path)
@@ -461,7 +428,7 @@ async fn ts_sdk_signs_in_through_chromium(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "the deployment rehearsal: scripts/rehearse-deploy.sh (needs redis-server and nginx)"]
+#[ignore = "needs redis-server, nginx, node and chromium"]
 async fn the_deployment_rehearsal() {
     let mut checks = Checks::default();
     let dir = tempfile::tempdir().unwrap();
@@ -502,7 +469,6 @@ async fn the_deployment_rehearsal() {
                 dir.path().join("vault").display().to_string(),
             ),
         ],
-        _dir: tempfile::tempdir().unwrap(),
     };
 
     // The provider double, then the two servers, then the proxy.
