@@ -443,36 +443,20 @@ impl RedisSessionStore {
             .await
             .map_err(|e| unavailable(&e))?;
         // ...then the dead keys are deleted (best effort; TTLs would collect them).
-        let pattern = format!("{}*", mcp_auth_core::redis_conn::escape_glob(&self.prefix));
         let epoch_key = self.epoch_key();
-        let mut cursor: u64 = 0;
-        loop {
-            // On a cluster, SCAN runs on the primary holding this store's slot.
-            let (next, keys): (u64, Vec<String>) = conn
-                .query_where(
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(1000),
-                    &epoch_key,
-                )
+        let keys = conn
+            .scan_prefix(&self.prefix)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let doomed: Vec<&String> = keys.iter().filter(|k| **k != epoch_key).collect();
+        for chunk in doomed.chunks(1000) {
+            let _: i64 = redis::cmd("UNLINK")
+                .arg(chunk)
+                .query_async(&mut conn)
                 .await
                 .map_err(|e| unavailable(&e))?;
-            let doomed: Vec<&String> = keys.iter().filter(|k| **k != epoch_key).collect();
-            if !doomed.is_empty() {
-                let _: i64 = redis::cmd("UNLINK")
-                    .arg(&doomed)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(|e| unavailable(&e))?;
-            }
-            if next == 0 {
-                return Ok(());
-            }
-            cursor = next;
         }
+        Ok(())
     }
 }
 

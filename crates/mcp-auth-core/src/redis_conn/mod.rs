@@ -129,6 +129,36 @@ impl RedisConnection {
             _ => cmd.query_async(&mut self.clone()).await,
         }
     }
+
+    /// Every key that starts with `prefix` (`SCAN … MATCH`, the prefix's
+    /// glob characters escaped), on a cluster from the primary holding the
+    /// prefix's slot: for a store's rare whole-keyspace steps (the
+    /// emergency switch), never a request's path.
+    pub async fn scan_prefix(&self, prefix: &str) -> redis::RedisResult<Vec<String>> {
+        let pattern = format!("{}*", escape_glob(prefix));
+        let mut found = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<String>) = self
+                .query_where(
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000),
+                    prefix,
+                )
+                .await?;
+            found.extend(keys);
+            if next == 0 {
+                found.sort();
+                found.dedup();
+                return Ok(found);
+            }
+            cursor = next;
+        }
+    }
 }
 
 /// Why a Redis-backed component could not be built.

@@ -214,38 +214,15 @@ impl AuthStore for RedisAuthStore {
     fn revoke_all(&self) -> BoxFuture<'_, Result<usize, StoreError>> {
         Box::pin(async move {
             // Every live grant has its key; no list of them is kept.
-            let pattern = format!(
-                "{}grant:*",
-                mcp_auth_core::redis_conn::escape_glob(&self.prefix)
-            );
-            let mut ids = Vec::new();
-            let mut cursor = 0u64;
-            loop {
-                let (next, keys): (u64, Vec<String>) = self
-                    .conn
-                    .query_where(
-                        redis::cmd("SCAN")
-                            .arg(cursor)
-                            .arg("MATCH")
-                            .arg(&pattern)
-                            .arg("COUNT")
-                            .arg(1000),
-                        &self.prefix,
-                    )
-                    .await
-                    .map_err(|e| unavailable(&e))?;
-                let start = self.prefix.len() + "grant:".len();
-                ids.extend(
-                    keys.into_iter()
-                        .filter_map(|k| k.get(start..).map(str::to_owned)),
-                );
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
-            }
-            ids.sort();
-            ids.dedup();
+            let grants = format!("{}grant:", self.prefix);
+            let ids: Vec<String> = self
+                .conn
+                .scan_prefix(&grants)
+                .await
+                .map_err(|e| unavailable(&e))?
+                .into_iter()
+                .filter_map(|k| k.get(grants.len()..).map(str::to_owned))
+                .collect();
             // The list of grants earlier versions kept.
             let _: () = self
                 .conn
