@@ -42,6 +42,7 @@
 mod clock;
 mod config_problem;
 mod loopback;
+mod pseudonym;
 #[cfg(feature = "redis")]
 pub mod redis_conn;
 #[cfg(feature = "redis")]
@@ -52,6 +53,7 @@ mod user_id;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config_problem::{ConfigProblem, ConfigProblems};
 pub use loopback::{is_loopback_host, is_loopback_ip, is_public_ip};
+pub use pseudonym::{PSEUDONYM_PREFIX, Pseudonym, UserPseudonyms};
 pub use secret::{REDACTED, Redacted, secrets_equal};
 
 /// What [`secret_string!`] expands to needs; not part of the API.

@@ -18,7 +18,7 @@ use mcp_auth_pkce::{OAuthClient, Provider, RedirectUri};
 use mcp_auth_testkit::CapturedLog;
 use mcp_auth_testkit::browser::{Browser, Pkce, query_of};
 use mcp_auth_testkit::spotify::{CLIENT_ID, CLIENT_SECRET, SpotifyDouble};
-use mcp_auth_vault::store::{MemoryStore, UpdateFn};
+use mcp_auth_vault::store::{MemoryStore, StorageName, UpdateFn};
 use mcp_auth_vault::{KeyMaterial, Vault, VaultError, VaultStore};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -44,15 +44,15 @@ struct CountingStore {
 }
 
 impl VaultStore for CountingStore {
-    fn load(&self, user: &UserId) -> Result<Option<Vec<u8>>, VaultError> {
+    fn load(&self, name: &StorageName) -> Result<Option<Vec<u8>>, VaultError> {
         self.loads.fetch_add(1, Ordering::SeqCst);
-        self.inner.load(user)
+        self.inner.load(name)
     }
-    fn update(&self, user: &UserId, f: &mut UpdateFn<'_>) -> Result<(), VaultError> {
-        self.inner.update(user, f)
+    fn update(&self, name: &StorageName, f: &mut UpdateFn<'_>) -> Result<(), VaultError> {
+        self.inner.update(name, f)
     }
-    fn users(&self) -> Result<Vec<UserId>, VaultError> {
-        self.inner.users()
+    fn names(&self) -> Result<Vec<StorageName>, VaultError> {
+        self.inner.names()
     }
     fn load_manifest(&self) -> Result<Option<Vec<u8>>, VaultError> {
         self.inner.load_manifest()

@@ -13,8 +13,16 @@
 //!             | 1 | m_kib u32 | t u32 | p u32 | salt [16]      (Argon2id v0x13)
 //!             | 2 | iterations u32 | salt [16]                 (PBKDF2-HMAC-SHA256)
 //! AAD         = "mcp-auth-vault/v1 record\0" | header | user_len u16 | user id (UTF-8)
-//! manifest    = "MAVK" | version u8 = 1 | count u8 (1..=8) | (key_id [8] | kdf) × count
+//! manifest    = "MAVK" | version u8 (1 or 2) | count u8 (1..=8) | (key_id [8] | kdf) × count
+//!             | names                                           (version 2 only)
+//! names       = nonce [12] | sealed [48]    (the 32-byte names key ‖ tag, AES-256-GCM
+//!               under HKDF(current key, "names-wrap"), AAD = NAMES_AAD | current key_id)
 //! ```
+//!
+//! A user file's name is the pseudonym of its user under the names key (see
+//! `StorageName`); its first record, named `IDENTITY_RECORD`, holds the
+//! user id sealed under a key derived from the names key, so the operator's
+//! listing by user still works.
 
 use crate::error::VaultError;
 use crate::key::{KdfParams, KeyId, SALT_LEN};
@@ -23,6 +31,13 @@ const FILE_MAGIC: &[u8; 4] = b"MAVF";
 const MANIFEST_MAGIC: &[u8; 4] = b"MAVK";
 const FORMAT_VERSION: u8 = 1;
 const AAD_DOMAIN: &[u8] = b"mcp-auth-vault/v1 record\0";
+const MANIFEST_V2: u8 = 2;
+/// The associated data of the sealed names key, before the current key id.
+pub(crate) const NAMES_AAD: &[u8] = b"mcp-auth-vault/v2 names\0";
+/// The provider name of the record that holds a file's user id. It starts
+/// with a control character, which no provider name may contain, so it
+/// can never be one.
+pub const IDENTITY_RECORD: &str = "\u{1}user";
 
 /// Largest stored value (a credential's serialized form), in bytes.
 pub const MAX_PAYLOAD: usize = 64 * 1024;
@@ -34,8 +49,11 @@ pub const MAX_PROVIDER_LEN: usize = 64;
 pub const MAX_MANIFEST_KEYS: usize = 8;
 const TAG_LEN: usize = 16;
 const MAX_HEADER_LEN: usize = 2 + 8 + 1 + 12 + SALT_LEN + 12 + 1 + MAX_PROVIDER_LEN;
+/// Most records one user file holds: the providers and the identity record.
+const MAX_STORED_RECORDS: usize = MAX_RECORDS + 1;
 /// Largest user file the decoder accepts, in bytes.
-pub const MAX_FILE_LEN: usize = 7 + MAX_RECORDS * (MAX_HEADER_LEN + 4 + MAX_PAYLOAD + TAG_LEN);
+pub const MAX_FILE_LEN: usize =
+    7 + MAX_STORED_RECORDS * (MAX_HEADER_LEN + 4 + MAX_PAYLOAD + TAG_LEN);
 
 /// How a record's payload is protected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,6 +153,9 @@ impl Record {
         let provider = std::str::from_utf8(r.take(name_len)?)
             .map_err(|_| "provider name is not UTF-8")?
             .to_owned();
+        if provider != IDENTITY_RECORD && provider.chars().any(char::is_control) {
+            return Err("provider name holds a control character");
+        }
         let payload_len = usize::try_from(r.u32()?).map_err(|_| "payload too long")?;
         let max = match cipher {
             Cipher::Plaintext => MAX_PAYLOAD,
@@ -186,6 +207,13 @@ impl UserFile {
         }
     }
 
+    /// The records that hold credentials (all but the identity record).
+    pub(crate) fn credentials(&self) -> impl Iterator<Item = &Record> {
+        self.records
+            .iter()
+            .filter(|r| r.provider != IDENTITY_RECORD)
+    }
+
     pub(crate) fn remove(&mut self, provider: &str) -> bool {
         let before = self.records.len();
         self.records.retain(|r| r.provider != provider);
@@ -228,7 +256,7 @@ impl UserFile {
             return Err("unsupported file version");
         }
         let count = usize::from(r.u16()?);
-        if count > MAX_RECORDS {
+        if count > MAX_STORED_RECORDS {
             return Err("too many records");
         }
         let mut records: Vec<Record> = Vec::with_capacity(count);
@@ -258,17 +286,35 @@ pub fn decode_user_file(bytes: &[u8]) -> Result<UserFile, VaultError> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Manifest {
     pub(crate) keys: Vec<(KeyId, KdfParams)>,
+    /// The names key sealed under the current key; `None` in a version 1
+    /// manifest (written before pseudonymous names).
+    pub(crate) names: Option<SealedNames>,
+}
+
+/// The names key, sealed (see the format above).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SealedNames {
+    pub(crate) nonce: [u8; 12],
+    pub(crate) sealed: [u8; 48],
 }
 
 impl Manifest {
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         out.extend_from_slice(MANIFEST_MAGIC);
-        out.push(FORMAT_VERSION);
+        out.push(if self.names.is_some() {
+            MANIFEST_V2
+        } else {
+            FORMAT_VERSION
+        });
         out.push(u8::try_from(self.keys.len()).unwrap_or(u8::MAX));
         for (id, kdf) in &self.keys {
             out.extend_from_slice(id.as_bytes());
             encode_kdf(kdf, &mut out);
+        }
+        if let Some(names) = &self.names {
+            out.extend_from_slice(&names.nonce);
+            out.extend_from_slice(&names.sealed);
         }
         out
     }
@@ -282,7 +328,8 @@ impl Manifest {
         if r.take(4)? != MANIFEST_MAGIC {
             return Err("not a key manifest (bad magic)");
         }
-        if r.u8()? != FORMAT_VERSION {
+        let version = r.u8()?;
+        if version != FORMAT_VERSION && version != MANIFEST_V2 {
             return Err("unsupported manifest version");
         }
         let count = usize::from(r.u8()?);
@@ -295,10 +342,18 @@ impl Manifest {
             let kdf = decode_kdf(&mut r)?;
             keys.push((id, kdf));
         }
+        let names = if version == MANIFEST_V2 {
+            Some(SealedNames {
+                nonce: r.array()?,
+                sealed: r.array()?,
+            })
+        } else {
+            None
+        };
         if !r.is_empty() {
             return Err("trailing bytes");
         }
-        Ok(Self { keys })
+        Ok(Self { keys, names })
     }
 }
 
@@ -472,11 +527,33 @@ mod tests {
                     },
                 ),
             ],
+            names: None,
         };
+        assert_eq!(m.encode()[4], 1, "no names key: version 1");
         assert_eq!(Manifest::decode(&m.encode()).expect("decodes"), m);
         let mut empty = m.encode();
         empty[5] = 0;
         assert!(Manifest::decode(&empty).is_err());
+        let v2 = Manifest {
+            names: Some(SealedNames {
+                nonce: [3; 12],
+                sealed: [4; 48],
+            }),
+            ..m
+        };
+        let bytes = v2.encode();
+        assert_eq!(bytes[4], 2);
+        assert_eq!(Manifest::decode(&bytes).expect("decodes"), v2);
+        assert!(
+            Manifest::decode(&bytes[..bytes.len() - 1]).is_err(),
+            "truncated names"
+        );
+        let mut downgraded = bytes.clone();
+        downgraded[4] = 1;
+        assert!(
+            Manifest::decode(&downgraded).is_err(),
+            "names in a v1 manifest are trailing bytes"
+        );
     }
 
     proptest! {

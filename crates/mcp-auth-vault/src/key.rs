@@ -33,6 +33,8 @@ const MAX_KEY_FILE_BYTES: u64 = 4096;
 
 const INFO_KEY_ID: &[u8] = b"mcp-auth-vault v1 key-id";
 const INFO_USER_KEY: &[u8] = b"mcp-auth-vault v1 user-key ";
+const INFO_NAMES: &[u8] = b"mcp-auth-vault v2 names";
+const INFO_NAMES_WRAP: &[u8] = b"mcp-auth-vault v2 names-wrap";
 
 /// How a master key was derived. Stored (authenticated) in every record header
 /// and in the key manifest, so a passphrase vault can be unlocked again.
@@ -338,6 +340,25 @@ impl MasterKey {
             &[INFO_USER_KEY, storage_key.as_bytes()],
             out.as_mut(),
         );
+        out
+    }
+}
+
+impl MasterKey {
+    /// The names key a vault gets when this key creates it (or upgrades a
+    /// manifest written before names): derived, so that processes opening
+    /// the same old vault at once agree on it. Kept (sealed) across later
+    /// key rotations, so rotation renames nothing.
+    pub(crate) fn initial_names_key(&self) -> Zeroizing<[u8; 32]> {
+        let mut out = Zeroizing::new([0u8; 32]);
+        hkdf_expand(self.key.as_ref(), &[INFO_NAMES], out.as_mut());
+        out
+    }
+
+    /// The key that seals the names key in the manifest.
+    pub(crate) fn names_wrap_key(&self) -> Zeroizing<[u8; 32]> {
+        let mut out = Zeroizing::new([0u8; 32]);
+        hkdf_expand(self.key.as_ref(), &[INFO_NAMES_WRAP], out.as_mut());
         out
     }
 }

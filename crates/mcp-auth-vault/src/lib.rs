@@ -49,8 +49,11 @@
 //! * Nonces are 96 random bits per write. With one key per user, the
 //!   2⁻³² collision bound of random GCM nonces is reached only after about
 //!   2³² writes *for one user*; rotate the key long before that.
-//! * An attacker with the disk learns user ids (file names are an encoding of
-//!   them), provider names, record sizes and timestamps, but no credential.
+//! * An attacker with the disk learns no user id: files are named by a
+//!   keyed hash of it ([`Vault::storage_name`], a pseudonym under a key
+//!   sealed in the manifest), and the id itself is sealed inside. They learn
+//!   the number of users, provider names, record sizes and timestamps, but
+//!   no credential. Vaults written before pseudonyms are migrated at open.
 //!   They can delete a user's file or roll it back to an older copy; the
 //!   vault cannot detect a rollback (see `docs/vault.md`).
 //! * An attacker with the process's memory has the master key. Secrets are
@@ -80,5 +83,5 @@ pub use key::{
     ARGON2ID_MIN_M_KIB, ARGON2ID_MIN_T, KdfParams, KeyId, KeyMaterial, PBKDF2_MIN_ITERATIONS,
     PassphraseKdf, SALT_LEN,
 };
-pub use store::VaultStore;
+pub use store::{StorageName, VaultStore};
 pub use vault::{RotationReport, StorageMode, Vault, VaultBuilder};

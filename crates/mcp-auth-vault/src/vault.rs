@@ -2,7 +2,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
-use mcp_auth_core::UserId;
+use mcp_auth_core::{UserId, UserPseudonyms};
 use secrecy::SecretSlice;
 use zeroize::Zeroizing;
 
@@ -10,12 +10,12 @@ use crate::aead;
 use crate::credential::Credential;
 use crate::error::{KeyProblem, VaultError};
 use crate::format::{
-    Cipher, MAX_MANIFEST_KEYS, MAX_PAYLOAD, MAX_PROVIDER_LEN, MAX_RECORDS, Manifest, Record,
-    UserFile,
+    Cipher, IDENTITY_RECORD, MAX_MANIFEST_KEYS, MAX_PAYLOAD, MAX_PROVIDER_LEN, MAX_RECORDS,
+    Manifest, NAMES_AAD, Record, SealedNames, UserFile,
 };
 use crate::key::{KdfParams, KeyId, KeyMaterial, MasterKey, PassphraseKdf};
 use crate::os::fill_random;
-use crate::store::{CachedFileStore, FileStore, MemoryStore, Update, VaultStore};
+use crate::store::{CachedFileStore, FileStore, MemoryStore, StorageName, Update, VaultStore};
 
 /// Where and how the vault keeps its records. Every mode encrypts; the
 /// plaintext development mode is deliberately not a variant here (see
@@ -74,10 +74,11 @@ pub struct RotationReport {
     pub users: usize,
     /// Records re-encrypted under the new key.
     pub records_reencrypted: usize,
-    /// Users whose file could not be rotated (corrupt, or holding a record
-    /// under a key that was not supplied). While this is non-empty the
-    /// previous keys stay in the manifest and [`Vault::rotation_pending`] is true.
-    pub failed: Vec<(UserId, VaultError)>,
+    /// User files that could not be rotated (corrupt, or holding a record
+    /// under a key that was not supplied), by name ([`Vault::storage_name`]
+    /// gives a user's). While this is non-empty the previous keys stay in
+    /// the manifest and [`Vault::rotation_pending`] is true.
+    pub failed: Vec<(StorageName, VaultError)>,
 }
 
 struct Keyring {
@@ -93,13 +94,116 @@ impl Keyring {
             .map(Arc::as_ref)
     }
 
-    fn manifest(&self) -> Manifest {
-        Manifest {
+    fn manifest(&self, names: &Names) -> Result<Manifest, VaultError> {
+        Ok(Manifest {
             keys: std::iter::once(&self.current)
                 .chain(self.previous.iter())
                 .map(|k| (k.id, k.kdf.clone()))
                 .collect(),
+            names: Some(names.seal(&self.current)?),
+        })
+    }
+}
+
+/// The vault's names key and what is derived from it: the pseudonyms of
+/// user files, the key that seals each file's user id, and the root of the
+/// pseudonyms other stores use ([`Vault::user_pseudonyms`]).
+struct Names {
+    key: Zeroizing<[u8; 32]>,
+    files: UserPseudonyms,
+    identity: Zeroizing<[u8; 32]>,
+    stores: UserPseudonyms,
+}
+
+impl Names {
+    fn new(key: Zeroizing<[u8; 32]>) -> Self {
+        let root = UserPseudonyms::from_key(*key);
+        Self {
+            files: root.derive("vault files"),
+            identity: root.derive_bytes("vault identity"),
+            stores: root.derive("stores"),
+            key,
         }
+    }
+
+    fn aad(current: &MasterKey) -> Vec<u8> {
+        [NAMES_AAD, current.id.as_bytes()].concat()
+    }
+
+    fn seal(&self, current: &MasterKey) -> Result<SealedNames, VaultError> {
+        let mut nonce = [0u8; 12];
+        fill_random(&mut nonce)?;
+        let sealed = aead::seal(
+            &current.names_wrap_key(),
+            &nonce,
+            &Self::aad(current),
+            self.key.as_ref(),
+        )
+        .and_then(|v| <[u8; 48]>::try_from(v).ok())
+        .ok_or_else(|| VaultError::corrupt("the key manifest", "could not seal the names key"))?;
+        Ok(SealedNames { nonce, sealed })
+    }
+
+    fn open(sealed: &SealedNames, current: &MasterKey) -> Option<Self> {
+        let plain = aead::open(
+            &current.names_wrap_key(),
+            &sealed.nonce,
+            &Self::aad(current),
+            &sealed.sealed,
+        )?;
+        let key: [u8; 32] = plain.as_slice().try_into().ok()?;
+        Some(Self::new(Zeroizing::new(key)))
+    }
+
+    fn file_name(&self, user: &UserId) -> StorageName {
+        StorageName::pseudonym(&self.files.name(user))
+    }
+
+    /// The record that holds `user`'s id in the file named `name`.
+    fn identity_record(&self, name: &StorageName, user: &UserId) -> Result<Record, VaultError> {
+        let mut nonce = [0u8; 12];
+        fill_random(&mut nonce)?;
+        let mut record = Record {
+            cipher: Cipher::Aes256Gcm,
+            key_id: KeyId([0; 8]),
+            kdf: KdfParams::Raw,
+            nonce,
+            provider: IDENTITY_RECORD.to_owned(),
+            payload: Vec::new(),
+        };
+        let aad = record.aad(name.as_str());
+        record.payload = aead::seal(&self.identity, &nonce, &aad, user.as_str().as_bytes()).ok_or(
+            VaultError::PayloadTooLarge {
+                len: user.as_str().len(),
+                max: MAX_PAYLOAD,
+            },
+        )?;
+        Ok(record)
+    }
+
+    /// The user whose file `file` (named `name`) is: its identity record,
+    /// opened and checked against the name (a file copied to another
+    /// user's name is refused).
+    fn user_of(&self, name: &StorageName, file: &UserFile) -> Result<UserId, VaultError> {
+        let bad = |reason| VaultError::corrupt(format!("user file {name}"), reason);
+        let record = file
+            .find(IDENTITY_RECORD)
+            .ok_or_else(|| bad("it has no identity record"))?;
+        let plain = aead::open(
+            &self.identity,
+            &record.nonce,
+            &record.aad(name.as_str()),
+            &record.payload,
+        )
+        .ok_or_else(|| bad("its identity record fails authentication"))?;
+        let user = std::str::from_utf8(&plain)
+            .ok()
+            .and_then(|id| UserId::new(id).ok())
+            .ok_or_else(|| bad("its identity record holds no user id"))?;
+        if self.file_name(&user) != *name {
+            return Err(bad("it belongs under another name"));
+        }
+        Ok(user)
     }
 }
 
@@ -118,6 +222,8 @@ enum Protection {
 pub struct Vault {
     store: Box<dyn VaultStore>,
     protection: Protection,
+    /// `None` in a plaintext development vault (files named by storage key).
+    names: Option<Names>,
     passphrase_kdf: PassphraseKdf,
 }
 
@@ -170,13 +276,16 @@ impl VaultBuilder {
     /// manifest lists) and checks the keys against the manifest.
     pub fn open(self) -> Result<Vault, VaultError> {
         let store = self.store?;
-        let ring = unlock(store.as_ref(), &self.keys, self.passphrase_kdf)?;
+        let (ring, names) = unlock(store.as_ref(), &self.keys, self.passphrase_kdf)?;
         tracing::debug!(store = store.kind(), key_id = %ring.current.id, "vault unlocked");
-        Ok(Vault {
+        let vault = Vault {
             store,
             protection: Protection::Encrypted(RwLock::new(ring)),
+            names: Some(names),
             passphrase_kdf: self.passphrase_kdf,
-        })
+        };
+        vault.migrate_legacy_names()?;
+        Ok(vault)
     }
 }
 
@@ -184,12 +293,12 @@ fn unlock(
     store: &dyn VaultStore,
     keys: &[KeyMaterial],
     passphrase_kdf: PassphraseKdf,
-) -> Result<Keyring, VaultError> {
+) -> Result<(Keyring, Names), VaultError> {
     let first = keys.first().ok_or(VaultError::NoKey)?;
     let manifest = match store.load_manifest()? {
         Some(bytes) => bytes,
         None => {
-            if !store.users()?.is_empty() {
+            if !store.names()?.is_empty() {
                 return Err(VaultError::corrupt(
                     "the key manifest",
                     "missing, but the directory holds user files (a plaintext development vault, or the manifest was deleted)",
@@ -204,10 +313,11 @@ fn unlock(
                 current: Arc::new(first.derive(&params)?),
                 previous: Vec::new(),
             };
-            let ours = ring.manifest().encode();
+            let names = Names::new(ring.current.initial_names_key());
+            let ours = ring.manifest(&names)?.encode();
             let in_effect = store.init_manifest(&ours)?;
             if in_effect == ours {
-                return Ok(ring);
+                return Ok((ring, names));
             }
             // Another process created the vault first: unlock against its manifest.
             in_effect
@@ -238,10 +348,30 @@ fn unlock(
     }
     let mut found = found.into_iter();
     let current = found.next().ok_or(VaultError::NoKey)?;
-    Ok(Keyring {
+    let ring = Keyring {
         current,
         previous: found.collect(),
-    })
+    };
+    let names = match &manifest.names {
+        Some(sealed) => Names::open(sealed, &ring.current).ok_or_else(|| {
+            VaultError::corrupt(
+                "the key manifest",
+                "its names key does not open with the current key",
+            )
+        })?,
+        None => {
+            // Written before pseudonymous names: the names key is derived
+            // (every process upgrading this vault at once derives the same)
+            // and sealed into a version 2 manifest from now on.
+            let names = Names::new(ring.current.initial_names_key());
+            store.store_manifest(&ring.manifest(&names)?.encode())?;
+            tracing::info!(
+                "vault manifest upgraded: user files are named by pseudonym from now on"
+            );
+            names
+        }
+    };
+    Ok((ring, names))
 }
 
 fn check_provider(provider: &str) -> Result<(), VaultError> {
@@ -377,6 +507,7 @@ impl Vault {
         Ok(Self {
             store: Box::new(store),
             protection: Protection::Plaintext,
+            names: None,
             passphrase_kdf: PassphraseKdf::default(),
         })
     }
@@ -442,18 +573,29 @@ impl Vault {
         // cannot retire the key this record is sealed with before it lands.
         let ring = self.keyring();
         let record = self.seal_for(ring.as_deref(), user, provider, secret)?;
+        let name = self.storage_name(user);
+        let identity = self
+            .names
+            .as_ref()
+            .map(|names| names.identity_record(&name, user))
+            .transpose()?;
         // A store with optimistic concurrency (Redis) may call this more
         // than once: it copies the record rather than consuming it.
-        self.store.update(user, &mut |current| {
+        self.store.update(&name, &mut |current| {
             let mut file = match current {
                 Some(bytes) => decode_user(user, bytes)?,
                 None => UserFile::default(),
             };
-            if file.find(provider).is_none() && file.records.len() >= MAX_RECORDS {
+            if file.find(provider).is_none() && file.credentials().count() >= MAX_RECORDS {
                 return Err(VaultError::TooManyRecords {
                     user: user.clone(),
                     max: MAX_RECORDS,
                 });
+            }
+            if let Some(identity) = &identity
+                && file.find(IDENTITY_RECORD).is_none()
+            {
+                file.records.insert(0, identity.clone());
             }
             file.upsert(record.clone());
             Ok(Update::Write(file.encode()))
@@ -478,7 +620,7 @@ impl Vault {
     ) -> Result<Option<Zeroizing<Vec<u8>>>, VaultError> {
         check_provider(provider)?;
         let ring = self.keyring();
-        let Some(bytes) = self.store.load(user)? else {
+        let Some(bytes) = self.store.load(&self.storage_name(user))? else {
             return Ok(None);
         };
         let file = decode_user(user, &bytes)?;
@@ -519,50 +661,152 @@ impl Vault {
     pub fn delete(&self, user: &UserId, provider: &str) -> Result<bool, VaultError> {
         check_provider(provider)?;
         let mut existed = false;
-        self.store.update(user, &mut |current| {
-            let Some(bytes) = current else {
-                return Ok(Update::Keep);
-            };
-            let mut file = decode_user(user, bytes)?;
-            existed = file.remove(provider);
-            Ok(match (existed, file.records.is_empty()) {
-                (false, _) => Update::Keep,
-                (true, true) => Update::Delete,
-                (true, false) => Update::Write(file.encode()),
-            })
-        })?;
+        self.store
+            .update(&self.storage_name(user), &mut |current| {
+                let Some(bytes) = current else {
+                    return Ok(Update::Keep);
+                };
+                let mut file = decode_user(user, bytes)?;
+                existed = file.remove(provider);
+                Ok(match (existed, file.credentials().next().is_none()) {
+                    (false, _) => Update::Keep,
+                    (true, true) => Update::Delete,
+                    (true, false) => Update::Write(file.encode()),
+                })
+            })?;
         Ok(existed)
     }
 
     /// The providers `user` has credentials for, in storage order.
     pub fn providers(&self, user: &UserId) -> Result<Vec<String>, VaultError> {
-        let Some(bytes) = self.store.load(user)? else {
+        let Some(bytes) = self.store.load(&self.storage_name(user))? else {
             return Ok(Vec::new());
         };
         Ok(decode_user(user, &bytes)?
-            .records
-            .into_iter()
-            .map(|r| r.provider)
+            .credentials()
+            .map(|r| r.provider.clone())
             .collect())
     }
 
-    /// Every user with stored credentials.
+    /// Every user with stored credentials. In an encrypted vault each file
+    /// is named by pseudonym, so this reads every file's sealed user id: a
+    /// file that does not yield one (corrupt, or copied under another
+    /// user's name) is left out with a warning in the log.
     pub fn users(&self) -> Result<Vec<UserId>, VaultError> {
-        self.store.users()
+        let mut out = Vec::new();
+        for name in self.store.names()? {
+            match self.user_of(&name) {
+                Ok(Some(user)) => out.push(user),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(file = %name, error = %e, "left out of the list of users"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The name `user`'s file is stored under: a pseudonym (`p-…`, a keyed
+    /// hash of the user id) in an encrypted vault, the user's storage key in
+    /// a plaintext development vault. For the operator looking for one
+    /// user's file (`<dir>/<name>.vault`, or the Redis key `…:u:<name>`).
+    pub fn storage_name(&self, user: &UserId) -> StorageName {
+        match &self.names {
+            Some(names) => names.file_name(user),
+            None => StorageName::legacy(user),
+        }
+    }
+
+    /// Pseudonyms of user ids for the other stores of the deployment (the
+    /// authorization server's, the session store, rate-limit keys), under a
+    /// key derived from this vault's names key: every process that opens the
+    /// vault gets the same, and a key rotation does not change them. `None`
+    /// for a plaintext development vault.
+    pub fn user_pseudonyms(&self) -> Option<UserPseudonyms> {
+        self.names.as_ref().map(|n| n.stores.clone())
+    }
+
+    /// The user whose file is named `name`, if it exists.
+    fn user_of(&self, name: &StorageName) -> Result<Option<UserId>, VaultError> {
+        if let Some(user) = name.legacy_user() {
+            return Ok(Some(user));
+        }
+        let Some(names) = &self.names else {
+            return Ok(None);
+        };
+        let Some(bytes) = self.store.load(name)? else {
+            return Ok(None);
+        };
+        let file = UserFile::decode(&bytes)
+            .map_err(|reason| VaultError::corrupt(format!("user file {name}"), reason))?;
+        names.user_of(name, &file).map(Some)
+    }
+
+    /// Moves every file still named by storage key (written before
+    /// pseudonyms) to its pseudonym, adding the identity record. Crash-safe:
+    /// the new file is written before the old one is deleted, and a file
+    /// found under both names is merged (the pseudonym's records win, the
+    /// old file's other providers are added). A corrupt old file is left
+    /// where it is, with a warning: nothing is ever lost.
+    fn migrate_legacy_names(&self) -> Result<(), VaultError> {
+        let Some(names) = &self.names else {
+            return Ok(());
+        };
+        let mut moved = 0usize;
+        for old in self.store.names()? {
+            let Some(user) = old.legacy_user() else {
+                continue;
+            };
+            let Some(bytes) = self.store.load(&old)? else {
+                continue;
+            };
+            let legacy = match UserFile::decode(&bytes) {
+                Ok(file) => file,
+                Err(reason) => {
+                    tracing::warn!(file = %old, reason, "a user file written before pseudonyms is corrupt: left under its old name");
+                    continue;
+                }
+            };
+            let new = names.file_name(&user);
+            let identity = names.identity_record(&new, &user)?;
+            self.store.update(&new, &mut |current| {
+                let mut file = match current {
+                    Some(bytes) => decode_user(&user, bytes)?,
+                    None => UserFile::default(),
+                };
+                if file.find(IDENTITY_RECORD).is_none() {
+                    file.records.insert(0, identity.clone());
+                }
+                for record in legacy.credentials() {
+                    if file.find(&record.provider).is_none() {
+                        file.records.push(record.clone());
+                    }
+                }
+                Ok(Update::Write(file.encode()))
+            })?;
+            self.store.update(&old, &mut |_| Ok(Update::Delete))?;
+            moved += 1;
+        }
+        if moved > 0 {
+            tracing::info!(
+                users = moved,
+                "vault files renamed from user ids to pseudonyms"
+            );
+        }
+        Ok(())
     }
 
     /// Deletes everything stored for `user`, even if the file is corrupt.
     /// Returns whether anything existed.
     pub fn delete_user(&self, user: &UserId) -> Result<bool, VaultError> {
         let mut existed = false;
-        self.store.update(user, &mut |current| {
-            existed = current.is_some();
-            Ok(if existed {
-                Update::Delete
-            } else {
-                Update::Keep
-            })
-        })?;
+        self.store
+            .update(&self.storage_name(user), &mut |current| {
+                existed = current.is_some();
+                Ok(if existed {
+                    Update::Delete
+                } else {
+                    Update::Keep
+                })
+            })?;
         if existed {
             tracing::info!(user = %user, "deleted all credentials of a user");
         }
@@ -580,6 +824,12 @@ impl Vault {
             "vault wiped: every stored credential was deleted"
         );
         Ok(n)
+    }
+
+    fn names(&self) -> Result<&Names, VaultError> {
+        self.names
+            .as_ref()
+            .ok_or(VaultError::InvalidKey(KeyProblem::PlaintextVault))
     }
 
     /// The id of the key new records are written with (`None` for a
@@ -628,7 +878,8 @@ impl Vault {
                     previous,
                 };
                 // Durable before any record is written with the new key.
-                self.store.store_manifest(&next.manifest().encode())?;
+                self.store
+                    .store_manifest(&next.manifest(self.names()?)?.encode())?;
                 *ring = next;
                 tracing::info!(key_id = %ring.current.id, "vault key rotation started");
             }
@@ -642,19 +893,27 @@ impl Vault {
         let Protection::Encrypted(lock) = &self.protection else {
             return Err(VaultError::InvalidKey(KeyProblem::PlaintextVault));
         };
+        let names = self.names()?;
         let mut report = RotationReport::default();
-        for user in self.store.users()? {
+        for name in self.store.names()? {
             report.users += 1;
             let ring = lock.read().unwrap_or_else(PoisonError::into_inner);
             let mut rewritten = 0;
-            let result = self.store.update(&user, &mut |current| {
+            let result = self.store.update(&name, &mut |current| {
                 rewritten = 0;
                 let Some(bytes) = current else {
                     return Ok(Update::Keep);
                 };
-                let mut file = decode_user(&user, bytes)?;
+                let mut file = UserFile::decode(bytes)
+                    .map_err(|reason| VaultError::corrupt(format!("user file {name}"), reason))?;
+                let user = match name.legacy_user() {
+                    Some(user) => user,
+                    None => names.user_of(&name, &file)?,
+                };
                 for record in &mut file.records {
-                    if record.cipher == Cipher::Aes256Gcm && record.key_id == ring.current.id {
+                    if record.provider == IDENTITY_RECORD
+                        || (record.cipher == Cipher::Aes256Gcm && record.key_id == ring.current.id)
+                    {
                         continue;
                     }
                     let plain = open_sealed(&ring, &user, record)?;
@@ -671,8 +930,8 @@ impl Vault {
             match result {
                 Ok(()) => report.records_reencrypted += rewritten,
                 Err(e) => {
-                    tracing::warn!(user = %user, error = %e, "could not rotate this user's records");
-                    report.failed.push((user, e));
+                    tracing::warn!(file = %name, error = %e, "could not rotate this user's records");
+                    report.failed.push((name, e));
                 }
             }
         }
@@ -683,7 +942,8 @@ impl Vault {
                     current: ring.current.clone(),
                     previous: Vec::new(),
                 };
-                self.store.store_manifest(&retired.manifest().encode())?;
+                self.store
+                    .store_manifest(&retired.manifest(names)?.encode())?;
                 ring.previous.clear();
             }
             tracing::info!(

@@ -279,7 +279,7 @@ fn flipping_any_single_byte_of_a_stored_file_is_detected() {
         .expect("put");
     v.put_bytes(&alice, "google", b"another token")
         .expect("put");
-    let path = user_file(dir.path(), &alice);
+    let path = user_file(dir.path(), &v, &alice);
     let original = fs::read(&path).expect("read");
     for pos in 0..original.len() {
         for mask in [0x01u8, 0x80] {
@@ -314,7 +314,9 @@ fn flipping_any_single_byte_of_a_stored_file_is_detected() {
                             Ok(None) => unreachable!("listed providers exist"),
                         }
                     }
-                    failed
+                    // A flip in the identity record (the sealed user id)
+                    // shows in the listing of users instead.
+                    failed || !v.users().expect("users").contains(&alice)
                 }
             };
             assert!(
@@ -340,8 +342,8 @@ fn a_file_copied_to_another_user_does_not_decrypt() {
     v.put_bytes(&mallory, "spotify", b"mallory's token")
         .expect("put");
     fs::copy(
-        user_file(dir.path(), &alice),
-        user_file(dir.path(), &mallory),
+        user_file(dir.path(), &v, &alice),
+        user_file(dir.path(), &v, &mallory),
     )
     .expect("copy");
     assert!(matches!(
@@ -354,9 +356,10 @@ fn a_file_copied_to_another_user_does_not_decrypt() {
     );
 }
 
-/// Offsets of the two records in a file written with a raw key (documented
-/// layout: 7-byte file header; record header 1+1+8+1+12 bytes, name length,
-/// name, u32 payload length, payload).
+/// Offsets of the credential records in a file written with a raw key
+/// (documented layout: 7-byte file header; record header 1+1+8+1+12 bytes,
+/// name length, name, u32 payload length, payload), leaving out the identity
+/// record (its name starts with byte 1).
 fn record_spans(file: &[u8]) -> Vec<(usize, usize, usize)> {
     let count = u16::from_be_bytes([file[5], file[6]]) as usize;
     let mut at = 7;
@@ -367,7 +370,9 @@ fn record_spans(file: &[u8]) -> Vec<(usize, usize, usize)> {
         let len_at = name_at + 1 + name_len;
         let payload_len =
             u32::from_be_bytes(file[len_at..len_at + 4].try_into().expect("4")) as usize;
-        spans.push((name_at + 1, len_at + 4, payload_len));
+        if file[name_at + 1] != 1 {
+            spans.push((name_at + 1, len_at + 4, payload_len));
+        }
         at = len_at + 4 + payload_len;
     }
     spans
@@ -380,7 +385,7 @@ fn records_swapped_between_providers_are_detected() {
     let alice = user("alice");
     v.put_bytes(&alice, "prov-a", b"token for A!").expect("put");
     v.put_bytes(&alice, "prov-b", b"token for B!").expect("put");
-    let path = user_file(dir.path(), &alice);
+    let path = user_file(dir.path(), &v, &alice);
     let original = fs::read(&path).expect("read");
     let spans = record_spans(&original);
     assert_eq!(spans.len(), 2);
@@ -425,7 +430,7 @@ fn a_corrupt_file_affects_only_its_user_and_is_never_overwritten() {
     let (alice, bob) = (user("alice"), user("bob"));
     v.put_bytes(&alice, "spotify", b"alice").expect("put");
     v.put_bytes(&bob, "spotify", b"bob").expect("put");
-    let path = user_file(dir.path(), &alice);
+    let path = user_file(dir.path(), &v, &alice);
     let full = fs::read(&path).expect("read");
     let truncated = &full[..full.len() / 2];
     fs::write(&path, truncated).expect("truncate");
@@ -453,7 +458,7 @@ fn a_corrupt_file_affects_only_its_user_and_is_never_overwritten() {
 
     let report = v.rotate(KeyMaterial::raw(KEY_B)).expect("rotation runs");
     assert_eq!(report.failed.len(), 1);
-    assert_eq!(report.failed[0].0, alice);
+    assert_eq!(report.failed[0].0, v.storage_name(&alice));
     assert!(
         v.rotation_pending(),
         "old key kept while a user could not be rotated"
@@ -485,7 +490,7 @@ fn hostile_files_yield_typed_errors() {
     let dir = common::tempdir();
     let v = file_vault(dir.path(), KEY_A);
     let alice = user("alice");
-    let path = user_file(dir.path(), &alice);
+    let path = user_file(dir.path(), &v, &alice);
     for junk in [
         Vec::new(),
         b"MAVF".to_vec(),
@@ -515,7 +520,7 @@ fn permissions_are_private() {
     v.put_bytes(&user("alice"), "p", b"x").expect("put");
     let mode = |p: &std::path::Path| fs::metadata(p).expect("stat").permissions().mode() & 0o777;
     assert_eq!(mode(&vault_dir), 0o700);
-    assert_eq!(mode(&user_file(&vault_dir, &user("alice"))), 0o600);
+    assert_eq!(mode(&user_file(&vault_dir, &v, &user("alice"))), 0o600);
     assert_eq!(mode(&vault_dir.join("keys.manifest")), 0o600);
 
     let loose = dir.path().join("loose");
@@ -697,8 +702,8 @@ fn plaintext_mode_is_separate_loud_and_refused_by_encrypted_vaults() {
     let v = file_vault(&enc_dir, KEY_A);
     v.put_bytes(&user("bob"), "p", b"bob").expect("put");
     fs::copy(
-        user_file(&plain_dir, &user("alice")),
-        user_file(&enc_dir, &user("alice")),
+        user_file(&plain_dir, &dev, &user("alice")),
+        user_file(&enc_dir, &v, &user("alice")),
     )
     .expect("plant");
     assert!(matches!(
@@ -783,7 +788,7 @@ fn no_secret_in_debug_errors_or_logs() {
     let got = v.get(&alice, "spotify").expect("get").expect("present");
 
     // Failure paths: tampering, wrong key, corrupt file, rotation, passphrase.
-    let path = user_file(dir.path(), &alice);
+    let path = user_file(dir.path(), &v, &alice);
     let mut bytes = fs::read(&path).expect("read");
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
@@ -822,4 +827,212 @@ fn no_secret_in_debug_errors_or_logs() {
             "{secret:?} leaked into: {everything}"
         );
     }
+}
+
+/// Every file (name and bytes) under `dir`, as one lossy text.
+fn everything_on_disk(dir: &std::path::Path) -> String {
+    let mut out = String::new();
+    for entry in fs::read_dir(dir).expect("list") {
+        let entry = entry.expect("entry");
+        out.push_str(&entry.file_name().to_string_lossy());
+        out.push(' ');
+        out.push_str(&String::from_utf8_lossy(
+            &fs::read(entry.path()).expect("read"),
+        ));
+        out.push('\n');
+    }
+    out
+}
+
+/// A copy of the release-0.1 fixture in a fresh private directory.
+fn fixture_v1_copy() -> (common::TestDir, std::path::PathBuf) {
+    let dir = common::tempdir();
+    let vault_dir = dir.path().join("vault");
+    std::os::unix::fs::DirBuilderExt::mode(&mut fs::DirBuilder::new(), 0o700)
+        .create(&vault_dir)
+        .expect("mkdir");
+    for entry in fs::read_dir(common::fixture_v1_dir()).expect("fixture") {
+        let entry = entry.expect("entry");
+        fs::copy(entry.path(), vault_dir.join(entry.file_name())).expect("copy");
+    }
+    (dir, vault_dir)
+}
+
+fn open_raw(dir: &std::path::Path, key: [u8; 32]) -> Result<Vault, VaultError> {
+    Vault::builder(StorageMode::EncryptedFile(dir.to_owned()))
+        .key(KeyMaterial::raw(key))
+        .open()
+}
+
+#[test]
+fn no_user_id_can_be_read_off_the_disk() {
+    let dir = common::tempdir();
+    let v = file_vault(dir.path(), KEY_A);
+    let alice = user("alice@example.com");
+    v.put_bytes(&alice, "spotify", b"token").expect("put");
+    let disk = everything_on_disk(dir.path());
+    for needle in ["alice", alice.storage_key().as_str()] {
+        assert!(!disk.contains(needle), "{needle} on disk: {disk}");
+    }
+    let name = v.storage_name(&alice);
+    assert!(name.as_str().starts_with("p-"), "{name}");
+    assert!(dir.path().join(format!("{name}.vault")).exists());
+    // The operator's listing by user still works, through the key.
+    assert_eq!(v.users().expect("users"), vec![alice.clone()]);
+    // Another process with the key computes the same names.
+    let again = file_vault(dir.path(), KEY_A);
+    assert_eq!(again.storage_name(&alice), name);
+    assert_eq!(again.users().expect("users"), vec![alice.clone()]);
+    // A different vault (key) names the same user differently.
+    let other = common::tempdir();
+    assert_ne!(file_vault(other.path(), KEY_B).storage_name(&alice), name);
+    // The pseudonyms handed to other stores are neither the file names nor the id.
+    let stores = v.user_pseudonyms().expect("encrypted vault");
+    assert_ne!(stores.name(&alice).as_str(), name.as_str());
+    assert_eq!(
+        again.user_pseudonyms().expect("keys").name(&alice),
+        stores.name(&alice)
+    );
+}
+
+#[test]
+fn a_key_rotation_renames_nothing_and_keeps_the_listing() {
+    let dir = common::tempdir();
+    let v = file_vault(dir.path(), KEY_A);
+    let alice = user("alice");
+    v.put_bytes(&alice, "spotify", b"token").expect("put");
+    let name = v.storage_name(&alice);
+    let pseudonyms = v.user_pseudonyms().expect("keys").name(&alice);
+    let report = v.rotate(KeyMaterial::raw(KEY_B)).expect("rotate");
+    assert_eq!(report.records_reencrypted, 1);
+    assert!(report.failed.is_empty());
+    drop(v);
+    let v = file_vault(dir.path(), KEY_B);
+    assert_eq!(v.storage_name(&alice), name);
+    assert_eq!(v.user_pseudonyms().expect("keys").name(&alice), pseudonyms);
+    assert_eq!(v.users().expect("users"), vec![alice.clone()]);
+    assert_eq!(
+        secret_bytes(&v, &alice, "spotify").as_deref(),
+        Some(&b"token"[..])
+    );
+    assert!(matches!(
+        open_raw(dir.path(), KEY_A),
+        Err(VaultError::WrongKey { .. })
+    ));
+}
+
+#[test]
+fn a_file_moved_under_another_users_name_is_left_out_of_the_listing() {
+    let dir = common::tempdir();
+    let v = file_vault(dir.path(), KEY_A);
+    let (alice, mallory) = (user("alice"), user("mallory"));
+    v.put_bytes(&alice, "spotify", b"alice's").expect("put");
+    fs::rename(
+        user_file(dir.path(), &v, &alice),
+        user_file(dir.path(), &v, &mallory),
+    )
+    .expect("move");
+    assert!(v.users().expect("users").is_empty());
+    assert!(matches!(
+        v.get_bytes(&mallory, "spotify"),
+        Err(VaultError::Decrypt { .. })
+    ));
+    assert_eq!(
+        v.get_bytes(&alice, "spotify").expect("get").map(|_| ()),
+        None
+    );
+}
+
+#[test]
+fn a_vault_written_by_release_0_1_is_migrated_losing_nothing() {
+    let (_tmp, dir) = fixture_v1_copy();
+    let before = everything_on_disk(&dir);
+    for (id, _) in common::FIXTURE_V1_USERS {
+        assert!(
+            before.contains(user(id).storage_key().as_str()),
+            "the fixture is old-style"
+        );
+    }
+    let v = open_raw(&dir, common::FIXTURE_V1_KEY).expect("open migrates");
+    common::assert_fixture_v1_intact(&v);
+    let after = everything_on_disk(&dir);
+    for (id, _) in common::FIXTURE_V1_USERS {
+        let u = user(id);
+        assert!(!after.contains(u.storage_key().as_str()), "{id}: {after}");
+        assert!(!after.contains(id), "{id} on disk");
+        assert!(user_file(&dir, &v, &u).exists());
+    }
+    assert_eq!(fs::read(dir.join("keys.manifest")).expect("manifest")[4], 2);
+    // The upgraded vault reopens (no migration left), rotates and reopens.
+    drop(v);
+    let v = open_raw(&dir, common::FIXTURE_V1_KEY).expect("reopen");
+    common::assert_fixture_v1_intact(&v);
+    assert!(
+        v.rotate(KeyMaterial::raw(KEY_B))
+            .expect("rotate")
+            .failed
+            .is_empty()
+    );
+    drop(v);
+    common::assert_fixture_v1_intact(&open_raw(&dir, KEY_B).expect("new key"));
+}
+
+#[test]
+fn a_migration_interrupted_between_its_two_writes_is_finished_and_merged() {
+    let (_tmp, dir) = fixture_v1_copy();
+    let alice = user("alice@example.com");
+    let old_alice = dir.join(format!("{}.vault", alice.storage_key()));
+    let old_bytes = fs::read(&old_alice).expect("old file");
+    let v = open_raw(&dir, common::FIXTURE_V1_KEY).expect("open migrates");
+    // After the migration, alice gains a provider and replaces one...
+    v.put_bytes(&alice, "github", b"new").expect("put");
+    v.put(
+        &alice,
+        "spotify",
+        &Credential::new(SecretString::from("spotify-newer")),
+    )
+    .expect("put");
+    drop(v);
+    // ...and the old file is back, as if a crash had come between writing
+    // the new file and deleting the old one.
+    fs::write(&old_alice, &old_bytes).expect("restore old file");
+    let v = open_raw(&dir, common::FIXTURE_V1_KEY).expect("open again");
+    assert!(!old_alice.exists(), "the old file is gone after the merge");
+    let mut providers = v.providers(&alice).expect("providers");
+    providers.sort();
+    assert_eq!(providers, ["github", "google", "spotify"]);
+    let spotify = v.get(&alice, "spotify").expect("get").expect("present");
+    assert_eq!(
+        spotify.access_token().expose_secret(),
+        "spotify-newer",
+        "the newer record wins"
+    );
+    assert_eq!(
+        secret_bytes(&v, &alice, "github").as_deref(),
+        Some(&b"new"[..])
+    );
+}
+
+#[test]
+fn a_corrupt_file_from_release_0_1_is_left_as_found_and_the_rest_migrate() {
+    let (_tmp, dir) = fixture_v1_copy();
+    let bob = user("bob@example.org");
+    let old_bob = dir.join(format!("{}.vault", bob.storage_key()));
+    let truncated = fs::read(&old_bob).expect("read")[..40].to_vec();
+    fs::write(&old_bob, &truncated).expect("truncate");
+    let v = open_raw(&dir, common::FIXTURE_V1_KEY).expect("open despite one corrupt file");
+    assert_eq!(
+        fs::read(&old_bob).expect("still there"),
+        truncated,
+        "never overwritten"
+    );
+    let alice = user("alice@example.com");
+    assert_eq!(
+        v.get(&alice, "google")
+            .expect("get")
+            .map(|c| c.access_token().expose_secret().to_owned()),
+        Some("google-access-of-alice@example.com".to_owned())
+    );
+    // Still listed (its old name decodes), until the operator deletes it.
+    assert!(v.users().expect("users").contains(&bob));
 }

@@ -32,8 +32,9 @@ fn open(dir: &Path, key: &str) -> std::result::Result<Vault, VaultError> {
         .open()
 }
 
-fn user_file(dir: &Path, user: &UserId) -> std::path::PathBuf {
-    dir.join(format!("{}.vault", user.storage_key()))
+/// `<dir>/<pseudonym>.vault`: the file name is a keyed hash of the user id.
+fn user_file(dir: &Path, vault: &Vault, user: &UserId) -> std::path::PathBuf {
+    dir.join(format!("{}.vault", vault.storage_name(user)))
 }
 
 const ISSUER: &str = "https://issuer.demo.invalid";
@@ -136,7 +137,7 @@ fn run() -> Result<()> {
         "spotify",
         &Credential::new(SecretString::from("BQD-bob-spotify-access-token")),
     )?;
-    let alice_file = user_file(&dir, &alice);
+    let alice_file = user_file(&dir, &vault, &alice);
     let on_disk = std::fs::read(&alice_file)?;
     let mode = std::fs::metadata(&alice_file)?.permissions().mode() & 0o777;
     println!(
@@ -148,6 +149,15 @@ fn run() -> Result<()> {
         on_disk.len()
     );
     check(mode == 0o600, "user files are 0600")?;
+    let names: Vec<String> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    check(
+        !names
+            .iter()
+            .any(|n| n.contains(alice.storage_key().as_str()) || n.contains("alice")),
+        "no file name reveals a user id",
+    )?;
     check(
         !on_disk
             .windows(b"alice-spotify".len())
@@ -189,7 +199,7 @@ fn run() -> Result<()> {
     std::fs::write(&alice_file, &on_disk)?;
 
     println!("\n5. Copy alice's file over bob's (a record moved between users)");
-    let bob_file = user_file(&dir, &bob);
+    let bob_file = user_file(&dir, &vault, &bob);
     let bob_original = std::fs::read(&bob_file)?;
     std::fs::copy(&alice_file, &bob_file)?;
     let err = vault.get(&bob, "spotify").err();

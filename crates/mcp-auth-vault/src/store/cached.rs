@@ -2,9 +2,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{PoisonError, RwLock};
 
-use mcp_auth_core::UserId;
-
-use super::{FileStore, Update, UpdateFn, VaultStore};
+use super::{FileStore, StorageName, Update, UpdateFn, VaultStore};
 use crate::error::VaultError;
 
 /// A write-through memory cache in front of a [`FileStore`]: reads are served
@@ -17,7 +15,7 @@ use crate::error::VaultError;
 #[derive(Debug)]
 pub struct CachedFileStore {
     file: FileStore,
-    cache: RwLock<HashMap<UserId, Option<Vec<u8>>>>,
+    cache: RwLock<HashMap<StorageName, Option<Vec<u8>>>>,
 }
 
 impl CachedFileStore {
@@ -31,26 +29,26 @@ impl CachedFileStore {
 }
 
 impl VaultStore for CachedFileStore {
-    fn load(&self, user: &UserId) -> Result<Option<Vec<u8>>, VaultError> {
+    fn load(&self, name: &StorageName) -> Result<Option<Vec<u8>>, VaultError> {
         if let Some(hit) = self
             .cache
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(user)
+            .get(name)
         {
             return Ok(hit.clone());
         }
-        let loaded = self.file.load(user)?;
+        let loaded = self.file.load(name)?;
         self.cache
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(user.clone(), loaded.clone());
+            .insert(name.clone(), loaded.clone());
         Ok(loaded)
     }
 
-    fn update(&self, user: &UserId, f: &mut UpdateFn<'_>) -> Result<(), VaultError> {
+    fn update(&self, name: &StorageName, f: &mut UpdateFn<'_>) -> Result<(), VaultError> {
         let mut outcome: Option<Option<Vec<u8>>> = None;
-        self.file.update(user, &mut |current| {
+        self.file.update(name, &mut |current| {
             let update = f(current)?;
             outcome = Some(match &update {
                 Update::Keep => current.map(<[u8]>::to_vec),
@@ -63,13 +61,13 @@ impl VaultStore for CachedFileStore {
             self.cache
                 .write()
                 .unwrap_or_else(PoisonError::into_inner)
-                .insert(user.clone(), now);
+                .insert(name.clone(), now);
         }
         Ok(())
     }
 
-    fn users(&self) -> Result<Vec<UserId>, VaultError> {
-        self.file.users()
+    fn names(&self) -> Result<Vec<StorageName>, VaultError> {
+        self.file.names()
     }
 
     fn load_manifest(&self) -> Result<Option<Vec<u8>>, VaultError> {

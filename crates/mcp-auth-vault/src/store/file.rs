@@ -3,13 +3,11 @@ use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use data_encoding::HEXLOWER;
-use mcp_auth_core::UserId;
-
-use super::{Update, UpdateFn, VaultStore};
+use super::{StorageName, Update, UpdateFn, VaultStore};
 use crate::error::VaultError;
 use crate::format::MAX_FILE_LEN;
 use crate::os::{check_private, fill_random};
+use data_encoding::HEXLOWER;
 
 const USER_FILE_SUFFIX: &str = ".vault";
 const MANIFEST_FILE: &str = "keys.manifest";
@@ -61,10 +59,9 @@ impl FileStore {
         &self.dir
     }
 
-    /// Path of a user's file.
-    pub fn user_path(&self, user: &UserId) -> PathBuf {
-        self.dir
-            .join(format!("{}{USER_FILE_SUFFIX}", user.storage_key()))
+    /// Path of the user file named `name`: `<dir>/<name>.vault`.
+    pub fn user_path(&self, name: &StorageName) -> PathBuf {
+        self.dir.join(format!("{name}{USER_FILE_SUFFIX}"))
     }
 
     fn lock(&self) -> Result<DirLock, VaultError> {
@@ -157,7 +154,7 @@ impl FileStore {
             .map_err(|e| VaultError::io("fsync directory", &self.dir, e))
     }
 
-    fn user_files(&self) -> Result<Vec<(UserId, PathBuf)>, VaultError> {
+    fn user_files(&self) -> Result<Vec<(StorageName, PathBuf)>, VaultError> {
         let mut out = Vec::new();
         for entry in fs::read_dir(&self.dir).map_err(|e| VaultError::io("list", &self.dir, e))? {
             let entry = entry.map_err(|e| VaultError::io("list", &self.dir, e))?;
@@ -165,10 +162,10 @@ impl FileStore {
             let Some(key) = name.to_str().and_then(|n| n.strip_suffix(USER_FILE_SUFFIX)) else {
                 continue;
             };
-            match UserId::from_storage_key(key) {
-                Ok(user) => out.push((user, entry.path())),
-                Err(_) => {
-                    tracing::warn!(file = %entry.path().display(), "ignoring a file whose name is not a user storage key");
+            match StorageName::parse(key) {
+                Some(name) => out.push((name, entry.path())),
+                None => {
+                    tracing::warn!(file = %entry.path().display(), "ignoring a file whose name is not a user file name");
                 }
             }
         }
@@ -177,12 +174,12 @@ impl FileStore {
 }
 
 impl VaultStore for FileStore {
-    fn load(&self, user: &UserId) -> Result<Option<Vec<u8>>, VaultError> {
-        Self::read_file(&self.user_path(user))
+    fn load(&self, name: &StorageName) -> Result<Option<Vec<u8>>, VaultError> {
+        Self::read_file(&self.user_path(name))
     }
 
-    fn update(&self, user: &UserId, f: &mut UpdateFn<'_>) -> Result<(), VaultError> {
-        let path = self.user_path(user);
+    fn update(&self, name: &StorageName, f: &mut UpdateFn<'_>) -> Result<(), VaultError> {
+        let path = self.user_path(name);
         let _lock = self.lock()?;
         let current = Self::read_file(&path)?;
         match f(current.as_deref())? {
@@ -192,7 +189,7 @@ impl VaultStore for FileStore {
         }
     }
 
-    fn users(&self) -> Result<Vec<UserId>, VaultError> {
+    fn names(&self) -> Result<Vec<StorageName>, VaultError> {
         Ok(self.user_files()?.into_iter().map(|(u, _)| u).collect())
     }
 

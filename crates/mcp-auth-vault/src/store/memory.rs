@@ -1,9 +1,7 @@
 use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock};
 
-use mcp_auth_core::UserId;
-
-use super::{Update, UpdateFn, VaultStore};
+use super::{StorageName, Update, UpdateFn, VaultStore};
 use crate::error::VaultError;
 
 /// Keeps encrypted user files in process memory only; everything is gone when
@@ -11,7 +9,7 @@ use crate::error::VaultError;
 /// the master key reveals no credential.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    files: RwLock<HashMap<UserId, Vec<u8>>>,
+    files: RwLock<HashMap<StorageName, Vec<u8>>>,
     manifest: RwLock<Option<Vec<u8>>>,
 }
 
@@ -23,27 +21,27 @@ impl MemoryStore {
 }
 
 impl VaultStore for MemoryStore {
-    fn load(&self, user: &UserId) -> Result<Option<Vec<u8>>, VaultError> {
+    fn load(&self, name: &StorageName) -> Result<Option<Vec<u8>>, VaultError> {
         // Values are replaced whole, so a poisoned lock still guards a consistent map.
         let files = self.files.read().unwrap_or_else(PoisonError::into_inner);
-        Ok(files.get(user).cloned())
+        Ok(files.get(name).cloned())
     }
 
-    fn update(&self, user: &UserId, f: &mut UpdateFn<'_>) -> Result<(), VaultError> {
+    fn update(&self, name: &StorageName, f: &mut UpdateFn<'_>) -> Result<(), VaultError> {
         let mut files = self.files.write().unwrap_or_else(PoisonError::into_inner);
-        match f(files.get(user).map(Vec::as_slice))? {
+        match f(files.get(name).map(Vec::as_slice))? {
             Update::Keep => {}
             Update::Write(bytes) => {
-                files.insert(user.clone(), bytes);
+                files.insert(name.clone(), bytes);
             }
             Update::Delete => {
-                files.remove(user);
+                files.remove(name);
             }
         }
         Ok(())
     }
 
-    fn users(&self) -> Result<Vec<UserId>, VaultError> {
+    fn names(&self) -> Result<Vec<StorageName>, VaultError> {
         let files = self.files.read().unwrap_or_else(PoisonError::into_inner);
         Ok(files.keys().cloned().collect())
     }

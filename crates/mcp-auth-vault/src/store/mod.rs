@@ -9,7 +9,7 @@ pub(crate) mod redis;
 
 use std::fmt::Debug;
 
-use mcp_auth_core::UserId;
+use mcp_auth_core::{Pseudonym, UserId};
 
 use crate::error::VaultError;
 
@@ -18,6 +18,53 @@ pub use file::FileStore;
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;
+
+/// The name a user's file is stored under.
+///
+/// In an encrypted vault it is a [`Pseudonym`] (`p-` and 40 hex digits, a
+/// keyed hash of the user id under a key sealed in the vault's manifest):
+/// the store never learns whose file it holds. Plaintext development
+/// vaults, and encrypted vaults written before pseudonyms (until
+/// [`VaultBuilder::open`](crate::VaultBuilder::open) migrates them), use the
+/// user's [`storage key`](UserId::storage_key), which decodes to the id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StorageName(String);
+
+impl StorageName {
+    /// The name as a string slice: a file name stem, a Redis key segment.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Takes `text` (read back from a store's listing) as a name if it is a
+    /// pseudonym or a canonical storage key; `None` for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        if Pseudonym::parse(text).is_some() || UserId::from_storage_key(text).is_ok() {
+            Some(Self(text.to_owned()))
+        } else {
+            None
+        }
+    }
+
+    pub(crate) fn legacy(user: &UserId) -> Self {
+        Self(user.storage_key().as_str().to_owned())
+    }
+
+    pub(crate) fn pseudonym(name: &Pseudonym) -> Self {
+        Self(name.as_str().to_owned())
+    }
+
+    /// The user, if this is a storage key (which decodes to one).
+    pub fn legacy_user(&self) -> Option<UserId> {
+        UserId::from_storage_key(&self.0).ok()
+    }
+}
+
+impl std::fmt::Display for StorageName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// What an [`VaultStore::update`] callback wants done with a user's file.
 #[derive(Debug)]
@@ -35,23 +82,23 @@ pub enum Update {
 /// user's file (if any) and says what to do.
 pub type UpdateFn<'a> = dyn FnMut(Option<&[u8]>) -> Result<Update, VaultError> + 'a;
 
-/// Storage for encrypted user files.
+/// Storage for encrypted user files, each under a [`StorageName`].
 ///
 /// Implementations must make [`VaultStore::update`] atomic: a reader sees the
 /// old bytes or the new bytes, never a mix, and two concurrent updates of one
 /// user (from threads or processes sharing the store) never lose either one.
 pub trait VaultStore: Send + Sync + Debug {
-    /// The bytes of `user`'s file, if it exists.
-    fn load(&self, user: &UserId) -> Result<Option<Vec<u8>>, VaultError>;
+    /// The bytes of the file named `name`, if it exists.
+    fn load(&self, name: &StorageName) -> Result<Option<Vec<u8>>, VaultError>;
 
-    /// Read-modify-write of `user`'s file, atomically. If `f` fails, nothing
+    /// Read-modify-write of the file named `name`, atomically. If `f` fails, nothing
     /// is changed and its error is returned. `f` may be called more than
     /// once (a store with optimistic concurrency calls it again when
     /// another writer got there first); only its last answer counts.
-    fn update(&self, user: &UserId, f: &mut UpdateFn<'_>) -> Result<(), VaultError>;
+    fn update(&self, name: &StorageName, f: &mut UpdateFn<'_>) -> Result<(), VaultError>;
 
-    /// Every user with a file.
-    fn users(&self) -> Result<Vec<UserId>, VaultError>;
+    /// The name of every file.
+    fn names(&self) -> Result<Vec<StorageName>, VaultError>;
 
     /// The key manifest, if one was stored.
     fn load_manifest(&self) -> Result<Option<Vec<u8>>, VaultError>;

@@ -4,9 +4,10 @@ use std::sync::{Mutex, PoisonError};
 
 use mcp_auth_core::redis_conn::RedisSetupError;
 use mcp_auth_core::{RedisConfig, UserId};
+
 use redis::{Commands, Connection};
 
-use super::{Update, UpdateFn, VaultStore};
+use super::{StorageName, Update, UpdateFn, VaultStore};
 use crate::error::VaultError;
 
 /// How many times [`RedisStore::update`] retries when another process
@@ -102,8 +103,15 @@ impl RedisStore {
         })
     }
 
-    fn user_key(&self, user: &UserId) -> String {
-        format!("{}:u:{}", self.prefix, user.storage_key().as_str())
+    fn user_key(&self, name: &StorageName) -> String {
+        format!("{}:u:{name}", self.prefix)
+    }
+
+    /// The member of the `users` set for `name`: the name itself, or for a
+    /// vault written before pseudonyms the user id it held then.
+    fn member(name: &StorageName) -> String {
+        name.legacy_user()
+            .map_or_else(|| name.as_str().to_owned(), |u| u.as_str().to_owned())
     }
 
     fn users_key(&self) -> String {
@@ -202,15 +210,15 @@ impl RedisStore {
 }
 
 impl VaultStore for RedisStore {
-    fn load(&self, user: &UserId) -> Result<Option<Vec<u8>>, VaultError> {
-        let key = self.user_key(user);
+    fn load(&self, name: &StorageName) -> Result<Option<Vec<u8>>, VaultError> {
+        let key = self.user_key(name);
         self.with(|c| c.get(&key))
     }
 
-    fn update(&self, user: &UserId, f: &mut UpdateFn<'_>) -> Result<(), VaultError> {
-        let key = self.user_key(user);
+    fn update(&self, name: &StorageName, f: &mut UpdateFn<'_>) -> Result<(), VaultError> {
+        let key = self.user_key(name);
         let users = self.users_key();
-        let member = user.as_str().to_owned();
+        let member = Self::member(name);
         for _ in 0..MAX_ATTEMPTS {
             // The callback's error must come out as itself, not as a Redis
             // error: carried beside the transaction.
@@ -258,12 +266,17 @@ impl VaultStore for RedisStore {
         ))
     }
 
-    fn users(&self) -> Result<Vec<UserId>, VaultError> {
+    fn names(&self) -> Result<Vec<StorageName>, VaultError> {
         let users = self.users_key();
         let members: Vec<String> = self.with(|c| c.smembers(&users))?;
-        let mut out: Vec<UserId> = members
+        // A pseudonym, or (a vault written before them) a raw user id.
+        let mut out: Vec<StorageName> = members
             .into_iter()
-            .filter_map(|m| UserId::new(m).ok())
+            .filter_map(|m| {
+                StorageName::parse(&m)
+                    .filter(|n| n.legacy_user().is_none())
+                    .or_else(|| UserId::new(m).ok().map(|u| StorageName::legacy(&u)))
+            })
             .collect();
         out.sort();
         Ok(out)
@@ -290,9 +303,9 @@ impl VaultStore for RedisStore {
 
     fn wipe(&self) -> Result<usize, VaultError> {
         let mut n = 0;
-        for user in self.users()? {
+        for name in self.names()? {
             let mut existed = false;
-            self.update(&user, &mut |current| {
+            self.update(&name, &mut |current| {
                 existed = current.is_some();
                 Ok(Update::Delete)
             })?;

@@ -20,9 +20,10 @@ pub fn file_vault(dir: &Path, key: [u8; 32]) -> Vault {
         .expect("open file vault")
 }
 
-/// The documented file layout: `<dir>/<base32(user id)>.vault`.
-pub fn user_file(dir: &Path, user: &UserId) -> PathBuf {
-    dir.join(format!("{}.vault", user.storage_key()))
+/// The documented file layout: `<dir>/<storage name>.vault`, the name a
+/// pseudonym of the user (a plaintext development vault: the storage key).
+pub fn user_file(dir: &Path, vault: &Vault, user: &UserId) -> PathBuf {
+    dir.join(format!("{}.vault", vault.storage_name(user)))
 }
 
 /// Self-validating payloads: a reader can tell a complete value from a torn one.
@@ -80,4 +81,49 @@ pub fn tempdir() -> TestDir {
         .create(&path)
         .expect("private dir");
     TestDir { _tmp: tmp, path }
+}
+
+/// The key of the release-0.1 vault in `tests/data/vault-v1`.
+pub const FIXTURE_V1_KEY: [u8; 32] = [0x11; 32];
+/// Its users and their providers.
+pub const FIXTURE_V1_USERS: [(&str, &[&str]); 3] = [
+    ("alice@example.com", &["spotify", "google"]),
+    ("bob@example.org", &["spotify"]),
+    ("carol", &["google"]),
+];
+
+/// `tests/data/vault-v1`: a file vault written by release 0.1 (files named
+/// by storage key, a version 1 manifest).
+pub fn fixture_v1_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/vault-v1")
+}
+
+/// Every credential of the fixture is there, whole, and the listing by user
+/// names exactly its three users.
+pub fn assert_fixture_v1_intact(v: &Vault) {
+    use secrecy::ExposeSecret;
+    let mut users = v.users().expect("users");
+    users.sort();
+    let mut expected: Vec<UserId> = FIXTURE_V1_USERS.iter().map(|(u, _)| user(u)).collect();
+    expected.sort();
+    assert_eq!(users, expected);
+    for (id, providers) in FIXTURE_V1_USERS {
+        let u = user(id);
+        let mut listed = v.providers(&u).expect("providers");
+        listed.sort();
+        let mut want: Vec<&str> = providers.to_vec();
+        want.sort_unstable();
+        assert_eq!(listed, want, "{id}");
+        for p in providers {
+            let c = v.get(&u, p).expect("get").expect("present");
+            assert_eq!(
+                c.access_token().expose_secret(),
+                format!("{p}-access-of-{id}")
+            );
+            assert_eq!(
+                c.refresh_token().map(|t| t.expose_secret().to_owned()),
+                Some(format!("{p}-refresh-of-{id}"))
+            );
+        }
+    }
 }
