@@ -202,13 +202,21 @@ async fn stores(
     )?)
     .key(key)
     .open()?;
+    // No user id at rest: every store names users by pseudonym and seals
+    // their ids, under keys derived from the vault's (the same in every
+    // process that opens the vault).
+    let pseudonyms = vault.user_pseudonyms().ok_or_else(|| {
+        AppError::Store("the vault gives no pseudonym key (a plaintext vault)".to_owned())
+    })?;
     let limiter = |prefix: &str, limits: Limits| {
+        let mut options = RedisLimiterOptions::default();
+        options.user_pseudonyms = Some(pseudonyms.derive("rate limits"));
         RedisRateLimiter::connect(
             redis
                 .with_prefix(prefix)
                 .response_timeout(RedisRateLimiter::RESPONSE_TIMEOUT),
             limits,
-            RedisLimiterOptions::default(),
+            options,
         )
     };
     Ok(Stores {
@@ -219,12 +227,14 @@ async fn stores(
                 .wait_for_replicas(
                     config.redis_wait_replicas,
                     std::time::Duration::from_millis(500),
-                ),
+                )
+                .user_pseudonyms(pseudonyms.derive("oauth-server")),
         ),
         sessions: Arc::new(
             RedisSessionStore::connect(redis.with_prefix(RedisSessionStore::DEFAULT_PREFIX))
                 .await
-                .map_err(|e| store(&e))?,
+                .map_err(|e| store(&e))?
+                .user_pseudonyms(pseudonyms.derive("sessions")),
         ),
         pending: Arc::new(
             RedisPendingStore::connect(redis.with_prefix(RedisPendingStore::DEFAULT_PREFIX))
@@ -305,8 +315,12 @@ fn memory_stores(
     let vault = Vault::builder(StorageMode::EncryptedFile(config.vault_dir.clone()))
         .key(key)
         .open()?;
-    let auth = mcp_auth_oauth_server::EmbeddedAuthStore::open(&config.data_dir)
+    let mut auth = mcp_auth_oauth_server::EmbeddedAuthStore::open(&config.data_dir)
         .map_err(|e| ConfigProblem::new("MCP_DATA_DIR", e.to_string()))?;
+    // No user id at rest in the data file either (the vault's names key).
+    if let Some(pseudonyms) = vault.user_pseudonyms() {
+        auth = auth.user_pseudonyms(pseudonyms.derive("oauth-server"));
+    }
     Ok(Stores {
         auth: Arc::new(auth),
         sessions: Arc::new(MemorySessionStore::new()),

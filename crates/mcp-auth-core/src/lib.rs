@@ -53,7 +53,7 @@ mod user_id;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config_problem::{ConfigProblem, ConfigProblems};
 pub use loopback::{is_loopback_host, is_loopback_ip, is_public_ip};
-pub use pseudonym::{PSEUDONYM_PREFIX, Pseudonym, UserPseudonyms};
+pub use pseudonym::{PSEUDONYM_PREFIX, Pseudonym, RandomUnavailable, UserPseudonyms};
 pub use secret::{REDACTED, Redacted, secrets_equal};
 
 /// What [`secret_string!`] expands to needs; not part of the API.

@@ -2,8 +2,14 @@
 
 use std::fmt;
 
-use data_encoding::HEXLOWER;
+use aes_gcm::aead::{Aead, Payload};
+use aes_gcm::{Aes256Gcm, Key, Nonce};
+use data_encoding::{BASE64URL_NOPAD, HEXLOWER};
 use hmac::{Hmac, KeyInit, Mac};
+
+/// The prefix of a user id sealed by [`UserPseudonyms::seal_user`].
+const SEALED_PREFIX: &str = "s1.";
+const SEAL_AAD: &[u8] = b"mcp-auth sealed user id v1";
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
@@ -79,6 +85,14 @@ impl UserPseudonyms {
         Zeroizing::new(self.mac(&[b"mcp-auth pseudonyms bytes\0", purpose.as_bytes()]))
     }
 
+    /// HMAC-SHA256 of `data` under this key: a store names a record by it
+    /// when the record's plain name is an unkeyed hash of something that
+    /// holds a user id (a consent, a per-user lock), which a list of
+    /// guessed ids could otherwise be tested against.
+    pub fn keyed_hash(&self, data: &[u8]) -> [u8; 32] {
+        self.mac(&[b"mcp-auth keyed hash\0", data])
+    }
+
     /// The name of `user`'s records: `p-` and 40 lower-case hex digits.
     pub fn name(&self, user: &UserId) -> Pseudonym {
         let digest = self.mac(&[b"mcp-auth pseudonym\0", user.as_str().as_bytes()]);
@@ -88,6 +102,68 @@ impl UserPseudonyms {
         ))
     }
 }
+
+impl UserPseudonyms {
+    /// `user`'s id sealed for storage beside a record that must name it
+    /// (a grant's subject, a session's user): `s1.` and the base64url of a
+    /// random 96-bit nonce and the AES-256-GCM ciphertext, under a key
+    /// derived from this one. Each call gives a different text; only
+    /// [`UserPseudonyms::open_user`] with the same key reads it back.
+    pub fn seal_user(&self, user: &UserId) -> Result<String, RandomUnavailable> {
+        let key = self.derive_bytes("sealed user ids");
+        let mut nonce = [0u8; 12];
+        getrandom::fill(&mut nonce).map_err(|_| RandomUnavailable)?;
+        let sealed = Aes256Gcm::new(&Key::<Aes256Gcm>::from(*key))
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: user.as_str().as_bytes(),
+                    aad: SEAL_AAD,
+                },
+            )
+            .unwrap_or_else(|_| unreachable!("a user id is far below AES-GCM's length limit"));
+        Ok(format!(
+            "{SEALED_PREFIX}{}",
+            BASE64URL_NOPAD.encode(&[&nonce[..], &sealed].concat())
+        ))
+    }
+
+    /// The user id in a text made by [`UserPseudonyms::seal_user`] under
+    /// this key; `None` for anything else (another key, a changed byte, not
+    /// a sealed id).
+    pub fn open_user(&self, text: &str) -> Option<UserId> {
+        let bytes = BASE64URL_NOPAD
+            .decode(text.strip_prefix(SEALED_PREFIX)?.as_bytes())
+            .ok()?;
+        if bytes.len() < 12 + 16 || bytes.len() > 12 + 16 + 1024 {
+            return None;
+        }
+        let (nonce, sealed) = bytes.split_at(12);
+        let key = self.derive_bytes("sealed user ids");
+        let plain = Aes256Gcm::new(&Key::<Aes256Gcm>::from(*key))
+            .decrypt(
+                &Nonce::try_from(nonce).ok()?,
+                Payload {
+                    msg: sealed,
+                    aad: SEAL_AAD,
+                },
+            )
+            .ok()?;
+        UserId::new(String::from_utf8(plain).ok()?).ok()
+    }
+
+    /// Whether `text` has the shape of a sealed user id (as opposed to a
+    /// plain one written before pseudonyms).
+    pub fn is_sealed(text: &str) -> bool {
+        text.starts_with(SEALED_PREFIX)
+    }
+}
+
+/// The operating system's random number generator failed (no nonce, so
+/// nothing was sealed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the operating system's random number generator failed")]
+pub struct RandomUnavailable;
 
 /// The name [`UserPseudonyms::name`] gives a user: safe as a file name on
 /// every common file system and as a Redis key segment.
@@ -141,6 +217,29 @@ mod tests {
         }
         // Not the storage key, not the id.
         assert!(!a.as_str().contains(alice.storage_key().as_str()));
+    }
+
+    #[test]
+    fn sealed_user_ids_open_only_under_their_key() {
+        let keys = UserPseudonyms::from_key([3; 32]);
+        let alice = UserId::new("alice@example.com").expect("id");
+        let a = keys.seal_user(&alice).expect("sealed");
+        let b = keys.seal_user(&alice).expect("sealed");
+        assert_ne!(a, b, "a fresh nonce each time");
+        assert!(!a.contains("alice") && UserPseudonyms::is_sealed(&a));
+        assert_eq!(keys.open_user(&a), Some(alice.clone()));
+        assert_eq!(UserPseudonyms::from_key([4; 32]).open_user(&a), None);
+        assert_eq!(keys.derive("x").open_user(&a), None);
+        let mut flipped = a.into_bytes();
+        let last = flipped.len() - 2;
+        flipped[last] = if flipped[last] == b'A' { b'B' } else { b'A' };
+        assert_eq!(
+            keys.open_user(&String::from_utf8(flipped).expect("ascii")),
+            None
+        );
+        for junk in ["", "s1.", "s1.!!!", "alice", "s1.AAAA"] {
+            assert_eq!(keys.open_user(junk), None, "{junk}");
+        }
     }
 
     #[test]

@@ -23,7 +23,7 @@ use redb::{
 use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
-use crate::store::wire::{GrantWire, corrupt, hex, json};
+use crate::store::wire::{GrantWire, Subjects, corrupt, hex, json};
 use crate::store::{
     AuthStore, ClientInfo, CodeRecord, Grant, MemoryAuthStore, PendingSignIn, Redemption,
     RefreshRecord, Rotation, StoreKey,
@@ -88,6 +88,9 @@ pub struct EmbeddedAuthStore {
     grant_writes: Arc<AtomicU64>,
     client_ttl: u64,
     path: PathBuf,
+    /// How users are written (pseudonyms, sealed ids); read by the writer
+    /// thread at each batch.
+    subjects: Arc<std::sync::RwLock<Subjects>>,
 }
 
 impl std::fmt::Debug for EmbeddedAuthStore {
@@ -161,9 +164,11 @@ impl EmbeddedAuthStore {
         let db = Arc::new(db);
         let (jobs, queue) = mpsc::channel::<Job>();
         let writer_db = db.clone();
+        let subjects = Arc::new(std::sync::RwLock::new(Subjects::default()));
+        let writer_subjects = subjects.clone();
         let writer = std::thread::Builder::new()
             .name("mcp-auth-embedded-store".into())
-            .spawn(move || write_loop(&writer_db, &queue))
+            .spawn(move || write_loop(&writer_db, &queue, &writer_subjects))
             .map_err(io(&path))?;
         Ok(Self {
             db,
@@ -173,7 +178,29 @@ impl EmbeddedAuthStore {
             grant_writes: Arc::new(AtomicU64::new(0)),
             client_ttl: crate::DEFAULT_REGISTRATION_TTL.as_secs(),
             path,
+            subjects,
         })
+    }
+
+    /// Names users by pseudonym in the file's index and seals their ids
+    /// inside grants (no user id at rest), under `pseudonyms` (e.g. the
+    /// vault's `Vault::user_pseudonyms().derive("oauth-server")`). Grants
+    /// written before stay readable until they end; grants written with it
+    /// need the same key at the next start.
+    #[must_use]
+    pub fn user_pseudonyms(self, pseudonyms: mcp_auth_core::UserPseudonyms) -> Self {
+        *self
+            .subjects
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Subjects(Some(pseudonyms));
+        self
+    }
+
+    fn subjects(&self) -> Subjects {
+        self.subjects
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// How long a registered client is kept after its last use (default 90
@@ -265,14 +292,14 @@ fn init(db: &Database, path: &Path) -> Result<(), EmbeddedStoreError> {
                 meta.insert("format", FORMAT).map_err(|e| corrupt(&e))?;
             }
         }
-        Tables::open(&txn).map_err(|e| corrupt(&e))?;
+        Tables::open(&txn, Subjects::default()).map_err(|e| corrupt(&e))?;
     }
     txn.commit().map_err(|e| corrupt(&e))
 }
 
 /// Takes what is queued, applies it in one transaction, commits once, then
 /// answers each: all succeed or all fail closed.
-fn write_loop(db: &Database, queue: &mpsc::Receiver<Job>) {
+fn write_loop(db: &Database, queue: &mpsc::Receiver<Job>, subjects: &std::sync::RwLock<Subjects>) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -285,7 +312,11 @@ fn write_loop(db: &Database, queue: &mpsc::Receiver<Job>) {
         let outcome = (|| -> Result<(), StoreError> {
             let txn = db.begin_write().map_err(failed)?;
             {
-                let mut tables = Tables::open(&txn).map_err(failed)?;
+                let subjects = subjects
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                let mut tables = Tables::open(&txn, subjects).map_err(failed)?;
                 for job in batch.drain(..) {
                     deliveries.push(job(&mut tables));
                 }
@@ -329,9 +360,12 @@ fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, StoreError> {
 fn load_grant(
     table: &impl ReadableTable<&'static str, &'static [u8]>,
     id: &str,
+    subjects: &Subjects,
 ) -> Result<Option<Grant>, StoreError> {
     match table.get(id).map_err(failed)? {
-        Some(bytes) => decode::<GrantWire>(bytes.value())?.into_grant().map(Some),
+        Some(bytes) => decode::<GrantWire>(bytes.value())?
+            .into_grant(subjects)
+            .map(Some),
         None => Ok(None),
     }
 }
@@ -371,10 +405,11 @@ struct Tables<'t> {
     by_grant: redb::Table<'t, &'static str, &'static [u8]>,
     consents: redb::Table<'t, &'static [u8], u64>,
     clients: redb::Table<'t, &'static str, &'static [u8]>,
+    subjects: Subjects,
 }
 
 impl<'t> Tables<'t> {
-    fn open(txn: &'t redb::WriteTransaction) -> Result<Self, redb::TableError> {
+    fn open(txn: &'t redb::WriteTransaction, subjects: Subjects) -> Result<Self, redb::TableError> {
         Ok(Self {
             grants: txn.open_table(GRANTS)?,
             by_user: txn.open_table(BY_USER)?,
@@ -382,15 +417,16 @@ impl<'t> Tables<'t> {
             by_grant: txn.open_table(BY_GRANT)?,
             consents: txn.open_table(CONSENTS)?,
             clients: txn.open_table(CLIENTS)?,
+            subjects,
         })
     }
 
     fn put_grant(&mut self, grant: &Grant) -> Result<(), StoreError> {
-        let value = json(&GrantWire::from(grant))?;
+        let value = json(&GrantWire::from(grant, &self.subjects)?)?;
         self.grants
             .insert(grant.id.as_str(), value.as_bytes())
             .map_err(failed)?;
-        let index = format!("{}\n{}", grant.subject.storage_key().as_str(), grant.id);
+        let index = format!("{}\n{}", self.subjects.index_name(&grant.subject), grant.id);
         self.by_user
             .insert(index.as_str(), [].as_slice())
             .map_err(failed)?;
@@ -418,7 +454,7 @@ impl<'t> Tables<'t> {
 
     /// Removes a grant, its refresh tokens and its consent.
     fn revoke(&mut self, id: &str) -> Result<bool, StoreError> {
-        let Some(grant) = load_grant(&self.grants, id)? else {
+        let Some(grant) = load_grant(&self.grants, id, &self.subjects)? else {
             return Ok(false);
         };
         for index in keys_under(&self.by_grant, id)? {
@@ -428,10 +464,15 @@ impl<'t> Tables<'t> {
             self.by_grant.remove(index.as_str()).map_err(failed)?;
         }
         self.grants.remove(id).map_err(failed)?;
-        let index = format!("{}\n{id}", grant.subject.storage_key().as_str());
-        self.by_user.remove(index.as_str()).map_err(failed)?;
+        // Its index entry, under whichever name it was written.
+        for name in std::iter::once(self.subjects.index_name(&grant.subject))
+            .chain(self.subjects.legacy_index_name(&grant.subject))
+        {
+            let index = format!("{name}\n{id}");
+            self.by_user.remove(index.as_str()).map_err(failed)?;
+        }
         self.consents
-            .remove(grant.consent.0.as_slice())
+            .remove(self.subjects.hide(grant.consent).0.as_slice())
             .map_err(failed)?;
         Ok(true)
     }
@@ -488,7 +529,7 @@ impl<'t> Tables<'t> {
                 (record, Some(successor))
             }
         };
-        if load_grant(&self.grants, &previous.grant_id)?.is_none() {
+        if load_grant(&self.grants, &previous.grant_id, &self.subjects)?.is_none() {
             return Ok(Rotation::Unknown);
         }
         if let Some(successor) = kill
@@ -566,9 +607,10 @@ impl AuthStore for EmbeddedAuthStore {
     }
 
     fn grant(&self, id: &str, now: u64) -> BoxFuture<'_, Result<Option<Grant>, StoreError>> {
+        let subjects = self.subjects();
         let found = self.read(|txn| {
             let table = txn.open_table(GRANTS).map_err(failed)?;
-            load_grant(&table, id)
+            load_grant(&table, id, &subjects)
         });
         Box::pin(std::future::ready(
             found.map(|g| g.filter(|g| g.expires_at > now)),
@@ -578,7 +620,7 @@ impl AuthStore for EmbeddedAuthStore {
     fn touch_grant(&self, id: &str, now: u64) -> BoxFuture<'_, Result<(), StoreError>> {
         let id = id.to_owned();
         Box::pin(self.write(move |t| {
-            if let Some(mut grant) = load_grant(&t.grants, &id)? {
+            if let Some(mut grant) = load_grant(&t.grants, &id, &t.subjects)? {
                 grant.last_used = now;
                 t.put_grant(&grant)?;
             }
@@ -592,12 +634,18 @@ impl AuthStore for EmbeddedAuthStore {
     }
 
     fn grants_of(&self, user: &UserId, now: u64) -> BoxFuture<'_, Result<Vec<Grant>, StoreError>> {
+        let subjects = self.subjects();
         let found = self.read(|txn| {
             let index = txn.open_table(BY_USER).map_err(failed)?;
             let grants = txn.open_table(GRANTS).map_err(failed)?;
             let mut found = Vec::new();
-            for key in keys_under(&index, user.storage_key().as_str())? {
-                if let Some(grant) = load_grant(&grants, after_newline(&key))?
+            // The user's index name, and the one written before pseudonyms.
+            let mut keys = keys_under(&index, &subjects.index_name(user))?;
+            if let Some(legacy) = subjects.legacy_index_name(user) {
+                keys.extend(keys_under(&index, &legacy)?);
+            }
+            for key in keys {
+                if let Some(grant) = load_grant(&grants, after_newline(&key), &subjects)?
                     && grant.expires_at > now
                     && &grant.subject == user
                 {
@@ -628,7 +676,7 @@ impl AuthStore for EmbeddedAuthStore {
         record: RefreshRecord,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(self.write(move |t| {
-            if load_grant(&t.grants, &record.grant_id)?.is_none() {
+            if load_grant(&t.grants, &record.grant_id, &t.subjects)?.is_none() {
                 // The grant is gone (revoked meanwhile): nothing to continue.
                 return Ok(());
             }
@@ -657,12 +705,14 @@ impl AuthStore for EmbeddedAuthStore {
 
     fn put_consent(&self, key: StoreKey, until: u64) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(self.write(move |t| {
+            let key = t.subjects.hide(key);
             t.consents.insert(key.0.as_slice(), until).map_err(failed)?;
             Ok(())
         }))
     }
 
     fn consent(&self, key: StoreKey, now: u64) -> BoxFuture<'_, Result<bool, StoreError>> {
+        let key = self.subjects().hide(key);
         let found = self.read(|txn| {
             let table = txn.open_table(CONSENTS).map_err(failed)?;
             let until = table.get(key.0.as_slice()).map_err(failed)?;

@@ -361,6 +361,38 @@ async fn suite(store: Arc<dyn AuthStore>) {
     clients_are_stored(store.as_ref()).await;
 }
 
+/// The keys the app gives the persistent stores (from the vault's).
+fn pseudonyms() -> mcp_auth_core::UserPseudonyms {
+    mcp_auth_core::UserPseudonyms::from_key([9; 32]).derive("oauth-server")
+}
+
+/// A grant written before pseudonyms were turned on (`before`) is still
+/// listed by user and revocable through a store that has them (`after`,
+/// the same data), beside one written with them.
+#[cfg(any(feature = "redis", feature = "embedded"))]
+async fn put_a_grant_before_pseudonyms(before: &dyn AuthStore) {
+    before.put_grant(grant("g-old", "alice")).await.unwrap();
+}
+
+#[cfg(any(feature = "redis", feature = "embedded"))]
+async fn grants_written_before_pseudonyms_stay_listed_and_revocable(after: &dyn AuthStore) {
+    let alice = user("alice");
+    after.put_grant(grant("g-new", "alice")).await.unwrap();
+    let ids = |grants: Vec<Grant>| grants.into_iter().map(|g| g.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(after.grants_of(&alice, NOW).await.unwrap()),
+        ["g-new", "g-old"]
+    );
+    assert_eq!(
+        after.grant("g-old", NOW).await.unwrap().unwrap().subject,
+        alice
+    );
+    assert!(after.revoke_grant("g-old").await.unwrap());
+    assert_eq!(ids(after.grants_of(&alice, NOW).await.unwrap()), ["g-new"]);
+    assert!(after.revoke_grant("g-new").await.unwrap());
+    assert!(after.grants_of(&alice, NOW).await.unwrap().is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_store_keeps_the_contract() {
     suite(Arc::new(MemoryAuthStore::default())).await;
@@ -372,6 +404,44 @@ async fn embedded_store_keeps_the_contract() {
     let dir = tempfile::tempdir().unwrap();
     let store = mcp_auth_oauth_server::EmbeddedAuthStore::open(dir.path()).unwrap();
     suite(Arc::new(store)).await;
+}
+
+/// With pseudonyms (no user id in the file): the same contract, and the
+/// user id is nowhere in the file's bytes.
+#[cfg(feature = "embedded")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_store_with_pseudonyms_keeps_the_contract_and_no_user_id() {
+    use mcp_auth_oauth_server::EmbeddedAuthStore;
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedAuthStore::open(dir.path())
+        .unwrap()
+        .user_pseudonyms(pseudonyms());
+    suite(Arc::new(store)).await;
+    let store = EmbeddedAuthStore::open(dir.path())
+        .unwrap()
+        .user_pseudonyms(pseudonyms());
+    store.put_grant(grant("g-kept", "alice")).await.unwrap();
+    drop(store);
+    let bytes = std::fs::read(dir.path().join(EmbeddedAuthStore::FILE)).unwrap();
+    for needle in ["alice", user("alice").storage_key().as_str()] {
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+            "{needle} in the file"
+        );
+    }
+    // Another key cannot read the sealed subject: a clear error, not a wrong user.
+    let other = EmbeddedAuthStore::open(dir.path())
+        .unwrap()
+        .user_pseudonyms(mcp_auth_core::UserPseudonyms::from_key([8; 32]));
+    assert!(other.grant("g-kept", NOW).await.is_err());
+    drop(other);
+
+    let dir = tempfile::tempdir().unwrap();
+    put_a_grant_before_pseudonyms(&EmbeddedAuthStore::open(dir.path()).unwrap()).await;
+    let after = EmbeddedAuthStore::open(dir.path())
+        .unwrap()
+        .user_pseudonyms(pseudonyms());
+    grants_written_before_pseudonyms_stay_listed_and_revocable(&after).await;
 }
 
 #[cfg(feature = "redis")]
@@ -403,10 +473,30 @@ async fn redis_store_keeps_the_contract_over_tls() {
         },
     );
     assert!(server.url().starts_with("rediss://"));
+    // With pseudonyms here (the plain run above has none): what the app runs.
     let store = RedisAuthStore::connect(server.config(RedisAuthStore::DEFAULT_PREFIX))
         .await
-        .unwrap();
+        .unwrap()
+        .user_pseudonyms(pseudonyms());
     suite(Arc::new(store)).await;
+}
+
+/// A grant written before pseudonyms stays listed and revocable after.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs redis-server"]
+async fn redis_grants_written_before_pseudonyms_stay_listed_and_revocable() {
+    use mcp_auth_oauth_server::RedisAuthStore;
+    let server = mcp_auth_testkit::RedisServer::start("oauth-server pseudonym upgrade");
+    let config = mcp_auth_core::RedisConfig::new(server.url(), RedisAuthStore::DEFAULT_PREFIX);
+    put_a_grant_before_pseudonyms(&RedisAuthStore::connect(config.clone()).await.unwrap()).await;
+    let after = RedisAuthStore::connect(config)
+        .await
+        .unwrap()
+        .user_pseudonyms(pseudonyms());
+    grants_written_before_pseudonyms_stay_listed_and_revocable(&after).await;
+    let everything = mcp_auth_testkit::everything_in(server.port());
+    assert!(!everything.contains("alice"), "{everything}");
 }
 
 /// The same contract on a Redis Cluster of three primaries
@@ -422,7 +512,8 @@ async fn redis_store_keeps_the_contract_on_a_cluster() {
         mcp_auth_testkit::cluster::RedisCluster::start("oauth-server store suite on a cluster");
     let store = RedisAuthStore::connect(cluster.config(RedisAuthStore::DEFAULT_PREFIX))
         .await
-        .unwrap();
+        .unwrap()
+        .user_pseudonyms(pseudonyms());
     suite(Arc::new(store)).await;
     let counts = cluster.key_counts();
     assert_eq!(counts.iter().filter(|n| **n > 0).count(), 1, "{counts:?}");

@@ -49,6 +49,12 @@ pub struct RedisLimiterOptions {
     pub failure_mode: FailureMode,
     /// The clock (default Redis' `TIME`).
     pub time: TimeSource,
+    /// Name users in keys by pseudonym instead of storage key, so no key
+    /// reveals a user id (default `None`; `mcp-auth-app` sets the vault's
+    /// `Vault::user_pseudonyms().derive("rate limits")`). Every process of a
+    /// fleet must use the same. Turning it on starts each user's buckets
+    /// afresh once.
+    pub user_pseudonyms: Option<mcp_auth_core::UserPseudonyms>,
 }
 
 impl Default for RedisLimiterOptions {
@@ -56,6 +62,7 @@ impl Default for RedisLimiterOptions {
         Self {
             failure_mode: FailureMode::FailClosed,
             time: TimeSource::RedisServer,
+            user_pseudonyms: None,
         }
     }
 }
@@ -112,7 +119,8 @@ static SCRIPT: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| Script:
 ///
 /// Same limits and semantics as [`MemoryRateLimiter`](crate::MemoryRateLimiter)
 /// (both pass `tests/shared_suite.rs`). Keys (prefix `P`): `P g`,
-/// `P u:<user storage key>`, `P t:<user storage key>:<tool bucket>`, each a
+/// `P u:<user>`, `P t:<user>:<tool bucket>`, the user named by its
+/// pseudonym ([`RedisLimiterOptions::user_pseudonyms`]) or storage key, each a
 /// string holding the arrival time in µs with a TTL until it is idle, so
 /// Redis memory is bounded by the number of recently active keys.
 #[derive(Clone)]
@@ -123,6 +131,7 @@ pub struct RedisRateLimiter {
     prefix: String,
     failure_mode: FailureMode,
     time: TimeSource,
+    users: Option<mcp_auth_core::UserPseudonyms>,
 }
 
 impl fmt::Debug for RedisRateLimiter {
@@ -180,6 +189,7 @@ impl RedisRateLimiter {
             prefix,
             failure_mode: config.failure_mode,
             time: config.time,
+            users: config.user_pseudonyms,
         })
     }
 
@@ -200,7 +210,10 @@ impl RedisRateLimiter {
     /// batch; empty for a request that calls no tool), all or nothing, in
     /// one script run: a refused request spends nothing.
     pub async fn check_calls(&self, user: &UserId, tools: &[&str]) -> Decision {
-        let user_key = user.storage_key();
+        let user_key = match &self.users {
+            Some(p) => p.name(user).as_str().to_owned(),
+            None => user.storage_key().as_str().to_owned(),
+        };
         let buckets: Vec<std::sync::Arc<str>> =
             tools.iter().map(|t| self.tools.resolve(t)).collect();
         let mut tiers: Vec<(DeniedBy, String, Limit)> = Vec::with_capacity(3 * tools.len().max(1));

@@ -21,14 +21,17 @@ fn limits() -> Limits {
 #[ignore = "needs redis-server"]
 async fn three_instances_never_admit_more_than_the_limit_together() {
     let server = RedisServer::start("ratelimit::fleet");
-    // Three limiters, three connections, as three server processes; Redis' clock.
+    // Three limiters, three connections, as three server processes; Redis'
+    // clock; users named by pseudonym under one key, as the app does.
     let mut instances = Vec::new();
     for _ in 0..3 {
+        let mut options = RedisLimiterOptions::default();
+        options.user_pseudonyms = Some(mcp_auth_core::UserPseudonyms::from_key([6; 32]));
         instances.push(
             RedisRateLimiter::connect(
                 RedisConfig::new(server.url(), RedisRateLimiter::DEFAULT_PREFIX),
                 limits(),
-                RedisLimiterOptions::default(),
+                options,
             )
             .await
             .unwrap(),
@@ -76,6 +79,17 @@ async fn three_instances_never_admit_more_than_the_limit_together() {
         assert!(admitted <= 50 + extra(50.0), "per user: {per_user:?}");
     }
     assert!(search_user0 <= 20 + extra(20.0), "per tool: {search_user0}");
+    // The keys name users by pseudonym only.
+    let everything = mcp_auth_testkit::everything_in(server.port());
+    assert!(everything.contains(":u:p-"), "{everything}");
+    for u in 0..3 {
+        let id = UserId::new(format!("user{u}")).unwrap();
+        assert!(
+            !everything.contains(id.storage_key().as_str()),
+            "{everything}"
+        );
+        assert!(!everything.contains(id.as_str()), "{everything}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,9 +17,13 @@ use crate::{SessionError, SessionHandle, Timeouts, UserLimitPolicy};
 ///
 /// | key | type | contents | TTL |
 /// |---|---|---|---|
-/// | `P s:<sha256 hex>` | hash | `u` user storage key, `ct` created, `ls` last seen, `ep` epoch, `c` client id, `s` scopes (JSON), `d` data (JSON) | until the session's deadline + 60 s |
-/// | `P u:<user storage key>` | sorted set | the user's session hashes, scored by creation time | absolute timeout + 60 s |
+/// | `P s:<sha256 hex>` | hash | `u` user index name, `su` the user id sealed (with pseudonyms), `ct` created, `ls` last seen, `ep` epoch, `c` client id, `s` scopes (JSON), `d` data (JSON) | until the session's deadline + 60 s |
+/// | `P u:<user index name>` | sorted set | the user's session hashes, scored by creation time | absolute timeout + 60 s |
 /// | `P epoch` | string | counter bumped by "revoke everything" | none |
+///
+/// The user index name is the user's pseudonym with
+/// [`RedisSessionStore::user_pseudonyms`] (what `mcp-auth-app` sets: then
+/// nothing in Redis names a user), else the user's storage key.
 ///
 /// The per-user index is maintained in the same scripts that create and
 /// delete sessions, so it never disagrees with the sessions; dead entries
@@ -39,6 +43,7 @@ use crate::{SessionError, SessionHandle, Timeouts, UserLimitPolicy};
 pub struct RedisSessionStore {
     conn: RedisConnection,
     prefix: String,
+    users: Option<mcp_auth_core::UserPseudonyms>,
 }
 
 impl fmt::Debug for RedisSessionStore {
@@ -68,7 +73,7 @@ end
 ";
 
 /// KEYS: session, user index, epoch. ARGV: prefix, hex, user key, now, idle,
-/// abs, limit (0 = none), refuse (1/0), client id, scopes, data.
+/// abs, limit (0 = none), refuse (1/0), client id, scopes, data, sealed user.
 const INSERT: &str = r"
 local prefix, hex, ukey = ARGV[1], ARGV[2], ARGV[3]
 local now, idle, abs = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -95,7 +100,7 @@ if limit > 0 then
   end
 end
 redis.call('HSET', KEYS[1], 'u', ukey, 'ct', ARGV[4], 'ls', ARGV[4], 'ep', epoch,
-  'c', ARGV[9], 's', ARGV[10], 'd', ARGV[11])
+  'c', ARGV[9], 's', ARGV[10], 'd', ARGV[11], 'su', ARGV[12])
 redis.call('EXPIRE', KEYS[1], ttl(now, now, now, idle, abs))
 redis.call('ZADD', KEYS[2], now, hex)
 redis.call('EXPIRE', KEYS[2], abs + 60)
@@ -103,10 +108,10 @@ return result
 ";
 
 /// KEYS: session, epoch. ARGV: prefix, hex, now, idle, abs, set scopes (1/0),
-/// scopes, set data (1/0), data. Returns {ct, ls, u, c, s, d} or nil.
+/// scopes, set data (1/0), data. Returns {ct, ls, u, c, s, d, su} or nil.
 const TOUCH: &str = r"
 local now, idle, abs = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local h = redis.call('HMGET', KEYS[1], 'ct', 'ls', 'ep', 'u', 'c', 's', 'd')
+local h = redis.call('HMGET', KEYS[1], 'ct', 'ls', 'ep', 'u', 'c', 's', 'd', 'su')
 if not h[1] then return false end
 local epoch = redis.call('GET', KEYS[2]) or '0'
 if not live(h[1], h[2], h[3], epoch, now, idle, abs) then
@@ -120,14 +125,14 @@ if ARGV[6] == '1' then s = ARGV[7]; redis.call('HSET', KEYS[1], 's', s) end
 if ARGV[8] == '1' then d = ARGV[9]; redis.call('HSET', KEYS[1], 'd', d) end
 redis.call('HSET', KEYS[1], 'ls', string.format('%d', ls))
 redis.call('EXPIRE', KEYS[1], ttl(tonumber(h[1]), ls, now, idle, abs))
-return {h[1], string.format('%d', ls), h[4], h[5], s, d}
+return {h[1], string.format('%d', ls), h[4], h[5], s, d, h[8] or ''}
 ";
 
 /// KEYS: old session, new session, epoch. ARGV: prefix, old hex, new hex,
-/// now, idle, abs. Returns {ct, ls, u, c, s, d} or nil.
+/// now, idle, abs. Returns {ct, ls, u, c, s, d, su} or nil.
 const ROTATE: &str = r"
 local now, idle, abs = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local h = redis.call('HMGET', KEYS[1], 'ct', 'ls', 'ep', 'u', 'c', 's', 'd')
+local h = redis.call('HMGET', KEYS[1], 'ct', 'ls', 'ep', 'u', 'c', 's', 'd', 'su')
 if not h[1] then return false end
 local epoch = redis.call('GET', KEYS[3]) or '0'
 local idx = ARGV[1] .. 'u:' .. (h[4] or '')
@@ -142,20 +147,20 @@ redis.call('HSET', KEYS[2], 'ls', string.format('%d', ls))
 redis.call('EXPIRE', KEYS[2], ttl(tonumber(h[1]), ls, now, idle, abs))
 redis.call('ZREM', idx, ARGV[2])
 redis.call('ZADD', idx, h[1], ARGV[3])
-return {h[1], string.format('%d', ls), h[4], h[5], h[6], h[7]}
+return {h[1], string.format('%d', ls), h[4], h[5], h[6], h[7], h[8] or ''}
 ";
 
 /// KEYS: user index, epoch. ARGV: prefix, now, idle, abs. Returns a flat
-/// list of {hex, ct, ls, u, c, s, d} per live session, oldest first.
+/// list of {hex, ct, ls, u, c, s, d, su} per live session, oldest first.
 const LIST: &str = r"
 local now, idle, abs = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local epoch = redis.call('GET', KEYS[2]) or '0'
 local out = {}
 for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local k = ARGV[1] .. 's:' .. m
-  local h = redis.call('HMGET', k, 'ct', 'ls', 'ep', 'u', 'c', 's', 'd')
+  local h = redis.call('HMGET', k, 'ct', 'ls', 'ep', 'u', 'c', 's', 'd', 'su')
   if live(h[1], h[2], h[3], epoch, now, idle, abs) then
-    for _, v in ipairs({m, h[1], h[2], h[4], h[5], h[6], h[7]}) do out[#out + 1] = v end
+    for _, v in ipairs({m, h[1], h[2], h[4], h[5], h[6], h[7], h[8] or ''}) do out[#out + 1] = v end
   else
     redis.call('DEL', k)
     redis.call('ZREM', KEYS[1], m)
@@ -214,9 +219,14 @@ fn scopes_json(scopes: &[String]) -> Result<String, SessionError> {
     serde_json::to_string(scopes).map_err(|e| SessionError::data(&e))
 }
 
-/// Builds a session from the six fields {ct, ls, u, c, s, d}.
-fn from_fields(handle: SessionHandle, f: &[String]) -> Result<StoredSession, SessionError> {
-    let [ct, ls, u, c, s, d] = f else {
+/// Builds a session from the seven fields {ct, ls, u, c, s, d, su}: the
+/// user is `su` opened, or (written without pseudonyms) `u` decoded.
+fn from_fields(
+    handle: SessionHandle,
+    f: &[String],
+    users: Option<&mcp_auth_core::UserPseudonyms>,
+) -> Result<StoredSession, SessionError> {
+    let [ct, ls, u, c, s, d, su] = f else {
         return Err(SessionError::StoreCorrupt("wrong number of fields"));
     };
     let number = |v: &str| {
@@ -225,8 +235,16 @@ fn from_fields(handle: SessionHandle, f: &[String]) -> Result<StoredSession, Ses
     };
     Ok(StoredSession {
         handle,
-        user: UserId::from_storage_key(u)
-            .map_err(|_| SessionError::StoreCorrupt("user key is not canonical"))?,
+        user: if su.is_empty() {
+            UserId::from_storage_key(u)
+                .map_err(|_| SessionError::StoreCorrupt("user key is not canonical"))?
+        } else {
+            users
+                .and_then(|p| p.open_user(su))
+                .ok_or(SessionError::StoreCorrupt(
+                    "a sealed user id does not open with this key (check the vault key)",
+                ))?
+        },
         client_id: c.clone(),
         scopes: serde_json::from_str(s)
             .map_err(|_| SessionError::StoreCorrupt("scopes are not a JSON string array"))?,
@@ -263,7 +281,28 @@ impl RedisSessionStore {
         Ok(Self {
             conn,
             prefix: config.key_prefix(),
+            users: None,
         })
+    }
+
+    /// Names users by pseudonym (their index keys) and seals their ids
+    /// inside sessions (no user id at rest), under `pseudonyms` (e.g. the
+    /// vault's `Vault::user_pseudonyms().derive("sessions")`; every process
+    /// of a fleet must use the same). Sessions written before stay usable.
+    #[must_use]
+    pub fn user_pseudonyms(mut self, pseudonyms: mcp_auth_core::UserPseudonyms) -> Self {
+        self.users = Some(pseudonyms);
+        self
+    }
+
+    /// The user's index keys: by pseudonym (or storage key), and while
+    /// pseudonyms are on, the one written before them.
+    fn user_keys(&self, user: &UserId) -> Vec<String> {
+        let storage = format!("{}u:{}", self.prefix, user.storage_key());
+        match &self.users {
+            Some(p) => vec![format!("{}u:{}", self.prefix, p.name(user)), storage],
+            None => vec![storage],
+        }
     }
 
     fn session_key(&self, handle: &SessionHandle) -> String {
@@ -271,7 +310,22 @@ impl RedisSessionStore {
     }
 
     fn user_key(&self, user: &UserId) -> String {
-        format!("{}u:{}", self.prefix, user.storage_key())
+        match &self.users {
+            Some(p) => format!("{}u:{}", self.prefix, p.name(user)),
+            None => format!("{}u:{}", self.prefix, user.storage_key()),
+        }
+    }
+
+    /// The user's index name and the text of the `su` field.
+    fn user_fields(&self, user: &UserId) -> Result<(String, String), SessionError> {
+        match &self.users {
+            Some(p) => Ok((
+                p.name(user).as_str().to_owned(),
+                p.seal_user(user)
+                    .map_err(|_| SessionError::StoreUnavailable("the random generator failed"))?,
+            )),
+            None => Ok((user.storage_key().as_str().to_owned(), String::new())),
+        }
     }
 
     fn epoch_key(&self) -> String {
@@ -290,6 +344,7 @@ impl RedisSessionStore {
         } else {
             "0"
         };
+        let (index_name, sealed) = self.user_fields(&session.user)?;
         let reply: Vec<String> = SCRIPTS
             .insert
             .key(self.session_key(&session.handle))
@@ -297,7 +352,7 @@ impl RedisSessionStore {
             .key(self.epoch_key())
             .arg(&self.prefix)
             .arg(session.handle.to_hex())
-            .arg(session.user.storage_key().as_str())
+            .arg(index_name)
             .arg(rules.now)
             .arg(t.idle_secs)
             .arg(t.absolute_secs)
@@ -306,6 +361,7 @@ impl RedisSessionStore {
             .arg(&session.client_id)
             .arg(scopes_json(&session.scopes)?)
             .arg(&session.data)
+            .arg(sealed)
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(|e| unavailable(&e))?;
@@ -355,7 +411,9 @@ impl RedisSessionStore {
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(|e| unavailable(&e))?;
-        reply.map(|f| from_fields(*handle, &f)).transpose()
+        reply
+            .map(|f| from_fields(*handle, &f, self.users.as_ref()))
+            .transpose()
     }
 
     async fn rotate_impl(
@@ -379,7 +437,9 @@ impl RedisSessionStore {
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(|e| unavailable(&e))?;
-        reply.map(|f| from_fields(*new, &f)).transpose()
+        reply
+            .map(|f| from_fields(*new, &f, self.users.as_ref()))
+            .transpose()
     }
 
     async fn list_impl(
@@ -388,28 +448,30 @@ impl RedisSessionStore {
         now: u64,
         t: Timeouts,
     ) -> Result<Vec<StoredSession>, SessionError> {
-        let reply: Vec<String> = SCRIPTS
-            .list
-            .key(self.user_key(user))
-            .key(self.epoch_key())
-            .arg(&self.prefix)
-            .arg(now)
-            .arg(t.idle_secs)
-            .arg(t.absolute_secs)
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(|e| unavailable(&e))?;
-        if !reply.len().is_multiple_of(7) {
-            return Err(SessionError::StoreCorrupt("unexpected list reply"));
-        }
-        reply
-            .chunks_exact(7)
-            .map(|row| {
+        let mut sessions = Vec::new();
+        for index in self.user_keys(user) {
+            let reply: Vec<String> = SCRIPTS
+                .list
+                .key(index)
+                .key(self.epoch_key())
+                .arg(&self.prefix)
+                .arg(now)
+                .arg(t.idle_secs)
+                .arg(t.absolute_secs)
+                .invoke_async(&mut self.conn.clone())
+                .await
+                .map_err(|e| unavailable(&e))?;
+            if !reply.len().is_multiple_of(8) {
+                return Err(SessionError::StoreCorrupt("unexpected list reply"));
+            }
+            for row in reply.chunks_exact(8) {
                 let handle = SessionHandle::from_hex(&row[0])
                     .map_err(|_| SessionError::StoreCorrupt("index member is not a handle"))?;
-                from_fields(handle, &row[1..])
-            })
-            .collect()
+                sessions.push(from_fields(handle, &row[1..], self.users.as_ref())?);
+            }
+        }
+        sessions.sort_by_key(|s| s.created_at);
+        Ok(sessions)
     }
 
     async fn remove_impl(&self, handle: &SessionHandle) -> Result<bool, SessionError> {
@@ -425,13 +487,17 @@ impl RedisSessionStore {
     }
 
     async fn remove_user_impl(&self, user: &UserId) -> Result<usize, SessionError> {
-        let removed: u64 = SCRIPTS
-            .remove_user
-            .key(self.user_key(user))
-            .arg(&self.prefix)
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(|e| unavailable(&e))?;
+        let mut removed = 0u64;
+        for index in self.user_keys(user) {
+            let n: u64 = SCRIPTS
+                .remove_user
+                .key(index)
+                .arg(&self.prefix)
+                .invoke_async(&mut self.conn.clone())
+                .await
+                .map_err(|e| unavailable(&e))?;
+            removed += n;
+        }
         Ok(usize::try_from(removed).unwrap_or(usize::MAX))
     }
 

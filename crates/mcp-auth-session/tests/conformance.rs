@@ -501,9 +501,11 @@ async fn redis_tls_harness(name: &str) -> Option<Harness> {
             client_auth: true,
         },
     );
+    // With pseudonyms here (the plain run has none): what the app runs.
     let store = RedisSessionStore::connect(redis.config(RedisSessionStore::DEFAULT_PREFIX))
         .await
-        .unwrap();
+        .unwrap()
+        .user_pseudonyms(mcp_auth_core::UserPseudonyms::from_key([5; 32]));
     Some(Harness {
         store: Arc::new(store),
         clock: ManualClock::at_unix(1_800_000_000),
@@ -522,7 +524,8 @@ async fn redis_cluster_harness(name: &str) -> Option<Harness> {
     let cluster = mcp_auth_testkit::cluster::RedisCluster::start(name);
     let store = RedisSessionStore::connect(cluster.config(RedisSessionStore::DEFAULT_PREFIX))
         .await
-        .unwrap();
+        .unwrap()
+        .user_pseudonyms(mcp_auth_core::UserPseudonyms::from_key([5; 32]));
     Some(Harness {
         store: Arc::new(store),
         clock: ManualClock::at_unix(1_800_000_000),

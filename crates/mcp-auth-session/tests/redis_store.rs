@@ -213,3 +213,52 @@ async fn a_dump_of_redis_holds_no_usable_session_id() {
         assert!((3600..=3660).contains(&ttl), "{key} TTL {ttl}");
     }
 }
+
+/// With pseudonyms (what `mcp-auth-app` sets), no key and no field names a
+/// user; sessions created before they were turned on stay usable, listed
+/// and revocable.
+#[tokio::test]
+#[ignore = "needs redis-server"]
+async fn with_pseudonyms_redis_names_no_user_and_older_sessions_stay_usable() {
+    let redis = RedisServer::start("redis_store::pseudonyms");
+    let clock = ManualClock::at_unix(1_800_000_000);
+    let config = mcp_auth_core::RedisConfig::new(redis.url(), RedisSessionStore::DEFAULT_PREFIX);
+    let before = manager(&redis, &clock).await;
+    let old = before
+        .create(NewSession::new(alice(), "c"))
+        .await
+        .unwrap()
+        .id;
+    let store = RedisSessionStore::connect(config)
+        .await
+        .unwrap()
+        .user_pseudonyms(mcp_auth_core::UserPseudonyms::from_key([5; 32]));
+    let after: SessionManager = SessionManager::new(store, SessionConfig::default())
+        .unwrap()
+        .clock(clock.clone());
+    let new = after
+        .create(NewSession::new(alice(), "c"))
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(after.load(&old).await.unwrap().user, alice());
+    assert_eq!(after.load(&new).await.unwrap().user, alice());
+    assert_eq!(after.list(&alice()).await.unwrap().len(), 2);
+    let (rotated, session) = after.rotate(&new).await.unwrap();
+    assert_eq!(session.user, alice());
+    // Only the session created before pseudonyms names alice in Redis.
+    let everything = mcp_auth_testkit::everything_in(redis.port());
+    let storage_key = alice().storage_key().as_str().to_owned();
+    assert_eq!(
+        everything.matches(&storage_key).count(),
+        2,
+        "its field and its index: {everything}"
+    );
+    assert_eq!(after.revoke_user(&alice()).await.unwrap(), 2);
+    assert!(after.load(&rotated).await.is_err());
+    let everything = mcp_auth_testkit::everything_in(redis.port());
+    assert!(
+        !everything.contains(&storage_key) && !everything.contains("alice"),
+        "{everything}"
+    );
+}

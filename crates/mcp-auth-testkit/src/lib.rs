@@ -468,6 +468,35 @@ pub fn command(port: u16, args: &[&str]) -> Option<String> {
     (!reply.is_empty()).then(|| String::from_utf8_lossy(&reply).into_owned())
 }
 
+/// Everything the Redis server on `port` holds, as text: every key, and
+/// every value (strings, hashes, sets, sorted sets, lists), through
+/// `redis-cli`. For tests that look for what must not be stored (a user id,
+/// a token). Panics when `redis-cli` does not run.
+#[allow(clippy::panic)]
+pub fn everything_in(port: u16) -> String {
+    let cli = |args: &[&str]| -> String {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "--raw"])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("redis-cli does not run: {e}"));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let mut text = String::new();
+    for key in cli(&["--scan"]).lines().filter(|k| !k.is_empty()) {
+        let value = match cli(&["TYPE", key]).trim() {
+            "string" => cli(&["GET", key]),
+            "hash" => cli(&["HGETALL", key]),
+            "set" => cli(&["SMEMBERS", key]),
+            "zset" => cli(&["ZRANGE", key, "0", "-1"]),
+            "list" => cli(&["LRANGE", key, "0", "-1"]),
+            other => format!("<{other}>"),
+        };
+        text.push_str(&format!("{key} => {value}\n"));
+    }
+    text
+}
+
 /// True when a Redis server answers `PING` with `+PONG` on the port.
 fn ping(port: u16) -> bool {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));

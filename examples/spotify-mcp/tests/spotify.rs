@@ -454,6 +454,30 @@ async fn a_restart_on_the_file_vault_keeps_people_signed_in_and_a_wrong_key_dest
     ok(&call(&alice, "now_playing", json!({})).await);
     drop(alice);
     drop(first);
+    // Nothing on disk names the user: not the vault's file names or
+    // contents, not the data file (grants named by pseudonym, ids sealed).
+    let id = mcp_auth_core::UserId::new("spotify:alice").unwrap();
+    let mut files = 0;
+    for sub in [&vault_dir, &data_dir] {
+        for entry in std::fs::read_dir(sub).unwrap() {
+            let entry = entry.unwrap();
+            let mut bytes = entry
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+                .into_bytes();
+            bytes.extend(std::fs::read(entry.path()).unwrap());
+            for needle in ["alice", id.storage_key().as_str()] {
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                    "{needle} in {}",
+                    entry.path().display()
+                );
+            }
+            files += 1;
+        }
+    }
+    assert!(files >= 3, "the vault file, its manifest and auth.redb");
 
     // Same address, same vault, same key: the access token still verifies
     // (the signing keys are in the vault) and Spotify's tokens are there.
@@ -587,7 +611,26 @@ async fn balancer(
 #[ignore = "needs redis-server"]
 async fn with_redis_two_servers_share_grants_sessions_and_the_vault() {
     let redis = mcp_auth_testkit::RedisServer::start("spotify-mcp with Redis");
-    two_servers_share_grants_sessions_and_the_vault(&redis.url()).await;
+    two_servers_share_grants_sessions_and_the_vault(&redis.url(), &[redis.port()]).await;
+}
+
+/// No key and no value in Redis names the user (`spotify:alice`), neither
+/// as itself nor as its storage key (which decodes to it): grants, codes,
+/// sessions, limits and the vault name users by pseudonym and seal ids.
+fn assert_no_user_id_in(ports: &[u16], user: &str) {
+    let id = mcp_auth_core::UserId::new(user).unwrap();
+    let everything: String = ports
+        .iter()
+        .map(|p| mcp_auth_testkit::everything_in(*p))
+        .collect();
+    assert!(everything.contains("=>"), "the dump is empty: {everything}");
+    let name = user.rsplit(':').next().unwrap();
+    for needle in [user, name, id.storage_key().as_str()] {
+        assert!(
+            !everything.contains(needle),
+            "{needle} is in Redis:\n{everything}"
+        );
+    }
 }
 
 /// The same with `REDIS_URL=redis+cluster://…`, a Redis Cluster of three
@@ -597,7 +640,7 @@ async fn with_redis_two_servers_share_grants_sessions_and_the_vault() {
 #[ignore = "needs redis-server"]
 async fn with_a_redis_cluster_two_servers_share_grants_sessions_and_the_vault() {
     let cluster = mcp_auth_testkit::cluster::RedisCluster::start("spotify-mcp on a cluster");
-    two_servers_share_grants_sessions_and_the_vault(&cluster.url()).await;
+    two_servers_share_grants_sessions_and_the_vault(&cluster.url(), &cluster.ports()).await;
     // Every key is under a hash tag: none is left outside one.
     for port in cluster.ports() {
         let keys = mcp_auth_testkit::command(port, &["KEYS", "*"]).unwrap_or_default();
@@ -610,7 +653,7 @@ async fn with_a_redis_cluster_two_servers_share_grants_sessions_and_the_vault() 
     }
 }
 
-async fn two_servers_share_grants_sessions_and_the_vault(redis_url: &str) {
+async fn two_servers_share_grants_sessions_and_the_vault(redis_url: &str, ports: &[u16]) {
     let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
     let a_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let b_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -635,6 +678,8 @@ async fn two_servers_share_grants_sessions_and_the_vault(redis_url: &str) {
     let now = ok(&call(&on_b, "now_playing", json!({})).await);
     assert_eq!(now["track"]["name"], "Lifetimes");
     let alice = mcp_auth_core::UserId::new("spotify:alice").unwrap();
+    assert_no_user_id_in(ports, "spotify:alice");
+    // The operator's view by user still works, through the key.
     assert_eq!(b.auth_server.grants(&alice).await.unwrap().len(), 1);
     // A revoke through the second server ends the grant for both.
     assert_eq!(b.auth_server.revoke_user(&alice).await.unwrap(), 1);

@@ -11,7 +11,7 @@ use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
-use crate::store::wire::{GrantWire, corrupt, hex, json};
+use crate::store::wire::{GrantWire, Subjects, corrupt, hex, json};
 use crate::store::{
     AuthStore, ClientInfo, CodeRecord, Grant, PendingSignIn, Redemption, RefreshRecord, Rotation,
     StoreKey,
@@ -24,12 +24,19 @@ use crate::store::{
 /// |---|---|---|
 /// | `P pending:<hex>` | the pending authorization | its end |
 /// | `P code:<hex>` | `F:<grant id>\n<record>`, then `U:<grant id>` once redeemed, `R:<grant id>` once replayed | the code's end + 1 h |
-/// | `P grant:<id>` | `<user key>\n<consent hex>\n<grant>` | the grant's end |
+/// | `P grant:<id>` | `<user index name>\n<consent hex>\n<grant>` | the grant's end |
 /// | `P grant-refresh:<id>` | set of the grant's refresh token hashes | the grant's end |
 /// | `P refresh:<hex>` | `A:<grant id>\n<record>`, or `R:<grant id>\n<at>\n<successor>\n<record>` | the grant's end |
-/// | `P user:<user key>` | set of the user's grant ids | its last grant's end (ended ids pruned on read and, sampled, on write) |
+/// | `P user:<user index name>` | set of the user's grant ids | its last grant's end (ended ids pruned on read and, sampled, on write) |
 /// | `P consent:<hex>` | `1` | the consent's end |
 /// | `P client:<id>` | the registered client | its last use + the client TTL (default 90 days, as the server's registration TTL) |
+///
+/// With [`RedisAuthStore::user_pseudonyms`] (what `mcp-auth-app` sets), the
+/// user index name is the user's pseudonym, the user id inside grants,
+/// codes and pending sign-ins is sealed, and consents and locks (named by
+/// a hash over the user id) are named by a keyed hash: nothing in Redis
+/// names a user or can be tested against a guessed one.
+/// Without, the index name is the user's storage key and the id is plain.
 ///
 /// Every key expires. `revoke_all` (the emergency switch) finds the grants
 /// with `SCAN` rather than keeping a list of them.
@@ -45,6 +52,7 @@ pub struct RedisAuthStore {
     client_ttl: u64,
     /// `WAIT` after the writes a failover must not undo: replicas, timeout.
     wait: Option<(usize, std::time::Duration)>,
+    subjects: Subjects,
 }
 
 impl std::fmt::Debug for RedisAuthStore {
@@ -241,7 +249,19 @@ impl RedisAuthStore {
             prefix: config.key_prefix(),
             client_ttl: crate::DEFAULT_REGISTRATION_TTL.as_secs(),
             wait: None,
+            subjects: Subjects::default(),
         })
+    }
+
+    /// Names users by pseudonym and seals their ids inside records (no user
+    /// id at rest), under `pseudonyms` (e.g. the vault's
+    /// `Vault::user_pseudonyms().derive("oauth-server")`; every process of
+    /// a fleet must use the same). Records written before stay readable
+    /// until they expire; records written with it need the same key.
+    #[must_use]
+    pub fn user_pseudonyms(mut self, pseudonyms: mcp_auth_core::UserPseudonyms) -> Self {
+        self.subjects = Subjects(Some(pseudonyms));
+        self
     }
 
     /// After each write a failover must not undo (a code redeemed, a
@@ -306,15 +326,15 @@ impl RedisAuthStore {
         let Some(value) = value else { return Ok(None) };
         let record = value.splitn(3, '\n').nth(2).ok_or_else(corrupt)?;
         let wire: GrantWire = serde_json::from_str(record).map_err(|_| corrupt())?;
-        wire.into_grant().map(Some)
+        wire.into_grant(&self.subjects).map(Some)
     }
 
     async fn write_grant(&self, grant: &Grant, keep_ttl: bool) -> Result<(), StoreError> {
         let value = format!(
             "{}\n{}\n{}",
-            grant.subject.storage_key().as_str(),
-            hex(grant.consent),
-            json(&GrantWire::from(grant))?
+            self.subjects.index_name(&grant.subject),
+            hex(self.subjects.hide(grant.consent)),
+            json(&GrantWire::from(grant, &self.subjects)?)?
         );
         let mut conn = self.conn.clone();
         let mut cmd = redis::cmd("SET");

@@ -12,7 +12,11 @@ impl AuthStore for RedisAuthStore {
         Box::pin(async move {
             let wire = PendingWire {
                 browser: HEXLOWER.encode(&pending.browser),
-                subject: pending.subject.as_ref().map(|s| s.as_str().to_owned()),
+                subject: pending
+                    .subject
+                    .as_ref()
+                    .map(|s| self.subjects.seal(s))
+                    .transpose()?,
                 consented: pending.consented,
                 client: pending.client,
                 redirect_uri: pending.redirect_uri,
@@ -47,7 +51,7 @@ impl AuthStore for RedisAuthStore {
                 .get(self.key("pending", &hex(key)))
                 .await
                 .map_err(|e| unavailable(&e))?;
-            decode_pending(value, now)
+            decode_pending(value, now, &self.subjects)
         })
     }
 
@@ -62,14 +66,14 @@ impl AuthStore for RedisAuthStore {
                 .query_async(&mut self.conn.clone())
                 .await
                 .map_err(|e| unavailable(&e))?;
-            decode_pending(value, now)
+            decode_pending(value, now, &self.subjects)
         })
     }
 
     fn put_code(&self, key: StoreKey, code: CodeRecord) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             let wire = CodeWire {
-                grant: GrantWire::from(&code.grant),
+                grant: GrantWire::from(&code.grant, &self.subjects)?,
                 redirect_uri: code.redirect_uri,
                 code_challenge: code.code_challenge,
                 expires_at: code.expires_at,
@@ -107,7 +111,7 @@ impl AuthStore for RedisAuthStore {
                         return Ok(Redemption::Unknown);
                     }
                     Ok(Redemption::Fresh(Box::new(CodeRecord::new(
-                        wire.grant.into_grant()?,
+                        wire.grant.into_grant(&self.subjects)?,
                         wire.redirect_uri,
                         wire.code_challenge,
                         wire.expires_at,
@@ -138,9 +142,9 @@ impl AuthStore for RedisAuthStore {
             self.write_grant(&grant, false).await?;
             let _: i64 = SCRIPTS
                 .index_grant
-                .key(self.key("user", grant.subject.storage_key().as_str()))
+                .key(self.key("user", &self.subjects.index_name(&grant.subject)))
                 .arg(&self.prefix)
-                .arg(grant.subject.storage_key().as_str())
+                .arg(self.subjects.index_name(&grant.subject))
                 .arg(&grant.id)
                 .arg(grant.expires_at.max(1))
                 .invoke_async(&mut self.conn.clone())
@@ -183,26 +187,33 @@ impl AuthStore for RedisAuthStore {
     }
 
     fn grants_of(&self, user: &UserId, now: u64) -> BoxFuture<'_, Result<Vec<Grant>, StoreError>> {
-        let index = self.key("user", user.storage_key().as_str());
+        // The user's index, and (while pseudonyms are on) the one written
+        // before them, until its grants end.
+        let indexes: Vec<String> = std::iter::once(self.subjects.index_name(user))
+            .chain(self.subjects.legacy_index_name(user))
+            .map(|name| self.key("user", &name))
+            .collect();
         Box::pin(async move {
-            let ids: Vec<String> = self
-                .conn
-                .clone()
-                .smembers(&index)
-                .await
-                .map_err(|e| unavailable(&e))?;
             let mut grants = Vec::new();
-            for id in ids {
-                match self.read_grant(&id).await? {
-                    Some(grant) if grant.expires_at > now => grants.push(grant),
-                    Some(_) => {}
-                    None => {
-                        let _: () = self
-                            .conn
-                            .clone()
-                            .srem(&index, &id)
-                            .await
-                            .map_err(|e| unavailable(&e))?;
+            for index in indexes {
+                let ids: Vec<String> = self
+                    .conn
+                    .clone()
+                    .smembers(&index)
+                    .await
+                    .map_err(|e| unavailable(&e))?;
+                for id in ids {
+                    match self.read_grant(&id).await? {
+                        Some(grant) if grant.expires_at > now => grants.push(grant),
+                        Some(_) => {}
+                        None => {
+                            let _: () = self
+                                .conn
+                                .clone()
+                                .srem(&index, &id)
+                                .await
+                                .map_err(|e| unavailable(&e))?;
+                        }
                     }
                 }
             }
@@ -326,7 +337,7 @@ impl AuthStore for RedisAuthStore {
     fn put_consent(&self, key: StoreKey, until: u64) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             let _: () = redis::cmd("SET")
-                .arg(self.key("consent", &hex(key)))
+                .arg(self.key("consent", &hex(self.subjects.hide(key))))
                 .arg(until)
                 .arg("EXAT")
                 .arg(until.max(1))
@@ -342,7 +353,7 @@ impl AuthStore for RedisAuthStore {
             let until: Option<u64> = self
                 .conn
                 .clone()
-                .get(self.key("consent", &hex(key)))
+                .get(self.key("consent", &hex(self.subjects.hide(key))))
                 .await
                 .map_err(|e| unavailable(&e))?;
             Ok(until.is_some_and(|until| until > now))
@@ -395,7 +406,7 @@ impl AuthStore for RedisAuthStore {
         let holder = holder.to_owned();
         Box::pin(async move {
             let taken: Option<String> = redis::cmd("SET")
-                .arg(self.key("lock", &hex(name)))
+                .arg(self.key("lock", &hex(self.subjects.hide(name))))
                 .arg(holder)
                 .arg("NX")
                 .arg("EX")
@@ -412,7 +423,7 @@ impl AuthStore for RedisAuthStore {
         Box::pin(async move {
             let _: i64 = SCRIPTS
                 .unlock
-                .key(self.key("lock", &hex(name)))
+                .key(self.key("lock", &hex(self.subjects.hide(name))))
                 .arg(holder)
                 .invoke_async(&mut self.conn.clone())
                 .await
@@ -431,7 +442,11 @@ impl AuthStore for RedisAuthStore {
     }
 }
 
-fn decode_pending(value: Option<String>, now: u64) -> Result<Option<PendingSignIn>, StoreError> {
+fn decode_pending(
+    value: Option<String>,
+    now: u64,
+    subjects: &Subjects,
+) -> Result<Option<PendingSignIn>, StoreError> {
     let Some(value) = value else { return Ok(None) };
     let wire: PendingWire = serde_json::from_str(&value).map_err(|_| corrupt())?;
     if wire.expires_at <= now {
@@ -454,9 +469,6 @@ fn decode_pending(value: Option<String>, now: u64) -> Result<Option<PendingSignI
         wire.expires_at,
     );
     pending.consented = wire.consented;
-    pending.subject = wire
-        .subject
-        .map(|s| UserId::new(s).map_err(|_| corrupt()))
-        .transpose()?;
+    pending.subject = wire.subject.map(|s| subjects.open(&s)).transpose()?;
     Ok(Some(pending))
 }
