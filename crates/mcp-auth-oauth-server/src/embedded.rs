@@ -342,6 +342,10 @@ enum RefreshRow {
         record: RefreshRecord,
         at: u64,
         successor: String,
+        /// The successor sealed under the rotated token, base64url (empty
+        /// in rows written before it was kept: a retry then revokes).
+        #[serde(default)]
+        sealed: String,
     },
 }
 
@@ -445,13 +449,6 @@ impl<'t> Tables<'t> {
         Ok(())
     }
 
-    fn remove_refresh(&mut self, grant_id: &str, key: StoreKey) -> Result<(), StoreError> {
-        self.refresh.remove(key.0.as_slice()).map_err(failed)?;
-        let index = format!("{grant_id}\n{}", hex(key));
-        self.by_grant.remove(index.as_str()).map_err(failed)?;
-        Ok(())
-    }
-
     /// Removes a grant, its refresh tokens and its consent.
     fn revoke(&mut self, id: &str) -> Result<bool, StoreError> {
         let Some(grant) = load_grant(&self.grants, id, &self.subjects)? else {
@@ -512,38 +509,51 @@ impl<'t> Tables<'t> {
         record: RefreshRecord,
         now: u64,
         grace: u64,
+        sealed_successor: &[u8],
     ) -> Result<Rotation, StoreError> {
-        let (previous, kill) = match load_refresh(&self.refresh, old)? {
+        let previous = match load_refresh(&self.refresh, old)? {
             None => return Ok(Rotation::Unknown),
-            Some(RefreshRow::Active { record }) => (record, None),
+            Some(RefreshRow::Active { record }) => record,
             Some(RefreshRow::Rotated {
                 record,
                 at,
                 successor,
+                sealed,
             }) => {
-                if grace == 0 || now > at.saturating_add(grace) {
-                    let grant_id = record.grant_id;
-                    self.revoke(&grant_id)?;
-                    return Ok(Rotation::Reused { grant_id });
+                let successor = data_encoding::HEXLOWER
+                    .decode(successor.as_bytes())
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .map(StoreKey);
+                let unused = match successor {
+                    Some(key) => matches!(
+                        load_refresh(&self.refresh, key)?,
+                        Some(RefreshRow::Active { .. })
+                    ),
+                    None => false,
+                };
+                let sealed = data_encoding::BASE64URL_NOPAD
+                    .decode(sealed.as_bytes())
+                    .unwrap_or_default();
+                if grace > 0 && now <= at.saturating_add(grace) && unused && !sealed.is_empty() {
+                    return Ok(Rotation::Retried {
+                        record,
+                        sealed_successor: sealed,
+                    });
                 }
-                (record, Some(successor))
+                let grant_id = record.grant_id;
+                self.revoke(&grant_id)?;
+                return Ok(Rotation::Reused { grant_id });
             }
         };
         if load_grant(&self.grants, &previous.grant_id, &self.subjects)?.is_none() {
             return Ok(Rotation::Unknown);
         }
-        if let Some(successor) = kill
-            && let Some(key) = data_encoding::HEXLOWER
-                .decode(successor.as_bytes())
-                .ok()
-                .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        {
-            self.remove_refresh(&previous.grant_id, StoreKey(key))?;
-        }
         let rotated = RefreshRow::Rotated {
             record: previous.clone(),
             at: now,
             successor: hex(new),
+            sealed: data_encoding::BASE64URL_NOPAD.encode(sealed_successor),
         };
         self.put_refresh(old, &rotated)?;
         self.put_refresh(new, &RefreshRow::Active { record })?;
@@ -699,8 +709,9 @@ impl AuthStore for EmbeddedAuthStore {
         record: RefreshRecord,
         now: u64,
         grace: u64,
+        sealed_successor: Vec<u8>,
     ) -> BoxFuture<'_, Result<Rotation, StoreError>> {
-        Box::pin(self.write(move |t| t.rotate(old, new, record, now, grace)))
+        Box::pin(self.write(move |t| t.rotate(old, new, record, now, grace, &sealed_successor)))
     }
 
     fn put_consent(&self, key: StoreKey, until: u64) -> BoxFuture<'_, Result<(), StoreError>> {

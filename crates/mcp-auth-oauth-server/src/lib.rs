@@ -72,6 +72,7 @@ mod redis_store;
 mod secrets;
 mod server;
 mod store;
+mod successor;
 mod upstream;
 
 pub use client::{
@@ -82,7 +83,7 @@ pub use client::{
 pub use embedded::{EmbeddedAuthStore, EmbeddedStoreError};
 pub use error::{ServerError, StoreError};
 pub use keys::{KeyRing, SigningKey};
-pub use login::{DangerousDevLogin, Login, LoginContext, LoginError, SignedIn};
+pub use login::{BindingCheck, DangerousDevLogin, Login, LoginContext, LoginError, SignedIn};
 pub use pages::{PAGE_CSP, apply_page_headers};
 #[cfg(feature = "redis")]
 pub use redis_store::RedisAuthStore;

@@ -91,6 +91,11 @@ pub enum LoginError {
     Unavailable,
 }
 
+/// What [`Login::finish_checked`] asks before it acts on an answer: given
+/// the pending authorization id the answer carries, whether it belongs to
+/// the browser that brought it back (and its form's CSRF token).
+pub type BindingCheck<'a> = dyn Fn(&str) -> BoxFuture<'a, bool> + Send + Sync + 'a;
+
 /// Signs a browser in.
 pub trait Login: Send + Sync + std::fmt::Debug {
     /// The response that starts signing in: a page or a redirect to an
@@ -103,6 +108,28 @@ pub trait Login: Send + Sync + std::fmt::Debug {
         &self,
         fields: HashMap<String, String>,
     ) -> BoxFuture<'_, Result<SignedIn, LoginError>>;
+
+    /// [`finish`](Login::finish), but calling `check` with the pending id
+    /// *before* acting on the answer (redeeming a provider's code, writing
+    /// what it returned): an answer brought back by another browser than
+    /// the one that started is refused before anything happens (RFC 9700
+    /// §4.7.1). The server calls this one. The default calls `finish` and
+    /// checks after, which is right only for a login whose `finish` has no
+    /// effect; a login that talks to a provider overrides it.
+    fn finish_checked<'a>(
+        &'a self,
+        fields: HashMap<String, String>,
+        check: &'a BindingCheck<'a>,
+    ) -> BoxFuture<'a, Result<SignedIn, LoginError>> {
+        Box::pin(async move {
+            let signed_in = self.finish(fields).await?;
+            if check(&signed_in.pending).await {
+                Ok(signed_in)
+            } else {
+                Err(LoginError::Invalid("started in another browser"))
+            }
+        })
+    }
 
     /// Whether this login is for development only (refused on a
     /// non-loopback issuer unless forced).

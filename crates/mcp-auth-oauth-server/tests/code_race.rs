@@ -102,8 +102,10 @@ impl AuthStore for HeldGrants {
         record: RefreshRecord,
         now: u64,
         grace: u64,
+        sealed_successor: Vec<u8>,
     ) -> BoxFuture<'_, Result<Rotation, StoreError>> {
-        self.inner.rotate_refresh(old, new, record, now, grace)
+        self.inner
+            .rotate_refresh(old, new, record, now, grace, sealed_successor)
     }
     fn put_consent(&self, key: StoreKey, until: u64) -> BoxFuture<'_, Result<(), StoreError>> {
         self.inner.put_consent(key, until)

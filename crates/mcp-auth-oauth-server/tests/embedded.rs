@@ -55,7 +55,14 @@ async fn a_restart_keeps_grants_refresh_tokens_consents_and_clients() {
             .unwrap();
         store.put_refresh(token(0, 0), record(0)).await.unwrap();
         let rotated = store
-            .rotate_refresh(token(0, 0), token(0, 1), record(0), NOW, 0)
+            .rotate_refresh(
+                token(0, 0),
+                token(0, 1),
+                record(0),
+                NOW,
+                0,
+                b"sealed".to_vec(),
+            )
             .await
             .unwrap();
         assert!(matches!(rotated, Rotation::Rotated(_)));
@@ -76,7 +83,14 @@ async fn a_restart_keeps_grants_refresh_tokens_consents_and_clients() {
     // The client can still refresh with the token it holds ...
     assert!(matches!(
         store
-            .rotate_refresh(token(0, 1), token(0, 2), record(0), NOW + 1, 0)
+            .rotate_refresh(
+                token(0, 1),
+                token(0, 2),
+                record(0),
+                NOW + 1,
+                0,
+                b"sealed".to_vec()
+            )
             .await
             .unwrap(),
         Rotation::Rotated(_)
@@ -85,7 +99,14 @@ async fn a_restart_keeps_grants_refresh_tokens_consents_and_clients() {
     // reuse revokes the grant.
     assert!(matches!(
         store
-            .rotate_refresh(token(0, 0), token(0, 9), record(0), NOW + 2, 0)
+            .rotate_refresh(
+                token(0, 0),
+                token(0, 9),
+                record(0),
+                NOW + 2,
+                0,
+                b"sealed".to_vec()
+            )
             .await
             .unwrap(),
         Rotation::Reused { .. }
@@ -173,6 +194,7 @@ fn child_rotations_entry() {
                                 record(chain),
                                 NOW + step as u64,
                                 0,
+                                b"sealed".to_vec(),
                             )
                             .await
                             .unwrap();
@@ -242,7 +264,14 @@ async fn kill_9_during_1000_concurrent_rotations_loses_no_acknowledged_rotation(
         // The frontier refreshes; a token before it is a reuse.
         let next = StoreKey::of(&format!("after-{chain}"));
         let rotated = store
-            .rotate_refresh(token(chain, frontier), next, record(chain), NOW + 100, 0)
+            .rotate_refresh(
+                token(chain, frontier),
+                next,
+                record(chain),
+                NOW + 100,
+                0,
+                b"sealed".to_vec(),
+            )
             .await
             .unwrap();
         assert!(
@@ -257,6 +286,7 @@ async fn kill_9_during_1000_concurrent_rotations_loses_no_acknowledged_rotation(
                     record(chain),
                     NOW + 101,
                     0,
+                    b"sealed".to_vec(),
                 )
                 .await
                 .unwrap();

@@ -573,7 +573,7 @@ fn claims(jwt: &str) -> Value {
 }
 
 #[tokio::test]
-async fn within_the_grace_window_a_lost_refresh_answer_can_be_retried() {
+async fn within_the_grace_window_a_retry_gets_the_same_successor_and_a_replay_after_revokes() {
     let env = env_custom(true, |b| {
         b.refresh_grace(std::time::Duration::from_secs(30))
     })
@@ -586,14 +586,24 @@ async fn within_the_grace_window_a_lost_refresh_answer_can_be_retried() {
     let first = tokens["refresh_token"].as_str().unwrap().to_owned();
     let (_, lost) = refresh(&env, &client_id, &first).await;
     let lost = lost["refresh_token"].as_str().unwrap().to_owned();
-    // The client never saw `lost` and retries with `first`.
-    let (status, retried) = refresh(&env, &client_id, &first).await;
-    assert_eq!(status, StatusCode::OK, "{retried}");
-    let kept = retried["refresh_token"].as_str().unwrap().to_owned();
-    let (status, _) = refresh(&env, &client_id, &lost).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "the lost successor died");
-    let (status, _) = refresh(&env, &client_id, &kept).await;
-    assert_eq!(status, StatusCode::OK);
+    // The client never saw `lost` and retries with `first`: the same
+    // successor again (idempotent), with a fresh access token; never a
+    // second successor that would cut off whoever holds the first.
+    for _ in 0..2 {
+        let (status, retried) = refresh(&env, &client_id, &first).await;
+        assert_eq!(status, StatusCode::OK, "{retried}");
+        assert_eq!(retried["refresh_token"], lost.as_str());
+        assert!(retried["access_token"].is_string());
+    }
+    let (status, next) = refresh(&env, &client_id, &lost).await;
+    assert_eq!(status, StatusCode::OK, "{next}");
+    let next = next["refresh_token"].as_str().unwrap().to_owned();
+    // `first` presented again once its successor has been used (a thief
+    // replaying inside the window): reuse, the whole grant is revoked.
+    let (status, answer) = refresh(&env, &client_id, &first).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let (status, _) = refresh(&env, &client_id, &next).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "the grant is revoked");
 }
 
 #[tokio::test]

@@ -97,7 +97,10 @@ async fn the_stores_follow_a_failover_and_fail_closed_meanwhile() {
                 };
                 let next = StoreKey::of(&format!("{}-{n}", chain.grant));
                 let record = RefreshRecord::new(chain.grant.clone(), vec![]);
-                match store.rotate_refresh(chain.held, next, record, NOW, 0).await {
+                match store
+                    .rotate_refresh(chain.held, next, record, NOW, 0, b"sealed".to_vec())
+                    .await
+                {
                     Ok(Rotation::Rotated(_)) => {
                         chain.before = Some(chain.held);
                         chain.held = next;
@@ -198,7 +201,14 @@ async fn the_stores_follow_a_failover_and_fail_closed_meanwhile() {
         let fresh = StoreKey::of(&format!("{}-check", chain.grant));
         let record = RefreshRecord::new(chain.grant.clone(), vec![]);
         let rotated = store
-            .rotate_refresh(chain.held, fresh, record.clone(), NOW + 1, 0)
+            .rotate_refresh(
+                chain.held,
+                fresh,
+                record.clone(),
+                NOW + 1,
+                0,
+                b"sealed".to_vec(),
+            )
             .await
             .unwrap();
         assert!(
@@ -206,7 +216,14 @@ async fn the_stores_follow_a_failover_and_fail_closed_meanwhile() {
             "{chain:?}: {rotated:?}"
         );
         let reused = store
-            .rotate_refresh(before, StoreKey::of("x"), record, NOW + 2, 0)
+            .rotate_refresh(
+                before,
+                StoreKey::of("x"),
+                record,
+                NOW + 2,
+                0,
+                b"sealed".to_vec(),
+            )
             .await
             .unwrap();
         assert!(

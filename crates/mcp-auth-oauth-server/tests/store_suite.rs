@@ -216,7 +216,7 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_grant(store: &dyn AuthStore
     store.put_refresh(t0, record.clone()).await.unwrap();
     assert_eq!(
         store
-            .rotate_refresh(t0, t1, record.clone(), NOW, 0)
+            .rotate_refresh(t0, t1, record.clone(), NOW, 0, b"sealed".to_vec())
             .await
             .unwrap(),
         Rotation::Rotated(record.clone())
@@ -225,7 +225,7 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_grant(store: &dyn AuthStore
     // t0 again, no grace: reuse, the grant and every token of it revoked.
     assert_eq!(
         store
-            .rotate_refresh(t0, t2, record.clone(), NOW + 1, 0)
+            .rotate_refresh(t0, t2, record.clone(), NOW + 1, 0, b"sealed".to_vec())
             .await
             .unwrap(),
         Rotation::Reused {
@@ -236,51 +236,97 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_grant(store: &dyn AuthStore
     assert!(store.refresh(t1).await.unwrap().is_none());
     assert_eq!(
         store
-            .rotate_refresh(t1, t2, record.clone(), NOW + 2, 0)
+            .rotate_refresh(t1, t2, record.clone(), NOW + 2, 0, b"sealed".to_vec())
             .await
             .unwrap(),
         Rotation::Unknown
     );
     assert_eq!(
         store
-            .rotate_refresh(StoreKey::of("never"), t2, record, NOW, 0)
+            .rotate_refresh(
+                StoreKey::of("never"),
+                t2,
+                record,
+                NOW,
+                0,
+                b"sealed".to_vec()
+            )
             .await
             .unwrap(),
         Rotation::Unknown
     );
 }
 
-async fn within_grace_a_rotated_token_rotates_again(store: &dyn AuthStore) {
+async fn within_grace_a_retry_gets_the_same_successor_never_a_second(store: &dyn AuthStore) {
     store.put_grant(grant("g-grace", "fay")).await.unwrap();
-    let (t0, lost, kept) = (
+    let (t0, s1, other) = (
         StoreKey::of("g0"),
-        StoreKey::of("g-lost"),
-        StoreKey::of("g-kept"),
+        StoreKey::of("g-s1"),
+        StoreKey::of("g-other"),
     );
     let record = RefreshRecord::new("g-grace", vec!["mcp:tools".into()]);
     store.put_refresh(t0, record.clone()).await.unwrap();
+    let rotate = |old, new, at, sealed: &str| {
+        store.rotate_refresh(old, new, record.clone(), at, 30, sealed.as_bytes().to_vec())
+    };
     assert!(matches!(
-        store
-            .rotate_refresh(t0, lost, record.clone(), NOW, 30)
-            .await
-            .unwrap(),
+        rotate(t0, s1, NOW, "sealed s1").await.unwrap(),
         Rotation::Rotated(_)
     ));
-    assert!(matches!(
-        store
-            .rotate_refresh(t0, kept, record.clone(), NOW + 10, 30)
-            .await
-            .unwrap(),
-        Rotation::Rotated(_)
-    ));
+    // A retry of t0 within the window, s1 unused: the same successor, and
+    // nothing changes (no second successor, s1 alive).
+    for _ in 0..2 {
+        assert_eq!(
+            rotate(t0, other, NOW + 10, "sealed other").await.unwrap(),
+            Rotation::Retried {
+                record: record.clone(),
+                sealed_successor: b"sealed s1".to_vec(),
+            }
+        );
+    }
     assert!(
-        store.refresh(lost).await.unwrap().is_none(),
-        "the lost successor died"
+        store.refresh(other).await.unwrap().is_none(),
+        "no second successor"
     );
-    assert!(store.refresh(kept).await.unwrap().is_some());
+    assert!(
+        store.refresh(s1).await.unwrap().is_some(),
+        "the successor lives"
+    );
+    // Once s1 is used, t0 again (even within the window) is reuse.
+    assert!(matches!(
+        rotate(s1, StoreKey::of("g-s2"), NOW + 11, "sealed s2")
+            .await
+            .unwrap(),
+        Rotation::Rotated(_)
+    ));
+    assert!(matches!(
+        rotate(t0, other, NOW + 12, "x").await.unwrap(),
+        Rotation::Reused { .. }
+    ));
+    assert!(store.grant("g-grace", NOW).await.unwrap().is_none());
+
+    // After the window: reuse.
+    store.put_grant(grant("g-late", "fay")).await.unwrap();
+    let record = RefreshRecord::new("g-late", vec!["mcp:tools".into()]);
+    let (l0, l1) = (StoreKey::of("l0"), StoreKey::of("l1"));
+    store.put_refresh(l0, record.clone()).await.unwrap();
     assert!(matches!(
         store
-            .rotate_refresh(t0, StoreKey::of("late"), record, NOW + 100, 30)
+            .rotate_refresh(l0, l1, record.clone(), NOW, 30, b"s".to_vec())
+            .await
+            .unwrap(),
+        Rotation::Rotated(_)
+    ));
+    assert!(matches!(
+        store
+            .rotate_refresh(
+                l0,
+                StoreKey::of("late"),
+                record,
+                NOW + 31,
+                30,
+                b"s".to_vec()
+            )
             .await
             .unwrap(),
         Rotation::Reused { .. }
@@ -305,6 +351,7 @@ async fn one_of_many_concurrent_rotations_wins(store: Arc<dyn AuthStore>) {
                         record,
                         NOW,
                         0,
+                        b"sealed".to_vec(),
                     )
                     .await
                     .unwrap()
@@ -356,7 +403,7 @@ async fn suite(store: Arc<dyn AuthStore>) {
     one_of_many_concurrent_redemptions_wins(store.clone()).await;
     grants_list_touch_and_revoke_with_their_tokens_and_consent(store.as_ref()).await;
     refresh_tokens_rotate_and_reuse_revokes_the_grant(store.as_ref()).await;
-    within_grace_a_rotated_token_rotates_again(store.as_ref()).await;
+    within_grace_a_retry_gets_the_same_successor_never_a_second(store.as_ref()).await;
     one_of_many_concurrent_rotations_wins(store.clone()).await;
     clients_are_stored(store.as_ref()).await;
 }
@@ -630,7 +677,7 @@ async fn redis_keys_stay_bounded_through_a_churn_of_10000_sign_ins() {
             store.put_refresh(first, record.clone()).await.unwrap();
             let second = StoreKey::of(&format!("{tag}-r1"));
             store
-                .rotate_refresh(first, second, record, now, 0)
+                .rotate_refresh(first, second, record, now, 0, b"sealed".to_vec())
                 .await
                 .unwrap();
             let lock = StoreKey::of(&format!("{tag}-lock"));

@@ -865,3 +865,45 @@ async fn a_pending_sign_in_is_approved_once() {
         assert!(again.body.contains("already completed"), "{}", again.body);
     }
 }
+
+/// RFC 9700 §4.7.1: the provider's callback is checked against the browser
+/// that started the sign-in before the provider's code is redeemed. A
+/// callback URL from browser A opened in browser B (an attacker handing
+/// the victim their own provider URL) gets the error page, the provider's
+/// token endpoint is never called, and nothing is written to the vault.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_in_another_browser_is_refused_before_the_code_is_redeemed() {
+    use std::sync::atomic::Ordering;
+    let s = setup(Options::default()).await;
+    let mut started_in = Browser::new();
+    let callback = started_in
+        .sign_in_through(
+            &s.authorize_url(&Pkce::new(), "spotify:read"),
+            "alice",
+            &format!("{}/login", s.issuer),
+        )
+        .await
+        .unwrap()
+        .unwrap_or_else(|page| panic!("the sign-in stopped: {} {}", page.status, page.body));
+    assert!(callback.contains("code="), "{callback}");
+    let mut other = Browser::new();
+    let page = other.get(&callback).await.unwrap();
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(page.body.contains("another browser"), "{}", page.body);
+    assert_eq!(
+        s.double.state.code_exchanges.load(Ordering::SeqCst),
+        0,
+        "the provider's code was never redeemed"
+    );
+    assert!(s.vault.users().unwrap().is_empty(), "nothing written");
+    // The state is used up: the starting browser cannot finish with it
+    // either (the attacker gains nothing by racing).
+    let page = started_in.get(&callback).await.unwrap();
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert_eq!(s.double.state.code_exchanges.load(Ordering::SeqCst), 0);
+
+    // The same sign-in in one browser works, and redeems once.
+    let mut browser = Browser::new();
+    s.sign_in(&mut browser, "spotify:read", "alice").await;
+    assert_eq!(s.double.state.code_exchanges.load(Ordering::SeqCst), 1);
+}

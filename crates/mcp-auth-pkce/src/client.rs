@@ -432,7 +432,26 @@ impl OAuthClient {
     /// A callback for a sign-in started with [`start`](Self::start) is
     /// refused ([`OAuthError::StateUserMismatch`]).
     pub async fn finish_sign_in(&self, query: &str) -> Result<(String, TokenSet), OAuthError> {
-        let result = self.exchange(None, query).await;
+        self.finish_sign_in_checked(query, |_| std::future::ready(true))
+            .await
+    }
+
+    /// [`finish_sign_in`](Self::finish_sign_in), asking `check` about the
+    /// binding before anything is sent to the provider: a callback whose
+    /// binding `check` refuses (it came back in another browser than the
+    /// one that started, RFC 9700 §4.7.1) is
+    /// [`OAuthError::StateUserMismatch`] and the code is never redeemed.
+    /// The state is used up either way.
+    pub async fn finish_sign_in_checked<F, Fut>(
+        &self,
+        query: &str,
+        check: F,
+    ) -> Result<(String, TokenSet), OAuthError>
+    where
+        F: FnOnce(&str) -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let result = self.exchange(None, query, check).await;
         match &result {
             Ok(_) => {
                 tracing::info!(target: AUDIT, event = "oauth_signed_in", provider = %self.provider.name)
@@ -452,7 +471,7 @@ impl OAuthClient {
     /// aud, exp, nonce).
     pub async fn callback(&self, user: &UserId, query: &str) -> Result<TokenSet, OAuthError> {
         let result = self
-            .exchange(Some(user), query)
+            .exchange(Some(user), query, |_| std::future::ready(true))
             .await
             .map(|(_, tokens)| tokens);
         match &result {
@@ -469,11 +488,16 @@ impl OAuthClient {
     /// The callback's checks and the code exchange. `user` is the browser's
     /// user for [`callback`](Self::callback); `None` for a sign-in started
     /// with [`start_sign_in`](Self::start_sign_in) (its binding is returned).
-    async fn exchange(
+    async fn exchange<F, Fut>(
         &self,
         user: Option<&UserId>,
         query: &str,
-    ) -> Result<(String, TokenSet), OAuthError> {
+        check: F,
+    ) -> Result<(String, TokenSet), OAuthError>
+    where
+        F: FnOnce(&str) -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
         let params = CallbackParams::parse(query)?;
         let state = params.state.as_deref().ok_or(OAuthError::MissingState)?;
         // Single use: the entry is gone from here on, whatever happens next.
@@ -496,6 +520,9 @@ impl OAuthClient {
             (None, Some(binding)) => binding,
             _ => return Err(OAuthError::StateUserMismatch),
         };
+        if !check(&binding).await {
+            return Err(OAuthError::StateUserMismatch);
+        }
         if let Some(error) = params.error {
             return Err(OAuthError::AuthorizationDenied {
                 error: error.chars().take(64).collect(),

@@ -70,6 +70,8 @@ pub struct SpotifyState {
     counter: AtomicUsize,
     /// Token requests with `grant_type=refresh_token` seen.
     pub refreshes: AtomicUsize,
+    /// Token requests with `grant_type=authorization_code` seen.
+    pub code_exchanges: AtomicUsize,
     /// Rotate refresh tokens on every refresh.
     pub rotate_refresh_tokens: AtomicBool,
     /// Access-token lifetime in seconds (default 3600).
@@ -320,6 +322,7 @@ impl SpotifyDouble {
             tokens: Mutex::default(),
             counter: AtomicUsize::new(0),
             refreshes: AtomicUsize::new(0),
+            code_exchanges: AtomicUsize::new(0),
             rotate_refresh_tokens: AtomicBool::new(false),
             access_token_lifetime: AtomicU64::new(3600),
             token_endpoint_status: AtomicU64::new(0),
@@ -551,6 +554,7 @@ async fn token(
     }
     match f.get("grant_type").map(String::as_str) {
         Some("authorization_code") => {
+            s.code_exchanges.fetch_add(1, Ordering::SeqCst);
             let code = f.get("code").cloned().unwrap_or_default();
             let Some(grant) = lock(&s.tokens).codes.remove(&code) else {
                 return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");

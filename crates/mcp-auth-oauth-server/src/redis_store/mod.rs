@@ -100,7 +100,11 @@ return {'fresh', string.sub(v, nl + 1)}
 ";
 
 /// ARGV[1] prefix, ARGV[2] old hex, ARGV[3] new hex, ARGV[4] now,
-/// ARGV[5] grace, ARGV[6] new record JSON.
+/// ARGV[5] grace, ARGV[6] new record JSON, ARGV[7] the sealed successor
+/// (base64url). A rotated token's value is
+/// `R:<grant>\n<at>\n<successor hex>\n<sealed>\n<record>` (rows written
+/// before the sealed successor was kept have no `<sealed>` line: a retry
+/// of those revokes).
 const ROTATE: &str = r"
 local p = ARGV[1]
 local v = redis.call('GET', p .. 'refresh:' .. ARGV[2])
@@ -112,25 +116,21 @@ local gid = parts[1]
 local now = tonumber(ARGV[4])
 local grace = tonumber(ARGV[5])
 local record
-local kill = nil
 if kind == 'R:' then
   local at = tonumber(parts[2])
-  if grace == 0 or now > at + grace then
-    revoke(p, gid)
-    return {'reused', gid}
+  local successor = redis.call('GET', p .. 'refresh:' .. parts[3])
+  local unused = successor and string.sub(successor, 1, 2) == 'A:'
+  if #parts == 5 and grace > 0 and now <= at + grace and unused then
+    return {'retried', parts[5], parts[4]}
   end
-  kill = parts[3]
-  record = parts[4]
+  revoke(p, gid)
+  return {'reused', gid}
 else
   record = parts[2]
 end
 local ttl = redis.call('TTL', p .. 'grant:' .. gid)
 if ttl < 0 then return {'unknown'} end
-if kill then
-  redis.call('DEL', p .. 'refresh:' .. kill)
-  redis.call('SREM', p .. 'grant-refresh:' .. gid, kill)
-end
-redis.call('SET', p .. 'refresh:' .. ARGV[2], 'R:' .. gid .. '\n' .. now .. '\n' .. ARGV[3] .. '\n' .. record, 'EX', ttl)
+redis.call('SET', p .. 'refresh:' .. ARGV[2], 'R:' .. gid .. '\n' .. now .. '\n' .. ARGV[3] .. '\n' .. ARGV[7] .. '\n' .. record, 'EX', ttl)
 redis.call('SET', p .. 'refresh:' .. ARGV[3], 'A:' .. gid .. '\n' .. ARGV[6], 'EX', ttl)
 redis.call('SADD', p .. 'grant-refresh:' .. gid, ARGV[2], ARGV[3])
 return {'rotated', record}

@@ -299,6 +299,7 @@ impl AuthStore for RedisAuthStore {
         record: RefreshRecord,
         now: u64,
         grace: u64,
+        sealed_successor: Vec<u8>,
     ) -> BoxFuture<'_, Result<Rotation, StoreError>> {
         Box::pin(async move {
             let reply: Vec<String> = SCRIPTS
@@ -313,6 +314,7 @@ impl AuthStore for RedisAuthStore {
                     grant_id: record.grant_id.clone(),
                     scopes: record.scopes.clone(),
                 })?)
+                .arg(data_encoding::BASE64URL_NOPAD.encode(&sealed_successor))
                 .invoke_async(&mut self.conn.clone())
                 .await
                 .map_err(|e| unavailable(&e))?;
@@ -325,6 +327,16 @@ impl AuthStore for RedisAuthStore {
                         wire.grant_id,
                         wire.scopes,
                     )))
+                }
+                [kind, previous, sealed] if kind == "retried" => {
+                    let wire: RefreshWire =
+                        serde_json::from_str(previous).map_err(|_| corrupt())?;
+                    Ok(Rotation::Retried {
+                        record: RefreshRecord::new(wire.grant_id, wire.scopes),
+                        sealed_successor: data_encoding::BASE64URL_NOPAD
+                            .decode(sealed.as_bytes())
+                            .map_err(|_| corrupt())?,
+                    })
                 }
                 [kind, grant_id] if kind == "reused" => Ok(Rotation::Reused {
                     grant_id: grant_id.clone(),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::Response;
+use mcp_auth_core::BoxFuture;
 use mcp_auth_session::NewSession;
 
 use super::Inner;
@@ -48,13 +49,48 @@ impl Inner {
         fields: Params,
         posted: bool,
     ) -> Result<Response<Body>, PageError> {
-        let signed_in = match self.login.finish(fields.into_map()).await {
+        // The browser (and a form's CSRF token) is checked before the login
+        // acts on the answer: before a provider's code is redeemed or a
+        // password checked (RFC 9700 §4.7.1). A posted form names its
+        // pending request and carries the page's CSRF token; a callback's
+        // pending request is known only to the login (inside its state),
+        // which asks `check` before it talks to the provider.
+        if posted {
+            let (Some(pending), Some(csrf)) = (fields.get("pending"), fields.get("csrf")) else {
+                return Err(PageError::BAD_FORM);
+            };
+            self.bound_pending(cookies, &PendingId::presented(pending), Some(csrf))
+                .await?;
+        }
+        let refused: std::sync::Mutex<Option<PageError>> = std::sync::Mutex::new(None);
+        let check = |pending: &str| -> BoxFuture<'_, bool> {
+            let id = PendingId::presented(pending);
+            let refused = &refused;
+            Box::pin(async move {
+                match self.bound_pending(cookies, &id, None).await {
+                    Ok(_) => true,
+                    Err(e) => {
+                        *refused
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
+                        false
+                    }
+                }
+            })
+        };
+        let finished = self.login.finish_checked(fields.into_map(), &check).await;
+        if let Some(e) = refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
+            return Err(e);
+        }
+        let signed_in = match finished {
             Ok(signed_in) => signed_in,
             Err(LoginError::Unavailable) => return Err(PageError::Unavailable),
             Err(e) => return Err(PageError::BadRequest(e.to_string().into())),
         };
-        // A posted form must carry the page's CSRF token; a callback (GET)
-        // is vouched for by the login's own state.
         let csrf = signed_in.csrf.as_deref();
         if posted && csrf.is_none() {
             return Err(PageError::BAD_FORM);

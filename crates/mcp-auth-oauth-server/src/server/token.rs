@@ -193,17 +193,29 @@ impl Inner {
             }
             None => record.scopes.clone(),
         };
-        let next = RefreshToken::generate()?;
+        let mut next = RefreshToken::generate()?;
         let new_record = RefreshRecord {
             grant_id: grant.id.clone(),
             scopes: record.scopes.clone(),
         };
+        let sealed = crate::successor::seal(&presented, &next)?;
         match self
             .store
-            .rotate_refresh(old, next.key(), new_record, now, self.refresh_grace)
+            .rotate_refresh(old, next.key(), new_record, now, self.refresh_grace, sealed)
             .await?
         {
             Rotation::Rotated(_) => {}
+            Rotation::Retried {
+                sealed_successor, ..
+            } => {
+                // A retry inside the grace window (the client lost our
+                // answer): the same successor again, never a second one.
+                next = crate::successor::open(&presented, &sealed_successor)
+                    .ok_or(OAuthError::InvalidGrant("unknown refresh token"))?;
+                tracing::info!(target: AUDIT, event = "refresh_retried", grant = short(&grant.id));
+                crate::metrics::token_grant("refresh_token", "retried");
+                return self.issue_tokens(client, &grant, &scopes, Some(next)).await;
+            }
             Rotation::Reused { grant_id } => {
                 tracing::warn!(target: AUDIT, event = "refresh_reused", grant = short(&grant_id), subject = grant.subject.as_str());
                 crate::metrics::token_grant("refresh_token", "refresh_reused");

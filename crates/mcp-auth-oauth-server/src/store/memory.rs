@@ -20,6 +20,8 @@ enum RefreshState {
         record: RefreshRecord,
         at: u64,
         successor: StoreKey,
+        /// The successor, sealed under the rotated token.
+        sealed: Vec<u8>,
     },
 }
 
@@ -286,29 +288,33 @@ impl AuthStore for MemoryAuthStore {
         record: RefreshRecord,
         now: u64,
         grace: u64,
+        sealed_successor: Vec<u8>,
     ) -> BoxFuture<'_, Result<Rotation, StoreError>> {
         ready(Ok(self.with(|s| {
-            let (previous, kill) = match s.refresh.get(&old) {
+            let previous = match s.refresh.get(&old) {
                 None => return Rotation::Unknown,
-                Some(RefreshState::Active(previous)) => (previous.clone(), None),
+                Some(RefreshState::Active(previous)) => previous.clone(),
                 Some(RefreshState::Rotated {
                     record: previous,
                     at,
                     successor,
+                    sealed,
                 }) => {
-                    if now > at.saturating_add(grace) || grace == 0 {
-                        let grant_id = previous.grant_id.clone();
-                        revoke(s, &grant_id);
-                        return Rotation::Reused { grant_id };
+                    let unused = matches!(s.refresh.get(successor), Some(RefreshState::Active(_)));
+                    if grace > 0 && now <= at.saturating_add(grace) && unused && !sealed.is_empty()
+                    {
+                        return Rotation::Retried {
+                            record: previous.clone(),
+                            sealed_successor: sealed.clone(),
+                        };
                     }
-                    (previous.clone(), Some(*successor))
+                    let grant_id = previous.grant_id.clone();
+                    revoke(s, &grant_id);
+                    return Rotation::Reused { grant_id };
                 }
             };
             if !s.grants.contains_key(&previous.grant_id) {
                 return Rotation::Unknown;
-            }
-            if let Some(successor) = kill {
-                s.refresh.remove(&successor);
             }
             s.refresh.insert(
                 old,
@@ -316,6 +322,7 @@ impl AuthStore for MemoryAuthStore {
                     record: previous.clone(),
                     at: now,
                     successor: new,
+                    sealed: sealed_successor,
                 },
             );
             s.refresh.insert(new, RefreshState::Active(record));

@@ -305,8 +305,20 @@ pub enum Redemption {
 pub enum Rotation {
     /// Rotated: the old token's record; the new one is stored.
     Rotated(RefreshRecord),
-    /// The token was rotated before, outside the grace window: the grant
-    /// has been revoked (RFC 9700 section 4.14.2).
+    /// The token was rotated within the grace window and its successor is
+    /// still unused: a client retrying a refresh whose answer it lost. The
+    /// successor is answered again (nothing changes in the store), from
+    /// `sealed_successor`, which only the presented token opens.
+    Retried {
+        /// The presented token's record.
+        record: RefreshRecord,
+        /// What [`AuthStore::rotate_refresh`] was given when the token was
+        /// rotated.
+        sealed_successor: Vec<u8>,
+    },
+    /// The token was rotated before, outside the grace window (or within
+    /// it, but its successor has been used): the grant has been revoked
+    /// (RFC 9700 section 4.14.2).
     Reused {
         /// The revoked grant.
         grant_id: String,
@@ -367,10 +379,14 @@ pub trait AuthStore: Send + Sync + std::fmt::Debug {
     ) -> BoxFuture<'_, Result<(), StoreError>>;
     /// A refresh token's record, if active.
     fn refresh(&self, key: StoreKey) -> BoxFuture<'_, Result<Option<RefreshRecord>, StoreError>>;
-    /// Rotates `old` to `new` (storing `record` under it) atomically;
-    /// presenting an already-rotated token within `grace` seconds of its
-    /// rotation rotates again (the previous successor dies), later it
-    /// revokes the grant.
+    /// Rotates `old` to `new` (storing `record` under it) atomically,
+    /// keeping `sealed_successor` (the new token, sealed under the old one)
+    /// with the rotated `old`. Presenting an already-rotated token within
+    /// `grace` seconds of its rotation, while its successor is still
+    /// unused, is [`Rotation::Retried`] (nothing changes); otherwise it
+    /// revokes the grant ([`Rotation::Reused`]). Never a second successor:
+    /// a thief replaying within the window must not be able to cut off the
+    /// client.
     fn rotate_refresh(
         &self,
         old: StoreKey,
@@ -378,6 +394,7 @@ pub trait AuthStore: Send + Sync + std::fmt::Debug {
         record: RefreshRecord,
         now: u64,
         grace: u64,
+        sealed_successor: Vec<u8>,
     ) -> BoxFuture<'_, Result<Rotation, StoreError>>;
     /// Remembers consent until `until`.
     fn put_consent(&self, key: StoreKey, until: u64) -> BoxFuture<'_, Result<(), StoreError>>;

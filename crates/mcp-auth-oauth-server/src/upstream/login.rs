@@ -3,6 +3,7 @@
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use crate::BindingCheck;
 
 impl Upstream {
     /// The mapped upstream scopes of `ours` (base scopes not included).
@@ -218,13 +219,29 @@ impl Login for UpstreamLogin {
         fields: HashMap<String, String>,
     ) -> BoxFuture<'_, Result<SignedIn, LoginError>> {
         Box::pin(async move {
+            let unchecked = |_: &str| -> BoxFuture<'_, bool> { Box::pin(std::future::ready(true)) };
+            self.finish_checked(fields, &unchecked).await
+        })
+    }
+
+    fn finish_checked<'a>(
+        &'a self,
+        fields: HashMap<String, String>,
+        check: &'a BindingCheck<'a>,
+    ) -> BoxFuture<'a, Result<SignedIn, LoginError>> {
+        Box::pin(async move {
             let up = &self.inner;
             let query = url::form_urlencoded::Serializer::new(String::new())
                 .extend_pairs(fields.iter())
                 .finish();
+            // The browser is checked before the provider's code is redeemed
+            // or anything is written (RFC 9700 §4.7.1).
             let (binding, tokens) = up
                 .client
-                .finish_sign_in(&query)
+                .finish_sign_in_checked(&query, |binding| {
+                    let pending = binding.split_once(' ').map_or(binding, |(p, _)| p);
+                    check(pending)
+                })
                 .await
                 .map_err(|e| login_error(&e))?;
             let (pending, asked) = binding.split_once(' ').unwrap_or((binding.as_str(), ""));
