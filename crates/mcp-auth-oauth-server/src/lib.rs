@@ -90,8 +90,8 @@ pub use redis_store::RedisAuthStore;
 pub use server::builder::{RATE_LIMITED_ENDPOINTS, default_rate_limits};
 pub use server::{
     AuthServer, AuthServerBuilder, CODE_TTL, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_CONSENT_TTL,
-    DEFAULT_GRANT_TTL, DEFAULT_KEY_RELOAD, DEFAULT_REFRESH_GRACE, DEFAULT_REGISTRATION_TTL,
-    PENDING_TTL,
+    DEFAULT_GRANT_TTL, DEFAULT_KEY_RELOAD, DEFAULT_MAX_GRANTS_PER_USER, DEFAULT_REFRESH_GRACE,
+    DEFAULT_REGISTRATION_TTL, MAX_STATE_LEN, PENDING_TTL,
 };
 pub use store::{
     AuthStore, ClientInfo, ClientOrigin, CodeRecord, Grant, MemoryAuthStore, PendingSignIn,

@@ -1228,3 +1228,65 @@ async fn every_answer_carries_the_security_headers_and_hsts_only_on_an_https_iss
         assert_eq!(response.headers()["x-content-type-options"], "nosniff");
     }
 }
+
+#[tokio::test]
+async fn past_the_per_user_cap_a_sign_in_revokes_the_persons_oldest_grant() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let clock = mcp_auth_core::ManualClock::at_unix(now);
+    let server_clock = clock.clone();
+    let env = env_custom(true, move |b| b.max_grants_per_user(2).clock(server_clock)).await;
+    let client_id = register(&env, "Capped").await;
+    let mut refresh_tokens = Vec::new();
+    for _ in 0..3 {
+        // One second apart, so "oldest" is well defined.
+        clock.advance(std::time::Duration::from_secs(1));
+        let pkce = new_pkce();
+        let mut browser = Browser::new();
+        let q = query(&sign_in(&env, &mut browser, &client_id, &pkce, "uma").await);
+        let (status, tokens) = exchange(&env, &client_id, &q["code"], &pkce.verifier).await;
+        assert_eq!(status, StatusCode::OK, "{tokens}");
+        refresh_tokens.push(tokens["refresh_token"].as_str().unwrap().to_owned());
+    }
+    let uma = mcp_auth_core::UserId::new("uma").unwrap();
+    assert_eq!(env.server.grants(&uma).await.unwrap().len(), 2);
+    let statuses = futures_statuses(&env, &client_id, &refresh_tokens).await;
+    assert_eq!(
+        statuses,
+        [StatusCode::BAD_REQUEST, StatusCode::OK, StatusCode::OK],
+        "the oldest grant went; the newer two work"
+    );
+    // Another person is not affected by uma's cap.
+    let pkce = new_pkce();
+    let mut browser = Browser::new();
+    let q = query(&sign_in(&env, &mut browser, &client_id, &pkce, "vic").await);
+    assert_eq!(
+        exchange(&env, &client_id, &q["code"], &pkce.verifier)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(env.server.grants(&uma).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_state_longer_than_the_cap_is_refused_and_never_stored() {
+    let env = env().await;
+    let client_id = register(&env, "Long state").await;
+    let pkce = new_pkce();
+    let mut browser = Browser::new();
+    let with_state = |state: &str| {
+        authorize_url(&env, &client_id, &pkce, &[])
+            .replace("state=state-123", &format!("state={state}"))
+    };
+    let long = "x".repeat(mcp_auth_oauth_server::MAX_STATE_LEN + 1);
+    let page = browser.get(&with_state(&long)).await.unwrap();
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    assert!(page.body.contains("1,024 bytes"), "{}", page.body);
+    assert!(page.location().is_empty() || !page.body.contains(&long));
+    let fits = "x".repeat(mcp_auth_oauth_server::MAX_STATE_LEN);
+    let page = browser.get(&with_state(&fits)).await.unwrap();
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+}

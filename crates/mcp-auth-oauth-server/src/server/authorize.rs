@@ -60,6 +60,14 @@ pub(super) async fn authorize(
     };
     let redirect_uri = redirect_uri(&client, q.get("redirect_uri"))?;
     let state = q.get("state");
+    if state.is_some_and(|st| st.len() > super::MAX_STATE_LEN) {
+        // Never stored, never echoed: a page, whoever the client is.
+        tracing::info!(target: AUDIT, event = "authorize_refused", reason = "state too long");
+        crate::metrics::sign_in_refused("state_too_long");
+        return Err(PageError::bad_request(
+            "The application's request is too long (state over 1,024 bytes).",
+        ));
+    }
     // 2. From here on, errors go back to the client, with state and iss;
     //    but only to a client the operator configured. Anyone can register
     //    a client (or publish a metadata document) with any redirect URI:

@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 
 use super::{
     AuthServer, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_CONSENT_TTL, DEFAULT_GRANT_TTL,
-    DEFAULT_REFRESH_GRACE, DEFAULT_REGISTRATION_TTL, Inner, LOGIN_TTL, PENDING_TTL, VAULT_PROVIDER,
-    extract, vault_user,
+    DEFAULT_MAX_GRANTS_PER_USER, DEFAULT_REFRESH_GRACE, DEFAULT_REGISTRATION_TTL, Inner, LOGIN_TTL,
+    PENDING_TTL, VAULT_PROVIDER, extract, vault_user,
 };
 use crate::ServerError;
 use crate::client::{self, MetadataDocuments};
@@ -79,6 +79,7 @@ pub struct AuthServerBuilder {
     grant_ttl: Duration,
     consent_ttl: Duration,
     refresh_grace: Duration,
+    max_grants_per_user: usize,
     registration_ttl: Duration,
     clock: Arc<dyn Clock>,
     force_dev_login: bool,
@@ -125,6 +126,7 @@ impl AuthServer {
             grant_ttl: DEFAULT_GRANT_TTL,
             consent_ttl: DEFAULT_CONSENT_TTL,
             refresh_grace: DEFAULT_REFRESH_GRACE,
+            max_grants_per_user: DEFAULT_MAX_GRANTS_PER_USER,
             registration_ttl: DEFAULT_REGISTRATION_TTL,
             clock: Arc::new(SystemClock),
             force_dev_login: false,
@@ -330,6 +332,15 @@ impl AuthServerBuilder {
         self
     }
 
+    /// The most live grants one person has (default 100,
+    /// [`DEFAULT_MAX_GRANTS_PER_USER`]): a sign-in past it revokes the
+    /// person's oldest grants (their refresh tokens stop working), so no one
+    /// can grow the store without bound by signing in over and over.
+    pub fn max_grants_per_user(mut self, max: usize) -> Self {
+        self.max_grants_per_user = max;
+        self
+    }
+
     /// How long a dynamically registered client lives unused (default 90
     /// days); each token it obtains renews it.
     pub fn registration_ttl(mut self, ttl: Duration) -> Self {
@@ -518,6 +529,7 @@ impl AuthServerBuilder {
                 .with_max_age(self.consent_ttl.max(Duration::from_secs(PENDING_TTL))),
             login_cookie: extract::login_cookie().with_max_age(LOGIN_TTL),
             refresh_grace: self.refresh_grace.as_secs(),
+            max_grants_per_user: self.max_grants_per_user.max(1),
             registration_ttl: self.registration_ttl.as_secs().max(1),
             clock: self.clock,
             sessions,

@@ -58,6 +58,14 @@ pub const DEFAULT_CONSENT_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Default grace window for a client retrying a refresh whose answer it
 /// lost: 0 s (any second use revokes the grant).
 pub const DEFAULT_REFRESH_GRACE: Duration = Duration::ZERO;
+/// The longest `state` `/authorize` accepts: 1,024 bytes. It is stored
+/// with the pending authorization and echoed back, so an unbounded one
+/// would let anonymous requests fill the store (RFC 6749 gives no limit;
+/// clients use 16–64 random bytes).
+pub const MAX_STATE_LEN: usize = 1024;
+/// Default most live grants one person has: 100 (a new sign-in past it
+/// revokes the person's oldest grant).
+pub const DEFAULT_MAX_GRANTS_PER_USER: usize = 100;
 /// Default time a registered client lives unused: 90 days.
 pub const DEFAULT_REGISTRATION_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
 /// How long the login cookie is kept by the browser: 24 hours.
@@ -92,6 +100,7 @@ pub(crate) struct Inner {
     grant_ttl: u64,
     consent_ttl: u64,
     refresh_grace: u64,
+    max_grants_per_user: usize,
     registration_ttl: u64,
     clock: Arc<dyn Clock>,
     sessions: SessionManager,

@@ -146,8 +146,29 @@ impl Inner {
             ));
         }
         tracing::info!(target: AUDIT, event = "grant_issued", grant = short(&grant.id), subject = grant.subject.as_str(), client = %grant.client_id);
+        self.cap_grants(&grant).await;
         crate::metrics::token_grant("authorization_code", "issued");
         self.issue_tokens(client, &grant, &grant.scopes, None).await
+    }
+
+    /// Past [`max_grants_per_user`](crate::AuthServerBuilder::max_grants_per_user)
+    /// live grants, the person's oldest go (never the one just issued).
+    /// Best effort: a store error leaves them for the next sign-in.
+    async fn cap_grants(&self, issued: &Grant) {
+        let Ok(mut grants) = self.store.grants_of(&issued.subject, self.now()).await else {
+            return;
+        };
+        if grants.len() <= self.max_grants_per_user {
+            return;
+        }
+        grants.retain(|g| g.id != issued.id);
+        grants.sort_by_key(|g| g.created_at);
+        let excess = grants.len() + 1 - self.max_grants_per_user;
+        for old in grants.iter().take(excess) {
+            if self.store.revoke_grant(&old.id).await.unwrap_or(false) {
+                tracing::info!(target: AUDIT, event = "grant_evicted", grant = short(&old.id), reason = "max grants per user");
+            }
+        }
     }
 
     async fn refresh_grant(

@@ -37,8 +37,14 @@ struct State {
 }
 
 /// The in-process store, bounded: each table holds at most `capacity`
-/// entries (expired ones are dropped first; then a write is refused with
-/// [`StoreError::Full`]).
+/// entries. When a table is full, expired entries are dropped first; then,
+/// where that is safe, the oldest entries go, a batch of 1/64 of the table
+/// at a time: pending authorizations no one has signed in to yet (an
+/// anonymous flood of `/authorize` cannot lock out sign-ins in progress),
+/// remembered consents (the person is asked again), registered clients
+/// nothing uses (no grant, no sign-in in progress, no unredeemed code;
+/// least recently used first; configured clients never). Only what cannot go (grants, live refresh tokens, codes) makes a
+/// write fail with [`StoreError::Full`].
 #[derive(Debug)]
 pub struct MemoryAuthStore {
     state: Mutex<State>,
@@ -64,6 +70,31 @@ impl MemoryAuthStore {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         f(&mut state)
     }
+}
+
+/// How many entries one eviction removes from a full table of `capacity`.
+fn batch(capacity: usize) -> usize {
+    (capacity / 64).max(1)
+}
+
+/// The keys of the (at most) `n` entries of `map` that `eligible` allows,
+/// smallest `age` first.
+fn oldest<K: Clone, V>(
+    map: &HashMap<K, V>,
+    n: usize,
+    eligible: impl Fn(&V) -> bool,
+    age: impl Fn(&V) -> u64,
+) -> Vec<K> {
+    let mut candidates: Vec<(u64, &K)> = map
+        .iter()
+        .filter(|(_, v)| eligible(v))
+        .map(|(k, v)| (age(v), k))
+        .collect();
+    if candidates.len() > n {
+        candidates.select_nth_unstable_by_key(n, |(age, _)| *age);
+        candidates.truncate(n);
+    }
+    candidates.into_iter().map(|(_, k)| k.clone()).collect()
 }
 
 fn ready<'a, T: Send + 'a>(value: T) -> BoxFuture<'a, T> {
@@ -92,6 +123,18 @@ impl AuthStore for MemoryAuthStore {
             if s.pending.len() >= capacity {
                 let now = pending.expires_at.saturating_sub(600);
                 s.pending.retain(|_, p| p.expires_at > now);
+            }
+            if s.pending.len() >= capacity {
+                // The oldest that no one has signed in to or approved.
+                let doomed = oldest(
+                    &s.pending,
+                    batch(capacity),
+                    |p| p.subject.is_none() && !p.consented,
+                    |p| p.expires_at,
+                );
+                for key in doomed {
+                    s.pending.remove(&key);
+                }
                 if s.pending.len() >= capacity {
                     return Err(StoreError::Full);
                 }
@@ -290,9 +333,10 @@ impl AuthStore for MemoryAuthStore {
         grace: u64,
         sealed_successor: Vec<u8>,
     ) -> BoxFuture<'_, Result<Rotation, StoreError>> {
-        ready(Ok(self.with(|s| {
+        let capacity = self.capacity;
+        ready(self.with(|s| {
             let previous = match s.refresh.get(&old) {
-                None => return Rotation::Unknown,
+                None => return Ok(Rotation::Unknown),
                 Some(RefreshState::Active(previous)) => previous.clone(),
                 Some(RefreshState::Rotated {
                     record: previous,
@@ -303,18 +347,30 @@ impl AuthStore for MemoryAuthStore {
                     let unused = matches!(s.refresh.get(successor), Some(RefreshState::Active(_)));
                     if grace > 0 && now <= at.saturating_add(grace) && unused && !sealed.is_empty()
                     {
-                        return Rotation::Retried {
+                        return Ok(Rotation::Retried {
                             record: previous.clone(),
                             sealed_successor: sealed.clone(),
-                        };
+                        });
                     }
                     let grant_id = previous.grant_id.clone();
                     revoke(s, &grant_id);
-                    return Rotation::Reused { grant_id };
+                    return Ok(Rotation::Reused { grant_id });
                 }
             };
             if !s.grants.contains_key(&previous.grant_id) {
-                return Rotation::Unknown;
+                return Ok(Rotation::Unknown);
+            }
+            if s.refresh.len() >= capacity {
+                // Rotation adds an entry too: tokens of ended grants go first.
+                let live: std::collections::HashSet<String> = s.grants.keys().cloned().collect();
+                s.refresh.retain(|_, r| match r {
+                    RefreshState::Active(rec) | RefreshState::Rotated { record: rec, .. } => {
+                        live.contains(&rec.grant_id)
+                    }
+                });
+                if s.refresh.len() >= capacity {
+                    return Err(StoreError::Full);
+                }
             }
             s.refresh.insert(
                 old,
@@ -326,15 +382,18 @@ impl AuthStore for MemoryAuthStore {
                 },
             );
             s.refresh.insert(new, RefreshState::Active(record));
-            Rotation::Rotated(previous)
-        })))
+            Ok(Rotation::Rotated(previous))
+        }))
     }
 
     fn put_consent(&self, key: StoreKey, until: u64) -> BoxFuture<'_, Result<(), StoreError>> {
         let capacity = self.capacity;
         ready(self.with(|s| {
             if s.consents.len() >= capacity && !s.consents.contains_key(&key) {
-                return Err(StoreError::Full);
+                // The ones that end first (the person is asked again).
+                for key in oldest(&s.consents, batch(capacity), |_| true, |u| *u) {
+                    s.consents.remove(&key);
+                }
             }
             s.consents.insert(key, until);
             Ok(())
@@ -351,7 +410,34 @@ impl AuthStore for MemoryAuthStore {
         let capacity = self.capacity;
         ready(self.with(|s| {
             if s.clients.len() >= capacity && !s.clients.contains_key(&client.client_id) {
-                return Err(StoreError::Full);
+                // Registered clients nothing uses (no grant, no sign-in in
+                // progress, no unredeemed code), least recently used first;
+                // a configured client is never evicted.
+                let in_use: std::collections::HashSet<&str> = s
+                    .grants
+                    .values()
+                    .map(|g| g.client_id.as_str())
+                    .chain(s.pending.values().map(|p| p.client.client_id.as_str()))
+                    .chain(s.codes.values().filter_map(|c| match c {
+                        CodeState::Fresh(code) => Some(code.grant.client_id.as_str()),
+                        CodeState::Used { .. } => None,
+                    }))
+                    .collect();
+                let doomed = oldest(
+                    &s.clients,
+                    batch(capacity),
+                    |c| {
+                        c.origin != ClientOrigin::Configured
+                            && !in_use.contains(c.client_id.as_str())
+                    },
+                    |c| c.last_used,
+                );
+                for id in doomed {
+                    s.clients.remove(&id);
+                }
+                if s.clients.len() >= capacity {
+                    return Err(StoreError::Full);
+                }
             }
             s.clients.insert(client.client_id.clone(), client);
             Ok(())
