@@ -146,6 +146,14 @@ pub trait Login: Send + Sync + std::fmt::Debug {
         false
     }
 
+    /// CSP sources (`https://accounts.example.com`) of the sites a form of
+    /// the sign-in pages may lead to through this login (an upstream
+    /// login: the provider's authorization endpoint); added to the pages'
+    /// `form-action`.
+    fn form_targets(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// The provider's name, shown on the consent page ("you sign in with
     /// Spotify next"), for a login that leaves for one.
     fn provider_name(&self) -> Option<&str> {

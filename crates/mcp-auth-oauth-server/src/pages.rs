@@ -8,9 +8,53 @@ use askama::Template;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 
-/// The `Content-Security-Policy` of every page.
-pub const PAGE_CSP: &str =
-    "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'";
+/// The `Content-Security-Policy` of every page. Forms post only to this
+/// server (`form-action 'self'`); a page whose form leads on to another
+/// site (the consent page to the client or the provider) adds those
+/// origins, since browsers apply `form-action` to the redirect after the
+/// post as well.
+pub const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// Adds `sources` (from [`csp_source`]) to the page's `form-action`.
+pub(crate) fn allow_form_targets(response: &mut Response<Body>, sources: &[String]) {
+    if sources.is_empty() {
+        return;
+    }
+    let csp = format!("{PAGE_CSP} {}", sources.join(" "));
+    if let Ok(value) = HeaderValue::from_str(&csp) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+}
+
+/// The CSP source that matches `uri`'s destination: its origin
+/// (`https://app.example.com`, `http://127.0.0.1:53123`) for a web URL
+/// with a name or IPv4 host, else its scheme (`com.example.app:`, or
+/// `http:` for an IPv6 loopback literal, which a CSP host cannot spell).
+pub(crate) fn csp_source(uri: &str) -> Option<String> {
+    let url = url::Url::parse(uri).ok()?;
+    match (url.scheme(), url.host()) {
+        ("http" | "https", Some(url::Host::Domain(_) | url::Host::Ipv4(_))) => {
+            Some(url.origin().ascii_serialization())
+        }
+        (scheme, _) => Some(format!("{scheme}:")),
+    }
+}
+
+/// How the consent page shows where the browser goes back to: scheme, host
+/// and port (`http://127.0.0.1:53123`), or for an app's own scheme that
+/// scheme (`com.example.app:`).
+pub(crate) fn destination_text(uri: &str) -> String {
+    match url::Url::parse(uri) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => url.origin().ascii_serialization(),
+        Ok(url) => match url.host_str() {
+            Some(host) => format!("{}://{host} (an application on this device)", url.scheme()),
+            None => format!("{}: (an application on this device)", url.scheme()),
+        },
+        Err(_) => uri.to_owned(),
+    }
+}
 
 /// Puts the headers every page of the server carries on `headers`:
 /// `no-store`, the strict [`PAGE_CSP`], `X-Frame-Options: DENY`,
@@ -75,7 +119,7 @@ pub(crate) fn error(status: StatusCode, message: &str) -> Response<Body> {
 pub(crate) struct ConsentPage<'a> {
     pub(crate) client_name: &'a str,
     pub(crate) client_source: &'a str,
-    pub(crate) redirect_host: &'a str,
+    pub(crate) redirect_to: &'a str,
     pub(crate) resource: &'a str,
     pub(crate) scopes: &'a [String],
     /// Who is signed in, if anyone yet.
@@ -168,7 +212,7 @@ mod tests {
                 &ConsentPage {
                     client_name: HOSTILE,
                     client_source: HOSTILE,
-                    redirect_host: HOSTILE,
+                    redirect_to: HOSTILE,
                     resource: HOSTILE,
                     scopes: &scopes,
                     user: Some(HOSTILE),
@@ -215,5 +259,45 @@ mod tests {
             assert!(!html.contains("\"'&"), "{html}");
             assert!(html.contains("&#60;script&#62;"), "{html}");
         }
+    }
+
+    #[test]
+    fn form_targets_and_destinations_name_scheme_host_and_port() {
+        assert_eq!(
+            csp_source("http://127.0.0.1:53123/callback?x=1").as_deref(),
+            Some("http://127.0.0.1:53123")
+        );
+        assert_eq!(
+            csp_source("https://app.example.com/cb").as_deref(),
+            Some("https://app.example.com")
+        );
+        assert_eq!(
+            csp_source("cursor://anysphere/cb").as_deref(),
+            Some("cursor:")
+        );
+        assert_eq!(
+            csp_source("com.example.app:/cb").as_deref(),
+            Some("com.example.app:")
+        );
+        assert_eq!(csp_source("http://[::1]:8080/cb").as_deref(), Some("http:"));
+        assert_eq!(csp_source("not a url"), None);
+        assert_eq!(
+            destination_text("http://127.0.0.1:53123/cb"),
+            "http://127.0.0.1:53123"
+        );
+        assert_eq!(
+            destination_text("com.example.app:/cb"),
+            "com.example.app: (an application on this device)"
+        );
+        assert_eq!(
+            destination_text("cursor://anysphere.cursor-mcp/oauth/callback"),
+            "cursor://anysphere.cursor-mcp (an application on this device)"
+        );
+        let mut page = render(StatusCode::OK, &ErrorPage { message: "x" });
+        allow_form_targets(&mut page, &["https://app.example.com".to_owned()]);
+        assert_eq!(
+            page.headers()[header::CONTENT_SECURITY_POLICY],
+            format!("{PAGE_CSP} https://app.example.com").as_str()
+        );
     }
 }

@@ -127,6 +127,11 @@ async fn login_consent_and_redirect_in_a_real_browser() {
         !source.contains("<b>Chromium</b>"),
         "markup rendered as HTML"
     );
+    // Who is asking, truthfully: where the browser goes back to as scheme,
+    // host and port, and a self-registered name marked as unverified.
+    let details = browser.text("dl").await.unwrap();
+    assert!(details.contains(&site), "{details} lacks {site}");
+    assert!(details.contains("not verified"), "{details}");
     keep("oauth-consent.png", browser.screenshot().await.unwrap());
 
     // Approve: back at the client with a code, the state and our issuer.
@@ -166,12 +171,21 @@ async fn login_consent_and_redirect_in_a_real_browser() {
         .await
         .unwrap();
     assert!(query_of(&browser.wait_for_url(&redirect).await.unwrap()).contains_key("code"));
-    let other = register_at(&env, "Second client", &redirect).await;
+    // A name with a right-to-left override (U+202E) and a zero-width
+    // space renders as written, not reversed.
+    let other = register_at(&env, "Second\u{202E}txt.exe\u{200B} client", &redirect).await;
     browser
         .open(&authorize(&env, &other, &redirect, "s-3"))
         .await
         .unwrap();
-    browser.wait_for_text("h1", "Allow").await.unwrap();
+    assert_eq!(
+        browser.wait_for_text("h1", "Allow").await.unwrap(),
+        "Allow Secondtxt.exe client to use your account?"
+    );
+    keep(
+        "oauth-consent-bidi.png",
+        browser.screenshot().await.unwrap(),
+    );
     browser.click("button[value=deny]").await.unwrap();
     let q = query_of(&browser.wait_for_url(&redirect).await.unwrap());
     assert_eq!(q["error"], "access_denied");

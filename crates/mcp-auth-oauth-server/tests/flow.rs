@@ -1290,3 +1290,42 @@ async fn a_state_longer_than_the_cap_is_refused_and_never_stored() {
     let page = browser.get(&with_state(&fits)).await.unwrap();
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
 }
+
+/// Merged into an MCP server's own router (the usual way to serve both on
+/// one origin), the authorization server's routes keep their security
+/// headers, and the MCP routes are not given the pages' CSP.
+#[tokio::test]
+async fn merged_into_another_router_the_pages_keep_their_security_headers() {
+    use tower::ServiceExt;
+    let server = AuthServer::builder("https://mcp.example.com", "https://mcp.example.com/mcp")
+        .scopes(["mcp:tools"])
+        .login(DangerousDevLogin)
+        .dangerous_allow_dev_login_on_public_issuer()
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route("/mcp", any(|| async { "mcp" }))
+        .merge(server.router());
+    let get = |path: &str| {
+        http::Request::builder()
+            .uri(path)
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    let page = app
+        .clone()
+        .oneshot(get("/authorize?client_id=nobody"))
+        .await
+        .unwrap();
+    let headers = page.headers();
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("form-action 'self'")
+    );
+    assert!(headers.contains_key("strict-transport-security"));
+    let mcp = app.oneshot(get("/mcp")).await.unwrap();
+    assert!(!mcp.headers().contains_key("content-security-policy"));
+}

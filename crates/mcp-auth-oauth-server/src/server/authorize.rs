@@ -259,10 +259,17 @@ impl Inner {
             scopes: pending.scopes.clone(),
             subject: pending.subject.clone(),
         };
-        self.login
+        let mut response = self
+            .login
             .start(context)
             .await
-            .map_err(|_| PageError::Unavailable)
+            .map_err(|_| PageError::Unavailable)?;
+        // A login form's post may go straight on to the client (consent
+        // remembered) or to the provider.
+        if response.status().is_success() {
+            crate::pages::allow_form_targets(&mut response, &self.form_targets(pending));
+        }
+        Ok(response)
     }
 
     /// The authorization code, sent back to the client with `state` and

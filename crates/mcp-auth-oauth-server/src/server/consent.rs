@@ -158,17 +158,14 @@ impl Inner {
         then_sign_in_with: Option<&str>,
     ) -> Response<Body> {
         let source = origin_text(&pending.client.origin);
-        let redirect_host = url::Url::parse(&pending.redirect_uri)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_owned))
-            .unwrap_or_else(|| pending.redirect_uri.clone());
+        let redirect_to = pages::destination_text(&pending.redirect_uri);
         let action = self.endpoint("/consent");
-        pages::render(
+        let mut page = pages::render(
             StatusCode::OK,
             &ConsentPage {
                 client_name: &pending.client.name,
                 client_source: &source,
-                redirect_host: &redirect_host,
+                redirect_to: &redirect_to,
                 resource: &pending.resource,
                 scopes: &pending.scopes,
                 user: subject.map(UserId::as_str),
@@ -177,6 +174,17 @@ impl Inner {
                 pending: pending_id.expose(),
                 csrf: &pending.csrf,
             },
-        )
+        );
+        pages::allow_form_targets(&mut page, &self.form_targets(pending));
+        page
+    }
+
+    /// Where a form on a sign-in page may lead after its post: the client's
+    /// redirect URI, and the provider's sign-in for an upstream login.
+    pub(super) fn form_targets(&self, pending: &PendingSignIn) -> Vec<String> {
+        pages::csp_source(&pending.redirect_uri)
+            .into_iter()
+            .chain(self.login.form_targets())
+            .collect()
     }
 }

@@ -409,7 +409,9 @@ impl Inner {
 fn origin_text(origin: &ClientOrigin) -> String {
     match origin {
         ClientOrigin::Configured => "configured on this server".to_owned(),
-        ClientOrigin::Registered => "registered itself with this server".to_owned(),
+        ClientOrigin::Registered => {
+            "registered itself with this server: its name is its own claim, not verified".to_owned()
+        }
         ClientOrigin::MetadataDocument { host } => format!("identified by {host}"),
         #[allow(unreachable_patterns)]
         _ => String::new(),

@@ -281,6 +281,12 @@ impl Login for UpstreamLogin {
         true
     }
 
+    fn form_targets(&self) -> Vec<String> {
+        crate::pages::csp_source(&self.inner.client.provider().authorization_endpoint)
+            .into_iter()
+            .collect()
+    }
+
     fn provider_name(&self) -> Option<&str> {
         Some(&self.inner.display)
     }
