@@ -165,6 +165,9 @@ impl ToolSetup {
 struct Stores {
     auth: Arc<dyn AuthStore>,
     sessions: Arc<dyn SessionStore>,
+    /// Browser logins, apart from MCP sessions: each has its own per-user
+    /// cap, so a person's MCP sessions never evict their browser login.
+    logins: Arc<dyn SessionStore>,
     pending: Arc<dyn PendingStore>,
     limiter: Arc<dyn RateLimiter>,
     /// The authorization server's per-address limits; `None`: its own, in
@@ -235,6 +238,12 @@ async fn stores(
                 .await
                 .map_err(|e| store(&e))?
                 .user_pseudonyms(pseudonyms.derive("sessions")),
+        ),
+        logins: Arc::new(
+            RedisSessionStore::connect(redis.with_prefix("mcp-auth:login:"))
+                .await
+                .map_err(|e| store(&e))?
+                .user_pseudonyms(pseudonyms.derive("logins")),
         ),
         pending: Arc::new(
             RedisPendingStore::connect(redis.with_prefix(RedisPendingStore::DEFAULT_PREFIX))
@@ -324,6 +333,7 @@ fn memory_stores(
     Ok(Stores {
         auth: Arc::new(auth),
         sessions: Arc::new(MemorySessionStore::new()),
+        logins: Arc::new(MemorySessionStore::new()),
         pending: Arc::new(MemoryPendingStore::default()),
         limiter: Arc::new(
             MemoryRateLimiter::new(limits)
@@ -419,7 +429,7 @@ impl App {
             .keys_in_vault(vault)
             .key_reload_every(config.key_reload)
             .store(stores.auth)
-            .login_sessions(stores.sessions.clone())
+            .login_sessions(stores.logins.clone())
             .build()?;
         let upstream = auth_server
             .upstream_tokens()

@@ -158,8 +158,14 @@ pub(crate) struct AppsPage<'a> {
     pub(crate) user: &'a str,
     pub(crate) apps: Vec<AppItem>,
     pub(crate) action: &'a str,
+    pub(crate) logout_action: &'a str,
     pub(crate) csrf: &'a str,
 }
+
+/// After signing out.
+#[derive(Template)]
+#[template(path = "signed_out.html")]
+pub(crate) struct SignedOutPage;
 
 /// `unix` seconds as `YYYY-MM-DD HH:MM UTC` (proleptic Gregorian; the
 /// civil-from-days algorithm of H. Hinnant).
@@ -243,6 +249,7 @@ mod tests {
                         last_used: HOSTILE.into(),
                     }],
                     action: HOSTILE,
+                    logout_action: HOSTILE,
                     csrf: HOSTILE,
                 },
             ),

@@ -1329,3 +1329,114 @@ async fn merged_into_another_router_the_pages_keep_their_security_headers() {
     let mcp = app.oneshot(get("/mcp")).await.unwrap();
     assert!(!mcp.headers().contains_key("content-security-policy"));
 }
+
+/// `prompt=login`, `max_age`, the login session's lifetime, and sign-out:
+/// each makes the next authorization ask who the person is again, while
+/// without them a signed-in browser with remembered consent goes straight
+/// back to the client.
+#[tokio::test]
+async fn prompt_login_max_age_the_login_lifetime_and_sign_out_each_ask_again() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let clock = mcp_auth_core::ManualClock::at_unix(now);
+    let server_clock = clock.clone();
+    let env = env_custom(true, move |b| {
+        b.clock(server_clock)
+            .login_session_ttl(std::time::Duration::from_secs(600))
+    })
+    .await;
+    let client_id = register(&env, "Again").await;
+    let mut browser = Browser::new();
+    sign_in(&env, &mut browser, &client_id, &new_pkce(), "xena").await;
+    let url = |extra: &[(&str, &str)]| authorize_url(&env, &client_id, &new_pkce(), extra);
+    let straight_back = |page: &mcp_auth_testkit::browser::Page| {
+        page.status == StatusCode::SEE_OTHER && page.location().contains("code=")
+    };
+    let asks_who = |page: &mcp_auth_testkit::browser::Page| {
+        page.status == StatusCode::OK && page.body.contains("name=\"user\"")
+    };
+    // Signed in, consent remembered: straight back with a code.
+    assert!(straight_back(&browser.get(&url(&[])).await.unwrap()));
+    // prompt=login: the login form, though the browser is signed in.
+    let page = browser.get(&url(&[("prompt", "login")])).await.unwrap();
+    assert!(asks_who(&page), "{} {}", page.status, page.body);
+    // max_age: 120 s after the sign-in, 60 s is too old, an hour is not.
+    clock.advance(std::time::Duration::from_secs(120));
+    assert!(asks_who(
+        &browser.get(&url(&[("max_age", "60")])).await.unwrap()
+    ));
+    assert!(straight_back(
+        &browser.get(&url(&[("max_age", "3600")])).await.unwrap()
+    ));
+    let page = browser.get(&url(&[("max_age", "soon")])).await.unwrap();
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    // The login session ends 600 s after the sign-in, used or not.
+    clock.advance(std::time::Duration::from_secs(481));
+    assert!(asks_who(&browser.get(&url(&[])).await.unwrap()));
+
+    // Sign-out from the connected-apps page.
+    let mut browser = Browser::new();
+    sign_in(&env, &mut browser, &client_id, &new_pkce(), "xena").await;
+    let apps = browser.get(&format!("{}/apps", env.issuer)).await.unwrap();
+    assert_eq!(apps.status, StatusCode::OK, "{}", apps.body);
+    assert!(apps.body.contains("Sign out"), "{}", apps.body);
+    let csrf = field(&apps, "csrf");
+    let forged = browser
+        .post(&format!("{}/logout", env.issuer), &[("csrf", "forged")])
+        .await
+        .unwrap();
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let out = browser
+        .post(&format!("{}/logout", env.issuer), &[("csrf", &csrf)])
+        .await
+        .unwrap();
+    assert_eq!(out.status, StatusCode::OK, "{}", out.body);
+    assert!(out.body.contains("Signed out"), "{}", out.body);
+    assert!(
+        out.headers
+            .get_all("set-cookie")
+            .iter()
+            .any(|c| c.to_str().unwrap().contains("Max-Age=0")),
+        "the login cookie is cleared"
+    );
+    let apps = browser.get(&format!("{}/apps", env.issuer)).await.unwrap();
+    assert_eq!(apps.status, StatusCode::UNAUTHORIZED);
+    assert!(asks_who(&browser.get(&url(&[])).await.unwrap()));
+}
+
+/// A session of the shared store that is not a browser login (an MCP
+/// session of the same person) is not taken as one, even when planted in
+/// the login cookie.
+#[tokio::test]
+async fn only_a_browser_login_signs_the_browser_in() {
+    use mcp_auth_session::{MemorySessionStore, NewSession, SessionConfig, SessionManager};
+    let store = Arc::new(MemorySessionStore::new());
+    let shared = store.clone();
+    let env = env_custom(true, move |b| b.login_sessions(shared)).await;
+    let client_id = register(&env, "Planted").await;
+    let mcp: SessionManager =
+        SessionManager::with_shared_store(store, SessionConfig::default()).unwrap();
+    let created = mcp
+        .create(NewSession::new(
+            mcp_auth_core::UserId::new("yara").unwrap(),
+            "mcp-client",
+        ))
+        .await
+        .unwrap();
+    let mut browser = Browser::new();
+    browser.set_cookie("__Host-mcp-auth-login", created.id.expose());
+    let page = browser
+        .get(&authorize_url(&env, &client_id, &new_pkce(), &[]))
+        .await
+        .unwrap();
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("name=\"user\""),
+        "asks who: {}",
+        page.body
+    );
+    let apps = browser.get(&format!("{}/apps", env.issuer)).await.unwrap();
+    assert_eq!(apps.status, StatusCode::UNAUTHORIZED);
+}

@@ -907,3 +907,57 @@ async fn a_callback_in_another_browser_is_refused_before_the_code_is_redeemed() 
     s.sign_in(&mut browser, "spotify:read", "alice").await;
     assert_eq!(s.double.state.code_exchanges.load(Ordering::SeqCst), 1);
 }
+
+/// Upstream scope truth: the person unticks a provider scope at the
+/// provider (as Google allows); the code we issue carries only the scopes
+/// the provider actually granted, so a tool needing the dropped one gets
+/// our step-up, not the provider's 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_code_carries_only_the_scopes_the_provider_granted() {
+    let s = setup(Options::default()).await;
+    let mut browser = Browser::new();
+    let pkce = Pkce::new();
+    let consent = browser
+        .get(&s.authorize_url(&pkce, "spotify:read spotify:playback"))
+        .await
+        .unwrap();
+    let upstream = browser
+        .post(
+            &format!("{}/consent", s.issuer),
+            &[
+                ("pending", &consent.field("pending").unwrap()),
+                ("csrf", &consent.field("csrf").unwrap()),
+                ("decision", "approve"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(upstream.status, 303, "{}", upstream.body);
+    let asked = query_of(upstream.location());
+    assert!(asked["scope"].contains("user-modify-playback-state"));
+    // At the provider, the person unticks the playback-control scope.
+    let mut form: Vec<(String, String)> = asked
+        .iter()
+        .filter(|(k, _)| k.as_str() != "scope")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    form.push((
+        "scope".into(),
+        "user-read-private user-read-playback-state".into(),
+    ));
+    form.push(("user".into(), "alice".into()));
+    form.push(("decision".into(), "approve".into()));
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let back = browser
+        .post(&s.double.authorization_endpoint(), &form)
+        .await
+        .unwrap();
+    let to_client = browser.get(back.location()).await.unwrap();
+    assert_eq!(to_client.status, 303, "{}", to_client.body);
+    let q = query_of(to_client.location());
+    let token = s.exchange(&q["code"], &pkce).await;
+    assert_eq!(token["scope"], "spotify:read", "{token}");
+    let subject = UserId::new("spotify:alice").unwrap();
+    let grants = s.server.grants(&subject).await.unwrap();
+    assert_eq!(grants[0].scopes, ["spotify:read"]);
+}

@@ -113,6 +113,11 @@ impl Browser {
         &self.cookies
     }
 
+    /// Sets a cookie by hand (a test planting one).
+    pub fn set_cookie(&mut self, name: &str, value: &str) {
+        self.cookies.insert(name.to_owned(), value.to_owned());
+    }
+
     fn cookie_header(&self) -> String {
         self.cookies
             .iter()

@@ -21,7 +21,7 @@ use crate::pages::{self, AppItem, AppsPage};
 /// another site cannot read).
 async fn apps_viewer(s: &Inner, cookies: &Cookies) -> Option<(UserId, String)> {
     let session = cookies.login.as_ref()?;
-    let user = s.sessions.load(session).await.ok()?.user;
+    let user = s.browser_login(cookies).await?.user;
     let browser = cookies.browser.as_ref()?;
     let csrf = BASE64URL_NOPAD.encode(&Sha256::digest(
         format!("apps\0{}\0{}", browser.expose(), session.expose()).as_bytes(),
@@ -49,15 +49,57 @@ pub(super) async fn apps(
         })
         .collect();
     let action = s.endpoint("/apps/revoke");
+    let logout_action = s.endpoint("/logout");
     Ok(pages::render(
         StatusCode::OK,
         &AppsPage {
             user: user.as_str(),
             apps,
             action: &action,
+            logout_action: &logout_action,
             csrf: &csrf,
         },
     ))
+}
+
+/// `POST /logout`: ends this browser's login session (the grants stay:
+/// revoking them is the Revoke buttons' job). Posted from the
+/// connected-apps page, with its CSRF token.
+pub(super) async fn logout(
+    State(s): State<Arc<Inner>>,
+    addr: ClientAddr,
+    cookies: Cookies,
+    form: Result<StrictForm, ParamError>,
+) -> Result<Response<Body>, PageError> {
+    s.throttle(addr, "consent").await?;
+    let StrictForm(fields) = form?;
+    let (user, csrf) = apps_viewer(&s, &cookies)
+        .await
+        .ok_or(PageError::Unauthorized(
+            "You are not signed in in this browser.",
+        ))?;
+    let valid = fields
+        .get("csrf")
+        .is_some_and(|given| mcp_auth_core::secrets_equal(given.as_bytes(), csrf.as_bytes()));
+    if !valid {
+        tracing::warn!(target: AUDIT, event = "flow_refused", reason = "csrf");
+        return Err(PageError::Forbidden(
+            "The form is not valid. Reload the page.",
+        ));
+    }
+    if let Some(session) = &cookies.login {
+        s.sessions
+            .revoke(session)
+            .await
+            .map_err(|_| PageError::Unavailable)?;
+    }
+    tracing::info!(target: AUDIT, event = "signed_out", subject = user.as_str());
+    let mut page = pages::render(StatusCode::OK, &pages::SignedOutPage);
+    if let Ok(value) = axum::http::HeaderValue::from_str(&s.login_cookie.clear_cookie()) {
+        page.headers_mut()
+            .append(axum::http::header::SET_COOKIE, value);
+    }
+    Ok(page)
 }
 
 /// `POST /apps/revoke`: revokes one of the person's own grants.

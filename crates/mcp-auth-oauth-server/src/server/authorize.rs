@@ -85,6 +85,27 @@ pub(super) async fn authorize(
             return Err(PageError::bad_request(refusal.description));
         }
     };
+    // Who this browser is signed in as, unless the client asks for a
+    // fresh sign-in: `prompt=login`, or `max_age` seconds since it
+    // (OpenID Connect Core §3.1.2.1, which OAuth clients use too).
+    let fresh_login = q
+        .get("prompt")
+        .is_some_and(|p| p.split(' ').any(|v| v == "login"));
+    let max_age: Option<u64> = match q.get("max_age") {
+        Some(text) => Some(
+            text.parse()
+                .map_err(|_| PageError::bad_request("max_age is not a number of seconds."))?,
+        ),
+        None => None,
+    };
+    let subject = match s.browser_login(&cookies).await {
+        Some(_) if fresh_login => None,
+        Some(login) if max_age.is_some_and(|m| s.now().saturating_sub(login.signed_in_at) > m) => {
+            None
+        }
+        Some(login) => Some(login.user),
+        None => None,
+    };
     // 3. The pending authorization, bound to this browser.
     let (browser, new_browser) = match cookies.browser {
         Some(browser) => (browser, false),
@@ -95,10 +116,6 @@ pub(super) async fn authorize(
     };
     let pending_id = PendingId::generate()?;
     let csrf = CsrfToken::generate()?;
-    let subject = match &cookies.login {
-        Some(id) => s.sessions.load(id).await.ok().map(|session| session.user),
-        None => None,
-    };
     let pending = PendingSignIn {
         client,
         redirect_uri,

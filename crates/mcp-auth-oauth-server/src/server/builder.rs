@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 
 use super::{
     AuthServer, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_CONSENT_TTL, DEFAULT_GRANT_TTL,
-    DEFAULT_MAX_GRANTS_PER_USER, DEFAULT_REFRESH_GRACE, DEFAULT_REGISTRATION_TTL, Inner, LOGIN_TTL,
-    PENDING_TTL, VAULT_PROVIDER, extract, vault_user,
+    DEFAULT_LOGIN_SESSION_TTL, DEFAULT_MAX_GRANTS_PER_USER, DEFAULT_REFRESH_GRACE,
+    DEFAULT_REGISTRATION_TTL, Inner, PENDING_TTL, VAULT_PROVIDER, extract, vault_user,
 };
 use crate::ServerError;
 use crate::client::{self, MetadataDocuments};
@@ -80,6 +80,7 @@ pub struct AuthServerBuilder {
     consent_ttl: Duration,
     refresh_grace: Duration,
     max_grants_per_user: usize,
+    login_session_ttl: Duration,
     registration_ttl: Duration,
     clock: Arc<dyn Clock>,
     force_dev_login: bool,
@@ -127,6 +128,7 @@ impl AuthServer {
             consent_ttl: DEFAULT_CONSENT_TTL,
             refresh_grace: DEFAULT_REFRESH_GRACE,
             max_grants_per_user: DEFAULT_MAX_GRANTS_PER_USER,
+            login_session_ttl: DEFAULT_LOGIN_SESSION_TTL,
             registration_ttl: DEFAULT_REGISTRATION_TTL,
             clock: Arc::new(SystemClock),
             force_dev_login: false,
@@ -332,6 +334,15 @@ impl AuthServerBuilder {
         self
     }
 
+    /// How long a browser stays signed in on this server after signing in
+    /// (default 24 hours, [`DEFAULT_LOGIN_SESSION_TTL`]); the login cookie
+    /// lasts as long. Clients can ask for a fresh sign-in sooner with
+    /// `prompt=login` or `max_age`.
+    pub fn login_session_ttl(mut self, ttl: Duration) -> Self {
+        self.login_session_ttl = ttl;
+        self
+    }
+
     /// The most live grants one person has (default 100,
     /// [`DEFAULT_MAX_GRANTS_PER_USER`]): a sign-in past it revokes the
     /// person's oldest grants (their refresh tokens stop working), so no one
@@ -491,7 +502,11 @@ impl AuthServerBuilder {
             .login_sessions
             .unwrap_or_else(|| Arc::new(MemorySessionStore::new()));
         // The login sessions run on the server's clock like everything else.
-        let sessions = SessionManager::with_shared_store(session_store, SessionConfig::default())
+        // A login lasts `login_session_ttl` from sign-in, used or not.
+        let login_config = SessionConfig::default()
+            .absolute_timeout(self.login_session_ttl)
+            .idle_timeout(self.login_session_ttl);
+        let sessions = SessionManager::with_shared_store(session_store, login_config)
             .map_err(|_| config("sessions", "invalid session configuration"))?
             .clock(self.clock.clone());
         let store = self
@@ -527,7 +542,7 @@ impl AuthServerBuilder {
             consent_ttl: self.consent_ttl.as_secs(),
             browser_cookie: extract::browser_cookie()
                 .with_max_age(self.consent_ttl.max(Duration::from_secs(PENDING_TTL))),
-            login_cookie: extract::login_cookie().with_max_age(LOGIN_TTL),
+            login_cookie: extract::login_cookie().with_max_age(self.login_session_ttl),
             refresh_grace: self.refresh_grace.as_secs(),
             max_grants_per_user: self.max_grants_per_user.max(1),
             registration_ttl: self.registration_ttl.as_secs().max(1),

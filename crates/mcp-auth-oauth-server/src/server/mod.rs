@@ -68,8 +68,11 @@ pub const MAX_STATE_LEN: usize = 1024;
 pub const DEFAULT_MAX_GRANTS_PER_USER: usize = 100;
 /// Default time a registered client lives unused: 90 days.
 pub const DEFAULT_REGISTRATION_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
-/// How long the login cookie is kept by the browser: 24 hours.
-const LOGIN_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Default lifetime of a browser's login session (and its cookie): 24
+/// hours; `AuthServerBuilder::login_session_ttl` to change.
+pub const DEFAULT_LOGIN_SESSION_TTL: Duration = Duration::from_secs(24 * 3600);
+/// The `client_id` of browser login sessions in the session store.
+const BROWSER_LOGIN: &str = "browser";
 
 /// The authorization server. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -189,6 +192,7 @@ impl AuthServer {
         let pages = Router::new()
             .route(&format!("{p}/apps"), get(apps::apps))
             .route(&format!("{p}/apps/revoke"), post(apps::apps_revoke))
+            .route(&format!("{p}/logout"), post(apps::logout))
             .route(&format!("{p}/authorize"), get(authorize::authorize))
             .route(
                 &format!("{p}/login"),
@@ -406,6 +410,32 @@ impl Inner {
 }
 
 /// Where a client came from, in words.
+/// This browser's login: who, and when they signed in.
+pub(crate) struct BrowserLogin {
+    pub(crate) user: UserId,
+    pub(crate) signed_in_at: u64,
+}
+
+impl Inner {
+    /// The person this browser is signed in as, from its login cookie: a
+    /// live session that is a browser login (not an MCP session that
+    /// happens to share the store).
+    pub(crate) async fn browser_login(&self, cookies: &extract::Cookies) -> Option<BrowserLogin> {
+        let session = self.sessions.load(cookies.login.as_ref()?).await.ok()?;
+        if session.client_id != BROWSER_LOGIN {
+            return None;
+        }
+        let signed_in_at = session
+            .created_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Some(BrowserLogin {
+            user: session.user,
+            signed_in_at,
+        })
+    }
+}
+
 fn origin_text(origin: &ClientOrigin) -> String {
     match origin {
         ClientOrigin::Configured => "configured on this server".to_owned(),

@@ -98,9 +98,30 @@ impl Inner {
         let pending_id = PendingId::presented(&signed_in.pending);
         let mut pending = self.bound_pending(cookies, &pending_id, csrf).await?;
         let subject = signed_in.subject;
+        if self.login.consent_first() {
+            // Upstream scope truth: the code carries only our scopes whose
+            // provider scopes the person actually granted (Google lets a
+            // person untick some); a tool that needs a dropped one then
+            // gets our 403 step-up, not a provider's 403.
+            let mut granted = Vec::with_capacity(pending.scopes.len());
+            for scope in &pending.scopes {
+                if self
+                    .login
+                    .covers(&subject, std::slice::from_ref(scope))
+                    .await
+                    .map_err(|_| PageError::Unavailable)?
+                {
+                    granted.push(scope.clone());
+                }
+            }
+            if granted.len() != pending.scopes.len() {
+                tracing::info!(target: AUDIT, event = "scopes_narrowed", asked = pending.scopes.join(" "), granted = granted.join(" "));
+                pending.scopes = granted;
+            }
+        }
         let created = self
             .sessions
-            .create(NewSession::new(subject.clone(), "browser"))
+            .create(NewSession::new(subject.clone(), super::BROWSER_LOGIN))
             .await
             .map_err(|_| PageError::Unavailable)?;
         tracing::info!(target: AUDIT, event = "signed_in", subject = subject.as_str());
