@@ -75,6 +75,9 @@ pub enum EmbeddedStoreError {
     InUse(PathBuf),
 }
 
+/// Default most clients the file keeps ([`EmbeddedAuthStore::max_clients`]).
+pub const DEFAULT_MAX_CLIENTS: u64 = 100_000;
+
 type Deliver = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 type Job = Box<dyn FnOnce(&mut Tables<'_>) -> Deliver + Send>;
 
@@ -87,6 +90,7 @@ pub struct EmbeddedAuthStore {
     ephemeral: MemoryAuthStore,
     grant_writes: Arc<AtomicU64>,
     client_ttl: u64,
+    max_clients: u64,
     path: PathBuf,
     /// How users are written (pseudonyms, sealed ids); read by the writer
     /// thread at each batch.
@@ -177,6 +181,7 @@ impl EmbeddedAuthStore {
             ephemeral: MemoryAuthStore::default(),
             grant_writes: Arc::new(AtomicU64::new(0)),
             client_ttl: crate::DEFAULT_REGISTRATION_TTL.as_secs(),
+            max_clients: DEFAULT_MAX_CLIENTS,
             path,
             subjects,
         })
@@ -209,6 +214,15 @@ impl EmbeddedAuthStore {
     #[must_use]
     pub fn client_ttl(mut self, ttl: std::time::Duration) -> Self {
         self.client_ttl = ttl.as_secs().max(1);
+        self
+    }
+
+    /// The most clients the file keeps (default 100,000,
+    /// [`DEFAULT_MAX_CLIENTS`]): past it, registered clients no grant uses
+    /// are evicted, least recently used first.
+    #[must_use]
+    pub fn max_clients(mut self, max: u64) -> Self {
+        self.max_clients = max.max(1);
         self
     }
 
@@ -499,6 +513,55 @@ impl<'t> Tables<'t> {
         for id in ended {
             self.revoke(&id)?;
         }
+        // Consents that have ended.
+        let mut over = Vec::new();
+        for entry in self.consents.iter().map_err(failed)? {
+            let (key, until) = entry.map_err(failed)?;
+            if until.value() <= now {
+                over.push(key.value().to_vec());
+            }
+        }
+        for key in over {
+            self.consents.remove(key.as_slice()).map_err(failed)?;
+        }
+        Ok(())
+    }
+
+    /// Keeps the clients table under `max`: past it, the
+    /// registered clients no grant uses go, least recently used first, a
+    /// batch of 1/64 at a time (a registration flood from many addresses
+    /// cannot grow the file without bound; configured clients never go).
+    fn cap_clients(&mut self, max: u64) -> Result<(), StoreError> {
+        if self.clients.len().map_err(failed)? < max {
+            return Ok(());
+        }
+        let mut in_use = std::collections::HashSet::new();
+        for entry in self.grants.iter().map_err(failed)? {
+            let (_, bytes) = entry.map_err(failed)?;
+            if let Ok(grant) = decode::<GrantWire>(bytes.value()) {
+                in_use.insert(grant.client_id().to_owned());
+            }
+        }
+        let mut candidates = Vec::new();
+        for entry in self.clients.iter().map_err(failed)? {
+            let (id, bytes) = entry.map_err(failed)?;
+            if let Ok(client) = decode::<ClientInfo>(bytes.value())
+                && client.origin == crate::store::ClientOrigin::Registered
+                && !in_use.contains(id.value())
+            {
+                candidates.push((client.last_used, id.value().to_owned()));
+            }
+        }
+        let batch = usize::try_from(max / 64)
+            .unwrap_or(1)
+            .max(1)
+            .min(candidates.len());
+        if batch > 0 {
+            candidates.select_nth_unstable(batch - 1);
+        }
+        for (_, id) in candidates.into_iter().take(batch) {
+            self.clients.remove(id.as_str()).map_err(failed)?;
+        }
         Ok(())
     }
 
@@ -733,7 +796,9 @@ impl AuthStore for EmbeddedAuthStore {
     }
 
     fn put_client(&self, client: ClientInfo) -> BoxFuture<'_, Result<(), StoreError>> {
+        let max = self.max_clients;
         Box::pin(self.write(move |t| {
+            t.cap_clients(max)?;
             let value = json(&client)?;
             t.clients
                 .insert(client.client_id.as_str(), value.as_bytes())

@@ -80,7 +80,7 @@ pub use client::{
     acceptable_redirect, redirect_matches,
 };
 #[cfg(feature = "embedded")]
-pub use embedded::{EmbeddedAuthStore, EmbeddedStoreError};
+pub use embedded::{DEFAULT_MAX_CLIENTS, EmbeddedAuthStore, EmbeddedStoreError};
 pub use error::{ServerError, StoreError};
 pub use keys::{KeyRing, SigningKey};
 pub use login::{BindingCheck, DangerousDevLogin, Login, LoginContext, LoginError, SignedIn};

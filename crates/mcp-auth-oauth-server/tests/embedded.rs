@@ -347,3 +347,54 @@ async fn ended_grants_and_unused_clients_are_swept() {
     );
     assert!(store.grant("grant-next", NOW).await.unwrap().is_some());
 }
+
+/// A registration flood cannot grow the file without bound: past
+/// `max_clients`, the registered clients no grant uses go, least recently
+/// used first; a client a grant uses stays. Ended consents are swept.
+#[tokio::test]
+async fn the_clients_table_is_capped_and_ended_consents_are_swept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedAuthStore::open(dir.path())
+        .unwrap()
+        .max_clients(128);
+    let mut used = ClientInfo::public("client-1", "In use", vec!["http://localhost/cb".into()]);
+    used.last_used = NOW - 1_000_000;
+    store.put_client(used).await.unwrap();
+    store.put_grant(grant("grant-uses-client-1")).await.unwrap();
+    for n in 0..1_000u64 {
+        let mut client = ClientInfo::public(
+            format!("flood-{n}"),
+            "Flood",
+            vec!["http://localhost/cb".into()],
+        );
+        client.last_used = NOW + n;
+        store.put_client(client).await.unwrap();
+    }
+    let mut kept = 0;
+    for n in 0..1_000u64 {
+        kept += usize::from(store.client(&format!("flood-{n}")).await.unwrap().is_some());
+    }
+    assert!(kept <= 128, "{kept} clients kept");
+    assert!(
+        store.client("flood-999").await.unwrap().is_some(),
+        "the newest stay"
+    );
+    assert!(
+        store.client("flood-0").await.unwrap().is_none(),
+        "the oldest go"
+    );
+    assert!(
+        store.client("client-1").await.unwrap().is_some(),
+        "a client in use stays, however old"
+    );
+
+    let (ended, live) = (StoreKey::of("consent-ended"), StoreKey::of("consent-live"));
+    store.put_consent(ended, NOW - 1).await.unwrap();
+    store.put_consent(live, NOW + 3600).await.unwrap();
+    // The first grant write sweeps (then one in 1,024): ended consents go.
+    drop(store);
+    let store = EmbeddedAuthStore::open(dir.path()).unwrap();
+    store.put_grant(grant("grant-sweeps")).await.unwrap();
+    assert!(!store.consent(ended, 0).await.unwrap(), "swept");
+    assert!(store.consent(live, NOW).await.unwrap());
+}

@@ -112,6 +112,10 @@ impl GrantWire {
         })
     }
 
+    pub(crate) fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
     pub(crate) fn into_grant(self, subjects: &Subjects) -> Result<Grant, StoreError> {
         let consent: [u8; 32] = HEXLOWER
             .decode(self.consent.as_bytes())
