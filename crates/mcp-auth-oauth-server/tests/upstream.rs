@@ -595,7 +595,7 @@ async fn revoking_our_last_grant_revokes_the_provider_refresh_token_and_deletes_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_person_who_cancels_at_the_provider_gets_an_error_page_and_no_code() {
+async fn a_person_who_cancels_at_the_provider_sends_the_client_access_denied() {
     let s = setup(Options::default()).await;
     let mut browser = Browser::new();
     let pkce = Pkce::new();
@@ -628,9 +628,21 @@ async fn a_person_who_cancels_at_the_provider_gets_an_error_page_and_no_code() {
         .await
         .unwrap();
     let callback = browser.get(back.location()).await.unwrap();
-    assert_eq!(callback.status, 400, "{}", callback.body);
-    assert!(callback.body.contains("refused"), "{}", callback.body);
-    assert!(!callback.headers.contains_key("location"));
+    // Our consent was given: the client is told, so it stops waiting.
+    assert_eq!(callback.status, 303, "{}", callback.body);
+    let q = query_of(callback.location());
+    assert!(
+        callback.location().starts_with(&s.callback),
+        "{}",
+        callback.location()
+    );
+    assert_eq!(q["error"], "access_denied");
+    assert_eq!(q["state"], "client-state");
+    assert_eq!(q["iss"], s.issuer);
+    assert!(!q.contains_key("code"));
+    // The flow is over: the same callback again is an error page.
+    let again = browser.get(back.location()).await.unwrap();
+    assert_eq!(again.status, 400, "{}", again.body);
 }
 
 #[tokio::test]

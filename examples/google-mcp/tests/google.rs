@@ -615,3 +615,55 @@ async fn every_configuration_problem_at_once() {
     );
     assert!(!text.contains("secret-only"), "{text}");
 }
+
+/// Cancel at Google, after approving our consent: the MCP client is sent
+/// `error=access_denied` with its `state` and our `iss`, so it stops
+/// waiting; rmcp's client reports the refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancel_at_google_sends_the_client_access_denied() {
+    let s = server().await;
+    let mut state = OAuthState::new(s.url.as_str(), None).await.unwrap();
+    state
+        .start_authorization(
+            AuthorizationRequest::new(CALLBACK)
+                .with_client_name("rmcp via google-mcp")
+                .with_scopes(["google:gmail"]),
+        )
+        .await
+        .unwrap();
+    let url = state.get_authorization_url().await.unwrap();
+    let mut browser = Browser::new();
+    let consent = browser.get(&url).await.unwrap();
+    assert_eq!(consent.status, 200, "{}", consent.body);
+    let to_google = browser
+        .post(
+            &format!("{}/consent", s.issuer.trim_end_matches('/')),
+            &[
+                ("pending", &consent.field("pending").unwrap()),
+                ("csrf", &consent.field("csrf").unwrap()),
+                ("decision", "approve"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(to_google.status, 303, "{}", to_google.body);
+    let asked = mcp_auth_testkit::browser::query_of(to_google.location());
+    let google_page = browser.get(to_google.location()).await.unwrap();
+    assert!(google_page.body.contains("Cancel"));
+    let mut form: Vec<(&str, &str)> = asked
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    form.push(("decision", "cancel"));
+    let endpoint = to_google.location().split('?').next().unwrap().to_owned();
+    let back = browser.post(&endpoint, &form).await.unwrap();
+    let to_client = browser.get(back.location()).await.unwrap();
+    assert_eq!(to_client.status, 303, "{}", to_client.body);
+    let callback = to_client.location().to_owned();
+    assert!(callback.starts_with(CALLBACK), "{callback}");
+    let q = mcp_auth_testkit::browser::query_of(&callback);
+    assert_eq!(q["error"], "access_denied");
+    assert!(q.contains_key("state") && q.contains_key("iss") && !q.contains_key("code"));
+    let refused = state.handle_callback_url(&callback).await;
+    assert!(refused.is_err(), "rmcp's client reports the refusal");
+}

@@ -43,6 +43,32 @@ pub(super) async fn login_post(
 }
 
 impl Inner {
+    /// The person declined (or the provider answered with an error) after
+    /// approving our consent: the client is told, `access_denied` with
+    /// `state` and `iss`, so it stops waiting (RFC 6749 §4.1.2.1). Without
+    /// our consent first, an error page as for any unknown flow.
+    async fn declined_at_provider(&self, pending: &str) -> Result<Response<Body>, PageError> {
+        let id = PendingId::presented(pending);
+        let Some(pending) = self.store.take_pending(id.key(), self.now()).await? else {
+            return Err(PageError::COMPLETED);
+        };
+        tracing::info!(target: AUDIT, event = "flow_refused", reason = "declined at the provider", client = %pending.client.client_id);
+        crate::metrics::sign_in_refused("provider_declined");
+        if !pending.consented {
+            return Err(PageError::BadRequest(
+                "The sign-in was refused at the provider.".into(),
+            ));
+        }
+        Ok(self.error_redirect(
+            &pending.redirect_uri,
+            pending.state.as_deref(),
+            super::authorize::Refusal {
+                error: "access_denied",
+                description: "the sign-in was declined at the provider",
+            },
+        ))
+    }
+
     async fn finish_login(
         &self,
         cookies: &Cookies,
@@ -63,12 +89,20 @@ impl Inner {
                 .await?;
         }
         let refused: std::sync::Mutex<Option<PageError>> = std::sync::Mutex::new(None);
+        // The pending request the answer belongs to, once it passed the check.
+        let bound: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
         let check = |pending: &str| -> BoxFuture<'_, bool> {
             let id = PendingId::presented(pending);
-            let refused = &refused;
+            let pending = pending.to_owned();
+            let (refused, bound) = (&refused, &bound);
             Box::pin(async move {
                 match self.bound_pending(cookies, &id, None).await {
-                    Ok(_) => true,
+                    Ok(_) => {
+                        *bound
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(pending);
+                        true
+                    }
                     Err(e) => {
                         *refused
                             .lock()
@@ -86,8 +120,17 @@ impl Inner {
         {
             return Err(e);
         }
+        let bound = bound
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         let signed_in = match finished {
             Ok(signed_in) => signed_in,
+            Err(LoginError::Refused) if bound.is_some() => {
+                return self
+                    .declined_at_provider(bound.as_deref().unwrap_or_default())
+                    .await;
+            }
             Err(LoginError::Unavailable) => return Err(PageError::Unavailable),
             Err(e) => return Err(PageError::BadRequest(e.to_string().into())),
         };
