@@ -30,7 +30,7 @@ const MAX_AUTHORIZATION_LEN: usize = 16 * 1024;
 /// |---|---|
 /// | no `Authorization` header, or another scheme | 401, `WWW-Authenticate: Bearer resource_metadata="…"` |
 /// | token invalid, expired, or for another audience | 401, `error="invalid_token"` |
-/// | token lacks a scope the request or the tool needs | 403, `error="insufficient_scope"`, `scope="…"` |
+/// | token lacks a scope the request or the tool needs | 403, `error="insufficient_scope"`, `scope="…"`: the scopes needed, then those of this resource the token already has |
 /// | `access_token` in the query, two `Authorization` headers, malformed JSON-RPC | 400 |
 /// | `Mcp-Name` header that disagrees with the body | 400, JSON-RPC error -32020 |
 /// | body over the cap | 413 |
@@ -225,7 +225,17 @@ fn scope_refusal(
 ) -> Response<Body> {
     let missing = context.missing_scopes(needed);
     audit::scope_denied(context.subject(), tool, &missing.join(" "));
-    insufficient_scope(config, needed)
+    // What the call needs plus what the token already has (of this
+    // resource's scopes): a client that replaces its scopes with the
+    // challenge's (the 2025-11-25 behaviour) keeps what it had, and
+    // read → write → read converges instead of ping-ponging.
+    let mut named = needed.to_vec();
+    for held in &context.scopes {
+        if config.scopes_supported.contains(held) && !named.contains(held) {
+            named.push(held.clone());
+        }
+    }
+    insufficient_scope(config, &named)
 }
 
 fn verification_failed(config: &ResourceConfig, error: &VerifyError) -> Response<Body> {

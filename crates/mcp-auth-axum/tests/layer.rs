@@ -1145,3 +1145,39 @@ async fn a_batch_refused_by_a_later_call_spends_nothing() {
         StatusCode::TOO_MANY_REQUESTS
     );
 }
+
+/// The step-up challenge names what the call needs *and* what the token
+/// already has of this resource's scopes, so a client that replaces its
+/// scopes with the challenge's keeps them: read → write → read converges
+/// in one consent. Scopes foreign to this resource are not named.
+#[tokio::test]
+async fn a_step_up_challenge_keeps_the_scopes_the_token_already_has() {
+    let f = Fixture::new();
+    let config = ResourceConfig::builder(RESOURCE, ISSUER)
+        .require_scopes(["mcp:tools"])
+        .tool_scopes("read_note", ["notes:read"])
+        .tool_scopes("save_note", ["notes:write"])
+        .build()
+        .unwrap();
+    let app = McpAuth::with_jwks(config, f.validator())
+        .unwrap()
+        .into_router(any(echo))
+        .unwrap();
+    let token = f.token("alice", &["mcp:tools", "notes:read", "profile"]);
+    let (status, headers, _) = send(&app, post(Some(&token), &call("save_note"))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let c = challenge(&headers);
+    assert!(
+        c.contains("scope=\"mcp:tools notes:write notes:read\""),
+        "needed, then held: {c}"
+    );
+    assert!(!c.contains("profile"), "{c}");
+    // With the challenge's scopes, every tool works: nothing was lost.
+    let widened = f.token("alice", &["mcp:tools", "notes:write", "notes:read"]);
+    for tool in ["save_note", "read_note"] {
+        assert_eq!(
+            send(&app, post(Some(&widened), &call(tool))).await.0,
+            StatusCode::OK
+        );
+    }
+}

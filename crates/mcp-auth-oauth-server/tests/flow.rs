@@ -528,6 +528,14 @@ async fn a_refresh_may_narrow_scopes_never_widen_them() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(answer["error"], "invalid_scope");
+    // Never a silent narrowing: the answer says to authorize again.
+    assert!(
+        answer["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("/authorize again"),
+        "{answer}"
+    );
     let (status, answer) = token_form(
         &env,
         &[

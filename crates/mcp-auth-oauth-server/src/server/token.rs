@@ -207,7 +207,7 @@ impl Inner {
                 let asked = scope_list(Some(asked));
                 if asked.iter().any(|x| !record.scopes.contains(x)) {
                     return Err(OAuthError::InvalidScope(
-                        "a refresh cannot widen the scopes",
+                        "the grant does not include a requested scope; send the person through /authorize again to add it",
                     ));
                 }
                 asked
