@@ -436,9 +436,13 @@ impl App {
             .ok_or_else(|| ConfigProblem::new("login", "the upstream login is missing"))?;
         // The issuer and the resource are the authorization server's; its
         // tokens are checked against its key ring in this process.
+        // Least privilege at the first sign-in: the 401 and the metadata
+        // name the default scopes; the others are asked for on step-up.
         let mut resource_config = auth_server
             .resource_config()
             .require_scopes(tools.required_scopes.clone())
+            .challenge_scopes(tools.default_scopes.clone())
+            .scopes_supported(tools.default_scopes.clone())
             .resource_name(tools.resource_name.clone());
         for (tool, scopes) in &tools.tool_scopes {
             resource_config = resource_config.tool_scopes(tool.clone(), scopes.clone());

@@ -231,7 +231,7 @@ fn scope_refusal(
     // read → write → read converges instead of ping-ponging.
     let mut named = needed.to_vec();
     for held in &context.scopes {
-        if config.scopes_supported.contains(held) && !named.contains(held) {
+        if config.knows_scope(held) && !named.contains(held) {
             named.push(held.clone());
         }
     }

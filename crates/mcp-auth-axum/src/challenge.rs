@@ -84,7 +84,7 @@ fn json_error(status: StatusCode, code: &str, description: &str) -> Response<Bod
 
 /// 401 (or 400 for `invalid_request`) with the challenge.
 pub(crate) fn challenge(config: &ResourceConfig, kind: Challenge<'_>) -> Response<Body> {
-    let scope = challenge_scope(config.required_scopes().iter().map(String::as_str));
+    let scope = challenge_scope(config.challenge_scopes().iter().map(String::as_str));
     let (status, error) = match kind {
         Challenge::Missing => (StatusCode::UNAUTHORIZED, None),
         Challenge::InvalidToken(d) => (StatusCode::UNAUTHORIZED, Some(("invalid_token", d))),

@@ -29,6 +29,7 @@ pub struct ResourceConfig {
     pub(crate) authorization_servers: Vec<String>,
     pub(crate) scopes_supported: Vec<String>,
     pub(crate) required_scopes: Vec<String>,
+    pub(crate) challenge_scopes: Vec<String>,
     pub(crate) tool_scopes: HashMap<String, Vec<String>>,
     pub(crate) resource_name: Option<String>,
     pub(crate) max_body_bytes: usize,
@@ -48,6 +49,7 @@ impl ResourceConfig {
             authorization_servers: vec![authorization_server.into()],
             scopes_supported: None,
             required_scopes: Vec::new(),
+            challenge_scopes: None,
             tool_scopes: HashMap::new(),
             resource_name: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
@@ -137,6 +139,19 @@ impl ResourceConfig {
         }
     }
 
+    /// Whether `scope` is one of this resource's: required, a tool's, or
+    /// listed in the metadata.
+    pub fn knows_scope(&self, scope: &str) -> bool {
+        self.scopes_supported.iter().any(|s| s == scope)
+            || self.required_scopes.iter().any(|s| s == scope)
+            || self.tool_scopes.values().flatten().any(|s| s == scope)
+    }
+
+    /// The scopes the 401 challenge names.
+    pub fn challenge_scopes(&self) -> &[String] {
+        &self.challenge_scopes
+    }
+
     /// Scopes every request needs.
     pub fn required_scopes(&self) -> &[String] {
         &self.required_scopes
@@ -175,6 +190,7 @@ pub struct ResourceConfigBuilder {
     authorization_servers: Vec<String>,
     scopes_supported: Option<Vec<String>>,
     required_scopes: Vec<String>,
+    challenge_scopes: Option<Vec<String>>,
     tool_scopes: HashMap<String, Vec<String>>,
     resource_name: Option<String>,
     max_body_bytes: usize,
@@ -206,8 +222,22 @@ impl ResourceConfigBuilder {
         self
     }
 
+    /// The scopes the 401 challenge names (default: the required scopes):
+    /// what an MCP client asks for at its first sign-in. Name the
+    /// least-privilege defaults (e.g. the read scopes) and leave the rest
+    /// to step-up, which names them in its 403.
+    pub fn challenge_scopes<S: Into<String>>(
+        mut self,
+        scopes: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.challenge_scopes = Some(scopes.into_iter().map(Into::into).collect());
+        self
+    }
+
     /// `scopes_supported` in the metadata. Default: the required scopes and
-    /// every tool's scopes.
+    /// every tool's scopes. MCP clients that find no scope in the 401 ask
+    /// for these: list only the least-privilege defaults when some scopes
+    /// should be asked for only on step-up.
     pub fn scopes_supported<S: Into<String>>(
         mut self,
         scopes: impl IntoIterator<Item = S>,
@@ -288,6 +318,13 @@ impl ResourceConfigBuilder {
         }
 
         check_scopes("required_scopes", &self.required_scopes)?;
+        let challenge_scopes = match self.challenge_scopes {
+            Some(list) => {
+                check_scopes("challenge_scopes", &list)?;
+                list
+            }
+            None => self.required_scopes.clone(),
+        };
         for scopes in self.tool_scopes.values() {
             check_scopes("tool_scopes", scopes)?;
         }
@@ -330,6 +367,7 @@ impl ResourceConfigBuilder {
             authorization_servers,
             scopes_supported,
             required_scopes: self.required_scopes,
+            challenge_scopes,
             tool_scopes: self.tool_scopes,
             resource_name: self.resource_name,
             max_body_bytes: self.max_body_bytes,

@@ -667,3 +667,61 @@ async fn cancel_at_google_sends_the_client_access_denied() {
     let refused = state.handle_callback_url(&callback).await;
     assert!(refused.is_err(), "rmcp's client reports the refusal");
 }
+
+/// Least privilege at the first sign-in: the 401 challenge and the
+/// resource metadata name the read scopes only; sending mail is asked for
+/// on step-up, which names it in its 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_first_sign_in_asks_for_the_read_scopes_only() {
+    let s = server().await;
+    let http = reqwest::Client::new();
+    let unauthenticated = http
+        .post(s.url.as_str())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+    let challenge = unauthenticated.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.contains("scope=\"google:drive google:gmail google:calendar\""),
+        "{challenge}"
+    );
+    assert!(!challenge.contains("gmail.send"), "{challenge}");
+    let origin = s.issuer.trim_end_matches('/');
+    let metadata: Value = http
+        .get(format!("{origin}/.well-known/oauth-protected-resource/mcp"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let supported: Vec<&str> = metadata["scopes_supported"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(!supported.contains(&"google:gmail.send"), "{metadata}");
+    assert!(supported.contains(&"google:gmail"), "{metadata}");
+    // A client that asks for what the challenge names: Google is asked for
+    // the read-only scopes, not gmail.send.
+    let c = client(&s, "alice@example.com", &READ).await;
+    drop(c);
+    let asked = double(&s)
+        .state
+        .authorize_queries
+        .lock()
+        .unwrap()
+        .last()
+        .unwrap()["scope"]
+        .clone();
+    assert!(!asked.contains("gmail.send"), "{asked}");
+    assert!(asked.contains("gmail.readonly"), "{asked}");
+}
