@@ -110,6 +110,8 @@ pub struct ToolSetup {
     /// Extra scopes per tool (a client without them gets 403
     /// `insufficient_scope`, then signs in again for more).
     pub tool_scopes: Vec<(String, Vec<String>)>,
+    /// Each scope's description in plain words, for the consent page.
+    pub scope_descriptions: Vec<(String, String)>,
     /// The tools' names (rate-limit keys).
     pub tool_names: Vec<String>,
     /// The rate limits.
@@ -132,6 +134,7 @@ impl ToolSetup {
             default_scopes: default_scopes.into_iter().map(Into::into).collect(),
             required_scopes: required_scopes.into_iter().map(Into::into).collect(),
             tool_scopes: Vec::new(),
+            scope_descriptions: Vec::new(),
             tool_names: tool_names.into_iter().map(Into::into).collect(),
             limits: Limits::default(),
             resource_name: "MCP server".into(),
@@ -419,6 +422,9 @@ impl App {
         let mut auth_server = AuthServer::builder(&config.public_url, &resource);
         if let Some(limiter) = stores.auth_limiter {
             auth_server = auth_server.rate_limiter(limiter);
+        }
+        for (scope, text) in &tools.scope_descriptions {
+            auth_server = auth_server.describe_scope(scope.clone(), text.clone());
         }
         let auth_server = auth_server
             .scopes(tools.scopes.clone())

@@ -46,6 +46,9 @@ pub struct Scope {
     pub guards: Guards,
     /// Asked for when a client names no scope.
     pub default: bool,
+    /// What it lets an application do, in plain words, for the consent
+    /// and connected-apps pages.
+    pub description: Option<&'static str>,
 }
 
 impl Scope {
@@ -56,6 +59,7 @@ impl Scope {
             provider_scopes,
             guards: Guards::EveryTool,
             default: true,
+            description: None,
         }
     }
 
@@ -71,12 +75,20 @@ impl Scope {
             provider_scopes,
             guards: Guards::Tools(tools),
             default: false,
+            description: None,
         }
     }
 
     /// Asked for at the first sign-in too.
     pub const fn by_default(mut self) -> Self {
         self.default = true;
+        self
+    }
+
+    /// What it lets an application do, in plain words ("Control what is
+    /// playing"), shown to the person on the consent page.
+    pub const fn described(mut self, text: &'static str) -> Self {
+        self.description = Some(text);
         self
     }
 }
@@ -377,6 +389,11 @@ impl<D: Clone + Send + Sync + 'static> ProviderProfile<D> {
         )
         .resource_name(self.resource_name.clone());
         setup.tool_names = names;
+        setup.scope_descriptions = self
+            .scopes
+            .iter()
+            .filter_map(|s| Some((s.name.to_owned(), s.description?.to_owned())))
+            .collect();
         for (tool, scopes) in per_tool {
             setup = setup.tool_scopes(tool, scopes);
         }

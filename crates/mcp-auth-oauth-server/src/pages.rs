@@ -121,7 +121,11 @@ pub(crate) struct ConsentPage<'a> {
     pub(crate) client_source: &'a str,
     pub(crate) redirect_to: &'a str,
     pub(crate) resource: &'a str,
-    pub(crate) scopes: &'a [String],
+    /// What is asked for (all of it at a first consent; what is new at a
+    /// step-up).
+    pub(crate) scopes: Vec<ScopeLine>,
+    /// At a step-up: what this application already has.
+    pub(crate) granted: Vec<ScopeLine>,
     /// Who is signed in, if anyone yet.
     pub(crate) user: Option<&'a str>,
     /// The provider the person signs in with after approving, if any.
@@ -147,8 +151,16 @@ pub(crate) struct AppItem {
     pub(crate) id: String,
     pub(crate) name: String,
     pub(crate) origin: String,
-    pub(crate) scopes: String,
+    pub(crate) scopes: Vec<ScopeLine>,
     pub(crate) last_used: String,
+}
+
+/// A scope as a person reads it: what it allows in plain words, and the
+/// scope string (shown small beside it when it differs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ScopeLine {
+    pub(crate) text: String,
+    pub(crate) scope: Option<String>,
 }
 
 /// The applications holding a grant for the signed-in person.
@@ -156,6 +168,8 @@ pub(crate) struct AppItem {
 #[template(path = "apps.html")]
 pub(crate) struct AppsPage<'a> {
     pub(crate) user: &'a str,
+    /// The provider behind an upstream login, if any.
+    pub(crate) provider: Option<&'a str>,
     pub(crate) apps: Vec<AppItem>,
     pub(crate) action: &'a str,
     pub(crate) logout_action: &'a str,
@@ -210,7 +224,10 @@ mod tests {
 
     #[tokio::test]
     async fn every_page_escapes_what_it_is_given_and_carries_the_page_headers() {
-        let scopes = vec![HOSTILE.to_owned()];
+        let scopes = vec![ScopeLine {
+            text: HOSTILE.to_owned(),
+            scope: Some(HOSTILE.to_owned()),
+        }];
         let pages = [
             error(StatusCode::BAD_REQUEST, HOSTILE),
             render(
@@ -220,7 +237,8 @@ mod tests {
                     client_source: HOSTILE,
                     redirect_to: HOSTILE,
                     resource: HOSTILE,
-                    scopes: &scopes,
+                    scopes: scopes.clone(),
+                    granted: scopes.clone(),
                     user: Some(HOSTILE),
                     then_sign_in_with: Some(HOSTILE),
                     action: HOSTILE,
@@ -241,11 +259,12 @@ mod tests {
                 StatusCode::OK,
                 &AppsPage {
                     user: HOSTILE,
+                    provider: Some(HOSTILE),
                     apps: vec![AppItem {
                         id: HOSTILE.into(),
                         name: HOSTILE.into(),
                         origin: HOSTILE.into(),
-                        scopes: HOSTILE.into(),
+                        scopes: scopes.clone(),
                         last_used: HOSTILE.into(),
                     }],
                     action: HOSTILE,

@@ -233,3 +233,95 @@ async fn the_sign_in_pages_cannot_be_framed() {
         .unwrap();
     browser.wait_for_text("h1", "Sign in").await.unwrap();
 }
+
+/// Scopes a person can read: a first consent lists what each scope allows
+/// in plain words (the scope string small beside it); a step-up lists what
+/// the application already has apart from what it also asks, and says
+/// what staying connected (`offline_access`) means. Screenshots at phone
+/// and desktop width: `target/screenshots/oauth-consent-{first,step-up}-{phone,desktop}.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium"]
+async fn consent_in_plain_words_first_and_on_step_up_at_phone_and_desktop_width() {
+    let env = env_custom(true, |b| {
+        b.describe_scope("mcp:tools", "Use this server's tools")
+            .describe_scope("files:write", "Change and delete your files")
+    })
+    .await;
+    let site = client_site(String::new()).await;
+    let redirect = format!("{site}/callback");
+    let client_id = register_at(&env, "Notes app", &redirect).await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (width, size) in [
+        ("phone", "--window-size=390,844"),
+        ("desktop", "--window-size=1280,900"),
+    ] {
+        let browser = Chromium::start_with("oauth-server consent in plain words", &[size]).await;
+        let keep = |name: String, png: Vec<u8>| {
+            assert!(png.starts_with(b"\x89PNG"));
+            std::fs::write(dir.join(name), png).unwrap();
+        };
+        // First consent: the base scope, described.
+        let pkce = new_pkce();
+        browser
+            .open(&authorize_with(&env, &client_id, &redirect, "s-1", &pkce))
+            .await
+            .unwrap();
+        browser.wait_for_text("h1", "Sign in").await.unwrap();
+        browser
+            .type_into("#user", &format!("{width}-user"))
+            .await
+            .unwrap();
+        browser.click("button[type=submit]").await.unwrap();
+        browser.wait_for_text("h1", "Allow").await.unwrap();
+        let details = browser.text("dl").await.unwrap();
+        assert!(details.contains("It will be able to"), "{details}");
+        assert!(details.contains("Use this server's tools"), "{details}");
+        assert!(details.contains("mcp:tools"), "{details}");
+        keep(
+            format!("oauth-consent-first-{width}.png"),
+            browser.screenshot().await.unwrap(),
+        );
+        browser.click("button[value=approve]").await.unwrap();
+        let q = query_of(&browser.wait_for_url(&redirect).await.unwrap());
+        // The client redeems the code: the grant exists.
+        let redeemed = env
+            .http
+            .post(format!("{}/token", env.issuer))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", q["code"].as_str()),
+                ("redirect_uri", redirect.as_str()),
+                ("client_id", client_id.as_str()),
+                ("code_verifier", pkce.verifier.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(redeemed.status(), reqwest::StatusCode::OK);
+        // Step-up: what it already has, apart from what it also asks, and
+        // what staying connected means.
+        let mut url = url::Url::parse(&authorize(&env, &client_id, &redirect, "s-2")).unwrap();
+        url.query_pairs_mut()
+            .append_pair("scope", "mcp:tools files:write offline_access");
+        browser.open(url.as_str()).await.unwrap();
+        browser.wait_for_text("h1", "Allow").await.unwrap();
+        let details = browser.text("dl").await.unwrap();
+        let (already, also) = details.split_once("It also asks to").expect("two groups");
+        assert!(
+            already.contains("It already can") && already.contains("Use this server's tools"),
+            "{details}"
+        );
+        assert!(
+            !already.contains("Change and delete your files"),
+            "{details}"
+        );
+        assert!(also.contains("Change and delete your files"), "{details}");
+        assert!(also.contains("Stay connected"), "{details}");
+        assert!(!also.contains("Use this server's tools"), "{details}");
+        keep(
+            format!("oauth-consent-step-up-{width}.png"),
+            browser.screenshot().await.unwrap(),
+        );
+    }
+}

@@ -37,10 +37,16 @@ pub const CALENDAR_READONLY: &str = "https://www.googleapis.com/auth/calendar.re
 /// Our scopes: the Google scope each asks for and the tools it opens.
 /// Sending mail is asked for only when a client needs it (step-up).
 pub const SCOPES: &[Scope] = &[
-    Scope::tools(DRIVE, &[DRIVE_READONLY], &["drive_search", "drive_read"]).by_default(),
-    Scope::tools(GMAIL, &[GMAIL_READONLY], &["gmail_search", "gmail_read"]).by_default(),
-    Scope::tools(GMAIL_SEND_SCOPE, &[GMAIL_SEND], &["gmail_send"]),
-    Scope::tools(CALENDAR, &[CALENDAR_READONLY], &["calendar_events"]).by_default(),
+    Scope::tools(DRIVE, &[DRIVE_READONLY], &["drive_search", "drive_read"])
+        .by_default()
+        .described("Search and read your Google Drive files"),
+    Scope::tools(GMAIL, &[GMAIL_READONLY], &["gmail_search", "gmail_read"])
+        .by_default()
+        .described("Search and read your email"),
+    Scope::tools(GMAIL_SEND_SCOPE, &[GMAIL_SEND], &["gmail_send"]).described("Send email as you"),
+    Scope::tools(CALENDAR, &[CALENDAR_READONLY], &["calendar_events"])
+        .by_default()
+        .described("See your calendar events"),
 ];
 
 fn id<'a>(value: &'a str, what: &str) -> Result<&'a str, ToolError> {

@@ -36,7 +36,8 @@ pub const SCOPES: &[Scope] = &[
             "user-top-read",
             "playlist-read-private",
         ],
-    ),
+    )
+    .described("See what you are playing, your playlists and what you listen to most"),
     Scope::tools(
         PLAYBACK,
         &["user-modify-playback-state"],
@@ -47,12 +48,14 @@ pub const SCOPES: &[Scope] = &[
             "previous_track",
             "add_to_queue",
         ],
-    ),
+    )
+    .described("Control what is playing: play, pause, skip and queue songs"),
     Scope::tools(
         PLAYLISTS,
         &["playlist-modify-private", "playlist-modify-public"],
         &["create_playlist", "add_to_playlist"],
-    ),
+    )
+    .described("Create playlists and add songs to them"),
 ];
 
 // ------------------------------------------------------------ validation

@@ -44,7 +44,7 @@ pub(super) async fn apps(
             id: grant.id.clone(),
             name: grant.client_name.clone(),
             origin: origin_text(&grant.client_origin),
-            scopes: grant.scopes.join(" "),
+            scopes: s.describe_scopes(&grant.scopes),
             last_used: pages::utc(grant.last_used),
         })
         .collect();
@@ -54,6 +54,7 @@ pub(super) async fn apps(
         StatusCode::OK,
         &AppsPage {
             user: user.as_str(),
+            provider: s.login.provider_name(),
             apps,
             action: &action,
             logout_action: &logout_action,

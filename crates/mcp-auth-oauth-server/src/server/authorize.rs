@@ -137,6 +137,7 @@ pub(super) async fn authorize(
         Some(subject) => s.continue_signed_in(&pending_id, pending, &subject).await?,
         None if s.login.consent_first() => {
             s.consent_page(&pending_id, &pending, None, s.login.provider_name())
+                .await
         }
         None => s.start_login(&pending_id, &pending).await?,
     };
@@ -259,7 +260,9 @@ impl Inner {
         } else {
             self.login.provider_name()
         };
-        Ok(self.consent_page(pending_id, &pending, Some(subject), then))
+        Ok(self
+            .consent_page(pending_id, &pending, Some(subject), then)
+            .await)
     }
 
     /// Hands the browser to the login (a form, or a redirect upstream).

@@ -81,6 +81,7 @@ pub struct AuthServerBuilder {
     refresh_grace: Duration,
     max_grants_per_user: usize,
     login_session_ttl: Duration,
+    scope_descriptions: std::collections::HashMap<String, String>,
     registration_ttl: Duration,
     clock: Arc<dyn Clock>,
     force_dev_login: bool,
@@ -129,6 +130,7 @@ impl AuthServer {
             refresh_grace: DEFAULT_REFRESH_GRACE,
             max_grants_per_user: DEFAULT_MAX_GRANTS_PER_USER,
             login_session_ttl: DEFAULT_LOGIN_SESSION_TTL,
+            scope_descriptions: std::collections::HashMap::new(),
             registration_ttl: DEFAULT_REGISTRATION_TTL,
             clock: Arc::new(SystemClock),
             force_dev_login: false,
@@ -150,6 +152,20 @@ impl AuthServerBuilder {
     /// The scopes clients may ask for (advertised in `scopes_supported`).
     pub fn scopes<S: Into<String>>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
         self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// What a scope lets an application do, in plain words ("Read your
+    /// playlists"), shown on the consent and connected-apps pages with the
+    /// scope string small beside it. A scope without one is shown as its
+    /// string; `offline_access` has a built-in description.
+    pub fn describe_scope(
+        mut self,
+        scope: impl Into<String>,
+        description: impl Into<String>,
+    ) -> Self {
+        self.scope_descriptions
+            .insert(scope.into(), description.into());
         self
     }
 
@@ -545,6 +561,7 @@ impl AuthServerBuilder {
             login_cookie: extract::login_cookie().with_max_age(self.login_session_ttl),
             refresh_grace: self.refresh_grace.as_secs(),
             max_grants_per_user: self.max_grants_per_user.max(1),
+            scope_descriptions: self.scope_descriptions,
             registration_ttl: self.registration_ttl.as_secs().max(1),
             clock: self.clock,
             sessions,

@@ -150,13 +150,40 @@ impl Inner {
     }
 
     /// The consent page for `pending`.
-    pub(super) fn consent_page(
+    pub(super) async fn consent_page(
         &self,
         pending_id: &PendingId,
         pending: &PendingSignIn,
         subject: Option<&UserId>,
         then_sign_in_with: Option<&str>,
     ) -> Response<Body> {
+        // A step-up: what this application already holds for this person
+        // is listed apart from what is new. (Best effort: without the
+        // store, everything is shown as asked.)
+        let mut held: Vec<String> = Vec::new();
+        if let Some(subject) = subject
+            && let Ok(grants) = self.store.grants_of(subject, self.now()).await
+        {
+            for grant in grants.iter().filter(|g| {
+                g.client_id == pending.client.client_id && g.resource == pending.resource
+            }) {
+                for scope in &grant.scopes {
+                    if pending.scopes.contains(scope) && !held.contains(scope) {
+                        held.push(scope.clone());
+                    }
+                }
+            }
+        }
+        let new: Vec<String> = if held.is_empty() {
+            pending.scopes.clone()
+        } else {
+            pending
+                .scopes
+                .iter()
+                .filter(|s| !held.contains(s))
+                .cloned()
+                .collect()
+        };
         let source = origin_text(&pending.client.origin);
         let redirect_to = pages::destination_text(&pending.redirect_uri);
         let action = self.endpoint("/consent");
@@ -167,7 +194,8 @@ impl Inner {
                 client_source: &source,
                 redirect_to: &redirect_to,
                 resource: &pending.resource,
-                scopes: &pending.scopes,
+                scopes: self.describe_scopes(&new),
+                granted: self.describe_scopes(&held),
                 user: subject.map(UserId::as_str),
                 then_sign_in_with,
                 action: &action,

@@ -104,6 +104,7 @@ pub(crate) struct Inner {
     consent_ttl: u64,
     refresh_grace: u64,
     max_grants_per_user: usize,
+    scope_descriptions: HashMap<String, String>,
     registration_ttl: u64,
     clock: Arc<dyn Clock>,
     sessions: SessionManager,
@@ -410,6 +411,31 @@ impl Inner {
 }
 
 /// Where a client came from, in words.
+impl Inner {
+    /// `scopes` as a person reads them (see `describe_scope`).
+    pub(crate) fn describe_scopes(&self, scopes: &[String]) -> Vec<crate::pages::ScopeLine> {
+        scopes
+            .iter()
+            .map(|scope| match self.scope_descriptions.get(scope) {
+                Some(text) => crate::pages::ScopeLine {
+                    text: text.clone(),
+                    scope: Some(scope.clone()),
+                },
+                None if scope == "offline_access" => crate::pages::ScopeLine {
+                    text:
+                        "Stay connected: keep access without asking you again, until you revoke it"
+                            .to_owned(),
+                    scope: Some(scope.clone()),
+                },
+                None => crate::pages::ScopeLine {
+                    text: scope.clone(),
+                    scope: None,
+                },
+            })
+            .collect()
+    }
+}
+
 /// This browser's login: who, and when they signed in.
 pub(crate) struct BrowserLogin {
     pub(crate) user: UserId,
