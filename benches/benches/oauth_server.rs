@@ -139,6 +139,38 @@ async fn redis_grants(memory: f64, refreshes: usize, codes: usize) {
         "ratio: refresh grants per second, redis / redis cluster = {:.2} (goal: at most 1.3)",
         rates[0] / on_cluster
     );
+    // WAIT (`REDIS_WAIT_REPLICAS=1`): each redemption, rotation and
+    // revocation waits for one replica. A primary with two replicas (and
+    // its sentinels), the store pointed at the primary, with and without.
+    let set = mcp_auth_testkit::sentinel::SentinelSet::start("oauth_server bench with WAIT");
+    let primary = set.primary_port().expect("a primary");
+    let config = mcp_auth_core::RedisConfig::new(
+        format!("redis://127.0.0.1:{primary}/"),
+        RedisAuthStore::DEFAULT_PREFIX,
+    );
+    let no_wait = RedisAuthStore::connect(config.clone()).await.unwrap();
+    let without = grants(
+        "redis primary, no WAIT",
+        Some(std::sync::Arc::new(no_wait)),
+        refreshes,
+        codes,
+    )
+    .await;
+    let waiting = RedisAuthStore::connect(config)
+        .await
+        .unwrap()
+        .wait_for_replicas(1, std::time::Duration::from_millis(500));
+    let with = grants(
+        "redis primary, WAIT 1 replica",
+        Some(std::sync::Arc::new(waiting)),
+        refreshes,
+        codes,
+    )
+    .await;
+    println!(
+        "ratio: refresh grants per second, no WAIT / WAIT for 1 replica = {:.2} (the cost of REDIS_WAIT_REPLICAS=1: one replica round trip per rotation)",
+        without / with
+    );
 }
 
 /// A resource request (cache hit) with one of our tokens and with the
