@@ -81,16 +81,98 @@ pub fn redirect_matches(registered: &str, requested: &str) -> bool {
     )
 }
 
+/// Private-use URI schemes of editors and desktop clients that register
+/// only their own scheme (not reverse-domain form), accepted by
+/// [`PrivateUsePolicy::ReverseDomainAndKnownEditors`]: `cursor`
+/// (`cursor://anysphere.cursor-mcp/oauth/callback`), `vscode` and
+/// `vscode-insiders`, `windsurf`.
+pub const KNOWN_EDITOR_SCHEMES: &[&str] = &["cursor", "vscode", "vscode-insiders", "windsurf"];
+
+/// Which private-use (app) redirect URIs a registration or a client
+/// metadata document may use, beside `https` and loopback `http`, which are
+/// always accepted, and those listed with
+/// `AuthServerBuilder::private_use_redirects`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum PrivateUsePolicy {
+    /// The default: schemes in reverse-domain form (RFC 8252 §7.1,
+    /// `com.example.app:/callback`) and [`KNOWN_EDITOR_SCHEMES`]. The
+    /// consent page shows such a destination as "an application on this
+    /// device".
+    #[default]
+    ReverseDomainAndKnownEditors,
+    /// Only the listed URIs.
+    ListedOnly,
+}
+
+/// A scheme that names no app: web, script, local and data schemes.
+const NOT_AN_APP: &[&str] = &[
+    "http",
+    "https",
+    "javascript",
+    "data",
+    "file",
+    "ftp",
+    "ws",
+    "wss",
+    "blob",
+    "about",
+    "mailto",
+    "vbscript",
+    "filesystem",
+];
+
+/// Whether `uri` is a private-use redirect `policy` accepts (see
+/// [`PrivateUsePolicy`]).
+pub fn acceptable_private_use(uri: &str, policy: PrivateUsePolicy) -> bool {
+    if policy == PrivateUsePolicy::ListedOnly
+        || uri.len() > MAX_REDIRECT_URI_LEN
+        || uri.contains('#')
+        || !uri.is_ascii()
+        || uri.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return false;
+    }
+    let Ok(url) = url::Url::parse(uri) else {
+        return false;
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return false;
+    }
+    let scheme = url.scheme();
+    if NOT_AN_APP.contains(&scheme) {
+        return false;
+    }
+    let reverse_domain = scheme.contains('.')
+        && scheme.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        });
+    reverse_domain || KNOWN_EDITOR_SCHEMES.contains(&scheme)
+}
+
+/// The server's private-use redirect settings.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PrivateUse {
+    /// Accepted exactly as listed, whatever the policy.
+    pub(crate) listed: Vec<String>,
+    pub(crate) policy: PrivateUsePolicy,
+}
+
 /// Keeps the acceptable ones of `uris` (a registration is not refused
 /// whole because one URI is bad); the refused ones are returned too.
 pub(crate) fn filter_redirects(
     uris: &[String],
-    private_use: &[String],
+    private_use: &PrivateUse,
 ) -> (Vec<String>, Vec<String>) {
     let mut kept = Vec::new();
     let mut refused = Vec::new();
     for uri in uris {
-        if kept.len() < MAX_REDIRECT_URIS && acceptable_redirect(uri, private_use) {
+        let acceptable = acceptable_redirect(uri, &private_use.listed)
+            || acceptable_private_use(uri, private_use.policy);
+        if kept.len() < MAX_REDIRECT_URIS && acceptable {
             if !kept.contains(uri) {
                 kept.push(uri.clone());
             }
@@ -266,7 +348,7 @@ impl MetadataDocuments {
         &self,
         client_id: &str,
         now: u64,
-        private_use: &[String],
+        private_use: &PrivateUse,
     ) -> Result<ClientInfo, MetadataError> {
         let url = self.check_url(client_id)?;
         if let Some((cached, until)) = self
@@ -295,7 +377,7 @@ impl MetadataDocuments {
         url: &url::Url,
         client_id: &str,
         now: u64,
-        private_use: &[String],
+        private_use: &PrivateUse,
     ) -> (Result<ClientInfo, MetadataError>, u64) {
         let failed = |e| (Err(e), FAILURE_TTL);
         let Ok(mut request) = http::Request::get(client_id)
@@ -417,15 +499,74 @@ mod tests {
         ] {
             assert!(!acceptable_redirect(bad, &private), "{bad}");
         }
+        let listed_only = PrivateUse {
+            listed: private.clone(),
+            policy: PrivateUsePolicy::ListedOnly,
+        };
         let (kept, refused) = filter_redirects(
             &[
                 "https://ok.example.com/cb".into(),
                 "http://bad.example.com/cb".into(),
+                "cursor://anysphere.cursor-mcp/other".into(),
             ],
-            &private,
+            &listed_only,
         );
         assert_eq!(kept, ["https://ok.example.com/cb"]);
-        assert_eq!(refused, ["http://bad.example.com/cb"]);
+        assert_eq!(
+            refused,
+            [
+                "http://bad.example.com/cb",
+                "cursor://anysphere.cursor-mcp/other"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_default_private_use_policy_lets_apps_and_known_editors_in_and_nothing_else() {
+        let default = PrivateUsePolicy::default();
+        for good in [
+            "com.example.app:/oauth/callback",
+            "com.example.app:/cb?x=1",
+            "io.github.some-app://callback",
+            "cursor://anysphere.cursor-mcp/oauth/callback",
+            "vscode://vscode.github-authentication/did-authenticate",
+            "vscode-insiders://x/cb",
+            "windsurf://codeium.windsurf/mcp/callback",
+        ] {
+            assert!(acceptable_private_use(good, default), "{good}");
+            assert!(
+                !acceptable_private_use(good, PrivateUsePolicy::ListedOnly),
+                "{good}"
+            );
+        }
+        for bad in [
+            "javascript:alert(1)",
+            "data:text/html,x",
+            "file:///etc/passwd",
+            "http://evil.example.com/cb",
+            "https://evil.example.com/cb",
+            "myapp://callback",
+            "evil://cursor/cb",
+            "com.example.app:/cb#frag",
+            "com.example.app://user:pw@host/cb",
+            "Com.Example.App:/cb\u{202E}",
+            "com..example:/cb",
+            "blob:https://x/y",
+            "about:blank",
+        ] {
+            assert!(!acceptable_private_use(bad, default), "{bad}");
+        }
+        // Registered under the default: the editor's URI is kept, a
+        // made-up scheme is not.
+        let (kept, refused) = filter_redirects(
+            &[
+                "cursor://anysphere.cursor-mcp/oauth/callback".into(),
+                "myapp://cb".into(),
+            ],
+            &PrivateUse::default(),
+        );
+        assert_eq!(kept, ["cursor://anysphere.cursor-mcp/oauth/callback"]);
+        assert_eq!(refused, ["myapp://cb"]);
     }
 
     #[test]

@@ -76,7 +76,8 @@ mod successor;
 mod upstream;
 
 pub use client::{
-    MAX_CLIENT_NAME, MAX_METADATA_DOCUMENT, MAX_REDIRECT_URI_LEN, MAX_REDIRECT_URIS, MetadataError,
+    KNOWN_EDITOR_SCHEMES, MAX_CLIENT_NAME, MAX_METADATA_DOCUMENT, MAX_REDIRECT_URI_LEN,
+    MAX_REDIRECT_URIS, MetadataError, PrivateUsePolicy, acceptable_private_use,
     acceptable_redirect, redirect_matches,
 };
 #[cfg(feature = "embedded")]
@@ -114,7 +115,10 @@ pub mod fuzzing {
     /// way the server does: the redirect URIs kept, and the name shown.
     pub fn client_metadata(raw: &[u8]) -> Option<(Vec<String>, String)> {
         let metadata: crate::client::ClientMetadata = serde_json::from_slice(raw).ok()?;
-        let (kept, _) = crate::client::filter_redirects(&metadata.redirect_uris, &[]);
+        let (kept, _) = crate::client::filter_redirects(
+            &metadata.redirect_uris,
+            &crate::client::PrivateUse::default(),
+        );
         let name = crate::client::display_name(metadata.client_name.as_deref(), "x");
         Some((kept, name))
     }

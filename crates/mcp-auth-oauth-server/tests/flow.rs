@@ -1448,3 +1448,83 @@ async fn only_a_browser_login_signs_the_browser_in() {
     let apps = browser.get(&format!("{}/apps", env.issuer)).await.unwrap();
     assert_eq!(apps.status, StatusCode::UNAUTHORIZED);
 }
+
+/// An editor that registers only its own scheme signs in under the
+/// default private-use policy, and is shown as an application on this
+/// device; an operator who lists URIs only refuses it.
+#[tokio::test]
+async fn an_editor_registering_only_its_own_scheme_signs_in_by_default() {
+    const CURSOR: &str = "cursor://anysphere.cursor-mcp/oauth/callback";
+    let env = env().await;
+    let registered: Value = env
+        .http
+        .post(format!("{}/register", env.issuer))
+        .json(&json!({"client_name": "Cursor", "redirect_uris": [CURSOR], "token_endpoint_auth_method": "none"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(registered["redirect_uris"], json!([CURSOR]), "{registered}");
+    let client_id = registered["client_id"].as_str().unwrap();
+    let pkce = new_pkce();
+    let url = authorize_url(&env, client_id, &pkce, &[]).replace(
+        "http%3A%2F%2Flocalhost%3A53123%2Fcallback",
+        &url::form_urlencoded::byte_serialize(CURSOR.as_bytes()).collect::<String>(),
+    );
+    let mut browser = Browser::new();
+    let login = browser.get(&url).await.unwrap();
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    let consent = browser
+        .post(
+            &format!("{}/login", env.issuer),
+            &[
+                ("pending", &field(&login, "pending")),
+                ("csrf", &field(&login, "csrf")),
+                ("user", "zoe"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(
+        consent
+            .body
+            .contains("cursor://anysphere.cursor-mcp (an application on this device)"),
+        "{}",
+        consent.body
+    );
+    let csp = consent.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("form-action 'self' cursor:"), "{csp}");
+    let done = browser
+        .post(
+            &format!("{}/consent", env.issuer),
+            &[
+                ("pending", &field(&consent, "pending")),
+                ("csrf", &field(&consent, "csrf")),
+                ("decision", "approve"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    assert!(
+        done.location().starts_with(&format!("{CURSOR}?code=")),
+        "{}",
+        done.location()
+    );
+
+    // Tightened: only listed URIs.
+    let strict = env_custom(true, |b| {
+        b.private_use_policy(mcp_auth_oauth_server::PrivateUsePolicy::ListedOnly)
+    })
+    .await;
+    let refused = strict
+        .http
+        .post(format!("{}/register", strict.issuer))
+        .json(&json!({"client_name": "Cursor", "redirect_uris": [CURSOR], "token_endpoint_auth_method": "none"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+}

@@ -68,7 +68,7 @@ pub struct AuthServerBuilder {
     metadata_documents: bool,
     allow_loopback_documents: bool,
     http: Option<Arc<dyn HttpClient>>,
-    private_use: Vec<String>,
+    private_use: client::PrivateUse,
     store: Option<Arc<dyn AuthStore>>,
     keys: Option<KeyRing>,
     vault: Option<Arc<mcp_auth_vault::Vault>>,
@@ -117,7 +117,7 @@ impl AuthServer {
             metadata_documents: true,
             allow_loopback_documents: false,
             http: None,
-            private_use: Vec::new(),
+            private_use: client::PrivateUse::default(),
             store: None,
             keys: None,
             vault: None,
@@ -264,13 +264,22 @@ impl AuthServerBuilder {
         self
     }
 
-    /// Private-use redirect URIs (e.g. an editor's `cursor://…`) accepted
-    /// exactly as listed.
+    /// Private-use redirect URIs (e.g. an app's `com.example.app:/cb`)
+    /// accepted exactly as listed, whatever the policy.
     pub fn private_use_redirects<S: Into<String>>(
         mut self,
         uris: impl IntoIterator<Item = S>,
     ) -> Self {
-        self.private_use = uris.into_iter().map(Into::into).collect();
+        self.private_use.listed = uris.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Which other private-use redirect URIs registrations may use
+    /// (default: reverse-domain schemes and the known editors', see
+    /// [`PrivateUsePolicy`](crate::PrivateUsePolicy)); `ListedOnly` to
+    /// accept only those listed with `private_use_redirects`.
+    pub fn private_use_policy(mut self, policy: crate::PrivateUsePolicy) -> Self {
+        self.private_use.policy = policy;
         self
     }
 

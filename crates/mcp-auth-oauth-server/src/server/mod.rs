@@ -93,7 +93,7 @@ pub(crate) struct Inner {
     clients: HashMap<String, ClientInfo>,
     registration: bool,
     documents: Option<MetadataDocuments>,
-    private_use: Vec<String>,
+    private_use: crate::client::PrivateUse,
     store: Arc<dyn AuthStore>,
     keys: std::sync::RwLock<KeyRing>,
     /// The public keys of `keys`, for the in-process token verifier.
