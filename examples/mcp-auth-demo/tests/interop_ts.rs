@@ -115,3 +115,38 @@ async fn typescript_sdk_signs_in_with_dynamic_registration() {
 async fn typescript_sdk_signs_in_with_a_client_metadata_document() {
     sdk_signs_in("cimd").await;
 }
+
+/// The TypeScript SDK through read → write → read step-ups: without a
+/// refresh token it re-authorizes with each challenge's scopes; with one it
+/// refreshes first (its known behaviour) and the application's fallback
+/// re-authorizes. Either way three consents, the last read needing none.
+async fn sdk_steps_up(mode: &str) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/ts");
+    mcp_auth_testkit::npm_ready(&dir, "@modelcontextprotocol/sdk", "typescript_sdk step-up");
+    let demo = start(DemoOptions::default()).await.unwrap();
+    let output = tokio::process::Command::new("node")
+        .args(["stepup.mjs", &demo.url, mode])
+        .current_dir(&dir)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "TS SDK step-up ({mode}) failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("all checks passed"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs node and npm"]
+async fn typescript_sdk_steps_up_without_a_refresh_token() {
+    sdk_steps_up("norefresh").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs node and npm"]
+async fn typescript_sdk_steps_up_with_a_refresh_token() {
+    sdk_steps_up("refresh").await;
+}
