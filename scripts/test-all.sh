@@ -69,6 +69,12 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
 fi
 say "$(chromium --version 2>/dev/null || echo chromium)"
 
+# The official Python SDK runs in a virtual environment the test makes.
+if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  apt_install python3 python3-venv
+fi
+say "$(python3 --version)"
+
 if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
   apt_install nodejs npm
 fi

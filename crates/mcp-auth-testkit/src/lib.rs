@@ -49,7 +49,7 @@ pub mod webdriver;
 
 pub use issuer::{DEV_MINT_GRANT, DevIssuer};
 pub use log::CapturedLog;
-pub use npm::{npm_ready, oidc_provider};
+pub use npm::{npm_ready, oidc_provider, pip_ready};
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};

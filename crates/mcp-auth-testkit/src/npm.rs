@@ -100,3 +100,57 @@ pub async fn oidc_provider(dir: &Path, redirect_uri: &str) -> (String, tokio::pr
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (issuer.to_owned(), child)
 }
+
+/// A Python virtual environment at `dir/.venv` with `dir/requirements.txt`
+/// installed (every package pinned), made once and reused; returns its
+/// `python`. Panics with the reason when `python3` is missing or the
+/// install fails (a test that needs it fails; it is never skipped).
+#[allow(clippy::panic, clippy::expect_used)]
+pub fn pip_ready(dir: &Path, test: &str) -> std::path::PathBuf {
+    assert!(
+        have("python3"),
+        "{test} needs python3 (3.10 or newer) with venv, which is not installed: \
+         run scripts/test-all.sh, which brings it"
+    );
+    let lock_path = std::env::temp_dir().join("mcp-auth-pip.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .expect("the pip lock file can be opened");
+    lock.lock().expect("the pip lock can be taken");
+    let venv = dir.join(".venv");
+    let python = venv.join("bin/python");
+    let marker = venv.join(".installed");
+    let wanted = std::fs::read(dir.join("requirements.txt")).expect("requirements.txt");
+    if std::fs::read(&marker).ok().as_deref() != Some(wanted.as_slice()) {
+        let _ = std::fs::remove_dir_all(&venv);
+        let made = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 can be started");
+        assert!(made.success(), "{test}: python3 -m venv failed");
+        let installed = Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+            ])
+            .arg(dir.join("requirements.txt"))
+            .status()
+            .expect("pip can be started");
+        assert!(
+            installed.success(),
+            "{test}: pip install failed in {}",
+            dir.display()
+        );
+        std::fs::write(&marker, &wanted).expect("the venv marker");
+    }
+    drop(lock);
+    python
+}

@@ -150,3 +150,27 @@ async fn typescript_sdk_steps_up_without_a_refresh_token() {
 async fn typescript_sdk_steps_up_with_a_refresh_token() {
     sdk_steps_up("refresh").await;
 }
+
+/// The official Python SDK (`mcp`, pinned in `tests/py/requirements.txt`)
+/// through the same read → write → read step-ups: it authorizes again on
+/// each 403 with the challenge's scopes; the last read needs none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs python3 and PyPI"]
+async fn python_sdk_steps_up() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py");
+    let python = mcp_auth_testkit::pip_ready(&dir, "python_sdk step-up");
+    let demo = start(DemoOptions::default()).await.unwrap();
+    let output = tokio::process::Command::new(python)
+        .args(["stepup.py", &demo.url])
+        .current_dir(&dir)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "Python SDK step-up failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("all checks passed"), "{stdout}");
+}
