@@ -731,3 +731,51 @@ async fn the_first_sign_in_asks_for_the_read_scopes_only() {
     assert!(!asked.contains("gmail.send"), "{asked}");
     assert!(asked.contains("gmail.readonly"), "{asked}");
 }
+
+/// The official TypeScript SDK's first sign-in to google-mcp: the scope it
+/// asks for (from our 401) is the read scopes, and Google is then asked
+/// for the read-only scopes, not `gmail.send`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs node and npm"]
+async fn the_typescript_sdk_asks_google_for_read_scopes_only_at_first() {
+    let dir =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../mcp-auth-demo/tests/ts");
+    mcp_auth_testkit::npm_ready(&dir, "@modelcontextprotocol/sdk", "google-mcp first scope");
+    let s = server().await;
+    let output = tokio::process::Command::new("node")
+        .args(["first-scope.mjs", s.url.as_str()])
+        .current_dir(&dir)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("scope: google:drive google:gmail google:calendar"),
+        "{stdout}"
+    );
+    let authorization_url = stdout.lines().last().unwrap().to_owned();
+    // The person approves our consent; we send them to Google.
+    let mut browser = Browser::new();
+    let consent = browser.get(&authorization_url).await.unwrap();
+    assert_eq!(consent.status, 200, "{}", consent.body);
+    let to_google = browser
+        .post(
+            &format!("{}/consent", s.issuer.trim_end_matches('/')),
+            &[
+                ("pending", &consent.field("pending").unwrap()),
+                ("csrf", &consent.field("csrf").unwrap()),
+                ("decision", "approve"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(to_google.status, 303, "{}", to_google.body);
+    let asked = mcp_auth_testkit::browser::query_of(to_google.location())["scope"].clone();
+    assert!(asked.contains("gmail.readonly"), "{asked}");
+    assert!(!asked.contains("gmail.send"), "{asked}");
+}
