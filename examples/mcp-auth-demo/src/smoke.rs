@@ -327,8 +327,8 @@ pub async fn run(demo: &Demo) -> Result<(), BoxError> {
     s.check(
         a.status == StatusCode::FORBIDDEN
             && c.contains("error=\"insufficient_scope\"")
-            && c.contains(&format!("scope=\"{BASE_SCOPE} {WRITE_SCOPE}\"")),
-        "save_note without notes:write: 403 insufficient_scope naming the scopes",
+            && c.contains(&format!("scope=\"{BASE_SCOPE} {WRITE_SCOPE} {READ_SCOPE}\"")),
+        "save_note without notes:write: 403 insufficient_scope naming the scopes it needs, then notes:read it has",
         Some(&a),
     )?;
 
