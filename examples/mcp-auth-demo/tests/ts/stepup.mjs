@@ -16,6 +16,7 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport, StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
+import { browser as scriptedBrowser, field } from "./browser.mjs";
 
 const [url, mode] = process.argv.slice(2);
 const user = "ts-stepup@example.com";
@@ -48,28 +49,7 @@ const provider = {
   codeVerifier() { return this.verifier; },
 };
 
-const cookies = new Map();
-async function load(target, form) {
-  const response = await fetch(target, {
-    method: form ? "POST" : "GET",
-    redirect: "manual",
-    headers: {
-      cookie: [...cookies].map(([k, v]) => `${k}=${v}`).join("; "),
-      ...(form ? { "content-type": "application/x-www-form-urlencoded" } : {}),
-    },
-    body: form ? new URLSearchParams(form).toString() : undefined,
-  });
-  for (const line of response.headers.getSetCookie()) {
-    const [pair] = line.split(";");
-    const at = pair.indexOf("=");
-    cookies.set(pair.slice(0, at), pair.slice(at + 1));
-  }
-  return { status: response.status, location: response.headers.get("location"), html: await response.text() };
-}
-function field(html, name) {
-  const match = html.match(new RegExp(`name="${name}" value="([^"]*)"`));
-  return match ? match[1] : undefined;
-}
+const { load } = scriptedBrowser();
 
 let consents = 0;
 let authorizations = 0;
