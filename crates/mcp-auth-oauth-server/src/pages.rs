@@ -148,6 +148,7 @@ pub(crate) struct DevLoginPage<'a> {
 /// One application on the connected-apps page.
 #[derive(Debug)]
 pub(crate) struct AppItem {
+    /// The application's `client_id` (what its Revoke button names).
     pub(crate) id: String,
     pub(crate) name: String,
     pub(crate) origin: String,
@@ -171,6 +172,9 @@ pub(crate) struct AppsPage<'a> {
     /// The provider behind an upstream login, if any.
     pub(crate) provider: Option<&'a str>,
     pub(crate) apps: Vec<AppItem>,
+    /// How long an access token already issued still works, in whole
+    /// minutes (rounded up): revoking cannot reach it.
+    pub(crate) access_minutes: u64,
     pub(crate) action: &'a str,
     pub(crate) logout_action: &'a str,
     pub(crate) csrf: &'a str,

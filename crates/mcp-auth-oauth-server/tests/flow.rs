@@ -708,14 +708,14 @@ async fn a_signed_in_person_sees_their_connected_apps_and_revokes_one() {
         page.body
     );
     assert!(page.body.contains("registered itself"));
-    // The first Revoke form on the page: its grant and the page's token.
-    let grant = page.field("grant").unwrap();
+    // The first Revoke form on the page: its application and the page's token.
+    let grant = page.field("client").unwrap();
     let csrf = page.field("csrf").unwrap();
     // Another browser, or a forged token, cannot use the form.
     let stranger = Browser::new()
         .post(
             &format!("{apps_url}/revoke"),
-            &[("grant", &grant), ("csrf", &csrf)],
+            &[("client", &grant), ("csrf", &csrf)],
         )
         .await
         .unwrap();
@@ -723,7 +723,7 @@ async fn a_signed_in_person_sees_their_connected_apps_and_revokes_one() {
     let forged = browser
         .post(
             &format!("{apps_url}/revoke"),
-            &[("grant", &grant), ("csrf", "forged")],
+            &[("client", &grant), ("csrf", "forged")],
         )
         .await
         .unwrap();
@@ -731,7 +731,7 @@ async fn a_signed_in_person_sees_their_connected_apps_and_revokes_one() {
     let done = browser
         .post(
             &format!("{apps_url}/revoke"),
-            &[("grant", &grant), ("csrf", &csrf)],
+            &[("client", &grant), ("csrf", &csrf)],
         )
         .await
         .unwrap();
@@ -751,6 +751,57 @@ async fn a_signed_in_person_sees_their_connected_apps_and_revokes_one() {
     assert_eq!(
         Browser::new().get(&apps_url).await.unwrap().status,
         StatusCode::UNAUTHORIZED
+    );
+}
+
+/// An application that signed in twice (a step-up, a second device) holds
+/// two grants: the page lists it once, with what both allow, and its one
+/// Revoke button ends both.
+#[tokio::test]
+async fn an_application_with_two_grants_is_listed_once_and_revoked_whole() {
+    let env = env().await;
+    let client = register(&env, "Twice").await;
+    let mut browsers = vec![Browser::new(), Browser::new()];
+    let mut refresh_tokens = Vec::new();
+    // Two browsers (two devices): each signs in and consents.
+    for browser in &mut browsers {
+        let pkce = new_pkce();
+        let q = query(&sign_in(&env, browser, &client, &pkce, "lee").await);
+        let (_, tokens) = exchange(&env, &client, &q["code"], &pkce.verifier).await;
+        refresh_tokens.push(tokens["refresh_token"].as_str().unwrap().to_owned());
+    }
+    let browser = &mut browsers[1];
+    let apps_url = format!("{}/apps", env.issuer);
+    let page = browser.get(&apps_url).await.unwrap();
+    assert_eq!(
+        page.body.matches("Revoke access").count(),
+        1,
+        "{}",
+        page.body
+    );
+    assert_eq!(page.body.matches("<strong>Twice</strong>").count(), 1);
+    let done = browser
+        .post(
+            &format!("{apps_url}/revoke"),
+            &[
+                ("client", &page.field("client").unwrap()),
+                ("csrf", &page.field("csrf").unwrap()),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    for token in &refresh_tokens {
+        assert_eq!(
+            refresh(&env, &client, token).await.0,
+            StatusCode::BAD_REQUEST
+        );
+    }
+    let page = browser.get(&apps_url).await.unwrap();
+    assert!(
+        page.body.contains("No application holds access"),
+        "{}",
+        page.body
     );
 }
 

@@ -799,7 +799,7 @@ async fn the_person_or_the_client_revoking_the_last_grant_also_ends_the_provider
         .post(
             &format!("{}/apps/revoke", s.issuer),
             &[
-                ("grant", &page.field("grant").unwrap()),
+                ("client", &page.field("client").unwrap()),
                 ("csrf", &page.field("csrf").unwrap()),
             ],
         )

@@ -35,6 +35,7 @@
 //! ```
 
 pub mod browser;
+pub mod clients;
 pub mod cluster;
 mod double;
 pub mod google;

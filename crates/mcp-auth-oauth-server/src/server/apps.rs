@@ -15,6 +15,7 @@ use super::reply::{PageError, redirect_to};
 use super::{Inner, origin_text, short};
 use crate::AUDIT;
 use crate::pages::{self, AppItem, AppsPage};
+use crate::store::Grant;
 
 /// The signed-in person of this browser, and the CSRF token of the
 /// connected-apps page (derived from the browser cookie, which a page of
@@ -38,14 +39,42 @@ pub(super) async fn apps(
         "You are not signed in on this server in this browser. Sign in from an application first.",
     ))?;
     let grants = s.store.grants_of(&user, s.now()).await?;
-    let apps = grants
-        .iter()
-        .map(|grant| AppItem {
-            id: grant.id.clone(),
-            name: grant.client_name.clone(),
-            origin: origin_text(&grant.client_origin),
-            scopes: s.describe_scopes(&grant.scopes),
-            last_used: pages::utc(grant.last_used),
+    // One entry per application: a client that signed in again (a step-up,
+    // a second device of a client with a metadata document) holds several
+    // grants, and the person revokes the application, not a grant.
+    let mut apps: Vec<(String, Vec<&Grant>)> = Vec::new();
+    for grant in &grants {
+        match apps
+            .iter_mut()
+            .find(|(client, _)| *client == grant.client_id)
+        {
+            Some((_, list)) => list.push(grant),
+            None => apps.push((grant.client_id.clone(), vec![grant])),
+        }
+    }
+    let apps = apps
+        .into_iter()
+        .map(|(client, list)| {
+            let newest = list
+                .iter()
+                .max_by_key(|g| g.created_at)
+                .copied()
+                .unwrap_or(list[0]);
+            let mut scopes: Vec<String> = Vec::new();
+            for grant in &list {
+                for scope in &grant.scopes {
+                    if !scopes.contains(scope) {
+                        scopes.push(scope.clone());
+                    }
+                }
+            }
+            AppItem {
+                id: client,
+                name: newest.client_name.clone(),
+                origin: origin_text(&newest.client_origin),
+                scopes: s.describe_scopes(&scopes),
+                last_used: pages::utc(list.iter().map(|g| g.last_used).max().unwrap_or(0)),
+            }
         })
         .collect();
     let action = s.endpoint("/apps/revoke");
@@ -56,6 +85,7 @@ pub(super) async fn apps(
             user: user.as_str(),
             provider: s.login.provider_name(),
             apps,
+            access_minutes: s.access_ttl.div_ceil(60),
             action: &action,
             logout_action: &logout_action,
             csrf: &csrf,
@@ -103,7 +133,8 @@ pub(super) async fn logout(
     Ok(page)
 }
 
-/// `POST /apps/revoke`: revokes one of the person's own grants.
+/// `POST /apps/revoke`: revokes every grant the person gave one application
+/// (the form names its `client`).
 pub(super) async fn apps_revoke(
     State(s): State<Arc<Inner>>,
     addr: ClientAddr,
@@ -124,16 +155,23 @@ pub(super) async fn apps_revoke(
             "The form is not valid. Reload the page.",
         ));
     }
-    let id = fields
-        .get("grant")
+    let client = fields
+        .get("client")
         .ok_or(PageError::bad_request("No application named."))?;
-    match s.store.grant(id, s.now()).await? {
-        Some(grant) if grant.subject == user => {
-            s.store.revoke_grant(id).await?;
-            tracing::info!(target: AUDIT, event = "grant_revoked", grant = short(id), by = "user");
-            s.after_revoke(&user).await;
-            Ok(redirect_to(&s.endpoint("/apps")))
-        }
-        _ => Err(PageError::NotFound("No such application.")),
+    let mine: Vec<Grant> = s
+        .store
+        .grants_of(&user, s.now())
+        .await?
+        .into_iter()
+        .filter(|g| g.client_id == *client)
+        .collect();
+    if mine.is_empty() {
+        return Err(PageError::NotFound("No such application."));
     }
+    for grant in &mine {
+        s.store.revoke_grant(&grant.id).await?;
+        tracing::info!(target: AUDIT, event = "grant_revoked", grant = short(&grant.id), by = "user");
+    }
+    s.after_revoke(&user).await;
+    Ok(redirect_to(&s.endpoint("/apps")))
 }

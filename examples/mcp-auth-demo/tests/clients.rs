@@ -1,0 +1,61 @@
+//! The client interop suite on the demo (`mcp_auth_testkit::clients`): the
+//! official TypeScript SDK, the official Python SDK and the MCP Inspector
+//! CLI (pinned in `crates/mcp-auth-testkit/clients/`) each sign in through
+//! headless Chromium (development login, consent), call `whoami`, step up
+//! for `read_note` (notes:read), refresh, and are revoked on the
+//! connected-apps page. A failure names the client and the step.
+//!
+//! Needs node, npm, python3 and chromium: ignored by a plain `cargo test`,
+//! run by `scripts/test-all.sh`.
+#![allow(clippy::unwrap_used)]
+
+use mcp_auth_demo::{DemoOptions, start};
+use mcp_auth_testkit::clients::{Call, McpClient, Target, run};
+use serde_json::json;
+
+async fn suite(client: McpClient) {
+    let demo = start(DemoOptions::default()).await.unwrap();
+    let origin = demo.url.trim_end_matches("/mcp").to_owned();
+    let target = Target {
+        name: "the demo",
+        mcp_url: demo.url.clone(),
+        origin,
+        user: "interop@example.com",
+        first: Call {
+            tool: "whoami",
+            args: json!({}),
+        },
+        step_up: Call {
+            tool: "read_note",
+            args: json!({}),
+        },
+        first_scope: "mcp:tools",
+    };
+    match run(client, &target).await {
+        Ok(steps) => {
+            assert_eq!(steps.len(), 5, "{steps:#?}");
+            for step in steps {
+                println!("ok: {step}");
+            }
+        }
+        Err(failure) => panic!("{failure}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs node, npm and chromium"]
+async fn the_typescript_sdk_signs_in_steps_up_refreshes_and_is_revoked() {
+    suite(McpClient::TypeScriptSdk).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs python3, node, npm and chromium"]
+async fn the_python_sdk_signs_in_steps_up_refreshes_and_is_revoked() {
+    suite(McpClient::PythonSdk).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs node, npm and chromium"]
+async fn the_inspector_cli_signs_in_steps_up_refreshes_and_is_revoked() {
+    suite(McpClient::InspectorCli).await;
+}
