@@ -271,6 +271,7 @@ mod tests {
                         scopes: scopes.clone(),
                         last_used: HOSTILE.into(),
                     }],
+                    access_minutes: 60,
                     action: HOSTILE,
                     logout_action: HOSTILE,
                     csrf: HOSTILE,

@@ -187,8 +187,10 @@ async fn person(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let last = browser.text("body").await.unwrap_or_default();
     Err(format!(
-        "not back at {back_to} within 30 s (pages seen: {seen:?})"
+        "not back at {back_to} within 30 s (pages seen: {seen:?}; the last one says {:?})",
+        last.chars().take(200).collect::<String>()
     ))
 }
 

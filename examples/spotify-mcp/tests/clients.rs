@@ -1,0 +1,71 @@
+//! The client interop suite on spotify-mcp, an app built with
+//! `mcp-auth-app` (`mcp_auth_testkit::clients`): the official TypeScript
+//! SDK, the official Python SDK and the MCP Inspector CLI (pinned in
+//! `crates/mcp-auth-testkit/clients/`) each sign in through headless
+//! Chromium (our consent, then the Spotify double's login), call
+//! `now_playing` (spotify:read), step up for `pause` (spotify:playback),
+//! refresh, and are revoked on the connected-apps page. A failure names the
+//! client and the step.
+//!
+//! Needs node, npm, python3 and chromium: ignored by a plain `cargo test`,
+//! run by `scripts/test-all.sh`.
+#![allow(clippy::unwrap_used)]
+
+use mcp_auth_app::Settings;
+use mcp_auth_testkit::clients::{Call, McpClient, Target, run};
+use serde_json::json;
+use spotify_mcp::start_with;
+
+async fn suite(client: McpClient) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let settings = Settings::from_sources(
+        &spotify_mcp::setting_names(),
+        |k| (k == "MCP_LISTEN").then(|| addr.clone()),
+        None,
+    )
+    .unwrap();
+    let server = start_with(&settings, listener, None).await.unwrap();
+    let target = Target {
+        name: "spotify-mcp",
+        mcp_url: server.url.clone(),
+        origin: server.issuer.clone(),
+        user: "bob",
+        first: Call {
+            tool: "now_playing",
+            args: json!({}),
+        },
+        step_up: Call {
+            tool: "pause",
+            args: json!({}),
+        },
+        first_scope: "spotify:read",
+    };
+    match run(client, &target).await {
+        Ok(steps) => {
+            assert_eq!(steps.len(), 5, "{steps:#?}");
+            for step in steps {
+                println!("ok: {step}");
+            }
+        }
+        Err(failure) => panic!("{failure}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs node, npm and chromium"]
+async fn the_typescript_sdk_signs_in_steps_up_refreshes_and_is_revoked() {
+    suite(McpClient::TypeScriptSdk).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs python3, node, npm and chromium"]
+async fn the_python_sdk_signs_in_steps_up_refreshes_and_is_revoked() {
+    suite(McpClient::PythonSdk).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs node, npm and chromium"]
+async fn the_inspector_cli_signs_in_steps_up_refreshes_and_is_revoked() {
+    suite(McpClient::InspectorCli).await;
+}
