@@ -38,6 +38,7 @@ pub mod browser;
 pub mod clients;
 pub mod cluster;
 mod double;
+pub mod fixtures;
 pub mod google;
 mod issuer;
 mod log;

@@ -11,6 +11,7 @@
 
 use mcp_auth_demo::{DemoOptions, start};
 use mcp_auth_testkit::clients::{Call, McpClient, Target, run};
+use mcp_auth_testkit::fixtures::{FixtureTarget, exercise, known_clients};
 use serde_json::json;
 
 async fn suite(client: McpClient) {
@@ -58,4 +59,28 @@ async fn the_python_sdk_signs_in_steps_up_refreshes_and_is_revoked() {
 #[ignore = "needs node, npm and chromium"]
 async fn the_inspector_cli_signs_in_steps_up_refreshes_and_is_revoked() {
     suite(McpClient::InspectorCli).await;
+}
+
+/// The sign-in each popular client makes, as its source shows it
+/// (`mcp_auth_testkit::fixtures`): registered, authorized, redeemed, a tool
+/// called, refreshed and revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_known_client_registers_signs_in_refreshes_and_is_revoked() {
+    let demo = start(DemoOptions::default()).await.unwrap();
+    let target = FixtureTarget {
+        mcp_url: demo.url.clone(),
+        issuer: demo.url.trim_end_matches("/mcp").to_owned(),
+        user: "fixture@example.com",
+        scope: "mcp:tools",
+        tool: "whoami",
+    };
+    for fixture in known_clients("demo", target.scope) {
+        match exercise(&fixture, &target).await {
+            Ok(steps) => println!("{}: {}", fixture.client, steps.join("; ")),
+            Err(step) => panic!(
+                "{} on the demo, {step}\n(source: {})",
+                fixture.client, fixture.source
+            ),
+        }
+    }
 }

@@ -13,6 +13,7 @@
 
 use mcp_auth_app::Settings;
 use mcp_auth_testkit::clients::{Call, McpClient, Target, run};
+use mcp_auth_testkit::fixtures::{FixtureTarget, exercise, known_clients};
 use serde_json::json;
 use spotify_mcp::start_with;
 
@@ -68,4 +69,37 @@ async fn the_python_sdk_signs_in_steps_up_refreshes_and_is_revoked() {
 #[ignore = "needs node, npm and chromium"]
 async fn the_inspector_cli_signs_in_steps_up_refreshes_and_is_revoked() {
     suite(McpClient::InspectorCli).await;
+}
+
+/// The sign-in each popular client makes, as its source shows it
+/// (`mcp_auth_testkit::fixtures`), through our consent and the Spotify
+/// double: registered, authorized, redeemed, a tool called, refreshed and
+/// revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_known_client_registers_signs_in_refreshes_and_is_revoked() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let settings = Settings::from_sources(
+        &spotify_mcp::setting_names(),
+        |k| (k == "MCP_LISTEN").then(|| addr.clone()),
+        None,
+    )
+    .unwrap();
+    let server = start_with(&settings, listener, None).await.unwrap();
+    let target = FixtureTarget {
+        mcp_url: server.url.clone(),
+        issuer: server.issuer.clone(),
+        user: "bob",
+        scope: "spotify:read",
+        tool: "now_playing",
+    };
+    for fixture in known_clients("spotify", target.scope) {
+        match exercise(&fixture, &target).await {
+            Ok(steps) => println!("{}: {}", fixture.client, steps.join("; ")),
+            Err(step) => panic!(
+                "{} on spotify-mcp, {step}\n(source: {})",
+                fixture.client, fixture.source
+            ),
+        }
+    }
 }
