@@ -313,6 +313,6 @@ mod tests {
         };
         let shown = format!("{carry:?}");
         assert!(!shown.contains(id.expose()), "{shown}");
-        assert!(shown.contains("[redacted]"), "{shown}");
+        assert!(shown.contains("[REDACTED]"), "{shown}");
     }
 }

@@ -45,7 +45,7 @@ const PSEUDONYM_BYTES: usize = 20;
 /// assert!(name.as_str().starts_with("p-") && !name.as_str().contains("alice"));
 /// assert_eq!(name, keys.derive("sessions").name(&alice));
 /// assert_ne!(name, keys.derive("grants").name(&alice));
-/// assert_eq!(format!("{keys:?}"), "UserPseudonyms([redacted])");
+/// assert_eq!(format!("{keys:?}"), "UserPseudonyms([REDACTED])");
 /// # Ok::<(), mcp_auth_core::InvalidUserId>(())
 /// ```
 #[derive(Clone)]

@@ -2,16 +2,19 @@
 //!
 //! A secret (a token, a session id, a PKCE verifier, an OAuth `state`) is a
 //! newtype declared with [`secret_string!`](crate::secret_string): its
-//! `Debug` prints `Name([redacted])`, it is zeroized when dropped, it has
+//! `Debug` prints `Name([REDACTED])`, it is zeroized when dropped, it has
 //! no derived `PartialEq` (compare with its `matches`, constant time over
 //! SHA-256 digests), and no `Clone` unless the crate adds one on purpose.
-//! Structs that hold a secret among other fields print [`REDACTED`] for it.
+//! Structs that hold a secret among other fields print [`REDACTED`] for it,
+//! the spelling `secrecy`'s `SecretString` uses inside its own `Debug`
+//! (`SecretBox<str>([REDACTED])`), so a struct with `SecretString` fields
+//! derives `Debug` and every secret in the workspace reads the same.
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// What `Debug` prints in place of a secret: one spelling everywhere.
-pub const REDACTED: &str = "[redacted]";
+pub const REDACTED: &str = "[REDACTED]";
 
 /// Whether `a` and `b` hold the same bytes, in time that depends neither on
 /// their contents nor on their lengths: their SHA-256 digests (always 32
@@ -34,7 +37,7 @@ pub fn secrets_equal(a: &[u8], b: &[u8]) -> bool {
 /// #[derive(Debug)]
 /// struct Login { user: String, password: Redacted<String> }
 /// let login = Login { user: "ada".into(), password: Redacted("hunter2".into()) };
-/// assert_eq!(format!("{login:?}"), r#"Login { user: "ada", password: [redacted] }"#);
+/// assert_eq!(format!("{login:?}"), r#"Login { user: "ada", password: [REDACTED] }"#);
 /// assert_eq!(login.password.len(), 7);
 /// ```
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -53,7 +56,7 @@ impl<T> std::ops::Deref for Redacted<T> {
     }
 }
 
-/// Declares a secret string newtype: `Debug` prints `Name([redacted])`, the
+/// Declares a secret string newtype: `Debug` prints `Name([REDACTED])`, the
 /// text is zeroized on drop (`ZeroizeOnDrop`), `matches` compares in
 /// constant time ([`secrets_equal`]), `expose` lends the text for the one
 /// place it must go. The crate adds its own constructors over the
@@ -65,7 +68,7 @@ impl<T> std::ops::Deref for Redacted<T> {
 ///     pub struct ApiKey;
 /// }
 /// let key = ApiKey::wrap("k-123".to_owned());
-/// assert_eq!(format!("{key:?}"), "ApiKey([redacted])");
+/// assert_eq!(format!("{key:?}"), "ApiKey([REDACTED])");
 /// assert!(key.matches("k-123") && !key.matches("k-12"));
 /// assert_eq!(key.expose(), "k-123");
 /// ```
@@ -120,7 +123,7 @@ mod tests {
     fn a_declared_secret_is_redacted_wiped_and_compared_in_constant_time() {
         wiped_on_drop::<Probe>();
         let probe = Probe::wrap("s3cret-value".to_owned());
-        assert_eq!(format!("{probe:?}"), "Probe([redacted])");
+        assert_eq!(format!("{probe:?}"), "Probe([REDACTED])");
         assert!(probe.matches("s3cret-value"));
         for other in ["s3cret-valu", "s3cret-value!", "", "S3cret-value"] {
             assert!(!probe.matches(other), "{other}");

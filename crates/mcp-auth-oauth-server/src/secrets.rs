@@ -92,7 +92,7 @@ mod tests {
             format!("{:?}", PendingId::generate().unwrap()),
             format!("{:?}", ClientSecret::generate().unwrap()),
         ] {
-            assert!(text.ends_with("([redacted])"), "{text}");
+            assert!(text.ends_with("([REDACTED])"), "{text}");
         }
         assert!(!format!("{code:?}").contains(code.expose()));
         assert!(code.matches(code.expose()) && !code.matches(refresh.expose()));

@@ -12,7 +12,7 @@ use crate::{OAuthError, RedirectUri};
 /// `<PREFIX>_CLIENT_SECRET` (optional for public clients),
 /// `<PREFIX>_REDIRECT_URI`, and optional `<PREFIX>_SCOPES` (space
 /// separated), e.g. `SPOTIFY_CLIENT_ID`.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct ClientConfig {
     /// The client id.
@@ -25,19 +25,6 @@ pub struct ClientConfig {
     pub scopes: Vec<String>,
 }
 
-impl std::fmt::Debug for ClientConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientConfig")
-            .field("client_id", &self.client_id)
-            .field(
-                "client_secret",
-                &self.client_secret.as_ref().map(|_| mcp_auth_core::REDACTED),
-            )
-            .field("redirect_uri", &self.redirect_uri)
-            .field("scopes", &self.scopes)
-            .finish()
-    }
-}
 
 impl ClientConfig {
     /// Reads the process environment, then `file` (if given) for what the

@@ -29,7 +29,7 @@ mcp_auth_core::secret_string! {
     /// The PKCE `code_verifier` (RFC 7636 section 4.1): a secret the client
     /// keeps until the token exchange.
     ///
-    /// Not `Clone`, `Debug` prints `[redacted]`, zeroed on drop.
+    /// Not `Clone`, `Debug` prints `[REDACTED]`, zeroed on drop.
     pub struct CodeVerifier;
 }
 

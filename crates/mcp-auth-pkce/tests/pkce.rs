@@ -45,9 +45,32 @@ fn nothing_secret_in_debug() {
         (format!("{s:?}"), s.as_str().to_owned()),
         (format!("{n:?}"), n.as_str().to_owned()),
     ] {
-        assert!(debug.contains("[redacted]"), "{debug}");
+        assert!(debug.contains("[REDACTED]"), "{debug}");
         assert!(!debug.contains(&secret));
     }
+}
+
+/// One redaction spelling: ours is the one `secrecy` prints inside a
+/// `SecretString`, so a struct with `SecretString` fields derives `Debug`
+/// (here `ClientConfig`) and reads like every other secret.
+#[test]
+fn one_redaction_spelling_with_secrecy() {
+    let secret = secrecy::SecretString::from("s3cr3t-client-secret".to_owned());
+    assert!(format!("{secret:?}").contains(mcp_auth_core::REDACTED));
+    let config = mcp_auth_pkce::ClientConfig::from_sources(
+        "P",
+        |k| match k {
+            "P_CLIENT_ID" => Some("client-1".into()),
+            "P_CLIENT_SECRET" => Some("s3cr3t-client-secret".into()),
+            "P_REDIRECT_URI" => Some("http://127.0.0.1:8080/callback".into()),
+            _ => None,
+        },
+        None,
+    )
+    .unwrap();
+    let shown = format!("{config:?}");
+    assert!(shown.contains("client-1") && shown.contains(mcp_auth_core::REDACTED), "{shown}");
+    assert!(!shown.contains("s3cr3t"), "{shown}");
 }
 
 #[test]

@@ -183,7 +183,7 @@ mod tests {
     #[test]
     fn debug_is_redacted() {
         let id = SessionId::generate().unwrap();
-        assert_eq!(format!("{id:?}"), "SessionId([redacted])");
+        assert_eq!(format!("{id:?}"), "SessionId([REDACTED])");
         let debug = format!("{id:?} {:?}", id.handle());
         assert!(!debug.contains(id.expose()));
         assert!(!debug.contains(&id.handle().to_hex()));

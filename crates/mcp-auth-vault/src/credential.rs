@@ -1,4 +1,3 @@
-use std::fmt;
 use std::time::Duration;
 
 use mcp_auth_core::Clock;
@@ -9,7 +8,8 @@ use zeroize::Zeroizing;
 /// A user's upstream OAuth credential (e.g. Spotify or Google tokens).
 ///
 /// Tokens live in [`SecretString`]s: zeroized on drop and printed as
-/// `[redacted]` by `Debug`.
+/// `[REDACTED]` by `Debug`.
+#[derive(Debug)]
 pub struct Credential {
     access_token: SecretString,
     refresh_token: Option<SecretString>,
@@ -126,20 +126,6 @@ impl Credential {
     }
 }
 
-impl fmt::Debug for Credential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credential")
-            .field("access_token", &mcp_auth_core::REDACTED)
-            .field(
-                "refresh_token",
-                &self.refresh_token.as_ref().map(|_| mcp_auth_core::REDACTED),
-            )
-            .field("expires_at", &self.expires_at)
-            .field("scopes", &self.scopes)
-            .field("token_type", &self.token_type)
-            .finish()
-    }
-}
 
 #[derive(Serialize)]
 struct WireRef<'a> {
@@ -182,7 +168,7 @@ mod tests {
             .with_scopes(["playlist-read-private"]);
         let shown = format!("{c:?}");
         assert!(!shown.contains("SECRET"), "{shown}");
-        assert!(shown.contains("[redacted]"));
+        assert!(shown.contains("[REDACTED]"));
         assert!(shown.contains("playlist-read-private"));
     }
 

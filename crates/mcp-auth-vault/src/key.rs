@@ -160,7 +160,7 @@ enum Material {
 }
 
 /// Secret input from which the vault's master key is made: a raw 256-bit key
-/// or a passphrase. `Debug` prints `[redacted]`; the bytes are zeroized on drop.
+/// or a passphrase. `Debug` prints `[REDACTED]`; the bytes are zeroized on drop.
 pub struct KeyMaterial(Material);
 
 impl fmt::Debug for KeyMaterial {
@@ -447,7 +447,7 @@ mod tests {
         let pass = KeyMaterial::passphrase(SecretString::from("hunter2-passphrase"));
         let master = raw.derive(&KdfParams::Raw).expect("derive");
         let all = format!("{raw:?} {pass:?} {master:?}");
-        assert!(all.contains("[redacted]"));
+        assert!(all.contains("[REDACTED]"));
         assert!(!all.contains("hunter2"));
         assert!(!all.contains("AAAA"), "{all}");
         assert!(!all.contains("65, 65"), "{all}");

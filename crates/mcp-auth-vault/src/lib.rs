@@ -25,7 +25,7 @@
 //! let back = vault.get(&alice, "spotify")?.expect("stored");
 //! assert_eq!(back.access_token().expose_secret(), "spotify-access-token");
 //! assert_eq!(vault.providers(&alice)?, ["spotify"]);
-//! assert!(format!("{back:?}").contains("[redacted]"));
+//! assert!(format!("{back:?}").contains("[REDACTED]"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

@@ -209,7 +209,7 @@ pub struct RedisTls {
     client: Option<(Vec<u8>, SecretPem)>,
 }
 
-/// A private key in PEM: wiped on drop, `[redacted]` in `Debug`.
+/// A private key in PEM: wiped on drop, `[REDACTED]` in `Debug`.
 type SecretPem = crate::Redacted<zeroize::Zeroizing<Vec<u8>>>;
 
 impl RedisTls {
@@ -748,7 +748,7 @@ mod tests {
         .unwrap();
         let text = format!("{tls:?}");
         assert!(
-            !text.contains("c2VjcmV0") && text.contains("[redacted]"),
+            !text.contains("c2VjcmV0") && text.contains("[REDACTED]"),
             "{text}"
         );
 

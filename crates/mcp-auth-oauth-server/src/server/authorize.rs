@@ -323,7 +323,7 @@ impl Inner {
         };
         self.store.put_code(code.key(), record).await?;
         crate::metrics::sign_in_completed();
-        let mut pairs = vec![("code", code.expose()), ("iss", self.issuer.as_str())];
+        let mut pairs = vec![("code", code.expose()), ("iss", &*self.issuer)];
         if let Some(state) = &pending.state {
             pairs.push(("state", state));
         }
@@ -343,7 +343,7 @@ impl Inner {
         let mut pairs = vec![
             ("error", error),
             ("error_description", description),
-            ("iss", self.issuer.as_str()),
+            ("iss", &*self.issuer),
         ];
         if let Some(state) = state {
             pairs.push(("state", state));

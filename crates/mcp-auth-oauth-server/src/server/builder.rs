@@ -430,7 +430,7 @@ impl AuthServerBuilder {
             return Err(config("issuer", "must not have a query"));
         }
         let prefix = issuer.path().trim_end_matches('/').to_owned();
-        let issuer_text = self.issuer.trim_end_matches('/').to_owned();
+        let issuer_text: Arc<str> = Arc::from(self.issuer.trim_end_matches('/'));
         for resource in &self.resources {
             mcp_auth_http::check_configured_url(resource)
                 .map_err(|_| config("resource", "must be https (http only on loopback)"))?;

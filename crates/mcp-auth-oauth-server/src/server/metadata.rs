@@ -14,7 +14,7 @@ use super::reply::json;
 /// exactly what the server implements.
 pub(super) async fn metadata(State(s): State<Arc<Inner>>) -> Response<Body> {
     let mut doc = json!({
-        "issuer": s.issuer,
+        "issuer": &*s.issuer,
         "authorization_endpoint": s.endpoint("/authorize"),
         "token_endpoint": s.endpoint("/token"),
         "jwks_uri": s.endpoint("/jwks.json"),

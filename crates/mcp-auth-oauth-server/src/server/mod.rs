@@ -84,7 +84,8 @@ pub struct AuthServer {
 /// What every flow shares: the settings, the stores, the keys.
 #[derive(Debug)]
 pub(crate) struct Inner {
-    issuer: String,
+    /// The issuer, once: the upstream token source shares it.
+    issuer: Arc<str>,
     prefix: String,
     resources: Vec<String>,
     scopes: Vec<String>,
@@ -129,7 +130,7 @@ impl AuthServer {
     /// issuer (as its authorization server) and its first resource: the
     /// pair is written once, here, in the server's builder.
     pub fn resource_config(&self) -> ResourceConfigBuilder {
-        ResourceConfig::builder(&self.inner.resources[0], &self.inner.issuer)
+        ResourceConfig::builder(&self.inner.resources[0], &*self.inner.issuer)
     }
 
     /// A verifier of this server's access tokens for `config`'s resource,

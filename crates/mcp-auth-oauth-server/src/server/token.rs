@@ -267,7 +267,7 @@ impl Inner {
     ) -> Result<Response<Body>, OAuthError> {
         let now = self.now();
         let claims = json!({
-            "iss": self.issuer,
+            "iss": &*self.issuer,
             "sub": grant.subject.as_str(),
             "aud": grant.resource,
             "client_id": grant.client_id,

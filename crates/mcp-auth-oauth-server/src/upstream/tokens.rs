@@ -13,7 +13,8 @@ use super::*;
 pub struct UpstreamTokenSource {
     upstream: Arc<Upstream>,
     store: Arc<dyn AuthStore>,
-    issuer: String,
+    /// The server's issuer: the same allocation as the server's own.
+    issuer: Arc<str>,
 }
 
 impl std::fmt::Debug for UpstreamTokenSource {
@@ -26,7 +27,7 @@ impl std::fmt::Debug for UpstreamTokenSource {
 }
 
 impl UpstreamTokenSource {
-    pub(crate) fn new(login: &UpstreamLogin, store: Arc<dyn AuthStore>, issuer: String) -> Self {
+    pub(crate) fn new(login: &UpstreamLogin, store: Arc<dyn AuthStore>, issuer: Arc<str>) -> Self {
         Self {
             upstream: login.inner.clone(),
             store,
@@ -59,7 +60,7 @@ impl UpstreamTokenSource {
             .claims
             .get("iss")
             .and_then(|v| v.as_str())
-            .is_some_and(|iss| iss == self.issuer);
+            .is_some_and(|iss| iss == &*self.issuer);
         issued_here.then(|| self.for_user(&context.user))
     }
 }
