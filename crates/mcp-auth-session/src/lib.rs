@@ -63,6 +63,7 @@ mod cookie;
 mod error;
 mod id;
 mod manager;
+mod memory;
 #[cfg(feature = "redis")]
 mod redis_store;
 mod store;
@@ -74,9 +75,7 @@ pub use id::{SESSION_ID_LEN, SessionHandle, SessionId};
 pub use manager::{
     Created, MAX_CLIENT_ID_LEN, MAX_SCOPE_LEN, MAX_SCOPES, NewSession, Session, SessionManager,
 };
+pub use memory::{DEFAULT_MEMORY_CAPACITY, MemorySessionStore};
 #[cfg(feature = "redis")]
 pub use redis_store::RedisSessionStore;
-pub use store::{
-    DEFAULT_MEMORY_CAPACITY, InsertRules, MemorySessionStore, SessionChange, SessionStore,
-    StoreFuture, StoredSession,
-};
+pub use store::{InsertRules, SessionChange, SessionStore, StoreFuture, StoredSession};
