@@ -25,7 +25,6 @@ pub struct ClientConfig {
     pub scopes: Vec<String>,
 }
 
-
 impl ClientConfig {
     /// Reads the process environment, then `file` (if given) for what the
     /// environment does not set.

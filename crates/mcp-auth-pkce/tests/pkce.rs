@@ -69,7 +69,10 @@ fn one_redaction_spelling_with_secrecy() {
     )
     .unwrap();
     let shown = format!("{config:?}");
-    assert!(shown.contains("client-1") && shown.contains(mcp_auth_core::REDACTED), "{shown}");
+    assert!(
+        shown.contains("client-1") && shown.contains(mcp_auth_core::REDACTED),
+        "{shown}"
+    );
     assert!(!shown.contains("s3cr3t"), "{shown}");
 }
 

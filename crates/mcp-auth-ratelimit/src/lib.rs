@@ -1,7 +1,7 @@
 //! Rate limits for a public MCP server, at three tiers checked together for
 //! each request: the whole server, each user, and each user on each tool.
 //!
-//! * [`MemoryRateLimiter`]: one process, built on `governor` (GCRA).
+//! * [`MemoryRateLimiter`]: one process, GCRA, every tier under one lock.
 //! * `RedisRateLimiter` (feature `redis`): a fleet sharing one budget; all
 //!   tiers of a request decided by one Lua script in one round trip, with the
 //!   same GCRA arithmetic (one shared test suite).

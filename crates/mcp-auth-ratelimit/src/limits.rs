@@ -1,8 +1,7 @@
 //! Quotas, tiers and the rules that turn untrusted tool names into keys.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -131,20 +130,12 @@ impl Limit {
         Duration::from_micros(self.tolerance_us())
     }
 
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn emission_us(&self) -> u64 {
         self.emission_us
     }
 
     pub(crate) fn tolerance_us(&self) -> u64 {
         self.emission_us * u64::from(self.burst - 1)
-    }
-
-    pub(crate) fn quota(&self) -> governor::Quota {
-        let burst = NonZeroU32::new(self.burst).unwrap_or(NonZeroU32::MIN);
-        governor::Quota::with_period(self.emission_interval())
-            .unwrap_or_else(|| governor::Quota::per_second(NonZeroU32::MIN))
-            .allow_burst(burst)
     }
 }
 
@@ -382,34 +373,43 @@ fn valid_tool_name(name: &str, max_len: usize) -> bool {
 pub(crate) struct ToolNames {
     max_len: usize,
     max_distinct: usize,
-    known: Option<BTreeSet<String>>,
+    /// The known tools and the overridden ones, each name held once, when
+    /// the tools are listed (a lookup hands out the shared name: no
+    /// allocation per decision).
+    known: Option<HashMap<Box<str>, Arc<str>>>,
     overrides: BTreeSet<String>,
     seen: Mutex<HashSet<Arc<str>>>,
+    overflow: Arc<str>,
 }
 
 impl ToolNames {
     pub(crate) fn new(limits: &Limits) -> Self {
+        let overrides: BTreeSet<String> = limits.tool_overrides.keys().cloned().collect();
+        let known = limits.known_tools.as_ref().map(|known| {
+            known
+                .iter()
+                .chain(&overrides)
+                .map(|name| (Box::from(name.as_str()), Arc::from(name.as_str())))
+                .collect()
+        });
         Self {
             max_len: limits.max_tool_name_len,
             max_distinct: limits.max_distinct_tools,
-            known: limits.known_tools.clone(),
-            overrides: limits.tool_overrides.keys().cloned().collect(),
+            known,
+            overrides,
             seen: Mutex::new(HashSet::new()),
+            overflow: Arc::from(OVERFLOW_TOOL),
         }
     }
 
     /// The bucket name for `tool`: itself, or [`OVERFLOW_TOOL`].
     pub(crate) fn resolve(&self, tool: &str) -> Arc<str> {
-        let overflow = || Arc::from(OVERFLOW_TOOL);
+        let overflow = || Arc::clone(&self.overflow);
         if !valid_tool_name(tool, self.max_len) {
             return overflow();
         }
         if let Some(known) = &self.known {
-            return if known.contains(tool) || self.overrides.contains(tool) {
-                Arc::from(tool)
-            } else {
-                overflow()
-            };
+            return known.get(tool).map_or_else(overflow, Arc::clone);
         }
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(name) = seen.get(tool) {
@@ -457,9 +457,7 @@ mod tests {
         let l = Limit::per_hour(7).unwrap();
         // 3600 s / 7 rounded up to a whole microsecond.
         assert_eq!(l.emission_interval(), Duration::from_micros(514_285_715));
-        let q = l.quota();
-        assert_eq!(q.replenish_interval(), l.emission_interval());
-        assert_eq!(q.burst_size().get(), 7);
+        assert_eq!(l.tolerance(), Duration::from_micros(514_285_715 * 6));
     }
 
     #[test]

@@ -1,192 +1,162 @@
-//! The in-process limiter: one governor `RateLimiter` per tier, over a
-//! bounded state store that can undo a charge.
+//! The in-process limiter: the three tiers' GCRA state under one lock, a
+//! user's tiers in one map entry.
+//!
+//! One decision reads the clock once, takes one lock, looks the user up
+//! once (the user tier's arrival time and the user's per-tool arrival
+//! times live in the same entry; the global tier is one number), decides
+//! every tier first and writes only when all conform, so a refusal spends
+//! nothing and needs no undo. No allocation unless the user or the
+//! (user, tool) pair is new. The rule is the one the Redis script applies
+//! (docs/ratelimit.md, "GCRA in two paragraphs"), in nanoseconds of the
+//! clock's monotonic time: a wall-clock step neither grants a burst nor
+//! starves anyone, and the state never leaves the process.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use governor::clock::Reference;
-use governor::nanos::Nanos;
-use governor::state::StateStore;
 use mcp_auth_core::{Clock, SystemClock, UserId};
 
 use crate::limits::{Limit, ToolNames};
 use crate::{Decision, DeniedBy, Limits, RateLimitError};
 
-/// governor's view of an `mcp_auth_core::Clock`: its monotonic time, so a
-/// wall-clock step (NTP, an operator) neither grants a burst nor starves
-/// clients. The limiter's state never leaves the process, so no instant in
-/// it needs to mean anything outside.
-#[derive(Clone)]
-struct GovernorClock(Arc<dyn Clock>);
-
-impl governor::clock::Clock for GovernorClock {
-    type Instant = Nanos;
-    fn now(&self) -> Nanos {
-        Nanos::from(self.0.monotonic())
-    }
+/// One tier's rule: emission interval `t` and tolerance `tau`, in ns.
+#[derive(Debug, Clone, Copy)]
+struct Gcra {
+    t: u64,
+    tau: u64,
 }
 
-/// One tier's state: key → GCRA theoretical arrival time (relative to the
-/// limiter's start), at most `cap` keys, and the value each key had before
-/// the last charge so a charge can be undone.
-struct BoundedState {
-    inner: Mutex<StateInner>,
-    cap: usize,
-}
-
-struct StateInner {
-    map: HashMap<String, Nanos>,
-    /// The value the last charged key had before it (None = absent).
-    before_last: Option<Nanos>,
-    /// No sweep can free anything before this time (relative nanos).
-    no_sweep_before: Nanos,
-}
-
-impl BoundedState {
-    fn new(cap: usize) -> Self {
+impl Gcra {
+    fn of(limit: Limit) -> Self {
         Self {
-            inner: Mutex::new(StateInner {
-                map: HashMap::new(),
-                before_last: None,
-                no_sweep_before: Nanos::new(0),
-            }),
-            cap,
+            t: limit.emission_us().saturating_mul(1_000),
+            tau: limit.tolerance_us().saturating_mul(1_000),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, StateInner> {
-        // The map is consistent between statements; a poisoned lock is usable.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Makes room for `key` if it is new. A key whose arrival time has passed
-    /// is idle: GCRA treats it exactly like an absent key, so dropping it
-    /// changes no decision. Returns how long until room frees up otherwise.
-    fn ensure_room(&self, key: &str, now: Nanos) -> Result<(), Duration> {
-        let mut inner = self.lock();
-        if inner.map.len() < self.cap || inner.map.contains_key(key) {
-            return Ok(());
-        }
-        if now >= inner.no_sweep_before {
-            inner.map.retain(|_, tat| *tat > now);
-            let earliest = inner.map.values().min().copied().unwrap_or(now);
-            inner.no_sweep_before = earliest;
-            if inner.map.len() < self.cap {
-                return Ok(());
-            }
-        }
-        Err(inner.no_sweep_before.duration_since(now).into())
-    }
-
-    /// The value the key of the last charge had before it (`None`: absent).
-    fn take_before_last(&self) -> Option<Nanos> {
-        self.lock().before_last.take()
-    }
-
-    /// Puts `key` back to `before` (`None`: absent), undoing a charge.
-    fn restore(&self, key: &str, before: Option<Nanos>) {
-        let mut inner = self.lock();
-        match before {
-            Some(previous) => {
-                if let Some(tat) = inner.map.get_mut(key) {
-                    *tat = previous;
-                }
-            }
-            None => {
-                inner.map.remove(key);
-            }
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.lock().map.len()
-    }
-}
-
-/// The handle governor owns; the tier keeps another to sweep and undo.
-struct SharedState(Arc<BoundedState>);
-
-impl StateStore for SharedState {
-    type Key = String;
-
-    fn measure_and_replace<T, F, E>(&self, key: &String, f: F) -> Result<T, E>
-    where
-        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
-    {
-        let mut inner = self.0.lock();
-        let StateInner {
-            map, before_last, ..
-        } = &mut *inner;
-        // One lookup on the hot path (the key is known); a new key is hashed
-        // again to insert it.
-        match map.get_mut(key) {
-            Some(tat) => {
-                let old = *tat;
-                let (outcome, new) = f(Some(old))?;
-                *before_last = Some(old);
-                *tat = new;
-                Ok(outcome)
-            }
-            None => {
-                let (outcome, new) = f(None)?;
-                *before_last = None;
-                map.insert(key.clone(), new);
-                Ok(outcome)
-            }
+    /// The arrival time after a request at `now` when it conforms (an
+    /// absent key behaves as `tat = now`), or how long until it would.
+    fn charge(self, tat: Option<u64>, now: u64) -> Result<u64, u64> {
+        let tat = tat.unwrap_or(now);
+        let earliest = tat.saturating_sub(self.tau);
+        if now < earliest {
+            Err(earliest - now)
+        } else {
+            Ok(tat.max(now).saturating_add(self.t))
         }
     }
 }
 
-type GovernorLimiter = governor::RateLimiter<
-    String,
-    SharedState,
-    GovernorClock,
-    governor::middleware::NoOpMiddleware<Nanos>,
->;
-
-struct Tier {
-    limiter: GovernorLimiter,
-    state: Arc<BoundedState>,
-    /// Read after the limiter was built, so never earlier than governor's own
-    /// start: "idle" is never judged early.
-    start: Nanos,
+/// A user's state: the user tier's arrival time, and one per tool bucket
+/// (a handful per user; a short list beats a second hash).
+#[derive(Default)]
+struct UserState {
+    tat: Option<u64>,
+    tools: Vec<(Arc<str>, u64)>,
 }
 
-impl Tier {
-    fn new(limit: Limit, cap: usize, clock: &GovernorClock) -> Self {
-        let state = Arc::new(BoundedState::new(cap));
-        let limiter = governor::RateLimiter::new(
-            limit.quota(),
-            SharedState(Arc::clone(&state)),
-            clock.clone(),
-        );
-        let start = governor::clock::Clock::now(clock);
+impl UserState {
+    fn tool(&self, bucket: &str) -> Option<u64> {
+        self.tools
+            .iter()
+            .find(|(b, _)| &**b == bucket)
+            .map(|(_, tat)| *tat)
+    }
+}
+
+struct State {
+    global: Option<u64>,
+    users: HashMap<Box<str>, UserState>,
+    /// Users with a user-tier arrival time.
+    user_keys: usize,
+    /// (user, tool) arrival times, every tool tier together.
+    tool_keys: usize,
+    /// No sweep can free anything before this time.
+    no_sweep_before: u64,
+}
+
+impl Default for State {
+    fn default() -> Self {
         Self {
-            limiter,
-            state,
-            start,
+            global: None,
+            users: HashMap::new(),
+            user_keys: 0,
+            tool_keys: 0,
+            // Nothing to sweep yet: every arrival time written lowers it.
+            no_sweep_before: u64::MAX,
         }
     }
+}
+
+impl State {
+    /// Drops every idle arrival time (one that has passed: GCRA treats it
+    /// exactly like an absent key, so no decision changes), and the users
+    /// left with none.
+    fn sweep(&mut self, now: u64) {
+        if now < self.no_sweep_before {
+            return;
+        }
+        let mut earliest = u64::MAX;
+        let (mut user_keys, mut tool_keys) = (0, 0);
+        self.users.retain(|_, user| {
+            if user.tat.is_some_and(|tat| tat <= now) {
+                user.tat = None;
+            }
+            user.tools.retain(|(_, tat)| *tat > now);
+            if let Some(tat) = user.tat {
+                earliest = earliest.min(tat);
+                user_keys += 1;
+            }
+            for (_, tat) in &user.tools {
+                earliest = earliest.min(*tat);
+            }
+            tool_keys += user.tools.len();
+            user.tat.is_some() || !user.tools.is_empty()
+        });
+        self.user_keys = user_keys;
+        self.tool_keys = tool_keys;
+        self.no_sweep_before = earliest;
+    }
+}
+
+/// The user's arrival time and, per call, the tool bucket's (as held now).
+fn snapshot(state: &State, user: &UserId, buckets: &[Arc<str>]) -> (Option<u64>, Vec<Option<u64>>) {
+    match state.users.get(user.as_str()) {
+        Some(entry) => (entry.tat, buckets.iter().map(|b| entry.tool(b)).collect()),
+        None => (None, vec![None; buckets.len()]),
+    }
+}
+
+/// Refused for want of room: the wait until the earliest key goes idle.
+fn too_many_keys(state: &State, now: u64) -> (DeniedBy, u64) {
+    (
+        DeniedBy::TooManyKeys,
+        state.no_sweep_before.saturating_sub(now),
+    )
 }
 
 /// Global, per-user and per-(user, tool) limits for one process.
 ///
-/// Each tier is a governor keyed `RateLimiter` (GCRA). A request is checked
-/// against its tiers in the order global, user, tool, under one lock; if a
-/// tier denies, the charges already made by earlier tiers are undone
-/// (the state store keeps each key's previous arrival time), so a denied
-/// request spends no budget anywhere. See docs/ratelimit.md.
+/// A request is checked against its tiers in the order global, user, tool,
+/// at one instant under one lock, and charged only when every tier
+/// conforms: a denied request spends no budget anywhere. Each tier is GCRA
+/// (the rule of docs/ratelimit.md), the same decisions the Redis limiter
+/// makes. Memory is bounded by `Limits::max_tracked_keys` per tier; idle
+/// keys are dropped to make room.
 pub struct MemoryRateLimiter {
     limits: Limits,
-    clock: GovernorClock,
-    global: Option<Tier>,
-    user: Option<Tier>,
-    tool: Option<Tier>,
-    tool_overrides: HashMap<String, Tier>,
+    clock: Arc<dyn Clock>,
+    /// The clock's monotonic time when the limiter was built.
+    start: Duration,
+    global: Option<Gcra>,
+    user: Option<Gcra>,
+    tool: Option<Gcra>,
+    /// Per-tool limits, few: a short list.
+    tool_overrides: Vec<(String, Gcra)>,
     tools: ToolNames,
-    decision: Mutex<()>,
+    state: Mutex<State>,
 }
 
 impl fmt::Debug for MemoryRateLimiter {
@@ -196,6 +166,15 @@ impl fmt::Debug for MemoryRateLimiter {
             .field("tracked_keys", &self.tracked_keys())
             .finish()
     }
+}
+
+/// The charges of one request, decided before any is written.
+struct Plan<'a> {
+    global: Option<u64>,
+    user: Option<u64>,
+    /// (bucket, new arrival time) per tool tier touched, in call order;
+    /// a bucket called twice appears once with its last value.
+    tools: Vec<(&'a Arc<str>, u64)>,
 }
 
 impl MemoryRateLimiter {
@@ -214,22 +193,20 @@ impl MemoryRateLimiter {
 
     /// The tiers for `limits` (already validated) on `clock`.
     fn build(limits: Limits, clock: Arc<dyn Clock>) -> Self {
-        let clock = GovernorClock(clock);
-        let cap = limits.max_tracked_keys;
-        let tier = |limit: Option<Limit>| limit.map(|l| Tier::new(l, cap, &clock));
         Self {
-            global: tier(limits.global),
-            user: tier(limits.per_user),
-            tool: tier(limits.per_tool),
+            start: clock.monotonic(),
+            clock,
+            global: limits.global.map(Gcra::of),
+            user: limits.per_user.map(Gcra::of),
+            tool: limits.per_tool.map(Gcra::of),
             tool_overrides: limits
                 .tool_overrides
                 .iter()
-                .map(|(name, limit)| (name.clone(), Tier::new(*limit, cap, &clock)))
+                .map(|(name, limit)| (name.clone(), Gcra::of(*limit)))
                 .collect(),
             tools: ToolNames::new(&limits),
             limits,
-            clock,
-            decision: Mutex::new(()),
+            state: Mutex::new(State::default()),
         }
     }
 
@@ -238,142 +215,188 @@ impl MemoryRateLimiter {
         &self.limits
     }
 
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every decision writes its charges after deciding: a panic cannot
+        // leave a half-made decision behind, so a poisoned lock is usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Keys tracked per tier: (global, user, tool incl. overrides). Bounded
     /// by `Limits::max_tracked_keys` per tier.
     pub fn tracked_keys(&self) -> (usize, usize, usize) {
-        let len = |t: &Option<Tier>| t.as_ref().map_or(0, |t| t.limiter_state_len());
+        let state = self.lock();
         (
-            len(&self.global),
-            len(&self.user),
-            len(&self.tool)
-                + self
-                    .tool_overrides
-                    .values()
-                    .map(Tier::limiter_state_len)
-                    .sum::<usize>(),
+            usize::from(state.global.is_some()),
+            state.user_keys,
+            state.tool_keys,
         )
+    }
+
+    /// Nanoseconds since the limiter was built, by the clock's monotonic time.
+    fn now(&self) -> u64 {
+        let elapsed = self.clock.monotonic().saturating_sub(self.start);
+        u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// The rule for a tool bucket: its own limit, or the per-tool tier's.
+    fn tool_rule(&self, bucket: &str) -> Option<Gcra> {
+        self.tool_overrides
+            .iter()
+            .find(|(name, _)| name == bucket)
+            .map(|(_, rule)| *rule)
+            .or(self.tool)
     }
 
     /// Decides one request by `user`, for `tool` when it is a tool call.
     pub fn check(&self, user: &UserId, tool: Option<&str>) -> Decision {
         match tool {
-            Some(tool) => self.check_calls(user, &[tool]),
-            None => self.check_calls(user, &[]),
+            Some(tool) => {
+                let bucket = [self.tools.resolve(tool)];
+                self.decide(user, &bucket)
+            }
+            None => self.decide(user, &[]),
         }
     }
 
     /// Decides one request by `user` that calls each of `tools` (a JSON-RPC
     /// batch; empty for a request that calls no tool), all or nothing: each
     /// call is charged to the global, user and (user, tool) tiers, and when
-    /// any charge is refused every charge already made for this request is
-    /// undone, so a refused request spends nothing.
+    /// any charge is refused none is made, so a refused request spends
+    /// nothing.
     pub fn check_calls(&self, user: &UserId, tools: &[&str]) -> Decision {
-        match tools {
-            // The common case: no heap allocation beyond the keys.
-            [] | [_] => {
-                let bucket = tools.first().map(|name| self.tools.resolve(name));
-                let plan = self.plan(user, bucket.as_ref());
-                let mut charged = [None, None, None];
-                self.settle(user, &plan, &mut charged, || {
-                    bucket.as_deref().unwrap_or("-").to_owned()
-                })
-            }
-            _ => {
-                let buckets: Vec<Arc<str>> =
-                    tools.iter().map(|name| self.tools.resolve(name)).collect();
-                let plan: Vec<_> = buckets
-                    .iter()
-                    .flat_map(|bucket| self.plan(user, Some(bucket)))
-                    .collect();
-                let mut charged = vec![None; plan.len()];
-                self.settle(user, &plan, &mut charged, || buckets.join(","))
-            }
-        }
+        let buckets: Vec<Arc<str>> = tools.iter().map(|name| self.tools.resolve(name)).collect();
+        self.decide(user, &buckets)
     }
 
-    /// The charges one call makes, in order: global, user, (user, tool).
-    /// Keys are the user id itself (no encoding: these maps never leave the
-    /// process). A user id has no control characters, so "user \n bucket"
-    /// names each (user, tool) pair exactly once.
-    fn plan(&self, user: &UserId, bucket: Option<&Arc<str>>) -> [Charge<'_>; 3] {
-        let tool = bucket.and_then(|bucket| match self.tool_overrides.get(&**bucket) {
-            Some(tier) => Some((tier, user.as_str().to_owned(), DeniedBy::Tool)),
-            None => self
-                .tool
-                .as_ref()
-                .map(|tier| (tier, format!("{}\n{bucket}", user.as_str()), DeniedBy::Tool)),
-        });
-        [
-            self.global
-                .as_ref()
-                .map(|t| (t, String::new(), DeniedBy::Global)),
-            self.user
-                .as_ref()
-                .map(|t| (t, user.as_str().to_owned(), DeniedBy::User)),
-            tool,
-        ]
-    }
-
-    /// Makes the charges of `plan` under one lock, at one instant; on a
-    /// refusal undoes those already made. `charged` has `plan`'s length.
-    fn settle<'p>(
-        &self,
-        user: &UserId,
-        plan: &'p [Charge<'p>],
-        charged: &mut [Option<(&'p Tier, &'p str, Option<Nanos>)>],
-        tools: impl FnOnce() -> String,
-    ) -> Decision {
-        let decision_guard = self.decision.lock().unwrap_or_else(|p| p.into_inner());
-        // Read once for every tier: the tiers judge the same instant.
-        let now = governor::clock::Clock::now(&self.clock);
-        let mut denial = None;
-        for (slot, (tier, key, by)) in plan
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| Some((i, c.as_ref()?)))
-        {
-            if let Err(retry_after) = tier
-                .limiter_state()
-                .ensure_room(key, now.duration_since(tier.start))
-            {
-                denial = Some((DeniedBy::TooManyKeys, retry_after));
-                break;
+    fn decide(&self, user: &UserId, buckets: &[Arc<str>]) -> Decision {
+        let mut state = self.lock();
+        let now = self.now();
+        let plan = match self.plan(&mut state, user, buckets, now) {
+            Ok(plan) => plan,
+            Err((by, wait)) => {
+                drop(state);
+                let retry_after = Duration::from_nanos(wait);
+                let tools = if buckets.is_empty() {
+                    "-".to_owned()
+                } else {
+                    buckets.join(",")
+                };
+                tracing::info!(target: "mcp_auth::audit", user = %user, tool = %tools, denied_by = by.as_str(), retry_after_ms = retry_after.as_millis() as u64, "rate limit hit");
+                return Decision::Denied { by, retry_after };
             }
-            match tier.limiter.check_key(key) {
-                Ok(_) => {
-                    charged[slot] =
-                        Some((*tier, key.as_str(), tier.limiter_state().take_before_last()));
-                }
-                Err(not_until) => {
-                    let retry = not_until.wait_time_from(now);
-                    denial = Some((*by, retry));
-                    break;
-                }
-            }
-        }
-        let Some((by, retry_after)) = denial else {
-            return Decision::Allowed;
         };
-        // Undo in reverse order, so a key charged twice ends at the value
-        // it had before the first charge.
-        for (tier, key, before) in charged.iter().rev().flatten() {
-            tier.limiter_state().restore(key, *before);
+        self.commit(&mut state, user, plan);
+        Decision::Allowed
+    }
+
+    /// Every charge of the request, decided at `now` without writing: the
+    /// new arrival times, or the first tier that refuses and its wait. The
+    /// tiers are judged in order (global, user, tool) call by call; a key
+    /// the request would add first needs room in its tier.
+    fn plan<'b>(
+        &self,
+        state: &mut State,
+        user: &UserId,
+        buckets: &'b [Arc<str>],
+        now: u64,
+    ) -> Result<Plan<'b>, (DeniedBy, u64)> {
+        let cap = self.limits.max_tracked_keys;
+        let (mut user_tat, mut known_tools) = snapshot(state, user, buckets);
+        let mut plan = Plan {
+            global: state.global,
+            user: None,
+            tools: Vec::new(),
+        };
+        let mut new_tools = 0;
+        for call in 0..buckets.len().max(1) {
+            if let Some(rule) = self.global {
+                plan.global = Some(
+                    rule.charge(plan.global, now)
+                        .map_err(|w| (DeniedBy::Global, w))?,
+                );
+            }
+            if let Some(rule) = self.user {
+                if call == 0 && user_tat.is_none() && state.user_keys >= cap {
+                    state.sweep(now);
+                    (user_tat, known_tools) = snapshot(state, user, buckets);
+                    if user_tat.is_none() && state.user_keys >= cap {
+                        return Err(too_many_keys(state, now));
+                    }
+                }
+                user_tat = Some(
+                    rule.charge(user_tat, now)
+                        .map_err(|w| (DeniedBy::User, w))?,
+                );
+            }
+            let Some(bucket) = buckets.get(call) else {
+                continue;
+            };
+            let Some(rule) = self.tool_rule(bucket) else {
+                continue;
+            };
+            let position = plan.tools.iter().position(|(b, _)| *b == bucket);
+            let tat = match position {
+                Some(i) => Some(plan.tools[i].1),
+                None => known_tools[call],
+            };
+            if tat.is_none() {
+                if state.tool_keys + new_tools >= cap {
+                    state.sweep(now);
+                    (user_tat, known_tools) = snapshot(state, user, buckets);
+                    if state.tool_keys + new_tools >= cap {
+                        return Err(too_many_keys(state, now));
+                    }
+                }
+                new_tools += 1;
+            }
+            let next = rule.charge(tat, now).map_err(|w| (DeniedBy::Tool, w))?;
+            match position {
+                Some(i) => plan.tools[i].1 = next,
+                None => plan.tools.push((bucket, next)),
+            }
         }
-        drop(decision_guard);
-        tracing::info!(target: "mcp_auth::audit", user = %user, tool = %tools(), denied_by = by.as_str(), retry_after_ms = retry_after.as_millis() as u64, "rate limit hit");
-        Decision::Denied { by, retry_after }
-    }
-}
-
-/// One planned charge: the tier, the key, and who refuses if it does.
-type Charge<'a> = Option<(&'a Tier, String, DeniedBy)>;
-
-impl Tier {
-    fn limiter_state(&self) -> &BoundedState {
-        &self.state
+        plan.user = user_tat;
+        Ok(plan)
     }
 
-    fn limiter_state_len(&self) -> usize {
-        self.limiter_state().len()
+    /// Writes a decided plan.
+    fn commit(&self, state: &mut State, user: &UserId, plan: Plan<'_>) {
+        if self.global.is_some() {
+            state.global = plan.global;
+        }
+        let mut earliest = state.no_sweep_before;
+        let State {
+            users,
+            user_keys,
+            tool_keys,
+            ..
+        } = state;
+        let entry = match users.get_mut(user.as_str()) {
+            Some(entry) => entry,
+            None => users.entry(Box::from(user.as_str())).or_default(),
+        };
+        if self.user.is_some() {
+            if entry.tat.is_none() {
+                *user_keys += 1;
+            }
+            entry.tat = plan.user;
+            if let Some(tat) = plan.user {
+                earliest = earliest.min(tat);
+            }
+        }
+        for (bucket, tat) in plan.tools {
+            earliest = earliest.min(tat);
+            match entry.tools.iter_mut().find(|(b, _)| b == bucket) {
+                Some(slot) => slot.1 = tat,
+                None => {
+                    entry.tools.push((Arc::clone(bucket), tat));
+                    *tool_keys += 1;
+                }
+            }
+        }
+        if entry.tat.is_none() && entry.tools.is_empty() {
+            users.remove(user.as_str());
+        }
+        state.no_sweep_before = earliest;
     }
 }

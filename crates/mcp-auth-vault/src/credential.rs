@@ -126,7 +126,6 @@ impl Credential {
     }
 }
 
-
 #[derive(Serialize)]
 struct WireRef<'a> {
     v: u8,
