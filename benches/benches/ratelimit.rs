@@ -132,7 +132,10 @@ fn main() {
         });
     }
     // The figures are for the allowed path: check nothing was refused.
-    assert!(ours.check(&users[0], Some(tools[0])).is_allowed(), "the bench's limits were reached");
+    assert!(
+        ours.check(&users[0], Some(tools[0])).is_allowed(),
+        "the bench's limits were reached"
+    );
     assert!(three_bare(0), "governor's limits were reached");
     println!(
         "ratio: three-tier decision {:?} vs three bare governor checks {:?} = {:.2}x ({:.0} vs {:.0} decisions/s, one thread)",
@@ -142,6 +145,66 @@ fn main() {
         5.0 / t_ours.as_secs_f64(),
         5.0 / t_bare.as_secs_f64()
     );
+    // The scale curve: one decision's cost with 1,000 to 1,000,000 users
+    // tracked (each user seen once before timing; decisions stride through
+    // all of them).
+    let sizes: &[usize] = if measuring {
+        &[1_000, 10_000, 100_000, 1_000_000]
+    } else {
+        &[1_000]
+    };
+    for &n in sizes {
+        let wide = limits().max_tracked_keys(n * 2);
+        let limiter = MemoryRateLimiter::new(wide).expect("limiter");
+        let many: Vec<UserId> = (0..n)
+            .map(|i| UserId::new(format!("user-{i:07}@example.com")).expect("user"))
+            .collect();
+        for (i, user) in many.iter().enumerate() {
+            black_box(limiter.check(user, Some(tools[i % 3])));
+        }
+        let mut j = 0usize;
+        let per = time_per_op(if measuring { 500_000 } else { 10 }, || {
+            j = (j + 7_919) % n;
+            black_box(limiter.check(&many[j], Some(tools[j % 3])));
+        });
+        assert!(limiter.check(&many[0], Some(tools[0])).is_allowed());
+        // governor's three checks over the same number of keys: what the
+        // memory itself costs at this size.
+        let g_global = governor::RateLimiter::direct(quota);
+        let g_user = governor::RateLimiter::<String, _, _>::keyed(quota);
+        let g_tool = governor::RateLimiter::<String, _, _>::keyed(quota);
+        let keys: Vec<(String, String)> = many
+            .iter()
+            .enumerate()
+            .map(|(i, u)| {
+                (
+                    u.as_str().to_owned(),
+                    format!("{}\n{}", u.as_str(), tools[i % 3]),
+                )
+            })
+            .collect();
+        for (user, tool) in &keys {
+            black_box((
+                g_user.check_key(user).is_ok(),
+                g_tool.check_key(tool).is_ok(),
+            ));
+        }
+        let mut j = 0usize;
+        let bare_per = time_per_op(if measuring { 500_000 } else { 10 }, || {
+            j = (j + 7_919) % n;
+            let (user, tool) = &keys[j];
+            black_box(
+                g_global.check().is_ok()
+                    & g_user.check_key(user).is_ok()
+                    & g_tool.check_key(tool).is_ok(),
+            );
+        });
+        println!(
+            "scale: {n} users tracked: three-tier decision {per:?}, governor's three checks {bare_per:?} ({:.2}x)",
+            per.as_secs_f64() / bare_per.as_secs_f64()
+        );
+    }
+
     if let Some(redis) = &redis {
         let n = if measuring { 20_000 } else { 10 };
         let sequential = time_per_op(n, || {
@@ -153,8 +216,26 @@ fn main() {
             let checks = (0..32).map(|j| redis.check(&users[(k + j) % USERS], Some(tools[j % 3])));
             black_box(rt.block_on(join_all(checks)));
         });
+        // 32 kept in flight: a new decision starts as soon as one ends, as
+        // requests arriving at a server would (no wait for a whole batch).
+        let total = if measuring { 200_000 } else { 64 };
+        let started = std::time::Instant::now();
+        rt.block_on(async {
+            let mut in_flight = tokio::task::JoinSet::new();
+            for n in 0..total {
+                if in_flight.len() >= 32 {
+                    black_box(in_flight.join_next().await);
+                }
+                let limiter = redis.clone();
+                let user = users[n % USERS].clone();
+                let tool = tools[n % 3];
+                in_flight.spawn(async move { limiter.check(&user, Some(tool)).await });
+            }
+            while in_flight.join_next().await.is_some() {}
+        });
+        let steady = total as f64 / started.elapsed().as_secs_f64();
         println!(
-            "figure: redis three-tier decisions: {:.0}/s one at a time ({sequential:?} each), {:.0}/s with 32 in flight (pipelined on one connection)",
+            "figure: redis three-tier decisions: {:.0}/s one at a time ({sequential:?} each), {:.0}/s with 32 in flight (pipelined on one connection, batch by batch), {steady:.0}/s with 32 kept in flight",
             1.0 / sequential.as_secs_f64(),
             32.0 / batch.as_secs_f64()
         );

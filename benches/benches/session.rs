@@ -57,8 +57,22 @@ fn memory_per_session(rt: &Runtime, n: usize) {
         ),
         _ => println!("figure: memory store, {n} sessions: resident size not available here"),
     }
+    scale_point(rt, &sessions, &ids);
     drop(ids);
     drop(sessions);
+}
+
+/// One point of the scale curve: load-and-touch of a session picked across
+/// the whole store (a stride through the ids, so the caches see a store of
+/// this size, not the same few entries).
+fn scale_point(rt: &Runtime, sessions: &SessionManager, ids: &[SessionId]) {
+    let n = ids.len();
+    let mut k = 0usize;
+    let per = time_per_op(200_000, || {
+        k = (k + 7_919) % n;
+        black_box(rt.block_on(sessions.load(&ids[k])).expect("live"));
+    });
+    println!("scale: memory store, load-and-touch with {n} live sessions: {per:?}");
 }
 
 fn main() {
@@ -70,7 +84,7 @@ fn main() {
 
     // Memory first, on a fresh heap.
     let sizes: &[usize] = if measuring {
-        &[100_000, 1_000_000]
+        &[1_000, 10_000, 100_000, 1_000_000]
     } else {
         &[1_000, 10_000]
     };

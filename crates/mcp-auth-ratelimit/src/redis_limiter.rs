@@ -73,13 +73,54 @@ impl Default for RedisLimiterOptions {
 /// KEYS: one per charge, in order (a key may repeat: a batch charges the
 /// user tier once per call). ARGV[1]: now in µs, or "" for Redis `TIME`;
 /// then per charge i: ARGV[2i] = emission interval T (µs), ARGV[2i+1] =
-/// tolerance τ (µs). Same rule as governor: with `tat` the arrival time (the
-/// one this request already moved it to, else the stored one, else now),
-/// the charge conforms iff `now >= tat - τ`; then `tat = max(tat, now) + T`.
-/// Every charge is tested before anything is written, so a refusal writes
-/// nothing. Returns {0, 0} when allowed, {i, µs to wait} when charge i is
-/// refused.
+/// tolerance τ (µs). The rule of the in-memory limiter: with `tat` the
+/// arrival time (the one this request already moved it to, else the stored
+/// one, else now), the charge conforms iff `now >= tat - τ`; then
+/// `tat = max(tat, now) + T`. Every charge is tested before anything is
+/// written, so a refusal writes nothing. Returns {0, 0} when allowed,
+/// {i, µs to wait} when charge i is refused. Written for Redis's time: one
+/// MGET for every key, no tables per key (a repeated key is found by a
+/// scan of the few before it), one SET per distinct key.
 const GCRA: &str = r"
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = t[1] * 1000000 + t[2]
+end
+local n = #KEYS
+local stored = redis.call('MGET', unpack(KEYS))
+local tats = {}
+for i = 1, n do
+  local tat
+  for j = i - 1, 1, -1 do
+    if KEYS[j] == KEYS[i] then tat = tats[j] break end
+  end
+  tat = tat or tonumber(stored[i]) or now
+  local tau = ARGV[2 * i + 1] + 0
+  if now < tat - tau then
+    return {i, tat - tau - now}
+  end
+  if tat < now then tat = now end
+  tats[i] = tat + ARGV[2 * i]
+end
+for i = 1, n do
+  local last = true
+  for j = i + 1, n do
+    if KEYS[j] == KEYS[i] then last = false break end
+  end
+  if last then
+    -- The key expires when its arrival time passes: then it is idle, and an
+    -- absent key means exactly the same to GCRA.
+    redis.call('SET', KEYS[i], string.format('%d', tats[i]), 'PX', math.floor((tats[i] - now) / 1000) + 1)
+  end
+end
+return {0, 0}
+";
+
+/// The same rule for a request of more than [`SHORT`] charges: per-key
+/// tables instead of scans, and one GET per key (an unbounded MGET could
+/// overflow Lua's stack).
+const GCRA_TABLES: &str = r"
 local now
 if ARGV[1] == '' then
   local t = redis.call('TIME')
@@ -113,7 +154,12 @@ end
 return {0, 0}
 ";
 
+/// The most charges [`GCRA`] takes; larger batches go to [`GCRA_TABLES`].
+const SHORT: usize = 64;
+
 static SCRIPT: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| Script::new(GCRA));
+static SCRIPT_TABLES: std::sync::LazyLock<Script> =
+    std::sync::LazyLock::new(|| Script::new(GCRA_TABLES));
 
 /// Global, per-user and per-(user, tool) limits shared by a fleet through Redis.
 ///
@@ -248,7 +294,12 @@ impl RedisRateLimiter {
                 since.as_micros().to_string()
             }
         };
-        let mut invocation = SCRIPT.prepare_invoke();
+        let script = if tiers.len() <= SHORT {
+            &*SCRIPT
+        } else {
+            &*SCRIPT_TABLES
+        };
+        let mut invocation = script.prepare_invoke();
         invocation.arg(now);
         for (_, key, limit) in &tiers {
             invocation

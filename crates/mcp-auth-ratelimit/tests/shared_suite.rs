@@ -209,6 +209,35 @@ mod batches {
         assert!(s.check_calls(&bob, &[]).await.is_allowed());
         assert_eq!(s.admitted(&bob, None, 10).await, 5);
     }
+
+    pub(crate) fn limits_long_batch() -> Limits {
+        Limits::none()
+            .per_user(Some(Limit::per_hour(100).unwrap()))
+            .per_tool(Some(Limit::per_hour(30).unwrap()))
+    }
+    /// A batch of more charges than the short script takes (Redis: the
+    /// script with per-key tables) decides the same.
+    pub(crate) async fn a_long_batch_is_charged_all_or_nothing(s: Subject, _clock: ManualClock) {
+        let alice = user("alice");
+        let thirty = ["search"; 30];
+        assert!(s.check_calls(&alice, &thirty).await.is_allowed());
+        let mut mixed = vec!["play"; 29];
+        mixed.push("search");
+        assert_eq!(
+            denied_by(s.check_calls(&alice, &mixed).await),
+            Some(DeniedBy::Tool)
+        );
+        // Nothing of the refused batch was kept: play has its 30.
+        assert!(s.check_calls(&alice, &["play"; 30]).await.is_allowed());
+        // 60 of the user's 100 spent: a batch of 41 is refused by the user tier.
+        let tools: Vec<String> = (0..41).map(|i| format!("t{i}")).collect();
+        let names: Vec<&str> = tools.iter().map(String::as_str).collect();
+        assert_eq!(
+            denied_by(s.check_calls(&alice, &names).await),
+            Some(DeniedBy::User)
+        );
+        assert!(s.check_calls(&alice, &names[..40]).await.is_allowed());
+    }
 }
 use batches::*;
 
@@ -309,6 +338,7 @@ shared_suite! {
     a_denied_request_spends_no_budget => limits_no_spend,
     overrides_and_the_overflow_bucket => limits_overrides,
     a_batch_is_charged_all_or_nothing => limits_batch,
+    a_long_batch_is_charged_all_or_nothing => limits_long_batch,
 }
 
 /// The in-process limiter runs on monotonic time: a wall-clock step (NTP,
