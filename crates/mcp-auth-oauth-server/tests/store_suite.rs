@@ -166,6 +166,9 @@ async fn grants_list_touch_and_revoke_with_their_tokens_and_consent(store: &dyn 
         .map(|g| g.id)
         .collect();
     assert_eq!(ids, ["g-1", "g-2"]);
+    // The cheap bound the per-user cap reads: at least the live grants.
+    assert!(store.grant_count_bound(&user("carol")).await.unwrap() >= 2);
+    assert!(store.grant_count_bound(&user("dave")).await.unwrap() >= 1);
     store.touch_grant("g-1", NOW + 5).await.unwrap();
     assert_eq!(
         store.grant("g-1", NOW).await.unwrap().unwrap().last_used,
@@ -199,6 +202,7 @@ async fn grants_list_touch_and_revoke_with_their_tokens_and_consent(store: &dyn 
         "its consent went with it"
     );
     assert_eq!(store.grants_of(&user("carol"), NOW).await.unwrap().len(), 1);
+    assert!(store.grant_count_bound(&user("carol")).await.unwrap() >= 1);
     assert_eq!(store.revoke_all().await.unwrap(), 2);
     assert!(
         store

@@ -30,6 +30,9 @@ struct State {
     pending: HashMap<StoreKey, PendingSignIn>,
     codes: HashMap<StoreKey, CodeState>,
     grants: HashMap<String, Grant>,
+    /// How many of `grants` each user holds (ended ones included until
+    /// they are dropped): the cheap bound the per-user cap asks for.
+    grants_per_user: HashMap<UserId, usize>,
     refresh: HashMap<StoreKey, RefreshState>,
     consents: HashMap<StoreKey, u64>,
     clients: HashMap<String, ClientInfo>,
@@ -105,6 +108,12 @@ fn revoke(state: &mut State, id: &str) -> bool {
     let Some(grant) = state.grants.remove(id) else {
         return false;
     };
+    if let Some(n) = state.grants_per_user.get_mut(&grant.subject) {
+        *n -= 1;
+        if *n == 0 {
+            state.grants_per_user.remove(&grant.subject);
+        }
+    }
     state.refresh.retain(|_, r| match r {
         RefreshState::Active(rec) | RefreshState::Rotated { record: rec, .. } => rec.grant_id != id,
     });
@@ -242,7 +251,10 @@ impl AuthStore for MemoryAuthStore {
                     return Err(StoreError::Full);
                 }
             }
-            s.grants.insert(grant.id.clone(), grant);
+            let subject = grant.subject.clone();
+            if s.grants.insert(grant.id.clone(), grant).is_none() {
+                *s.grants_per_user.entry(subject).or_default() += 1;
+            }
             Ok(())
         }))
     }
@@ -266,6 +278,15 @@ impl AuthStore for MemoryAuthStore {
         ready(Ok(self.with(|s| revoke(s, id))))
     }
 
+    fn grant_count_bound<'a>(
+        &'a self,
+        user: &'a UserId,
+    ) -> BoxFuture<'a, Result<usize, StoreError>> {
+        ready(Ok(
+            self.with(|s| s.grants_per_user.get(user).copied().unwrap_or(0))
+        ))
+    }
+
     fn grants_of(&self, user: &UserId, now: u64) -> BoxFuture<'_, Result<Vec<Grant>, StoreError>> {
         ready(Ok(self.with(|s| {
             let mut grants: Vec<Grant> = s
@@ -283,6 +304,7 @@ impl AuthStore for MemoryAuthStore {
         ready(Ok(self.with(|s| {
             let n = s.grants.len();
             s.grants.clear();
+            s.grants_per_user.clear();
             s.refresh.clear();
             s.consents.clear();
             n

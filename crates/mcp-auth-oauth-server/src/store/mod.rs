@@ -369,6 +369,16 @@ pub trait AuthStore: Send + Sync + std::fmt::Debug {
     fn revoke_grant(&self, id: &str) -> BoxFuture<'_, Result<bool, StoreError>>;
     /// A user's live grants.
     fn grants_of(&self, user: &UserId, now: u64) -> BoxFuture<'_, Result<Vec<Grant>, StoreError>>;
+    /// At least the number of the user's live grants, cheaply: the server
+    /// asks after every new grant, and lists them (`grants_of`) only when
+    /// this is over its per-user cap. The default lists them; a store with
+    /// a per-user index answers from its size.
+    fn grant_count_bound<'a>(
+        &'a self,
+        user: &'a UserId,
+    ) -> BoxFuture<'a, Result<usize, StoreError>> {
+        Box::pin(async move { Ok(self.grants_of(user, 0).await?.len()) })
+    }
     /// Revokes every grant (emergency). How many.
     fn revoke_all(&self) -> BoxFuture<'_, Result<usize, StoreError>>;
     /// Stores a refresh token.
