@@ -90,12 +90,93 @@ fn main() {
             "ratio: refresh grants per second, memory / embedded = {:.2} (embedded: {embedded:.0}/s, goal: at least 5,000/s)",
             memory / embedded
         );
+        peer_refreshes(memory, refreshes).await;
         #[cfg(feature = "redis")]
         redis_grants(memory, refreshes, codes).await;
-        #[cfg(not(feature = "redis"))]
-        let _ = memory;
         resource_requests(if bench_mode() { 4000 } else { 3 }).await;
     });
+}
+
+/// The same refresh load on npm `oidc-provider` (`benches/oidc/peer.mjs`:
+/// a public client, rotation, one ES256-signed JWT access token per
+/// refresh, its in-memory adapter), and our memory store's rate over its.
+async fn peer_refreshes(memory: f64, refreshes: usize) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let have_node = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_node {
+        println!("figure: oidc-provider: skipped (no node)");
+        return;
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("oidc");
+    mcp_auth_testkit::npm_ready(&dir, "oidc-provider", "the oauth_server bench's peer");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut peer = tokio::process::Command::new("node")
+        .arg("peer.mjs")
+        .arg(port.to_string())
+        .arg("http://127.0.0.1:9/mcp")
+        .arg(CLIENTS.to_string())
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(peer.stdout.take().unwrap()).lines();
+    // oidc-provider prints its notices on stdout too: the line that counts
+    // starts with READY.
+    let ready = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.starts_with("READY ") {
+                return line;
+            }
+        }
+        String::new()
+    })
+    .await
+    .unwrap();
+    let mut words = ready.split_whitespace();
+    assert_eq!(words.next(), Some("READY"), "{ready}");
+    let issuer = words.next().unwrap().to_owned();
+    let mut clients: Vec<(reqwest::Client, String)> = words
+        .map(|token| (reqwest::Client::new(), token.to_owned()))
+        .collect();
+    assert_eq!(clients.len(), CLIENTS);
+    let started = Instant::now();
+    join_all(clients.iter_mut().map(|(http, refresh)| {
+        let issuer = issuer.clone();
+        async move {
+            for _ in 0..refreshes {
+                let tokens = token(
+                    http,
+                    &issuer,
+                    &[
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", refresh),
+                        ("client_id", "bench"),
+                    ],
+                )
+                .await;
+                assert!(tokens["access_token"].is_string());
+                *refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+            }
+        }
+    }))
+    .await;
+    let theirs = (CLIENTS * refreshes) as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "figure: refresh grants per second (npm oidc-provider 9.13.3, in-memory adapter, {CLIENTS} concurrent clients, loopback, ES256 JWT): {theirs:.0}"
+    );
+    println!(
+        "ratio: refresh grants per second, ours (memory store) / oidc-provider = {:.1} (goal: at least 10)",
+        memory / theirs
+    );
 }
 
 /// Refresh grants on Redis, plain and over TLS (a private CA, as a managed
