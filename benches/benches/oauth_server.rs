@@ -91,10 +91,55 @@ fn main() {
             memory / embedded
         );
         peer_refreshes(memory, refreshes).await;
+        scale_curve(refreshes).await;
         #[cfg(feature = "redis")]
         redis_grants(memory, refreshes, codes).await;
         resource_requests(if bench_mode() { 4000 } else { 3 }).await;
     });
+}
+
+/// Refresh grants per second on the memory store holding 1,000 to
+/// 1,000,000 other grants (each with a refresh token), the same 16 clients.
+async fn scale_curve(refreshes: usize) {
+    use mcp_auth_core::UserId;
+    use mcp_auth_oauth_server::{AuthStore, Grant, MemoryAuthStore, RefreshRecord, StoreKey};
+    let sizes: &[usize] = if bench_mode() {
+        &[1_000, 10_000, 100_000, 1_000_000]
+    } else {
+        &[1_000]
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for &n in sizes {
+        let store = MemoryAuthStore::new(n * 2 + 10_000);
+        for i in 0..n {
+            let id = format!("other-{i}");
+            let grant = Grant::new(
+                &id,
+                UserId::new(format!("other-user-{i}")).unwrap(),
+                "other-client",
+                "Other",
+                "http://127.0.0.1:9/mcp",
+                vec!["mcp:tools".into()],
+                now,
+                now + 86_400,
+                StoreKey::of(&format!("consent-{id}")),
+            );
+            store.put_grant(grant).await.unwrap();
+            store
+                .put_refresh(
+                    StoreKey::of(&format!("refresh-{id}")),
+                    RefreshRecord::new(&id, vec!["mcp:tools".into()]),
+                )
+                .await
+                .unwrap();
+        }
+        let label = format!("memory, {n} other grants");
+        let rate = grants(&label, Some(std::sync::Arc::new(store)), refreshes, 1).await;
+        println!("scale: refresh grants per second with {n} other grants stored: {rate:.0}");
+    }
 }
 
 /// The same refresh load on npm `oidc-provider` (`benches/oidc/peer.mjs`:
