@@ -33,12 +33,6 @@ pub const RATE_LIMITED_ENDPOINTS: [&str; 6] = [
     "register",
 ];
 
-/// A problem with the upstream login's configuration; `reason` names the
-/// value at fault.
-pub(crate) fn upstream_problem(reason: String) -> ServerError {
-    ServerError::Config(mcp_auth_core::ConfigProblem::new("upstream login", reason))
-}
-
 /// The default per-address limits: 300 requests a minute per address, 120
 /// a minute per endpoint, 10 registrations a minute. The "user" tier is
 /// the client's address, the "tool" tier the endpoint
@@ -441,7 +435,7 @@ impl AuthServerBuilder {
         if let Some(upstream) = &self.upstream
             && upstream.redirect_uri() != format!("{issuer_text}/login")
         {
-            return Err(upstream_problem(format!(
+            return Err(crate::upstream::upstream_problem(format!(
                 "the provider client's redirect URI {:?} must be {issuer_text}/login",
                 upstream.redirect_uri()
             )));

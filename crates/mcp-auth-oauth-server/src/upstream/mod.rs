@@ -36,6 +36,12 @@ const LOCK_TTL: u64 = 30;
 /// Largest "who am I" answer read.
 const MAX_USERINFO: usize = 64 * 1024;
 
+/// A problem with the upstream login's configuration; `reason` names the
+/// value at fault.
+pub(crate) fn upstream_problem(reason: String) -> crate::ServerError {
+    crate::ServerError::Config(mcp_auth_core::ConfigProblem::new("upstream login", reason))
+}
+
 /// Where the person's identity comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -226,7 +232,7 @@ impl UpstreamLoginBuilder {
 
     /// Checks the configuration.
     pub fn build(self) -> Result<UpstreamLogin, crate::ServerError> {
-        let config = crate::server::builder::upstream_problem;
+        let config = upstream_problem;
         let provider = self.client.provider().clone();
         if let SubjectSource::UserInfo { url, field } = &self.subject {
             mcp_auth_http::check_configured_url(url)
