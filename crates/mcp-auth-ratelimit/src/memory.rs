@@ -121,11 +121,11 @@ impl State {
     }
 }
 
-/// The user's arrival time and, per call, the tool bucket's (as held now).
-fn snapshot(state: &State, user: &UserId, buckets: &[Arc<str>]) -> (Option<u64>, Vec<Option<u64>>) {
+/// The user's arrival time and `bucket`'s, as held now: one lookup.
+fn lookup(state: &State, user: &UserId, bucket: Option<&str>) -> (Option<u64>, Option<u64>) {
     match state.users.get(user.as_str()) {
-        Some(entry) => (entry.tat, buckets.iter().map(|b| entry.tool(b)).collect()),
-        None => (None, vec![None; buckets.len()]),
+        Some(entry) => (entry.tat, bucket.and_then(|b| entry.tool(b))),
+        None => (None, None),
     }
 }
 
@@ -173,8 +173,31 @@ struct Plan<'a> {
     global: Option<u64>,
     user: Option<u64>,
     /// (bucket, new arrival time) per tool tier touched, in call order;
-    /// a bucket called twice appears once with its last value.
-    tools: Vec<(&'a Arc<str>, u64)>,
+    /// a bucket called twice appears once with its last value. The first
+    /// inline, so a single call allocates nothing.
+    first_tool: Option<(&'a Arc<str>, u64)>,
+    more_tools: Vec<(&'a Arc<str>, u64)>,
+}
+
+impl<'a> Plan<'a> {
+    fn tool_mut(&mut self, bucket: &Arc<str>) -> Option<&mut u64> {
+        match &mut self.first_tool {
+            Some((b, tat)) if *b == bucket => Some(tat),
+            _ => self
+                .more_tools
+                .iter_mut()
+                .find(|(b, _)| *b == bucket)
+                .map(|(_, tat)| tat),
+        }
+    }
+
+    fn add_tool(&mut self, bucket: &'a Arc<str>, tat: u64) {
+        if self.first_tool.is_none() {
+            self.first_tool = Some((bucket, tat));
+        } else {
+            self.more_tools.push((bucket, tat));
+        }
+    }
 }
 
 impl MemoryRateLimiter {
@@ -301,11 +324,12 @@ impl MemoryRateLimiter {
         now: u64,
     ) -> Result<Plan<'b>, (DeniedBy, u64)> {
         let cap = self.limits.max_tracked_keys;
-        let (mut user_tat, mut known_tools) = snapshot(state, user, buckets);
+        let (mut user_tat, mut first_known) = lookup(state, user, buckets.first().map(|b| &**b));
         let mut plan = Plan {
             global: state.global,
             user: None,
-            tools: Vec::new(),
+            first_tool: None,
+            more_tools: Vec::new(),
         };
         let mut new_tools = 0;
         for call in 0..buckets.len().max(1) {
@@ -318,7 +342,7 @@ impl MemoryRateLimiter {
             if let Some(rule) = self.user {
                 if call == 0 && user_tat.is_none() && state.user_keys >= cap {
                     state.sweep(now);
-                    (user_tat, known_tools) = snapshot(state, user, buckets);
+                    (user_tat, first_known) = lookup(state, user, buckets.first().map(|b| &**b));
                     if user_tat.is_none() && state.user_keys >= cap {
                         return Err(too_many_keys(state, now));
                     }
@@ -334,25 +358,28 @@ impl MemoryRateLimiter {
             let Some(rule) = self.tool_rule(bucket) else {
                 continue;
             };
-            let position = plan.tools.iter().position(|(b, _)| *b == bucket);
-            let tat = match position {
-                Some(i) => Some(plan.tools[i].1),
-                None => known_tools[call],
+            let planned = plan.tool_mut(bucket).map(|tat| *tat);
+            let mut tat = match (planned, call) {
+                (Some(tat), _) => Some(tat),
+                (None, 0) => first_known,
+                (None, _) => lookup(state, user, Some(bucket)).1,
             };
             if tat.is_none() {
                 if state.tool_keys + new_tools >= cap {
                     state.sweep(now);
-                    (user_tat, known_tools) = snapshot(state, user, buckets);
-                    if state.tool_keys + new_tools >= cap {
+                    tat = lookup(state, user, Some(bucket)).1;
+                    if tat.is_none() && state.tool_keys + new_tools >= cap {
                         return Err(too_many_keys(state, now));
                     }
                 }
-                new_tools += 1;
+                if tat.is_none() {
+                    new_tools += 1;
+                }
             }
             let next = rule.charge(tat, now).map_err(|w| (DeniedBy::Tool, w))?;
-            match position {
-                Some(i) => plan.tools[i].1 = next,
-                None => plan.tools.push((bucket, next)),
+            match plan.tool_mut(bucket) {
+                Some(slot) => *slot = next,
+                None => plan.add_tool(bucket, next),
             }
         }
         plan.user = user_tat;
@@ -384,7 +411,7 @@ impl MemoryRateLimiter {
                 earliest = earliest.min(tat);
             }
         }
-        for (bucket, tat) in plan.tools {
+        for (bucket, tat) in plan.first_tool.into_iter().chain(plan.more_tools) {
             earliest = earliest.min(tat);
             match entry.tools.iter_mut().find(|(b, _)| b == bucket) {
                 Some(slot) => slot.1 = tat,

@@ -627,3 +627,21 @@ async fn inspector(target: &Target, browser: &Chromium) -> Result<Vec<String>, F
     );
     Ok(passed)
 }
+
+/// Runs `client` against `target` through every step and prints them;
+/// panics with the failure ("<client> on <target>, step <step>: …").
+///
+/// # Panics
+/// When a step fails or a step is missing.
+#[allow(clippy::panic)]
+pub async fn suite(client: McpClient, target: &Target) {
+    match run(client, target).await {
+        Ok(steps) => {
+            assert_eq!(steps.len(), 5, "{steps:#?}");
+            for step in steps {
+                println!("ok: {step}");
+            }
+        }
+        Err(failure) => panic!("{failure}"),
+    }
+}

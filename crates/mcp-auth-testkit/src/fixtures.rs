@@ -254,14 +254,18 @@ pub async fn exercise(
     if answer.get("state").map(String::as_str) != Some("fixture-state")
         || answer.get("iss").map(String::as_str) != Some(target.issuer.as_str())
     {
+        // The callback carries the code: the message names what came back,
+        // never the code itself.
+        let mut names: Vec<&String> = answer.keys().collect();
+        names.sort();
         return Err(step(
             "authorize",
-            format!("state or iss missing: {callback}"),
+            format!("state or iss missing or wrong; the callback had {names:?}"),
         ));
     }
     let code = answer
         .get("code")
-        .ok_or_else(|| step("authorize", format!("no code: {callback}")))?;
+        .ok_or_else(|| step("authorize", "no code in the callback"))?;
     passed.push(format!(
         "authorized, back at {} with code, state and iss",
         fixture.redirect_uri
@@ -286,7 +290,16 @@ pub async fn exercise(
         .to_owned();
     let refresh = tokens["refresh_token"]
         .as_str()
-        .ok_or_else(|| step("code exchange", format!("no refresh token: {tokens}")))?
+        .ok_or_else(|| {
+            let fields: Vec<&String> = tokens
+                .as_object()
+                .map(|o| o.keys().collect())
+                .unwrap_or_default();
+            step(
+                "code exchange",
+                format!("no refresh token; the answer had {fields:?}"),
+            )
+        })?
         .to_owned();
     passed.push(format!("code exchanged (scope {:?})", tokens["scope"]));
 
@@ -438,4 +451,23 @@ async fn tool_call(
         return Err(format!("{status}: {answer}"));
     }
     Ok(())
+}
+
+/// Replays every fixture of [`known_clients`] against `target`; panics with
+/// the client, the server and the step that failed. `server` names it in
+/// Claude Code's `client_name` and in the message.
+///
+/// # Panics
+/// When a client's sign-in fails at any step.
+#[allow(clippy::panic)]
+pub async fn every_known_client(target: &FixtureTarget, server: &str) {
+    for fixture in known_clients(server, target.scope) {
+        match exercise(&fixture, target).await {
+            Ok(steps) => println!("{}: {}", fixture.client, steps.join("; ")),
+            Err(step) => panic!(
+                "{} on {server}, {step}\n(source: {})",
+                fixture.client, fixture.source
+            ),
+        }
+    }
 }

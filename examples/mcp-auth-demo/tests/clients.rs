@@ -10,8 +10,8 @@
 #![allow(clippy::unwrap_used)]
 
 use mcp_auth_demo::{DemoOptions, start};
-use mcp_auth_testkit::clients::{Call, McpClient, Target, run};
-use mcp_auth_testkit::fixtures::{FixtureTarget, exercise, known_clients};
+use mcp_auth_testkit::clients::{self, Call, McpClient, Target};
+use mcp_auth_testkit::fixtures::{FixtureTarget, every_known_client};
 use serde_json::json;
 
 async fn suite(client: McpClient) {
@@ -32,15 +32,7 @@ async fn suite(client: McpClient) {
         },
         first_scope: "mcp:tools",
     };
-    match run(client, &target).await {
-        Ok(steps) => {
-            assert_eq!(steps.len(), 5, "{steps:#?}");
-            for step in steps {
-                println!("ok: {step}");
-            }
-        }
-        Err(failure) => panic!("{failure}"),
-    }
+    clients::suite(client, &target).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,13 +66,5 @@ async fn every_known_client_registers_signs_in_refreshes_and_is_revoked() {
         scope: "mcp:tools",
         tool: "whoami",
     };
-    for fixture in known_clients("demo", target.scope) {
-        match exercise(&fixture, &target).await {
-            Ok(steps) => println!("{}: {}", fixture.client, steps.join("; ")),
-            Err(step) => panic!(
-                "{} on the demo, {step}\n(source: {})",
-                fixture.client, fixture.source
-            ),
-        }
-    }
+    every_known_client(&target, "demo").await;
 }

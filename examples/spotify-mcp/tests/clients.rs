@@ -12,12 +12,13 @@
 #![allow(clippy::unwrap_used)]
 
 use mcp_auth_app::Settings;
-use mcp_auth_testkit::clients::{Call, McpClient, Target, run};
-use mcp_auth_testkit::fixtures::{FixtureTarget, exercise, known_clients};
+use mcp_auth_testkit::clients::{self, Call, McpClient, Target};
+use mcp_auth_testkit::fixtures::{FixtureTarget, every_known_client};
 use serde_json::json;
 use spotify_mcp::start_with;
 
-async fn suite(client: McpClient) {
+/// spotify-mcp on a free loopback port, no accounts (its Spotify double).
+async fn server() -> spotify_mcp::Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let settings = Settings::from_sources(
@@ -26,7 +27,11 @@ async fn suite(client: McpClient) {
         None,
     )
     .unwrap();
-    let server = start_with(&settings, listener, None).await.unwrap();
+    start_with(&settings, listener, None).await.unwrap()
+}
+
+async fn suite(client: McpClient) {
+    let server = server().await;
     let target = Target {
         name: "spotify-mcp",
         mcp_url: server.url.clone(),
@@ -42,15 +47,7 @@ async fn suite(client: McpClient) {
         },
         first_scope: "spotify:read",
     };
-    match run(client, &target).await {
-        Ok(steps) => {
-            assert_eq!(steps.len(), 5, "{steps:#?}");
-            for step in steps {
-                println!("ok: {step}");
-            }
-        }
-        Err(failure) => panic!("{failure}"),
-    }
+    clients::suite(client, &target).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,15 +74,7 @@ async fn the_inspector_cli_signs_in_steps_up_refreshes_and_is_revoked() {
 /// revoked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_known_client_registers_signs_in_refreshes_and_is_revoked() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let settings = Settings::from_sources(
-        &spotify_mcp::setting_names(),
-        |k| (k == "MCP_LISTEN").then(|| addr.clone()),
-        None,
-    )
-    .unwrap();
-    let server = start_with(&settings, listener, None).await.unwrap();
+    let server = server().await;
     let target = FixtureTarget {
         mcp_url: server.url.clone(),
         issuer: server.issuer.clone(),
@@ -93,13 +82,5 @@ async fn every_known_client_registers_signs_in_refreshes_and_is_revoked() {
         scope: "spotify:read",
         tool: "now_playing",
     };
-    for fixture in known_clients("spotify", target.scope) {
-        match exercise(&fixture, &target).await {
-            Ok(steps) => println!("{}: {}", fixture.client, steps.join("; ")),
-            Err(step) => panic!(
-                "{} on spotify-mcp, {step}\n(source: {})",
-                fixture.client, fixture.source
-            ),
-        }
-    }
+    every_known_client(&target, "spotify").await;
 }
