@@ -629,7 +629,7 @@ async fn inspector(target: &Target, browser: &Chromium) -> Result<Vec<String>, F
 }
 
 /// Runs `client` against `target` through every step and prints them;
-/// panics with the failure ("<client> on <target>, step <step>: …").
+/// panics with the failure (`"<client> on <target>, step <step>: …"`).
 ///
 /// # Panics
 /// When a step fails or a step is missing.
