@@ -75,19 +75,39 @@ impl SigningKey {
         &self.jwk
     }
 
-    /// A compact JWS over `claims`, with `typ` in the header.
-    pub(crate) fn sign(&self, typ: &str, claims: &Value) -> Result<String, ServerError> {
-        let header = json!({"alg": "ES256", "typ": typ, "kid": self.kid});
-        let input = format!(
-            "{}.{}",
-            B64.encode(header.to_string().as_bytes()),
-            B64.encode(claims.to_string().as_bytes())
+    /// A compact JWS over `claims`, with `typ` in the header: one buffer,
+    /// the claims serialized straight from their type.
+    pub(crate) fn sign(
+        &self,
+        typ: &str,
+        claims: &impl serde::Serialize,
+    ) -> Result<String, ServerError> {
+        #[derive(serde::Serialize)]
+        struct Header<'a> {
+            alg: &'static str,
+            typ: &'a str,
+            kid: &'a str,
+        }
+        let header = serde_json::to_vec(&Header {
+            alg: "ES256",
+            typ,
+            kid: &self.kid,
+        })
+        .map_err(|_| ServerError::Key("signing failed"))?;
+        let claims = serde_json::to_vec(claims).map_err(|_| ServerError::Key("signing failed"))?;
+        let mut jws = String::with_capacity(
+            B64.encode_len(header.len()) + B64.encode_len(claims.len()) + 2 + 86,
         );
+        B64.encode_append(&header, &mut jws);
+        jws.push('.');
+        B64.encode_append(&claims, &mut jws);
         let signature = self
             .pair
-            .sign(&SystemRandom::new(), input.as_bytes())
+            .sign(&SystemRandom::new(), jws.as_bytes())
             .map_err(|_| ServerError::Key("signing failed"))?;
-        Ok(format!("{input}.{}", B64.encode(signature.as_ref())))
+        jws.push('.');
+        B64.encode_append(signature.as_ref(), &mut jws);
+        Ok(jws)
     }
 }
 

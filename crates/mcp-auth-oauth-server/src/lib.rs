@@ -96,7 +96,7 @@ pub use server::{
 };
 pub use store::{
     AuthStore, ClientInfo, ClientOrigin, CodeRecord, Grant, MemoryAuthStore, PendingSignIn,
-    Redemption, RefreshRecord, Rotation, StoreKey,
+    Redemption, RefreshAndGrant, RefreshRecord, Rotation, StoreKey,
 };
 pub use upstream::{
     DEFAULT_REFRESH_MARGIN, ProviderQuirks, SubjectSource, UpstreamError, UpstreamLayer,

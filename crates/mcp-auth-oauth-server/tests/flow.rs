@@ -1116,6 +1116,43 @@ async fn a_grant_ends_at_its_absolute_lifetime() {
     assert_eq!(answer["error"], "invalid_grant");
 }
 
+/// "Last used" (shown to the minute on the connected-apps page) is stored
+/// by a refresh at most once a minute, apart from the answer.
+#[tokio::test]
+async fn a_refresh_marks_the_grant_used_at_most_once_a_minute() {
+    let clock = mcp_auth_core::ManualClock::starting_now();
+    let env = own_server(|b| b.clock(clock.clone())).await;
+    let client_id = register(&env, "Last used").await;
+    let pkce = new_pkce();
+    let mut browser = Browser::new();
+    let q = query(&sign_in(&env, &mut browser, &client_id, &pkce, "lu").await);
+    let (_, tokens) = exchange(&env, &client_id, &q["code"], &pkce.verifier).await;
+    let mut token = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let lu = mcp_auth_core::UserId::new("lu").unwrap();
+    let last_used = || async { env.server.grants(&lu).await.unwrap()[0].last_used };
+    let signed_in = last_used().await;
+    let mut refresh_after = async |seconds: u64| {
+        clock.advance(std::time::Duration::from_secs(seconds));
+        let (status, answer) = refresh(&env, &client_id, &token).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        token = answer["refresh_token"].as_str().unwrap().to_owned();
+        // The touch is spawned after the answer: give it its turn.
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+    };
+    refresh_after(30).await;
+    assert_eq!(
+        last_used().await,
+        signed_in,
+        "within the minute: not stored"
+    );
+    refresh_after(31).await;
+    assert_eq!(last_used().await, signed_in + 61, "a minute on: stored");
+    refresh_after(59).await;
+    assert_eq!(last_used().await, signed_in + 61);
+}
+
 #[tokio::test]
 async fn the_browser_sign_in_ends_on_the_servers_clock() {
     // The login session follows the clock the server was given, not the

@@ -226,6 +226,27 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_grant(store: &dyn AuthStore
         Rotation::Rotated(record.clone())
     );
     assert_eq!(store.refresh(t1).await.unwrap(), Some(record.clone()));
+    // Read together with its grant (the refresh grant's first step): the
+    // active token, the rotated one (its reuse is decided by the rotation),
+    // and neither grant once past its end; an unknown token is `None`.
+    for token in [t1, t0] {
+        let (read, live) = store.refresh_and_grant(token, NOW).await.unwrap().unwrap();
+        assert_eq!(read, record);
+        assert_eq!(live.map(|g| g.id).as_deref(), Some("g-r"));
+        let (_, ended) = store
+            .refresh_and_grant(token, NOW + 3600)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(ended.is_none(), "past the grant's end");
+    }
+    assert!(
+        store
+            .refresh_and_grant(StoreKey::of("never"), NOW)
+            .await
+            .unwrap()
+            .is_none()
+    );
     // t0 again, no grace: reuse, the grant and every token of it revoked.
     assert_eq!(
         store
@@ -238,6 +259,7 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_grant(store: &dyn AuthStore
     );
     assert!(store.grant("g-r", NOW).await.unwrap().is_none());
     assert!(store.refresh(t1).await.unwrap().is_none());
+    assert!(store.refresh_and_grant(t1, NOW).await.unwrap().is_none());
     assert_eq!(
         store
             .rotate_refresh(t1, t2, record.clone(), NOW + 2, 0, b"sealed".to_vec())

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use crate::StoreError;
 use crate::store::wire::{GrantWire, Subjects, corrupt, hex, json};
 use crate::store::{
-    AuthStore, ClientInfo, CodeRecord, Grant, PendingSignIn, Redemption, RefreshRecord, Rotation,
-    StoreKey,
+    AuthStore, ClientInfo, CodeRecord, Grant, PendingSignIn, Redemption, RefreshAndGrant,
+    RefreshRecord, Rotation, StoreKey,
 };
 
 /// The authorization server's records in Redis. Codes, refresh tokens and
@@ -136,6 +136,19 @@ redis.call('SADD', p .. 'grant-refresh:' .. gid, ARGV[2], ARGV[3])
 return {'rotated', record}
 ";
 
+/// A refresh token's value and its grant's, in one round trip. KEYS[1]
+/// the refresh token, ARGV[1] prefix. `{}` when unknown, `{refresh}` when
+/// its grant is gone.
+const REFRESH_AND_GRANT: &str = r"
+local v = redis.call('GET', KEYS[1])
+if not v then return {} end
+local nl = string.find(v, '\n', 1, true)
+if not nl then return {v} end
+local g = redis.call('GET', ARGV[1] .. 'grant:' .. string.sub(v, 3, nl - 1))
+if not g then return {v} end
+return {v, g}
+";
+
 /// ARGV[1] prefix, ARGV[2] grant id.
 const REVOKE: &str = "return revoke(ARGV[1], ARGV[2])";
 
@@ -151,14 +164,16 @@ redis.call('EXPIRE', p .. 'grant-refresh:' .. gid, ttl)
 return 1
 ";
 
-/// Indexes a grant under its user and keeps the set bounded: it expires
-/// with the user's last grant, and each write drops the ids of up to three
-/// ended grants found by sampling it. ARGV[1] prefix, ARGV[2] user key,
-/// ARGV[3] grant id, ARGV[4] the grant's end.
+/// Writes a grant and indexes it under its user, in one round trip, and
+/// keeps the index bounded: it expires with the user's last grant, and
+/// each write drops the ids of up to three ended grants found by sampling
+/// it. ARGV[1] prefix, ARGV[2] user key, ARGV[3] grant id, ARGV[4] the
+/// grant's end, ARGV[5] the grant's value.
 const INDEX_GRANT: &str = r"
 local p = ARGV[1]
 local user = p .. 'user:' .. ARGV[2]
 local ends = tonumber(ARGV[4])
+redis.call('SET', p .. 'grant:' .. ARGV[3], ARGV[5], 'EXAT', ends)
 redis.call('SADD', user, ARGV[3])
 local at = redis.call('EXPIRETIME', user)
 if at < ends then redis.call('EXPIREAT', user, ends) end
@@ -173,6 +188,7 @@ struct Scripts {
     redeem: Script,
     rotate: Script,
     revoke: Script,
+    refresh_and_grant: Script,
     put_refresh: Script,
     unlock: Script,
 }
@@ -188,6 +204,7 @@ static SCRIPTS: std::sync::LazyLock<Scripts> = std::sync::LazyLock::new(|| Scrip
     redeem: Script::new(REDEEM),
     rotate: Script::new(&format!("{REVOKE_FN}{ROTATE}")),
     revoke: Script::new(&format!("{REVOKE_FN}{REVOKE}")),
+    refresh_and_grant: Script::new(REFRESH_AND_GRANT),
     put_refresh: Script::new(PUT_REFRESH),
     unlock: Script::new(UNLOCK),
 });
@@ -323,29 +340,33 @@ impl RedisAuthStore {
             .get(self.key("grant", id))
             .await
             .map_err(|e| unavailable(&e))?;
-        let Some(value) = value else { return Ok(None) };
-        let record = value.splitn(3, '\n').nth(2).ok_or_else(corrupt)?;
-        let wire: GrantWire = serde_json::from_str(record).map_err(|_| corrupt())?;
-        wire.into_grant(&self.subjects).map(Some)
+        value.map(|v| self.decode_grant(&v)).transpose()
     }
 
-    async fn write_grant(&self, grant: &Grant, keep_ttl: bool) -> Result<(), StoreError> {
-        let value = format!(
+    /// A grant from its stored value (`<index>\n<consent>\n<json>`).
+    fn decode_grant(&self, value: &str) -> Result<Grant, StoreError> {
+        let record = value.splitn(3, '\n').nth(2).ok_or_else(corrupt)?;
+        let wire: GrantWire = serde_json::from_str(record).map_err(|_| corrupt())?;
+        wire.into_grant(&self.subjects)
+    }
+
+    /// A grant's stored value: `<index>\n<consent>\n<json>`.
+    fn grant_value(&self, grant: &Grant) -> Result<String, StoreError> {
+        Ok(format!(
             "{}\n{}\n{}",
             self.subjects.index_name(&grant.subject),
             hex(self.subjects.hide(grant.consent)),
             json(&GrantWire::from(grant, &self.subjects)?)?
-        );
-        let mut conn = self.conn.clone();
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(self.key("grant", &grant.id)).arg(value);
-        if keep_ttl {
-            cmd.arg("KEEPTTL");
-        } else {
-            cmd.arg("EXAT").arg(grant.expires_at.max(1));
-        }
-        let _: () = cmd
-            .query_async(&mut conn)
+        ))
+    }
+
+    /// Rewrites a stored grant, keeping its expiry.
+    async fn rewrite_grant(&self, grant: &Grant) -> Result<(), StoreError> {
+        let _: () = redis::cmd("SET")
+            .arg(self.key("grant", &grant.id))
+            .arg(self.grant_value(grant)?)
+            .arg("KEEPTTL")
+            .query_async(&mut self.conn.clone())
             .await
             .map_err(|e| unavailable(&e))?;
         Ok(())

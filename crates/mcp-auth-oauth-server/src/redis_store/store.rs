@@ -139,7 +139,6 @@ impl AuthStore for RedisAuthStore {
 
     fn put_grant(&self, grant: Grant) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            self.write_grant(&grant, false).await?;
             let _: i64 = SCRIPTS
                 .index_grant
                 .key(self.key("user", &self.subjects.index_name(&grant.subject)))
@@ -147,6 +146,7 @@ impl AuthStore for RedisAuthStore {
                 .arg(self.subjects.index_name(&grant.subject))
                 .arg(&grant.id)
                 .arg(grant.expires_at.max(1))
+                .arg(self.grant_value(&grant)?)
                 .invoke_async(&mut self.conn.clone())
                 .await
                 .map_err(|e| unavailable(&e))?;
@@ -164,7 +164,7 @@ impl AuthStore for RedisAuthStore {
         Box::pin(async move {
             if let Some(mut grant) = self.read_grant(&id).await? {
                 grant.last_used = now;
-                self.write_grant(&grant, true).await?;
+                self.rewrite_grant(&grant).await?;
             }
             Ok(())
         })
@@ -310,10 +310,33 @@ impl AuthStore for RedisAuthStore {
                 .get(self.key("refresh", &hex(key)))
                 .await
                 .map_err(|e| unavailable(&e))?;
-            let Some(value) = value else { return Ok(None) };
-            let record = value.rsplit('\n').next().ok_or_else(corrupt)?;
-            let wire: RefreshWire = serde_json::from_str(record).map_err(|_| corrupt())?;
-            Ok(Some(RefreshRecord::new(wire.grant_id, wire.scopes)))
+            value.map(|v| decode_refresh(&v)).transpose()
+        })
+    }
+
+    fn refresh_and_grant(
+        &self,
+        key: StoreKey,
+        now: u64,
+    ) -> BoxFuture<'_, Result<Option<RefreshAndGrant>, StoreError>> {
+        Box::pin(async move {
+            let reply: Vec<String> = SCRIPTS
+                .refresh_and_grant
+                .key(self.key("refresh", &hex(key)))
+                .arg(&self.prefix)
+                .invoke_async(&mut self.conn.clone())
+                .await
+                .map_err(|e| unavailable(&e))?;
+            let mut reply = reply.iter();
+            let Some(refresh) = reply.next() else {
+                return Ok(None);
+            };
+            let record = decode_refresh(refresh)?;
+            let grant = match reply.next() {
+                Some(value) => Some(self.decode_grant(value)?).filter(|g| g.expires_at > now),
+                None => None,
+            };
+            Ok(Some((record, grant)))
         })
     }
 
@@ -508,4 +531,12 @@ fn decode_pending(
     pending.consented = wire.consented;
     pending.subject = wire.subject.map(|s| subjects.open(&s)).transpose()?;
     Ok(Some(pending))
+}
+
+/// A refresh token's record from its stored value (the record is the last
+/// line, whether active or rotated).
+fn decode_refresh(value: &str) -> Result<RefreshRecord, StoreError> {
+    let record = value.rsplit('\n').next().ok_or_else(corrupt)?;
+    let wire: RefreshWire = serde_json::from_str(record).map_err(|_| corrupt())?;
+    Ok(RefreshRecord::new(wire.grant_id, wire.scopes))
 }

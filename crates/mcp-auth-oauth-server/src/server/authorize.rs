@@ -31,6 +31,14 @@ const fn refuse(error: &'static str, description: &'static str) -> Refusal {
     Refusal { error, description }
 }
 
+/// What a signed-in person's request meets: their remembered consent (and
+/// its key) and whether the login covers the scopes.
+pub(super) struct ConsentState {
+    key: StoreKey,
+    consented: bool,
+    covered: bool,
+}
+
 /// What a valid request asks for.
 struct Asked {
     challenge: String,
@@ -129,17 +137,36 @@ pub(super) async fn authorize(
         consented: false,
         expires_at: s.now() + PENDING_TTL,
     };
+    crate::metrics::sign_in_started();
+    // Signed in, consent remembered and the login covering the scopes: the
+    // code at once, with no pending authorization stored and taken back.
+    let known = match &subject {
+        Some(subject) => Some(s.consent_state(&pending, subject).await?),
+        None => None,
+    };
+    if let (Some(subject), Some(known)) = (&subject, &known)
+        && known.consented
+        && known.covered
+    {
+        let mut response = s.issue_code(pending, subject.clone(), known.key).await?;
+        if new_browser {
+            reply::set_cookie(&mut response, &s.browser_cookie.set_cookie(&browser));
+        }
+        return Ok(response);
+    }
     s.store
         .put_pending(pending_id.key(), pending.clone())
         .await?;
-    crate::metrics::sign_in_started();
-    let mut response = match subject {
-        Some(subject) => s.continue_signed_in(&pending_id, pending, &subject).await?,
-        None if s.login.consent_first() => {
+    let mut response = match (subject, known) {
+        (Some(subject), Some(known)) => {
+            s.continue_with(&pending_id, pending, &subject, known)
+                .await?
+        }
+        _ if s.login.consent_first() => {
             s.consent_page(&pending_id, &pending, None, s.login.provider_name())
                 .await
         }
-        None => s.start_login(&pending_id, &pending).await?,
+        _ => s.start_login(&pending_id, &pending).await?,
     };
     if new_browser {
         reply::set_cookie(&mut response, &s.browser_cookie.set_cookie(&browser));
@@ -229,25 +256,54 @@ impl Inner {
         })
     }
 
+    /// Whether `subject` already consented to `pending` (remembered) and
+    /// whether the login covers its scopes.
+    pub(super) async fn consent_state(
+        &self,
+        pending: &PendingSignIn,
+        subject: &UserId,
+    ) -> Result<ConsentState, PageError> {
+        let covered = self
+            .login
+            .covers(subject, &pending.scopes)
+            .await
+            .map_err(|_| PageError::Unavailable)?;
+        let key = self.consent_key(pending, subject);
+        let consented = self.store.consent(key, self.now()).await?;
+        Ok(ConsentState {
+            key,
+            consented,
+            covered,
+        })
+    }
+
     /// After the login: remembered consent issues the code at once (or,
     /// when the login must go back to the provider for more, goes there),
     /// otherwise the consent page.
     pub(super) async fn continue_signed_in(
         &self,
         pending_id: &PendingId,
-        mut pending: PendingSignIn,
+        pending: PendingSignIn,
         subject: &UserId,
     ) -> Result<Response<Body>, PageError> {
-        let covered = self
-            .login
-            .covers(subject, &pending.scopes)
+        let known = self.consent_state(&pending, subject).await?;
+        self.continue_with(pending_id, pending, subject, known)
             .await
-            .map_err(|_| PageError::Unavailable)?;
-        let key = self.consent_key(&pending, subject);
-        if self.store.consent(key, self.now()).await? {
-            if covered {
+    }
+
+    /// [`continue_signed_in`](Self::continue_signed_in) once the consent
+    /// state is known.
+    async fn continue_with(
+        &self,
+        pending_id: &PendingId,
+        mut pending: PendingSignIn,
+        subject: &UserId,
+        known: ConsentState,
+    ) -> Result<Response<Body>, PageError> {
+        if known.consented {
+            if known.covered {
                 let _ = self.store.take_pending(pending_id.key(), self.now()).await;
-                return self.issue_code(pending, subject.clone(), key).await;
+                return self.issue_code(pending, subject.clone(), known.key).await;
             }
             pending.consented = true;
             self.store
@@ -255,7 +311,7 @@ impl Inner {
                 .await?;
             return self.start_login(pending_id, &pending).await;
         }
-        let then = if covered {
+        let then = if known.covered {
             None
         } else {
             self.login.provider_name()

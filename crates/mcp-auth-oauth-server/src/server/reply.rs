@@ -227,7 +227,12 @@ impl axum::response::IntoResponse for ParamError {
 
 /// A JSON answer with `cache`.
 pub(crate) fn json(status: StatusCode, value: &Value, cache: &'static str) -> Response<Body> {
-    let mut response = Response::new(Body::from(value.to_string()));
+    json_bytes(status, value.to_string().into_bytes(), cache)
+}
+
+/// A JSON response from an already serialized body.
+pub(crate) fn json_bytes(status: StatusCode, body: Vec<u8>, cache: &'static str) -> Response<Body> {
+    let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -9,11 +9,10 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderValue, Response, StatusCode, header};
 use mcp_auth_pkce::CodeVerifier;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::extract::{BasicAuth, ClientAddr, ParamError, Params, StrictForm};
-use super::reply::{OAuthError, json};
+use super::reply::{OAuthError, json_bytes};
 use super::{Inner, scope_list, short};
 use crate::AUDIT;
 use crate::secrets::{AuthorizationCode, ClientSecret, RefreshToken, random_id};
@@ -34,6 +33,34 @@ pub(super) async fn token(
         Some("refresh_token") => s.refresh_grant(&client, &fields).await,
         _ => Err(OAuthError::UnsupportedGrantType),
     }
+}
+
+/// How stale a grant's "last used" may get before a refresh stores it
+/// again (seconds): the connected-apps page shows it to the minute.
+const TOUCH_EVERY: u64 = 60;
+
+/// An RFC 9068 access token's claims.
+#[derive(serde::Serialize)]
+struct AccessClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    client_id: &'a str,
+    scope: &'a str,
+    iat: u64,
+    exp: u64,
+    jti: &'a str,
+}
+
+/// The token endpoint's success body (RFC 6749 section 5.1).
+#[derive(serde::Serialize)]
+struct TokenResponse<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: u64,
+    scope: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
 }
 
 /// Whether `verifier` is an RFC 7636 verifier whose S256 challenge is
@@ -188,16 +215,12 @@ impl Inner {
             .ok_or(OAuthError::InvalidRequest("refresh_token is missing"))?;
         let now = self.now();
         let old = presented.key();
-        let record = self
+        let (record, grant) = self
             .store
-            .refresh(old)
+            .refresh_and_grant(old, now)
             .await?
             .ok_or(OAuthError::InvalidGrant("unknown refresh token"))?;
-        let grant = self
-            .store
-            .grant(&record.grant_id, now)
-            .await?
-            .ok_or(OAuthError::InvalidGrant("the grant has ended"))?;
+        let grant = grant.ok_or(OAuthError::InvalidGrant("the grant has ended"))?;
         if grant.client_id != client.client_id {
             return Err(OAuthError::InvalidGrant(
                 "the refresh token was issued to another client",
@@ -225,7 +248,12 @@ impl Inner {
             grant_id: grant.id.clone(),
             scopes: record.scopes.clone(),
         };
-        let sealed = crate::successor::seal(&presented, &next)?;
+        // Sealed only when a retry may open it (a grace window is set).
+        let sealed = if self.refresh_grace > 0 {
+            crate::successor::seal(&presented, &next)?
+        } else {
+            Vec::new()
+        };
         match self
             .store
             .rotate_refresh(old, next.key(), new_record, now, self.refresh_grace, sealed)
@@ -252,12 +280,15 @@ impl Inner {
             }
             _ => return Err(OAuthError::InvalidGrant("unknown refresh token")),
         }
-        // "Last used" is for the connected-apps page: the answer does not
-        // wait for it to be stored (a persistent store commits it apart).
-        let (store, grant_id) = (self.store.clone(), grant.id.clone());
-        tokio::spawn(async move {
-            let _ = store.touch_grant(&grant_id, now).await;
-        });
+        // "Last used" is for the connected-apps page, which shows it to
+        // the minute: stored at most once a minute, and the answer does not
+        // wait for it (a persistent store commits it apart).
+        if grant.last_used.saturating_add(TOUCH_EVERY) <= now {
+            let (store, grant_id) = (self.store.clone(), grant.id.clone());
+            tokio::spawn(async move {
+                let _ = store.touch_grant(&grant_id, now).await;
+            });
+        }
         tracing::info!(target: AUDIT, event = "refresh_rotated", grant = short(&grant.id));
         crate::metrics::token_grant("refresh_token", "issued");
         self.issue_tokens(client, &grant, &scopes, Some(next)).await
@@ -272,27 +303,25 @@ impl Inner {
         refresh: Option<RefreshToken>,
     ) -> Result<Response<Body>, OAuthError> {
         let now = self.now();
-        let claims = json!({
-            "iss": &*self.issuer,
-            "sub": grant.subject.as_str(),
-            "aud": grant.resource,
-            "client_id": grant.client_id,
-            "scope": scopes.join(" "),
-            "iat": now,
-            "exp": now + self.access_ttl,
-            "jti": random_id(16)?,
-        });
+        let scope = scopes.join(" ");
+        let jti = random_id(16)?;
         let access = self
             .keys_read()
             .current()
-            .sign("at+jwt", &claims)
+            .sign(
+                "at+jwt",
+                &AccessClaims {
+                    iss: &self.issuer,
+                    sub: grant.subject.as_str(),
+                    aud: &grant.resource,
+                    client_id: &grant.client_id,
+                    scope: &scope,
+                    iat: now,
+                    exp: now + self.access_ttl,
+                    jti: &jti,
+                },
+            )
             .map_err(|_| OAuthError::Unavailable)?;
-        let mut body = json!({
-            "access_token": access,
-            "token_type": "Bearer",
-            "expires_in": self.access_ttl,
-            "scope": scopes.join(" "),
-        });
         let refresh = match refresh {
             Some(token) => Some(token),
             None if client.refresh => {
@@ -306,10 +335,15 @@ impl Inner {
             }
             None => None,
         };
-        if let Some(token) = refresh {
-            body["refresh_token"] = json!(token.expose());
-        }
-        let mut response = json(StatusCode::OK, &body, "no-store");
+        let body = serde_json::to_vec(&TokenResponse {
+            access_token: &access,
+            token_type: "Bearer",
+            expires_in: self.access_ttl,
+            scope: &scope,
+            refresh_token: refresh.as_ref().map(RefreshToken::expose),
+        })
+        .map_err(|_| OAuthError::Unavailable)?;
+        let mut response = json_bytes(StatusCode::OK, body, "no-store");
         response
             .headers_mut()
             .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));

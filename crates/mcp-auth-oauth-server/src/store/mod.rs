@@ -327,6 +327,10 @@ pub enum Rotation {
     Unknown,
 }
 
+/// A refresh token's record and its grant when live
+/// ([`AuthStore::refresh_and_grant`]).
+pub type RefreshAndGrant = (RefreshRecord, Option<Grant>);
+
 /// The server's storage. Implementations must make `redeem_code` and
 /// `rotate_refresh` atomic: two callers never both get `Fresh` for one code
 /// or both rotate one token.
@@ -389,6 +393,23 @@ pub trait AuthStore: Send + Sync + std::fmt::Debug {
     ) -> BoxFuture<'_, Result<(), StoreError>>;
     /// A refresh token's record, if active.
     fn refresh(&self, key: StoreKey) -> BoxFuture<'_, Result<Option<RefreshRecord>, StoreError>>;
+    /// A refresh token's record (as [`refresh`](Self::refresh) gives it)
+    /// and its grant when live (as [`grant`](Self::grant)), read together:
+    /// the refresh grant's first step. The default reads one, then the
+    /// other; the Redis store answers both in one round trip.
+    fn refresh_and_grant(
+        &self,
+        key: StoreKey,
+        now: u64,
+    ) -> BoxFuture<'_, Result<Option<RefreshAndGrant>, StoreError>> {
+        Box::pin(async move {
+            let Some(record) = self.refresh(key).await? else {
+                return Ok(None);
+            };
+            let grant = self.grant(&record.grant_id, now).await?;
+            Ok(Some((record, grant)))
+        })
+    }
     /// Rotates `old` to `new` (storing `record` under it) atomically,
     /// keeping `sealed_successor` (the new token, sealed under the old one)
     /// with the rotated `old`. Presenting an already-rotated token within

@@ -1,0 +1,191 @@
+//! Drives `N` refresh grants over loopback (16 keep-alive clients, each on
+//! its own grant, 2 runtime workers, client and server in this process)
+//! against the authorization server on its memory store, or against a
+//! canned `/token` handler that answers every request with a token
+//! response of the same shape and size (the floor: the HTTP client, hyper,
+//! axum's routing and the kernel's loopback, with none of the server's
+//! work). `benches/callgrind-token.sh` runs both under valgrind and prints
+//! instructions per refresh, which unlike time do not move with the
+//! machine's load.
+//!
+//! `cargo run --release -p mcp-auth-benches --example token_instructions -- <canned|refresh> <N>`
+
+use std::sync::Arc;
+
+use mcp_auth_oauth_server::{AuthServer, DangerousDevLogin};
+use mcp_auth_ratelimit::Limits;
+use mcp_auth_testkit::browser::{Browser, Pkce, query_of};
+use serde_json::{Value, json};
+
+const CLIENTS: u64 = 16;
+const REDIRECT: &str = "http://localhost:1/cb";
+
+#[allow(clippy::expect_used)]
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mode = args.next().unwrap_or_default();
+    let n: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(1600);
+    if mode != "canned" && mode != "refresh" {
+        eprintln!("usage: token_instructions <canned|refresh> <N>");
+        std::process::exit(2);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let start = std::time::Instant::now();
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let issuer = format!("http://{}", listener.local_addr().expect("address"));
+        let resource = format!("{issuer}/mcp");
+        let server = AuthServer::builder(&issuer, &resource)
+            .scopes(["mcp:tools"])
+            .login(DangerousDevLogin)
+            .dynamic_registration(true)
+            .rate_limits(Limits::none())
+            .build()
+            .expect("server");
+        // Each client's first refresh token comes from a real sign-in, so
+        // the canned answer has the real one's shape and size.
+        let setup = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let setup_issuer = format!("http://{}", setup.local_addr().expect("address"));
+        let mut clients = Vec::new();
+        let mut body = String::new();
+        {
+            let router = server.router();
+            let handle = tokio::spawn(async move { axum::serve(listener, router).await });
+            for i in 0..CLIENTS {
+                clients.push(sign_in(&issuer, &resource, i).await);
+            }
+            if mode == "canned" {
+                let (http, client_id, token) = &clients[0];
+                body = refresh(http, &issuer, client_id, token).await.to_string();
+                handle.abort();
+            }
+        }
+        let target = if mode == "canned" {
+            let body: Arc<str> = body.into();
+            let canned = axum::Router::new().route(
+                "/token",
+                axum::routing::post(move || {
+                    let body = body.clone();
+                    async move {
+                        (
+                            [
+                                (http::header::CONTENT_TYPE, "application/json"),
+                                (http::header::CACHE_CONTROL, "no-store"),
+                            ],
+                            body.to_string(),
+                        )
+                    }
+                }),
+            );
+            tokio::spawn(async move { axum::serve(setup, canned).await });
+            setup_issuer
+        } else {
+            drop(setup);
+            issuer
+        };
+        let target = Arc::new(target);
+        let mut tasks = Vec::new();
+        for (http, client_id, mut token) in clients {
+            let target = target.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..n / CLIENTS {
+                    let tokens = refresh(&http, &target, &client_id, &token).await;
+                    token = tokens["refresh_token"]
+                        .as_str()
+                        .expect("refresh")
+                        .to_owned();
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.expect("client task");
+        }
+    });
+    eprintln!(
+        "{mode}: {} refreshes, {:.1} µs each (wall time; meaningless under valgrind)",
+        n / CLIENTS * CLIENTS,
+        start.elapsed().as_secs_f64() * 1e6 / n.max(1) as f64
+    );
+}
+
+#[allow(clippy::expect_used)]
+async fn refresh(http: &reqwest::Client, issuer: &str, client_id: &str, token: &str) -> Value {
+    let response = http
+        .post(format!("{issuer}/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", token),
+            ("client_id", client_id),
+        ])
+        .send()
+        .await
+        .expect("token request");
+    assert!(response.status().is_success(), "{}", response.status());
+    response.json().await.expect("token response")
+}
+
+/// Registers a client and signs a person in: (HTTP client, client id,
+/// refresh token).
+#[allow(clippy::expect_used)]
+async fn sign_in(issuer: &str, resource: &str, i: u64) -> (reqwest::Client, String, String) {
+    let http = reqwest::Client::new();
+    let registered: Value = http
+        .post(format!("{issuer}/register"))
+        .json(
+            &json!({"client_name": format!("bench {i}"), "redirect_uris": [REDIRECT],
+                      "token_endpoint_auth_method": "none"}),
+        )
+        .send()
+        .await
+        .expect("register")
+        .json()
+        .await
+        .expect("registration");
+    let client_id = registered["client_id"]
+        .as_str()
+        .expect("client_id")
+        .to_owned();
+    let pkce = Pkce::new();
+    let mut url = url::Url::parse(&format!("{issuer}/authorize")).expect("url");
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &client_id)
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("code_challenge", &pkce.challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("resource", resource);
+    let callback = Browser::new()
+        .sign_in(issuer, url.as_str(), &format!("user-{i}"))
+        .await
+        .expect("sign-in")
+        .expect("a callback");
+    let code = query_of(&callback)["code"].clone();
+    let tokens: Value = http
+        .post(format!("{issuer}/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &client_id),
+            ("code_verifier", &pkce.verifier),
+        ])
+        .send()
+        .await
+        .expect("code exchange")
+        .json()
+        .await
+        .expect("tokens");
+    let refresh = tokens["refresh_token"]
+        .as_str()
+        .expect("refresh")
+        .to_owned();
+    (http, client_id, refresh)
+}
