@@ -2,13 +2,14 @@
 //! ES256 signing included: refresh grants per second (each one a rotation:
 //! a lookup, an atomic rotate, a signature) and authorization-code grants
 //! per second (a remembered-consent `/authorize` plus the code exchange).
-//! 16 concurrent clients, each on its own grant. Figures are recorded in
+//! 16 concurrent clients, each on its own grant and its own task. Figures are recorded in
 //! docs/oauth-server.md. `cargo test --benches` runs it once, small.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::time::Instant;
 
-use mcp_auth_benches::{bench_mode, join_all};
+use mcp_auth_benches::load::Connection;
+use mcp_auth_benches::{bench_mode, spawn_each};
 use mcp_auth_oauth_server::{AuthServer, DangerousDevLogin};
 use mcp_auth_ratelimit::Limits;
 use mcp_auth_testkit::browser::{Browser, Pkce, query_of};
@@ -19,6 +20,11 @@ const REDIRECT: &str = "http://localhost:1/cb";
 
 struct Client {
     http: reqwest::Client,
+    /// The lean load generator's connection (token requests, and the
+    /// signed-in browser's `/authorize` once its cookies are known).
+    conn: Option<Connection>,
+    /// The signed-in browser's cookies (empty until it signed in).
+    cookie: String,
     browser: Browser,
     client_id: String,
     refresh: String,
@@ -48,28 +54,54 @@ async fn token(http: &reqwest::Client, issuer: &str, form: &[(&str, &str)]) -> V
 }
 
 /// One code grant: authorize (signed in, consent remembered) and exchange.
+/// The first one signs the browser in through the pages; later ones send
+/// its cookies from the lean generator's connection.
 async fn code_grant(client: &mut Client, issuer: &str, resource: &str, user: &str) -> Value {
     let pkce = Pkce::new();
     let url = authorize_url(issuer, resource, &client.client_id, &pkce);
-    let callback = client
-        .browser
-        .sign_in(issuer, &url, user)
-        .await
-        .unwrap()
-        .unwrap();
+    let callback = match &mut client.conn {
+        Some(conn) if !client.cookie.is_empty() => {
+            let path_and_query = &url[issuer.len()..];
+            let (status, location, body) = conn.get(path_and_query, &client.cookie).await.unwrap();
+            assert!(
+                status.is_redirection(),
+                "a remembered sign-in redirects: {status} {}",
+                String::from_utf8_lossy(&body)
+            );
+            location
+        }
+        _ => {
+            let callback = client
+                .browser
+                .sign_in(issuer, &url, user)
+                .await
+                .unwrap()
+                .unwrap();
+            client.cookie = client
+                .browser
+                .cookies()
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            callback
+        }
+    };
     let code = query_of(&callback)["code"].clone();
-    token(
-        &client.http,
-        issuer,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("client_id", &client.client_id),
-            ("code_verifier", &pkce.verifier),
-        ],
-    )
-    .await
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", REDIRECT),
+        ("client_id", &client.client_id),
+        ("code_verifier", &pkce.verifier),
+    ];
+    match &mut client.conn {
+        Some(conn) => {
+            let tokens = conn.tokens("/token", &form).await.unwrap();
+            json!({"access_token": tokens.access_token, "refresh_token": tokens.refresh_token})
+        }
+        None => token(&client.http, issuer, &form).await,
+    }
 }
 
 fn main() {
@@ -189,30 +221,33 @@ async fn peer_refreshes(memory: f64, refreshes: usize) {
     let mut words = ready.split_whitespace();
     assert_eq!(words.next(), Some("READY"), "{ready}");
     let issuer = words.next().unwrap().to_owned();
-    let mut clients: Vec<(reqwest::Client, String)> = words
+    let clients: Vec<(reqwest::Client, String)> = words
         .map(|token| (reqwest::Client::new(), token.to_owned()))
         .collect();
     assert_eq!(clients.len(), CLIENTS);
     let started = Instant::now();
-    join_all(clients.iter_mut().map(|(http, refresh)| {
+    spawn_each(clients, |_, (http, mut refresh)| {
         let issuer = issuer.clone();
         async move {
+            let mut connection = Connection::open(&issuer).await.unwrap();
             for _ in 0..refreshes {
-                let tokens = token(
-                    http,
-                    &issuer,
-                    &[
-                        ("grant_type", "refresh_token"),
-                        ("refresh_token", refresh),
-                        ("client_id", "bench"),
-                    ],
-                )
-                .await;
-                assert!(tokens["access_token"].is_string());
-                *refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+                let tokens = connection
+                    .tokens(
+                        "/token",
+                        &[
+                            ("grant_type", "refresh_token"),
+                            ("refresh_token", &refresh),
+                            ("client_id", "bench"),
+                        ],
+                    )
+                    .await
+                    .unwrap();
+                assert!(!tokens.access_token.is_empty());
+                refresh = tokens.refresh_token.unwrap();
             }
+            (http, refresh)
         }
-    }))
+    })
     .await;
     let theirs = (CLIENTS * refreshes) as f64 / started.elapsed().as_secs_f64();
     println!(
@@ -344,6 +379,8 @@ async fn resource_requests(requests: usize) {
 
     let mut client = Client {
         http: reqwest::Client::new(),
+        conn: None,
+        cookie: String::new(),
         browser: Browser::new(),
         client_id: {
             let registered: Value = reqwest::Client::new()
@@ -399,6 +436,12 @@ async fn grants(
     codes: usize,
 ) -> f64 {
     {
+        // Each run signs in people of its own: runs sharing a Redis (the
+        // WAIT pair) must not push each other's people past the per-user
+        // grant cap.
+        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let run = format!("run{run}");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let issuer = format!("http://{}", listener.local_addr().unwrap());
         let resource = format!("{issuer}/mcp");
@@ -430,50 +473,89 @@ async fn grants(
                 .unwrap();
             let mut client = Client {
                 http,
+                conn: Some(Connection::open(&issuer).await.unwrap()),
+                cookie: String::new(),
                 browser: Browser::new(),
                 client_id: registered["client_id"].as_str().unwrap().to_owned(),
                 refresh: String::new(),
             };
-            let tokens = code_grant(&mut client, &issuer, &resource, &format!("user-{i}")).await;
+            let tokens =
+                code_grant(&mut client, &issuer, &resource, &format!("{run}-user-{i}")).await;
             client.refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
             clients.push(client);
         }
 
         let started = Instant::now();
-        join_all(clients.iter_mut().map(|client| {
-            let issuer = issuer.clone();
+        let clients = spawn_each(clients, |_, mut client| {
             async move {
+                let connection = client.conn.as_mut().unwrap();
                 for _ in 0..refreshes {
-                    let tokens = token(
-                        &client.http,
-                        &issuer,
-                        &[
-                            ("grant_type", "refresh_token"),
-                            ("refresh_token", &client.refresh),
-                            ("client_id", &client.client_id),
-                        ],
-                    )
-                    .await;
-                    client.refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+                    let tokens = connection
+                        .tokens(
+                            "/token",
+                            &[
+                                ("grant_type", "refresh_token"),
+                                ("refresh_token", &client.refresh),
+                                ("client_id", &client.client_id),
+                            ],
+                        )
+                        .await
+                        .unwrap();
+                    client.refresh = tokens.refresh_token.unwrap();
                 }
+                client
             }
-        }))
+        })
         .await;
         let refresh_rate = (CLIENTS * refreshes) as f64 / started.elapsed().as_secs_f64();
         let per_second = refresh_rate;
         println!(
             "figure: refresh grants per second ({label} store, {CLIENTS} concurrent clients, loopback, ES256): {per_second:.0}"
         );
+        let clients = if label == "memory" {
+            // The same load from reqwest, whose per-request work (URL
+            // parsing, redirect policy, pool) shares the two cores.
+            let started = Instant::now();
+            let clients = spawn_each(clients, |_, mut client| {
+                let issuer = issuer.clone();
+                async move {
+                    for _ in 0..refreshes {
+                        let tokens = token(
+                            &client.http,
+                            &issuer,
+                            &[
+                                ("grant_type", "refresh_token"),
+                                ("refresh_token", &client.refresh),
+                                ("client_id", &client.client_id),
+                            ],
+                        )
+                        .await;
+                        client.refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+                    }
+                    client
+                }
+            })
+            .await;
+            let rate = (CLIENTS * refreshes) as f64 / started.elapsed().as_secs_f64();
+            println!(
+                "figure: refresh grants per second ({label} store, the same load from reqwest instead of the lean generator): {rate:.0} (lean / reqwest = {:.2})",
+                refresh_rate / rate
+            );
+            clients
+        } else {
+            clients
+        };
 
         let started = Instant::now();
-        join_all(clients.iter_mut().enumerate().map(|(i, client)| {
-            let (issuer, resource) = (issuer.clone(), resource.clone());
+        spawn_each(clients, |i, mut client| {
+            let (issuer, resource, run) = (issuer.clone(), resource.clone(), run.clone());
             async move {
                 for _ in 0..codes {
-                    code_grant(client, &issuer, &resource, &format!("user-{i}")).await;
+                    code_grant(&mut client, &issuer, &resource, &format!("{run}-user-{i}")).await;
                 }
+                client
             }
-        }))
+        })
         .await;
         let per_second = (CLIENTS * codes) as f64 / started.elapsed().as_secs_f64();
         println!(

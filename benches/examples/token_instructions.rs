@@ -1,5 +1,7 @@
 //! Drives `N` refresh grants over loopback (16 keep-alive clients, each on
-//! its own grant, 2 runtime workers, client and server in this process)
+//! its own grant and connection, from the oauth_server bench's lean load
+//! generator, or reqwest with `REQWEST=1`; 2 runtime workers, client and
+//! server in this process)
 //! against the authorization server on its memory store, or against a
 //! canned `/token` handler that answers every request with a token
 //! response of the same shape and size (the floor: the HTTP client, hyper,
@@ -8,10 +10,13 @@
 //! instructions per refresh, which unlike time do not move with the
 //! machine's load.
 //!
-//! `cargo run --release -p mcp-auth-benches --example token_instructions -- <canned|refresh> <N>`
+//! `cargo run --release -p mcp-auth-benches --example token_instructions -- <canned|refresh|code> <N>`
+//! (`code`: authorization-code grants through a signed-in browser with
+//! consent remembered, reqwest's).
 
 use std::sync::Arc;
 
+use mcp_auth_benches::load::Connection;
 use mcp_auth_oauth_server::{AuthServer, DangerousDevLogin};
 use mcp_auth_ratelimit::Limits;
 use mcp_auth_testkit::browser::{Browser, Pkce, query_of};
@@ -25,8 +30,8 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_default();
     let n: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(1600);
-    if mode != "canned" && mode != "refresh" {
-        eprintln!("usage: token_instructions <canned|refresh> <N>");
+    if !["canned", "refresh", "code"].contains(&mode.as_str()) {
+        eprintln!("usage: token_instructions <canned|refresh|code> <N>");
         std::process::exit(2);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -93,10 +98,39 @@ fn main() {
         };
         let target = Arc::new(target);
         let mut tasks = Vec::new();
-        for (http, client_id, mut token) in clients {
-            let target = target.clone();
+        let (code, resource) = (mode == "code", Arc::new(resource));
+        // The bench's lean load generator; REQWEST=1: reqwest instead.
+        let lean = std::env::var_os("REQWEST").is_none();
+        for (i, (http, client_id, mut token)) in clients.into_iter().enumerate() {
+            let (target, resource) = (target.clone(), resource.clone());
             tasks.push(tokio::spawn(async move {
+                // Signed in once, then every sign-in remembered.
+                let mut browser = Browser::new();
+                let mut connection: Option<Connection> = None;
                 for _ in 0..n / CLIENTS {
+                    if code {
+                        code_grant(&http, &mut browser, &target, &resource, &client_id, i).await;
+                        continue;
+                    }
+                    if lean {
+                        if connection.is_none() {
+                            connection = Some(Connection::open(&target).await.expect("connection"));
+                        }
+                        let connection = connection.as_mut().expect("opened");
+                        let tokens = connection
+                            .tokens(
+                                "/token",
+                                &[
+                                    ("grant_type", "refresh_token"),
+                                    ("refresh_token", &token),
+                                    ("client_id", &client_id),
+                                ],
+                            )
+                            .await
+                            .expect("refresh");
+                        token = tokens.refresh_token.expect("a refresh token");
+                        continue;
+                    }
                     let tokens = refresh(&http, &target, &client_id, &token).await;
                     token = tokens["refresh_token"]
                         .as_str()
@@ -110,7 +144,7 @@ fn main() {
         }
     });
     eprintln!(
-        "{mode}: {} refreshes, {:.1} µs each (wall time; meaningless under valgrind)",
+        "{mode}: {} grants, {:.1} µs each with the start-up (wall time; meaningless under valgrind)",
         n / CLIENTS * CLIENTS,
         start.elapsed().as_secs_f64() * 1e6 / n.max(1) as f64
     );
@@ -130,6 +164,51 @@ async fn refresh(http: &reqwest::Client, issuer: &str, client_id: &str, token: &
         .expect("token request");
     assert!(response.status().is_success(), "{}", response.status());
     response.json().await.expect("token response")
+}
+
+/// One authorization-code grant: `/authorize` (the login form the first
+/// time, then a remembered sign-in and consent) and the code exchange.
+#[allow(clippy::expect_used)]
+async fn code_grant(
+    http: &reqwest::Client,
+    browser: &mut Browser,
+    issuer: &str,
+    resource: &str,
+    client_id: &str,
+    i: impl std::fmt::Display,
+) -> Value {
+    let pkce = Pkce::new();
+    let mut url = url::Url::parse(&format!("{issuer}/authorize")).expect("url");
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("code_challenge", &pkce.challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("resource", resource);
+    let callback = browser
+        .sign_in(issuer, url.as_str(), &format!("user-{i}"))
+        .await
+        .expect("sign-in")
+        .expect("a callback");
+    let code = query_of(&callback)["code"].clone();
+    let tokens: Value = http
+        .post(format!("{issuer}/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", client_id),
+            ("code_verifier", &pkce.verifier),
+        ])
+        .send()
+        .await
+        .expect("code exchange")
+        .json()
+        .await
+        .expect("tokens");
+    assert!(tokens["access_token"].is_string(), "{tokens}");
+    tokens
 }
 
 /// Registers a client and signs a person in: (HTTP client, client id,
@@ -153,36 +232,7 @@ async fn sign_in(issuer: &str, resource: &str, i: u64) -> (reqwest::Client, Stri
         .as_str()
         .expect("client_id")
         .to_owned();
-    let pkce = Pkce::new();
-    let mut url = url::Url::parse(&format!("{issuer}/authorize")).expect("url");
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", &client_id)
-        .append_pair("redirect_uri", REDIRECT)
-        .append_pair("code_challenge", &pkce.challenge)
-        .append_pair("code_challenge_method", "S256")
-        .append_pair("resource", resource);
-    let callback = Browser::new()
-        .sign_in(issuer, url.as_str(), &format!("user-{i}"))
-        .await
-        .expect("sign-in")
-        .expect("a callback");
-    let code = query_of(&callback)["code"].clone();
-    let tokens: Value = http
-        .post(format!("{issuer}/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("client_id", &client_id),
-            ("code_verifier", &pkce.verifier),
-        ])
-        .send()
-        .await
-        .expect("code exchange")
-        .json()
-        .await
-        .expect("tokens");
+    let tokens = code_grant(&http, &mut Browser::new(), issuer, resource, &client_id, i).await;
     let refresh = tokens["refresh_token"]
         .as_str()
         .expect("refresh")

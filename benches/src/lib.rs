@@ -2,6 +2,7 @@
 //! `benches/examples/`.
 
 pub mod axum_stack;
+pub mod load;
 
 use std::time::{Duration, Instant};
 
@@ -71,4 +72,29 @@ pub fn process_cpu_ns() -> Option<u64> {
         }
     }
     Some(total)
+}
+
+/// Runs `work` on each item as its own tokio task (concurrent clients
+/// spread over the runtime's workers, as independent clients are, rather
+/// than polled from one task) and gives the items back in order.
+///
+/// # Panics
+/// When a task panics.
+#[allow(clippy::expect_used)]
+pub async fn spawn_each<T, F, Fut>(items: Vec<T>, work: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(usize, T) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    let tasks: Vec<_> = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| tokio::spawn(work(i, item)))
+        .collect();
+    let mut items = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        items.push(task.await.expect("a client task"));
+    }
+    items
 }

@@ -471,6 +471,58 @@ async fn memory_store_keeps_the_contract() {
     suite(Arc::new(MemoryAuthStore::default())).await;
 }
 
+/// A grant refreshed for months does not grow the memory store without
+/// end: it keeps the last 32 rotated tokens (presenting one revokes the
+/// grant, as reuse); an older one is forgotten, so it is refused like any
+/// unknown token and the grant lives on. Revoking a grant takes all of
+/// what it kept, and a person's other grants stay.
+#[tokio::test]
+async fn the_memory_store_keeps_a_grants_last_rotated_tokens_and_forgets_older_ones() {
+    let store = MemoryAuthStore::new(1_000);
+    store.put_grant(grant("g-long", "mia")).await.unwrap();
+    store.put_grant(grant("g-other", "mia")).await.unwrap();
+    let record = RefreshRecord::new("g-long", vec!["mcp:tools".into()]);
+    let key = |i: usize| StoreKey::of(&format!("long-{i}"));
+    store.put_refresh(key(0), record.clone()).await.unwrap();
+    // 2,000 rotations: more than the store's capacity of 1,000 per table.
+    for i in 0..2_000 {
+        assert_eq!(
+            store
+                .rotate_refresh(key(i), key(i + 1), record.clone(), NOW, 0, Vec::new())
+                .await
+                .unwrap(),
+            Rotation::Rotated(record.clone()),
+            "rotation {i}"
+        );
+    }
+    let rotate =
+        |old: usize| store.rotate_refresh(key(old), key(9_999), record.clone(), NOW, 0, Vec::new());
+    assert_eq!(
+        rotate(2_000 - 33).await.unwrap(),
+        Rotation::Unknown,
+        "33 rotations back: forgotten"
+    );
+    assert!(store.grant("g-long", NOW).await.unwrap().is_some());
+    assert_eq!(
+        rotate(2_000 - 32).await.unwrap(),
+        Rotation::Reused {
+            grant_id: "g-long".into()
+        },
+        "32 rotations back: still known, and its reuse revokes the grant"
+    );
+    assert!(store.grant("g-long", NOW).await.unwrap().is_none());
+    assert!(store.refresh(key(2_000)).await.unwrap().is_none());
+    let left: Vec<String> = store
+        .grants_of(&user("mia"), NOW)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.id)
+        .collect();
+    assert_eq!(left, ["g-other"]);
+    assert_eq!(store.grant_count_bound(&user("mia")).await.unwrap(), 1);
+}
+
 #[cfg(feature = "embedded")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn embedded_store_keeps_the_contract() {

@@ -1,6 +1,7 @@
 //! The in-process store: bounded tables behind one mutex.
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use std::collections::{HashSet, VecDeque};
 
 #[derive(Debug)]
 enum CodeState {
@@ -30,10 +31,16 @@ struct State {
     pending: HashMap<StoreKey, PendingSignIn>,
     codes: HashMap<StoreKey, CodeState>,
     grants: HashMap<String, Grant>,
-    /// How many of `grants` each user holds (ended ones included until
-    /// they are dropped): the cheap bound the per-user cap asks for.
-    grants_per_user: HashMap<UserId, usize>,
+    /// The ids of the `grants` each user holds (ended ones included until
+    /// they are dropped): a person's grants listed, counted and revoked
+    /// without a pass over everyone's.
+    user_grants: HashMap<UserId, HashSet<String>>,
     refresh: HashMap<StoreKey, RefreshState>,
+    /// The keys of each grant's refresh tokens in `refresh`, oldest first:
+    /// a revocation removes them without a pass over the table, and a
+    /// rotation forgets the oldest rotated ones past
+    /// [`ROTATED_KEPT`].
+    grant_tokens: HashMap<String, VecDeque<StoreKey>>,
     consents: HashMap<StoreKey, u64>,
     clients: HashMap<String, ClientInfo>,
     locks: HashMap<StoreKey, (String, u64)>,
@@ -75,6 +82,12 @@ impl MemoryAuthStore {
     }
 }
 
+/// How many rotated refresh tokens of one grant the memory store keeps for
+/// reuse detection: presenting one of them revokes the grant. Older ones
+/// are forgotten (presenting one is `invalid_grant` like any unknown
+/// token), so a grant refreshed for months does not grow without end.
+const ROTATED_KEPT: usize = 32;
+
 /// How many entries one eviction removes from a full table of `capacity`.
 fn batch(capacity: usize) -> usize {
     (capacity / 64).max(1)
@@ -100,6 +113,50 @@ fn oldest<K: Clone, V>(
     candidates.into_iter().map(|(_, k)| k.clone()).collect()
 }
 
+/// Drops the refresh tokens of grants no longer stored (ended and swept),
+/// and their index entries.
+fn drop_tokens_of_ended_grants(state: &mut State) {
+    let State {
+        grants,
+        refresh,
+        grant_tokens,
+        ..
+    } = state;
+    grant_tokens.retain(|grant_id, keys| {
+        if grants.contains_key(grant_id) {
+            return true;
+        }
+        for key in keys.iter() {
+            refresh.remove(key);
+        }
+        false
+    });
+    // Tokens stored for a grant that was never stored (not indexed above).
+    refresh.retain(|_, r| match r {
+        RefreshState::Active(rec) | RefreshState::Rotated { record: rec, .. } => {
+            grants.contains_key(&rec.grant_id)
+        }
+    });
+}
+
+/// Indexes `key` under its grant; past [`ROTATED_KEPT`] rotated tokens,
+/// forgets the oldest.
+fn index_token(state: &mut State, grant_id: &str, key: StoreKey) {
+    let keys = state.grant_tokens.entry(grant_id.to_owned()).or_default();
+    keys.push_back(key);
+    while keys.len() > ROTATED_KEPT + 1 {
+        let Some(oldest) = keys.front().copied() else {
+            break;
+        };
+        if matches!(state.refresh.get(&oldest), Some(RefreshState::Active(_))) {
+            // Never forget a live token (a grant with several chains).
+            break;
+        }
+        keys.pop_front();
+        state.refresh.remove(&oldest);
+    }
+}
+
 fn ready<'a, T: Send + 'a>(value: T) -> BoxFuture<'a, T> {
     Box::pin(std::future::ready(value))
 }
@@ -108,15 +165,15 @@ fn revoke(state: &mut State, id: &str) -> bool {
     let Some(grant) = state.grants.remove(id) else {
         return false;
     };
-    if let Some(n) = state.grants_per_user.get_mut(&grant.subject) {
-        *n -= 1;
-        if *n == 0 {
-            state.grants_per_user.remove(&grant.subject);
+    if let Some(ids) = state.user_grants.get_mut(&grant.subject) {
+        ids.remove(id);
+        if ids.is_empty() {
+            state.user_grants.remove(&grant.subject);
         }
     }
-    state.refresh.retain(|_, r| match r {
-        RefreshState::Active(rec) | RefreshState::Rotated { record: rec, .. } => rec.grant_id != id,
-    });
+    for key in state.grant_tokens.remove(id).unwrap_or_default() {
+        state.refresh.remove(&key);
+    }
     state.consents.remove(&grant.consent);
     true
 }
@@ -251,9 +308,9 @@ impl AuthStore for MemoryAuthStore {
                     return Err(StoreError::Full);
                 }
             }
-            let subject = grant.subject.clone();
+            let (subject, id) = (grant.subject.clone(), grant.id.clone());
             if s.grants.insert(grant.id.clone(), grant).is_none() {
-                *s.grants_per_user.entry(subject).or_default() += 1;
+                s.user_grants.entry(subject).or_default().insert(id);
             }
             Ok(())
         }))
@@ -283,16 +340,19 @@ impl AuthStore for MemoryAuthStore {
         user: &'a UserId,
     ) -> BoxFuture<'a, Result<usize, StoreError>> {
         ready(Ok(
-            self.with(|s| s.grants_per_user.get(user).copied().unwrap_or(0))
+            self.with(|s| s.user_grants.get(user).map_or(0, HashSet::len))
         ))
     }
 
     fn grants_of(&self, user: &UserId, now: u64) -> BoxFuture<'_, Result<Vec<Grant>, StoreError>> {
         ready(Ok(self.with(|s| {
             let mut grants: Vec<Grant> = s
-                .grants
-                .values()
-                .filter(|g| &g.subject == user && g.expires_at > now)
+                .user_grants
+                .get(user)
+                .into_iter()
+                .flatten()
+                .filter_map(|id| s.grants.get(id))
+                .filter(|g| g.expires_at > now)
                 .cloned()
                 .collect();
             grants.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
@@ -304,8 +364,9 @@ impl AuthStore for MemoryAuthStore {
         ready(Ok(self.with(|s| {
             let n = s.grants.len();
             s.grants.clear();
-            s.grants_per_user.clear();
+            s.user_grants.clear();
             s.refresh.clear();
+            s.grant_tokens.clear();
             s.consents.clear();
             n
         })))
@@ -319,20 +380,18 @@ impl AuthStore for MemoryAuthStore {
         let capacity = self.capacity;
         ready(self.with(|s| {
             if s.refresh.len() >= capacity {
-                let live = s
-                    .grants
-                    .keys()
-                    .cloned()
-                    .collect::<std::collections::HashSet<_>>();
-                s.refresh.retain(|_, r| match r {
-                    RefreshState::Active(rec) => live.contains(&rec.grant_id),
-                    RefreshState::Rotated { record, .. } => live.contains(&record.grant_id),
-                });
+                drop_tokens_of_ended_grants(s);
                 if s.refresh.len() >= capacity {
                     return Err(StoreError::Full);
                 }
             }
-            s.refresh.insert(key, RefreshState::Active(record));
+            let grant_id = record.grant_id.clone();
+            if s.refresh
+                .insert(key, RefreshState::Active(record))
+                .is_none()
+            {
+                index_token(s, &grant_id, key);
+            }
             Ok(())
         }))
     }
@@ -384,12 +443,7 @@ impl AuthStore for MemoryAuthStore {
             }
             if s.refresh.len() >= capacity {
                 // Rotation adds an entry too: tokens of ended grants go first.
-                let live: std::collections::HashSet<String> = s.grants.keys().cloned().collect();
-                s.refresh.retain(|_, r| match r {
-                    RefreshState::Active(rec) | RefreshState::Rotated { record: rec, .. } => {
-                        live.contains(&rec.grant_id)
-                    }
-                });
+                drop_tokens_of_ended_grants(s);
                 if s.refresh.len() >= capacity {
                     return Err(StoreError::Full);
                 }
@@ -403,7 +457,13 @@ impl AuthStore for MemoryAuthStore {
                     sealed: sealed_successor,
                 },
             );
-            s.refresh.insert(new, RefreshState::Active(record));
+            let grant_id = record.grant_id.clone();
+            if s.refresh
+                .insert(new, RefreshState::Active(record))
+                .is_none()
+            {
+                index_token(s, &grant_id, new);
+            }
             Ok(Rotation::Rotated(previous))
         }))
     }
