@@ -486,25 +486,23 @@ async fn grants(
         }
 
         let started = Instant::now();
-        let clients = spawn_each(clients, |_, mut client| {
-            async move {
-                let connection = client.conn.as_mut().unwrap();
-                for _ in 0..refreshes {
-                    let tokens = connection
-                        .tokens(
-                            "/token",
-                            &[
-                                ("grant_type", "refresh_token"),
-                                ("refresh_token", &client.refresh),
-                                ("client_id", &client.client_id),
-                            ],
-                        )
-                        .await
-                        .unwrap();
-                    client.refresh = tokens.refresh_token.unwrap();
-                }
-                client
+        let clients = spawn_each(clients, |_, mut client| async move {
+            let connection = client.conn.as_mut().unwrap();
+            for _ in 0..refreshes {
+                let tokens = connection
+                    .tokens(
+                        "/token",
+                        &[
+                            ("grant_type", "refresh_token"),
+                            ("refresh_token", &client.refresh),
+                            ("client_id", &client.client_id),
+                        ],
+                    )
+                    .await
+                    .unwrap();
+                client.refresh = tokens.refresh_token.unwrap();
             }
+            client
         })
         .await;
         let refresh_rate = (CLIENTS * refreshes) as f64 / started.elapsed().as_secs_f64();

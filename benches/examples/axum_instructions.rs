@@ -1,16 +1,18 @@
 //! Drives `N` authenticated `tools/call` requests over loopback (16
 //! keep-alive clients, 2 runtime workers, client and server in this
-//! process) against the bare rmcp server or the full mcp-auth-axum stack,
+//! process) against the bare rmcp server, the floor (the bare server behind
+//! the least work the stack's guarantees need: `axum_stack::floor_app`) or
+//! the full mcp-auth-axum stack,
 //! for counting instructions under valgrind: `benches/callgrind-axum.sh`
 //! runs it and prints instructions per request, which unlike time do not
 //! move with the machine's load.
 //!
-//! `cargo run --release -p mcp-auth-benches --example axum_instructions -- <bare|full> <N>`
+//! `cargo run --release -p mcp-auth-benches --example axum_instructions -- <bare|floor|full> <N>`
 //! (or `sha <N>`: the time of one SHA-256 of the bench's token, natively).
 
 use std::sync::Arc;
 
-use mcp_auth_benches::axum_stack::{bare_app, call_over_http, protected_app, serve};
+use mcp_auth_benches::axum_stack::{bare_app, call_over_http, floor_app, protected_app, serve};
 
 const CLIENTS: u64 = 16;
 
@@ -22,8 +24,8 @@ fn main() {
         sha_time(n);
         return;
     }
-    if mode != "bare" && mode != "full" {
-        eprintln!("usage: axum_instructions <bare|full|sha> <N>");
+    if !["bare", "floor", "full"].contains(&mode.as_str()) {
+        eprintln!("usage: axum_instructions <bare|floor|full|sha> <N>");
         std::process::exit(2);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -38,10 +40,14 @@ fn main() {
             let (protected, minted) = protected_app(url, true);
             // The bare server gets the same bearer header and ignores it.
             token = Some(minted);
-            if mode == "bare" {
-                bare_app()
-            } else {
-                protected
+            match mode.as_str() {
+                "bare" => bare_app(),
+                "floor" => {
+                    let (floor, minted) = floor_app(url);
+                    token = Some(minted);
+                    floor
+                }
+                _ => protected,
             }
         })
         .await;

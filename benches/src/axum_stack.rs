@@ -109,3 +109,134 @@ pub async fn serve(make: impl FnOnce(&str) -> axum::Router) -> String {
     tokio::spawn(async move { axum::serve(listener, app).await });
     url
 }
+
+/// The floor under the full stack: the bare server behind the least work
+/// its guarantees need, written by hand in one service: the bearer token
+/// looked up in a one-entry cache (its SHA-256 against the one known
+/// token's, as the verified-token cache keys it), the body read and its
+/// JSON-RPC `method` and tool `name` parsed (per-tool scopes and limits need
+/// them), and the five security headers set. No limiter, no session
+/// binding, no `Origin` check, no challenge, no metrics. What the full stack
+/// costs over this is its own work; what this costs over bare is the price
+/// of the guarantees. A token for it.
+pub fn floor_app(url: &str) -> (axum::Router, String) {
+    use sha2::Digest;
+    let issuer = DevIssuer::new(ISSUER, url);
+    let token = issuer.access_token("bench@example.com", &[BASE_SCOPE]);
+    let known: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+    let floor = Floor {
+        inner: Arc::new(mcp_service(DemoTools::new(None), rmcp_config())),
+        known,
+    };
+    (axum::Router::new().route_service("/mcp", floor), token)
+}
+
+/// See [`floor_app`].
+struct Floor<S> {
+    inner: Arc<S>,
+    known: [u8; 32],
+}
+
+impl<S> Clone for Floor<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            known: self.known,
+        }
+    }
+}
+
+/// What the floor reads of a JSON-RPC request (borrowed from the body).
+#[derive(serde::Deserialize)]
+struct Peek<'a> {
+    #[serde(borrow)]
+    method: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    params: Option<PeekParams<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct PeekParams<'a> {
+    #[serde(borrow, default)]
+    name: Option<std::borrow::Cow<'a, str>>,
+}
+
+const FLOOR_HEADERS: [(http::HeaderName, &str); 5] = [
+    (http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (http::header::REFERRER_POLICY, "no-referrer"),
+    (
+        http::header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; frame-ancestors 'none'",
+    ),
+    (http::header::X_FRAME_OPTIONS, "DENY"),
+    (http::header::CACHE_CONTROL, "no-store"),
+];
+
+impl<S, B> tower::Service<http::Request<axum::body::Body>> for Floor<S>
+where
+    S: tower::Service<
+            http::Request<axum::body::Body>,
+            Response = http::Response<B>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = http::Response<axum::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<axum::body::Body>) -> Self::Future {
+        use sha2::Digest;
+        let (inner, known) = (self.inner.clone(), self.known);
+        Box::pin(async move {
+            let refuse = |status: http::StatusCode| {
+                let mut response = http::Response::new(axum::body::Body::empty());
+                *response.status_mut() = status;
+                Ok(response)
+            };
+            let authorized = request
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+                .is_some_and(|t| sha2::Sha256::digest(t).as_slice() == known);
+            if !authorized {
+                return refuse(http::StatusCode::UNAUTHORIZED);
+            }
+            let (parts, body) = request.into_parts();
+            let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
+                return refuse(http::StatusCode::PAYLOAD_TOO_LARGE);
+            };
+            let Ok(peek) = serde_json::from_slice::<Peek<'_>>(&bytes) else {
+                return refuse(http::StatusCode::BAD_REQUEST);
+            };
+            let tool = peek.params.and_then(|p| p.name);
+            if peek.method == "tools/call" && tool.as_deref() != Some("echo") {
+                return refuse(http::StatusCode::FORBIDDEN);
+            }
+            let request = http::Request::from_parts(parts, axum::body::Body::from(bytes));
+            let Ok(response) = tower::ServiceExt::oneshot(S::clone(&inner), request).await;
+            let mut response = response.map(axum::body::Body::new);
+            let headers = response.headers_mut();
+            for (name, value) in FLOOR_HEADERS {
+                headers
+                    .entry(name)
+                    .or_insert(http::HeaderValue::from_static(value));
+            }
+            Ok(response)
+        })
+    }
+}

@@ -84,45 +84,16 @@ impl Connection {
             )
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| LoadError(e.to_string()))?;
-        self.send
-            .ready()
-            .await
-            .map_err(|e| LoadError(format!("connection: {e}")))?;
-        let response = self
-            .send
-            .send_request(request)
-            .await
-            .map_err(|e| LoadError(format!("request: {e}")))?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| LoadError(format!("body: {e}")))?
-            .to_bytes();
+        let (status, _, body) = self.send(request).await?;
         Ok((status, body))
     }
-}
 
-impl Connection {
-    /// `GET {path_and_query}` with `cookie` (when not empty): the status,
-    /// the `Location` header (empty when none) and the body.
-    ///
-    /// # Errors
-    /// When the connection fails.
-    pub async fn get(
+    /// Sends `request` once the connection is ready: the status, the
+    /// `Location` header (empty when none) and the body.
+    async fn send(
         &mut self,
-        path_and_query: &str,
-        cookie: &str,
+        request: Request<Full<Bytes>>,
     ) -> Result<(StatusCode, String, Bytes), LoadError> {
-        let mut request = Request::get(format!("{}{path_and_query}", self.prefix))
-            .header(header::HOST, self.host.clone());
-        if !cookie.is_empty() {
-            request = request.header(header::COOKIE, cookie);
-        }
-        let request = request
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| LoadError(e.to_string()))?;
         self.send
             .ready()
             .await
@@ -146,6 +117,29 @@ impl Connection {
             .map_err(|e| LoadError(format!("body: {e}")))?
             .to_bytes();
         Ok((status, location, body))
+    }
+}
+
+impl Connection {
+    /// `GET {path_and_query}` with `cookie` (when not empty): the status,
+    /// the `Location` header (empty when none) and the body.
+    ///
+    /// # Errors
+    /// When the connection fails.
+    pub async fn get(
+        &mut self,
+        path_and_query: &str,
+        cookie: &str,
+    ) -> Result<(StatusCode, String, Bytes), LoadError> {
+        let mut request = Request::get(format!("{}{path_and_query}", self.prefix))
+            .header(header::HOST, self.host.clone());
+        if !cookie.is_empty() {
+            request = request.header(header::COOKIE, cookie);
+        }
+        let request = request
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| LoadError(e.to_string()))?;
+        self.send(request).await
     }
 }
 
