@@ -9,6 +9,7 @@
 use std::time::Instant;
 
 use mcp_auth_benches::load::Connection;
+use mcp_auth_benches::signin::{REDIRECT, authorize_url, register};
 use mcp_auth_benches::{bench_mode, spawn_each};
 use mcp_auth_oauth_server::{AuthServer, DangerousDevLogin};
 use mcp_auth_ratelimit::Limits;
@@ -16,7 +17,6 @@ use mcp_auth_testkit::browser::{Browser, Pkce, query_of};
 use serde_json::{Value, json};
 
 const CLIENTS: usize = 16;
-const REDIRECT: &str = "http://localhost:1/cb";
 
 struct Client {
     http: reqwest::Client,
@@ -28,18 +28,6 @@ struct Client {
     browser: Browser,
     client_id: String,
     refresh: String,
-}
-
-fn authorize_url(issuer: &str, resource: &str, client_id: &str, pkce: &Pkce) -> String {
-    let mut url = url::Url::parse(&format!("{issuer}/authorize")).unwrap();
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", client_id)
-        .append_pair("redirect_uri", REDIRECT)
-        .append_pair("code_challenge", &pkce.challenge)
-        .append_pair("code_challenge_method", "S256")
-        .append_pair("resource", resource);
-    url.to_string()
 }
 
 async fn token(http: &reqwest::Client, issuer: &str, form: &[(&str, &str)]) -> Value {
@@ -63,10 +51,16 @@ async fn code_grant(client: &mut Client, issuer: &str, resource: &str, user: &st
         Some(conn) if !client.cookie.is_empty() => {
             let path_and_query = &url[issuer.len()..];
             let (status, location, body) = conn.get(path_and_query, &client.cookie).await.unwrap();
+            // The page's title only: its forms carry the pending id and
+            // the CSRF token.
+            let page = String::from_utf8_lossy(&body);
+            let title = page
+                .split_once("<title>")
+                .and_then(|(_, rest)| rest.split_once("</title>"))
+                .map_or("", |(title, _)| title);
             assert!(
                 status.is_redirection(),
-                "a remembered sign-in redirects: {status} {}",
-                String::from_utf8_lossy(&body)
+                "a remembered sign-in redirects, got {status} \"{title}\""
             );
             location
         }
@@ -382,18 +376,7 @@ async fn resource_requests(requests: usize) {
         conn: None,
         cookie: String::new(),
         browser: Browser::new(),
-        client_id: {
-            let registered: Value = reqwest::Client::new()
-                .post(format!("{origin}/register"))
-                .json(&json!({"client_name": "bench", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            registered["client_id"].as_str().unwrap().to_owned()
-        },
+        client_id: register(&reqwest::Client::new(), &origin, "bench").await,
         refresh: String::new(),
     };
     let ours = code_grant(&mut client, &origin, &resource, "bench-user").await["access_token"]
@@ -459,24 +442,13 @@ async fn grants(
         let mut clients = Vec::new();
         for i in 0..CLIENTS {
             let http = reqwest::Client::new();
-            let registered: Value = http
-                .post(format!("{issuer}/register"))
-                .json(
-                    &json!({"client_name": format!("bench {i}"), "redirect_uris": [REDIRECT],
-                              "token_endpoint_auth_method": "none"}),
-                )
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let client_id = register(&http, &issuer, &format!("bench {i}")).await;
             let mut client = Client {
                 http,
                 conn: Some(Connection::open(&issuer).await.unwrap()),
                 cookie: String::new(),
                 browser: Browser::new(),
-                client_id: registered["client_id"].as_str().unwrap().to_owned(),
+                client_id,
                 refresh: String::new(),
             };
             let tokens =

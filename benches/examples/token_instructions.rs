@@ -17,13 +17,13 @@
 use std::sync::Arc;
 
 use mcp_auth_benches::load::Connection;
+use mcp_auth_benches::signin::{REDIRECT, authorize_url, register};
 use mcp_auth_oauth_server::{AuthServer, DangerousDevLogin};
 use mcp_auth_ratelimit::Limits;
 use mcp_auth_testkit::browser::{Browser, Pkce, query_of};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const CLIENTS: u64 = 16;
-const REDIRECT: &str = "http://localhost:1/cb";
 
 #[allow(clippy::expect_used)]
 fn main() {
@@ -178,16 +178,9 @@ async fn code_grant(
     i: impl std::fmt::Display,
 ) -> Value {
     let pkce = Pkce::new();
-    let mut url = url::Url::parse(&format!("{issuer}/authorize")).expect("url");
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", client_id)
-        .append_pair("redirect_uri", REDIRECT)
-        .append_pair("code_challenge", &pkce.challenge)
-        .append_pair("code_challenge_method", "S256")
-        .append_pair("resource", resource);
+    let url = authorize_url(issuer, resource, client_id, &pkce);
     let callback = browser
-        .sign_in(issuer, url.as_str(), &format!("user-{i}"))
+        .sign_in(issuer, &url, &format!("user-{i}"))
         .await
         .expect("sign-in")
         .expect("a callback");
@@ -216,22 +209,7 @@ async fn code_grant(
 #[allow(clippy::expect_used)]
 async fn sign_in(issuer: &str, resource: &str, i: u64) -> (reqwest::Client, String, String) {
     let http = reqwest::Client::new();
-    let registered: Value = http
-        .post(format!("{issuer}/register"))
-        .json(
-            &json!({"client_name": format!("bench {i}"), "redirect_uris": [REDIRECT],
-                      "token_endpoint_auth_method": "none"}),
-        )
-        .send()
-        .await
-        .expect("register")
-        .json()
-        .await
-        .expect("registration");
-    let client_id = registered["client_id"]
-        .as_str()
-        .expect("client_id")
-        .to_owned();
+    let client_id = register(&http, issuer, &format!("bench {i}")).await;
     let tokens = code_grant(&http, &mut Browser::new(), issuer, resource, &client_id, i).await;
     let refresh = tokens["refresh_token"]
         .as_str()

@@ -3,6 +3,7 @@
 
 pub mod axum_stack;
 pub mod load;
+pub mod signin;
 
 use std::time::{Duration, Instant};
 
